@@ -1,0 +1,30 @@
+"""ISO-8601 durations as the Batch API uses them (PT20M, P1DT2H, PT0.5S)."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+_DURATION = re.compile(
+    r"^P(?!$)(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"
+    r"(?:T(?=\d)(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+(?:\.\d+)?)S)?)?$")
+
+
+def parse(text: str) -> timedelta:
+    """`PT1H30M` -> 1:30:00. Raises ValueError for anything else (years and months included:
+    their length is ambiguous, and the Batch API does not take them either)."""
+    match = _DURATION.match(text) if isinstance(text, str) else None
+    if not match:
+        raise ValueError(f"{text!r} is not an ISO-8601 duration such as PT30S, PT20M or P1D")
+    parts = {k: float(v) for k, v in match.groupdict().items() if v}
+    return timedelta(**parts)
+
+
+def format(delta: timedelta) -> str:
+    """1:30:00 -> `PT1H30M`; the inverse of parse for whole seconds."""
+    total = int(delta.total_seconds())
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    time = "".join(f"{n}{u}" for n, u in ((hours, "H"), (minutes, "M"), (seconds, "S")) if n)
+    return "P" + (f"{days}D" if days else "") + (f"T{time}" if time else ("" if days else "T0S"))

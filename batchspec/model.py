@@ -1,0 +1,284 @@
+"""The desired state: small immutable records, each with a canonical form and a fingerprint.
+
+The spec layer builds them; the planner compares their fingerprints with the ones stored on live
+resources. `to_dict()` is the canonical, JSON-ready form (camelCase as in the Batch REST API);
+the fingerprint is the sha256 of it, so anything that changes the form changes the fingerprint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+Pairs = tuple[tuple[str, str], ...]
+
+
+def canonical_json(value: Any) -> str:
+    """The one serialisation every fingerprint is computed from."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _prune(d: dict[str, Any]) -> dict[str, Any]:
+    """Leave out unset fields, so that adding an optional field to a record changes no fingerprint."""
+    return {k: v for k, v in d.items() if v is not None and v != () and v != [] and v != {}}
+
+
+class _Record:
+    def to_dict(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def fingerprint(self) -> str:
+        return sha256_text(canonical_json(self.to_dict()))
+
+
+@dataclass(frozen=True)
+class Container(_Record):
+    name: str
+    metadata: Pairs = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return _prune({"name": self.name, "metadata": dict(self.metadata)})
+
+
+@dataclass(frozen=True)
+class Blob(_Record):
+    """A local file uploaded to a container. Its identity is its name and content, not its source."""
+
+    container: str
+    name: str
+    source: str  # the local file, absolute
+    size: int
+    sha256: str
+
+    @property
+    def ref(self) -> str:
+        return f"{self.container}/{self.name}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"container": self.container, "name": self.name, "size": self.size,
+                "sha256": self.sha256, "source": self.source}
+
+    def fingerprint(self) -> str:
+        return self.sha256
+
+
+@dataclass(frozen=True)
+class ResourceFile(_Record):
+    """One of: a blob of the spec, a container of the spec (optionally a prefix), or any URL.
+
+    `content` is the sha256 of what the node will download (a blob's content, or the names and
+    contents of a container's blobs), so a task's fingerprint follows its inputs.
+    """
+
+    file_path: str | None = None
+    file_mode: str | None = None
+    blob: str | None = None  # container/name
+    container: str | None = None
+    blob_prefix: str | None = None
+    http_url: str | None = None
+    content: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return _prune({"blob": self.blob, "container": self.container, "blobPrefix": self.blob_prefix,
+                       "httpUrl": self.http_url, "filePath": self.file_path,
+                       "fileMode": self.file_mode, "content": self.content})
+
+
+@dataclass(frozen=True)
+class OutputFile(_Record):
+    pattern: str
+    container: str
+    path: str | None = None
+    upon: str = "taskSuccess"
+
+    def to_dict(self) -> dict[str, Any]:
+        return _prune({"pattern": self.pattern, "container": self.container, "path": self.path,
+                       "upon": self.upon})
+
+
+@dataclass(frozen=True)
+class StartTask(_Record):
+    command_line: str
+    resource_files: tuple[ResourceFile, ...] = ()
+    environment: Pairs = ()
+    wait_for_success: bool = True
+    elevated: bool = False
+    max_task_retry_count: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return _prune({
+            "commandLine": self.command_line,
+            "resourceFiles": [r.to_dict() for r in self.resource_files],
+            "environment": dict(self.environment),
+            "waitForSuccess": self.wait_for_success,
+            "elevated": self.elevated,
+            "maxTaskRetryCount": self.max_task_retry_count,
+        })
+
+
+@dataclass(frozen=True)
+class Image(_Record):
+    publisher: str
+    offer: str
+    sku: str
+    version: str = "latest"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"publisher": self.publisher, "offer": self.offer, "sku": self.sku,
+                "version": self.version}
+
+
+@dataclass(frozen=True)
+class Pool(_Record):
+    id: str
+    vm_size: str
+    image: Image
+    node_agent_sku_id: str | None = None
+    target_dedicated_nodes: int | None = None
+    target_low_priority_nodes: int | None = None
+    task_slots_per_node: int = 1
+    autoscale_formula: str | None = None
+    autoscale_interval: str | None = None
+    start_task: StartTask | None = None
+    display_name: str | None = None
+    metadata: Pairs = ()
+    extra_json: str = "{}"
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        return json.loads(self.extra_json)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _prune({
+            "id": self.id,
+            "displayName": self.display_name,
+            "vmSize": self.vm_size,
+            "image": self.image.to_dict(),
+            "nodeAgentSkuId": self.node_agent_sku_id,
+            "targetDedicatedNodes": self.target_dedicated_nodes,
+            "targetLowPriorityNodes": self.target_low_priority_nodes,
+            "taskSlotsPerNode": self.task_slots_per_node,
+            "autoScaleFormula": self.autoscale_formula,
+            "autoScaleEvaluationInterval": self.autoscale_interval,
+            "startTask": self.start_task.to_dict() if self.start_task else None,
+            "metadata": dict(self.metadata),
+            "extra": self.extra,
+        })
+
+
+@dataclass(frozen=True)
+class Task(_Record):
+    id: str
+    command_line: str
+    display_name: str | None = None
+    resource_files: tuple[ResourceFile, ...] = ()
+    output_files: tuple[OutputFile, ...] = ()
+    environment: Pairs = ()
+    max_wall_clock_time: str | None = None
+    retention_time: str | None = None
+    max_task_retry_count: int | None = None
+    required_slots: int | None = None
+    elevated: bool | None = None
+    depends_on: tuple[str, ...] = ()
+    extra_json: str = "{}"
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        return json.loads(self.extra_json)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _prune({
+            "id": self.id,
+            "displayName": self.display_name,
+            "commandLine": self.command_line,
+            "resourceFiles": [r.to_dict() for r in self.resource_files],
+            "outputFiles": [o.to_dict() for o in self.output_files],
+            "environment": dict(self.environment),
+            "maxWallClockTime": self.max_wall_clock_time,
+            "retentionTime": self.retention_time,
+            "maxTaskRetryCount": self.max_task_retry_count,
+            "requiredSlots": self.required_slots,
+            "elevated": self.elevated,
+            "dependsOn": list(self.depends_on),
+            "extra": self.extra,
+        })
+
+
+@dataclass(frozen=True)
+class Job(_Record):
+    id: str
+    pool_id: str
+    display_name: str | None = None
+    priority: int | None = None
+    max_parallel_tasks: int | None = None
+    max_wall_clock_time: str | None = None
+    max_task_retry_count: int | None = None
+    on_all_tasks_complete: str | None = None
+    on_task_failure: str | None = None
+    uses_task_dependencies: bool = False
+    metadata: Pairs = ()
+    extra_json: str = "{}"
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        return json.loads(self.extra_json)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _prune({
+            "id": self.id,
+            "poolId": self.pool_id,
+            "displayName": self.display_name,
+            "priority": self.priority,
+            "maxParallelTasks": self.max_parallel_tasks,
+            "maxWallClockTime": self.max_wall_clock_time,
+            "maxTaskRetryCount": self.max_task_retry_count,
+            "onAllTasksComplete": self.on_all_tasks_complete,
+            "onTaskFailure": self.on_task_failure,
+            "usesTaskDependencies": self.uses_task_dependencies or None,
+            "metadata": dict(self.metadata),
+            "extra": self.extra,
+        })
+
+
+@dataclass(frozen=True)
+class Download(_Record):
+    container: str
+    to: str  # the local folder, absolute
+    prefix: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return _prune({"container": self.container, "prefix": self.prefix, "to": self.to})
+
+
+@dataclass(frozen=True)
+class DesiredState:
+    """Everything a spec asks for, fully expanded; the input of the planner."""
+
+    name: str
+    spec_path: str
+    containers: tuple[Container, ...]
+    blobs: tuple[Blob, ...]
+    pool: Pool
+    job: Job
+    tasks: tuple[Task, ...]
+    download: Download | None = None
+    wait_timeout: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return _prune({
+            "name": self.name,
+            "spec": self.spec_path,
+            "containers": [c.to_dict() for c in self.containers],
+            "blobs": [b.to_dict() for b in self.blobs],
+            "pool": self.pool.to_dict(),
+            "job": self.job.to_dict(),
+            "tasks": [t.to_dict() for t in self.tasks],
+            "download": self.download.to_dict() if self.download else None,
+            "wait": {"timeout": self.wait_timeout} if self.wait_timeout else None,
+        })

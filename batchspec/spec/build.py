@@ -1,0 +1,335 @@
+"""From a spec file to the desired state: load, validate, render, expand, check.
+
+Every stage reports all the problems it finds at once; a stage runs only when the one before it
+found none, since its input would not be trustworthy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from batchspec import durations
+from batchspec.errors import SpecError, SpecErrors
+from batchspec.model import (Blob, Container, DesiredState, Download, Image, Job, OutputFile,
+                             Pool, ResourceFile, StartTask, Task, canonical_json)
+from batchspec.spec import expand, files, schema, variables
+from batchspec.spec.loader import Document, Path_, load
+from batchspec.spec.schema import field_path
+from batchspec.spec.template import Renderer
+
+_TEMPLATED_PER_TASK = ("tasks", "mergeTask")
+_BATCH_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def build(path: str | Path, overrides: dict[str, Any] | None = None) -> DesiredState:
+    """The desired state of the spec at `path`. Raises SpecErrors (or UsageError for --var)."""
+    doc = load(path)
+    if errors := schema.check(doc):
+        raise SpecErrors(errors)
+    values = variables.resolve(doc.data.get("vars") or {}, overrides or {})
+    return _Builder(doc, values).build()
+
+
+class _Builder:
+    def __init__(self, doc: Document, values: dict[str, Any]):
+        self.doc = doc
+        self.vars = values
+        self.renderer = Renderer(doc)
+        self.errors: list[SpecError] = []
+        self.base = doc.base_dir
+        self.blobs: dict[str, list[Blob]] = {}
+        self.blob_by_ref: dict[str, Blob] = {}
+
+    def error(self, message: str, path: Path_, *, key: bool = False) -> None:
+        self.errors.append(SpecError(message, location=self.doc.location(path, key=key),
+                                     field=field_path(path)))
+
+    def _stop_if_errors(self) -> None:
+        if self.errors:
+            raise SpecErrors(schema.sort_errors(self.errors))
+
+    def build(self) -> DesiredState:
+        data = self._render_globals()
+        self._stop_if_errors()
+        self.errors.extend(schema.check(self.doc, data))  # rendered ids and names, checked now
+        self._stop_if_errors()
+        name = data["name"]
+        containers = self._containers(data.get("storage", {}).get("containers") or {})
+        self._stop_if_errors()
+        pool = self._pool(data["pool"], name)
+        tasks, uses_dependencies = self._tasks(data["job"])
+        job = self._job(data["job"], name, pool.id, uses_dependencies)
+        download = self._download(data.get("download"))
+        self._stop_if_errors()
+        return DesiredState(
+            name=name, spec_path=str(self.doc.path), containers=containers,
+            blobs=tuple(b for blobs in self.blobs.values() for b in blobs), pool=pool, job=job,
+            tasks=tuple(tasks), download=download,
+            wait_timeout=(data.get("wait") or {}).get("timeout"))
+
+    # -- rendering --------------------------------------------------------------------------
+
+    def _render(self, value: Any, path: Path_, context: dict[str, Any]) -> Any:
+        try:
+            return self.renderer.render(value, path, context)
+        except SpecError as exc:
+            self.errors.append(exc)
+            return None
+
+    def _render_globals(self) -> dict[str, Any]:
+        """Every value but the task templates, rendered with the vars; `vars` stay as given."""
+        context = {"vars": self.vars}
+        data = {}
+        for key, value in self.doc.data.items():
+            if key == "vars":
+                data[key] = value
+            elif key == "job":
+                data[key] = {k: (v if k in _TEMPLATED_PER_TASK else self._render(v, (key, k), context))
+                             for k, v in value.items()}
+            else:
+                data[key] = self._render(value, (key,), context)
+        return data
+
+    # -- storage ----------------------------------------------------------------------------
+
+    def _containers(self, spec: dict[str, Any]) -> tuple[Container, ...]:
+        containers = []
+        for cname, body in spec.items():
+            body = body or {}
+            containers.append(Container(cname, tuple(sorted((body.get("metadata") or {}).items()))))
+            by_name: dict[str, tuple[Blob, Path_]] = {}
+            for i, entry in enumerate(body.get("upload") or []):
+                path = ("storage", "containers", cname, "upload", i)
+                pattern, prefix = (entry, "") if isinstance(entry, str) else (
+                    entry["files"], entry.get("prefix", ""))
+                found = files.match(self.base, pattern)
+                if not found:
+                    self.error(f"upload glob {pattern!r} matches no file "
+                               f"(relative to {self.base.as_posix() or '.'}/)", path)
+                for f in found:
+                    blob = Blob(container=cname, name=prefix + f.relative, source=str(f.path),
+                                size=f.path.stat().st_size, sha256=files.sha256_file(f.path))
+                    if blob.name in by_name and by_name[blob.name][0].source != blob.source:
+                        self.error(f"two files would upload to blob {blob.ref!r}: "
+                                   f"{by_name[blob.name][0].source} and {blob.source}", path)
+                    by_name[blob.name] = (blob, path)
+            self.blobs[cname] = sorted((b for b, _ in by_name.values()), key=lambda b: b.name)
+            self.blob_by_ref.update({b.ref: b for b in self.blobs[cname]})
+        return tuple(containers)
+
+    def _container_ref(self, name: Any, path: Path_) -> bool:
+        if name in self.blobs:
+            return True
+        known = ", ".join(sorted(self.blobs)) or "none"
+        self.error(f"container {name!r} is not defined in storage.containers (defined: {known})", path)
+        return False
+
+    def _resource_files(self, specs: list[dict[str, Any]] | None, path: Path_) -> tuple[ResourceFile, ...]:
+        result = []
+        for i, rf in enumerate(specs or []):
+            p = (*path, i)
+            kinds = [k for k in ("blob", "container", "httpUrl") if k in rf]
+            if len(kinds) != 1:
+                self.error("a resource file needs exactly one of blob, container or httpUrl", p)
+                continue
+            file_path = rf.get("filePath")
+            if file_path is not None and not files.is_safe_relative(file_path):
+                self.error(f"filePath {file_path!r} must be a relative path inside the working "
+                           "directory (no '..', no absolute path)", (*p, "filePath"))
+                continue
+            if "blobPrefix" in rf and kinds[0] != "container":
+                self.error("blobPrefix goes only with container", (*p, "blobPrefix"))
+                continue
+            common = {"file_path": file_path, "file_mode": rf.get("fileMode")}
+            if kinds[0] == "blob":
+                blob = self._blob_ref(rf["blob"], (*p, "blob"))
+                if blob:
+                    result.append(ResourceFile(blob=blob.ref, content=blob.sha256,
+                                               **{**common, "file_path": file_path or blob.name}))
+            elif kinds[0] == "container":
+                if self._container_ref(rf["container"], (*p, "container")):
+                    prefix = rf.get("blobPrefix") or ""
+                    listing = [(b.name, b.sha256) for b in self.blobs[rf["container"]]
+                               if b.name.startswith(prefix)]
+                    content = hashlib.sha256(canonical_json(listing).encode()).hexdigest()
+                    result.append(ResourceFile(container=rf["container"], blob_prefix=prefix or None,
+                                               content=content, **common))
+            else:
+                if file_path is None:
+                    self.error("a resource file with httpUrl needs a filePath", p)
+                    continue
+                result.append(ResourceFile(http_url=rf["httpUrl"], **common))
+        return tuple(result)
+
+    def _blob_ref(self, ref: Any, path: Path_) -> Blob | None:
+        container, sep, name = str(ref).partition("/")
+        if not sep or not name:
+            self.error(f"blob {ref!r} must be container/name, e.g. input/data.txt", path)
+            return None
+        if not self._container_ref(container, path):
+            return None
+        blob = self.blob_by_ref.get(f"{container}/{name}")
+        if blob is None:
+            self.error(f"blob {ref!r}: the spec uploads no file named {name!r} to {container!r}", path)
+        return blob
+
+    def _output_files(self, specs: list[dict[str, Any]] | None, path: Path_) -> tuple[OutputFile, ...]:
+        result = []
+        for i, of in enumerate(specs or []):
+            p = (*path, i)
+            if not self._container_ref(of["container"], (*p, "container")):
+                continue
+            if of.get("path") and not files.is_safe_relative(of["path"]):
+                self.error(f"path {of['path']!r} must be a relative blob name (no '..', no leading '/')",
+                           (*p, "path"))
+                continue
+            result.append(OutputFile(pattern=of["pattern"], container=of["container"],
+                                     path=of.get("path") or None, upon=of.get("upon", "taskSuccess")))
+        return tuple(result)
+
+    # -- pool and job -----------------------------------------------------------------------
+
+    def _pool(self, spec: dict[str, Any], name: str) -> Pool:
+        autoscale = spec.get("autoScale")
+        dedicated, low = spec.get("targetDedicatedNodes"), spec.get("targetLowPriorityNodes")
+        if autoscale and (dedicated is not None or low is not None):
+            self.error("autoScale and targetDedicatedNodes/targetLowPriorityNodes exclude each other",
+                       ("pool", "autoScale"), key=True)
+        if not autoscale:
+            dedicated = dedicated if dedicated is not None else (0 if low else 1)
+            low = low or 0
+        start = spec.get("startTask")
+        return Pool(
+            id=spec.get("id") or f"{name}-pool",
+            vm_size=spec["vmSize"],
+            image=Image(**{"version": "latest", **spec["image"]}),
+            node_agent_sku_id=spec.get("nodeAgentSkuId"),
+            target_dedicated_nodes=dedicated,
+            target_low_priority_nodes=low,
+            task_slots_per_node=spec.get("taskSlotsPerNode", 1),
+            autoscale_formula=(autoscale or {}).get("formula"),
+            autoscale_interval=(autoscale or {}).get("evaluationInterval"),
+            start_task=StartTask(
+                command_line=start["commandLine"],
+                resource_files=self._resource_files(start.get("resourceFiles"),
+                                                    ("pool", "startTask", "resourceFiles")),
+                environment=_env(start.get("environment")),
+                wait_for_success=start.get("waitForSuccess", True),
+                elevated=start.get("elevated", False),
+                max_task_retry_count=start.get("maxTaskRetryCount"),
+            ) if start else None,
+            display_name=spec.get("displayName"),
+            metadata=tuple(sorted((spec.get("metadata") or {}).items())),
+            extra_json=canonical_json(spec.get("extra") or {}),
+        )
+
+    def _job(self, spec: dict[str, Any], name: str, pool_id: str, uses_dependencies: bool) -> Job:
+        constraints = spec.get("constraints") or {}
+        return Job(
+            id=spec.get("id") or f"{name}-job",
+            pool_id=pool_id,
+            display_name=spec.get("displayName"),
+            priority=spec.get("priority"),
+            max_parallel_tasks=spec.get("maxParallelTasks"),
+            max_wall_clock_time=constraints.get("maxWallClockTime"),
+            max_task_retry_count=constraints.get("maxTaskRetryCount"),
+            on_all_tasks_complete=spec.get("onAllTasksComplete"),
+            on_task_failure=spec.get("onTaskFailure"),
+            uses_task_dependencies=uses_dependencies,
+            metadata=tuple(sorted((spec.get("metadata") or {}).items())),
+            extra_json=canonical_json(spec.get("extra") or {}),
+        )
+
+    def _download(self, spec: dict[str, Any] | None) -> Download | None:
+        if not spec:
+            return None
+        self._container_ref(spec["container"], ("download", "container"))
+        to = (self.base / spec["to"]).resolve()
+        return Download(container=spec["container"], to=str(to), prefix=spec.get("prefix") or None)
+
+    # -- tasks ------------------------------------------------------------------------------
+
+    def _tasks(self, job: dict[str, Any]) -> tuple[list[Task], bool]:
+        template = dict(job["tasks"])
+        for_each = template.pop("forEach", None)
+        base_path: Path_ = ("job", "tasks")
+        found = expand.items(for_each, self.base, self.blobs)
+        if isinstance(found, str):
+            self.error(found, (*base_path, "forEach"))
+            return [], False
+        tasks: list[Task] = []
+        origin: dict[str, Any] = {}
+        for item in found:
+            context = {"vars": self.vars} if item is None else {"vars": self.vars, "item": item}
+            task = self._task(template, base_path, context)
+            if task is None:
+                continue
+            if self._unique(task.id, origin, item, base_path):
+                tasks.append(task)
+            if len(self.errors) > 50:  # the same mistake repeated per item says nothing new
+                break
+        merge = job.get("mergeTask")
+        if merge and not self.errors:
+            ids = [t.id for t in tasks]
+            task = self._task(merge, ("job", "mergeTask"), {"vars": self.vars, "tasks": ids})
+            if task and self._unique(task.id, origin, "mergeTask", ("job", "mergeTask")):
+                tasks.append(Task(**{**task.__dict__, "depends_on": tuple(ids)}))
+        return tasks, bool(merge)
+
+    def _unique(self, task_id: str, origin: dict[str, Any], item: Any, base_path: Path_) -> bool:
+        # Batch task ids are unique within a job regardless of case.
+        key = task_id.lower()
+        if key in origin:
+            self.error(f"duplicate task id {task_id!r}: items {expand.describe(origin[key])} and "
+                       f"{expand.describe(item)} both render to it; derive the id from what differs",
+                       (*base_path, "id"))
+            return False
+        origin[key] = item
+        return True
+
+    def _task(self, template: dict[str, Any], path: Path_, context: dict[str, Any]) -> Task | None:
+        before = len(self.errors)
+        spec = {k: self._render(v, (*path, k), context) for k, v in template.items()}
+        if len(self.errors) > before:
+            return None
+        task_id = spec["id"]
+        if not _valid_id(task_id):
+            self.error(f"task id {task_id!r} is invalid: must be 1-64 letters, digits, hyphens and "
+                       "underscores", (*path, "id"))
+            return None
+        constraints = spec.get("constraints") or {}
+        for key, value in constraints.items():
+            try:
+                durations.parse(value)
+            except ValueError as exc:
+                self.error(str(exc), (*path, "constraints", key))
+        task = Task(
+            id=task_id,
+            command_line=spec["commandLine"],
+            display_name=spec.get("displayName"),
+            resource_files=self._resource_files(spec.get("resourceFiles"), (*path, "resourceFiles")),
+            output_files=self._output_files(spec.get("outputFiles"), (*path, "outputFiles")),
+            environment=_env(spec.get("environment")),
+            max_wall_clock_time=constraints.get("maxWallClockTime"),
+            retention_time=constraints.get("retentionTime"),
+            max_task_retry_count=spec.get("maxTaskRetryCount"),
+            required_slots=spec.get("requiredSlots"),
+            elevated=spec.get("elevated"),
+            extra_json=canonical_json(spec.get("extra") or {}),
+        )
+        return task if len(self.errors) == before else None
+
+
+def _valid_id(value: Any) -> bool:
+    return isinstance(value, str) and _BATCH_ID.fullmatch(value) is not None
+
+
+def _env(spec: dict[str, Any] | None) -> tuple[tuple[str, str], ...]:
+    def text(v: Any) -> str:
+        return json.dumps(v) if isinstance(v, bool) else str(v)
+
+    return tuple(sorted((k, text(v)) for k, v in (spec or {}).items()))

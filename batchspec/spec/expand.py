@@ -1,0 +1,64 @@
+"""The items a task template is expanded over: files, a container's blobs, ranges, matrices, lists."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from batchspec.model import Blob
+from batchspec.spec.files import match
+
+
+def file_item(name: str, path: str, size: int) -> dict[str, Any]:
+    pure = PurePosixPath(name)
+    return {"name": name, "basename": pure.name, "stem": pure.stem, "suffix": pure.suffix,
+            "path": path, "size": size}
+
+
+def blob_item(blob: Blob, base_dir: Path) -> dict[str, Any]:
+    item = file_item(blob.name, _shown(Path(blob.source), base_dir), blob.size)
+    return {**item, "container": blob.container, "ref": blob.ref, "sha256": blob.sha256}
+
+
+def _shown(path: Path, base_dir: Path) -> str:
+    try:
+        return path.relative_to(base_dir.resolve()).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def items(for_each: dict[str, Any] | None, base_dir: Path,
+          blobs_by_container: dict[str, list[Blob]]) -> list[Any] | str:
+    """The items of a forEach, or an error message (the caller knows the location)."""
+    if for_each is None:
+        return [None]
+    kind, spec = next(iter(for_each.items()))
+    if kind == "files":
+        found = match(base_dir, spec)
+        if not found:
+            return f"forEach.files {spec!r} matches no file (relative to {base_dir or '.'})"
+        return [file_item(f.relative, f.shown, f.path.stat().st_size) for f in found]
+    if kind == "container":
+        name, prefix = (spec, "") if isinstance(spec, str) else (spec["name"], spec.get("prefix", ""))
+        if name not in blobs_by_container:
+            return f"forEach.container {name!r} is not a container of this spec"
+        return [blob_item(b, base_dir) for b in blobs_by_container[name] if b.name.startswith(prefix)]
+    if kind == "range":
+        start, stop, step = (0, spec, 1) if isinstance(spec, int) else (
+            spec.get("start", 0), spec["stop"], spec.get("step", 1))
+        values = range(start, stop, step)
+        if len(values) > 100_000:
+            return f"forEach.range gives {len(values)} items; at most 100000 are allowed"
+        return list(values)
+    if kind == "matrix":
+        names = list(spec)
+        return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*spec.values())]
+    return list(spec)  # list
+
+
+def describe(item: Any) -> str:
+    """A short name for an item, for error messages."""
+    if isinstance(item, dict) and "basename" in item:  # a file or a blob
+        return repr(item["name"])
+    return repr(item)

@@ -1,0 +1,58 @@
+"""Local files named by globs relative to the spec: matching, blob names, content hashes."""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+_CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class LocalFile:
+    path: Path  # absolute
+    relative: str  # relative to the glob's fixed leading folders, POSIX separators
+    shown: str  # as the user wrote it: relative to the spec's folder
+
+
+def match(base_dir: Path, pattern: str) -> list[LocalFile]:
+    """The regular files `pattern` matches (sorted), each named below the glob's fixed prefix.
+
+    `../data/*.txt` names `../data/a.txt` as `a.txt`; a plain path names the file by its name;
+    `in/**/*.csv` keeps the folders below `in/`.
+    """
+    parts = PurePosixPath(pattern.replace(os.sep, "/")).parts
+    fixed = []
+    for part in parts[:-1]:
+        if glob.has_magic(part):
+            break
+        fixed.append(part)
+    anchor = (base_dir / Path(*fixed)) if fixed else base_dir
+    found: list[LocalFile] = []
+    for hit in sorted(glob.glob(pattern, root_dir=base_dir, recursive=True)):
+        path = (base_dir / hit).resolve() if not os.path.isabs(hit) else Path(hit).resolve()
+        if not path.is_file():
+            continue
+        unresolved = base_dir / hit if not os.path.isabs(hit) else Path(hit)
+        relative = os.path.relpath(os.path.normpath(unresolved), os.path.normpath(anchor))
+        found.append(LocalFile(path=path, relative=relative.replace(os.sep, "/"),
+                               shown=hit.replace(os.sep, "/")))
+    return found
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def is_safe_relative(path: str) -> bool:
+    """Whether `path` stays inside the folder it is relative to (no absolute path, no `..`)."""
+    if not path or path.startswith(("/", "\\")) or "\\" in path or (len(path) > 1 and path[1] == ":"):
+        return False
+    return ".." not in PurePosixPath(path).parts
