@@ -34,7 +34,7 @@ class BatchspecError(Exception):
 
     def __str__(self) -> str:
         text = f"{self.location}: {self.message}" if self.location else self.message
-        return f"{text} (hint: {self.hint})" if self.hint else text
+        return f"{text} ({self.hint})" if self.hint else text
 
 
 class UsageError(BatchspecError):

@@ -14,8 +14,20 @@ from typing import Any
 
 from batchspec import durations
 from batchspec.errors import SpecError, SpecErrors
-from batchspec.model import (Blob, Container, DesiredState, Download, Image, Job, OutputFile,
-                             Pool, ResourceFile, StartTask, Task, canonical_json)
+from batchspec.model import (
+    Blob,
+    Container,
+    DesiredState,
+    Download,
+    Image,
+    Job,
+    OutputFile,
+    Pool,
+    ResourceFile,
+    StartTask,
+    Task,
+    canonical_json,
+)
 from batchspec.spec import expand, files, schema, variables
 from batchspec.spec.loader import Document, Path_, load
 from batchspec.spec.schema import field_path

@@ -122,6 +122,11 @@ def _kind(node: yaml.Node) -> str:
     return "a mapping"
 
 
+def _unsupported(tag: str) -> str:
+    return (f"unsupported YAML tag {tag!r}: a spec holds only mappings, lists, strings, numbers, "
+            "booleans and null")
+
+
 class _Converter:
     def __init__(self, doc: Document):
         self.doc = doc
@@ -147,15 +152,14 @@ class _Converter:
             return self._mapping(node, path, depth)
         if isinstance(node, yaml.SequenceNode):
             if node.tag != _T + "seq":
-                self._error(f"unsupported YAML tag {node.tag!r}: only plain lists are allowed", node)
+                self._error(_unsupported(node.tag), node)
                 return None
             return [self.value(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
         return self._scalar(node)
 
     def _scalar(self, node: yaml.ScalarNode) -> Any:
         if node.tag not in _SCALAR_TAGS:
-            self._error(f"unsupported YAML tag {node.tag!r}: only strings, numbers, booleans "
-                        "and null are allowed", node)
+            self._error(_unsupported(node.tag), node)
             return None
         if node.tag == _T + "timestamp":  # dates stay text: the spec has no date fields
             return node.value
@@ -166,7 +170,7 @@ class _Converter:
 
     def _mapping(self, node: yaml.MappingNode, path: Path_, depth: int) -> dict[str, Any]:
         if node.tag != _T + "map":
-            self._error(f"unsupported YAML tag {node.tag!r}: only plain mappings are allowed", node)
+            self._error(_unsupported(node.tag), node)
             return {}
         result: dict[str, Any] = {}
         seen: dict[str, yaml.Node] = {}

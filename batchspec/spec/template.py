@@ -66,12 +66,13 @@ def _suggest(message: str, context: dict[str, Any]) -> str | None:
     if not match:
         return None
     name = match.group(1) or match.group(2)
-    known: list[str] = list(context)
+    # Short names map to what the user would write: numwords -> vars.numwords.
+    known: dict[str, str] = {k: k for k in context}
     for key, value in context.items():
         if isinstance(value, dict):
-            known += [f"{key}.{k}" for k in value] + list(value)
-    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+            known.update({k: f"{key}.{k}" for k in value if k not in known})
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
     if close:
-        return f"did you mean {close[0]!r}?"
-    names = sorted(k for k in known if "." in k)
-    return f"defined: {', '.join(names)}" if names else None
+        return f"did you mean {known[close[0]]!r}?"
+    dotted = sorted(v for v in known.values() if "." in v)
+    return f"defined: {', '.join(dotted)}" if dotted else None
