@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
 import click
 from rich.console import Console
 
 from batchspec import __version__, render
-from batchspec.errors import BatchspecError
+from batchspec.errors import BatchspecError, UsageError
 from batchspec.spec import schema, variables
 from batchspec.spec.build import build
 
@@ -35,6 +36,39 @@ def _console() -> Console:
 _var_option = click.option(
     "--var", "var_pairs", multiple=True, metavar="NAME=VALUE",
     help="Override a variable of the spec (repeatable).")
+_target_option = click.option(
+    "--target", type=click.Choice(["local", "azure"]), default="local", show_default=True,
+    envvar="BATCHSPEC_TARGET", help="Where to run: the local services or an Azure account.")
+_approve_option = click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
+_lock_option = click.option("--lock-timeout", default="0s", metavar="DURATION", show_default=True,
+                            help="How long to wait for another apply/destroy of the spec (e.g. 5m).")
+
+
+def _seconds(text: str, option: str) -> float:
+    from batchspec import durations
+
+    units = {"s": 1, "m": 60, "h": 3600}
+    t = text.strip()
+    try:
+        if t and t[-1] in units and t[:-1].replace(".", "", 1).isdigit():
+            return float(t[:-1]) * units[t[-1]]
+        if t.replace(".", "", 1).isdigit():
+            return float(t)
+        return durations.parse(t).total_seconds()
+    except ValueError:
+        raise UsageError(f"{option} {text!r}: expected a duration such as 90s, 5m or PT5M") from None
+
+
+def _confirm(action: str, auto_approve: bool) -> None:
+    if auto_approve:
+        return
+    if not sys.stdin.isatty():
+        raise UsageError(f"refusing to {action} without confirmation: no terminal to ask on",
+                         hint="pass --auto-approve")
+    answer = click.prompt(f"Do you want to {action}? Only 'yes' will be accepted", default="",
+                          show_default=False)
+    if answer.strip() != "yes":
+        raise UsageError(f"{action} cancelled")
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -79,6 +113,220 @@ def render_cmd(spec: str, var_pairs: tuple[str, ...], as_json: bool) -> None:
 def schema_cmd() -> None:
     """Print the JSON schema of spec files (for editors and CI)."""
     click.echo(schema.schema_text(), nl=False)
+
+
+@cli.command("plan")
+@click.argument("spec")
+@_var_option
+@_target_option
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@click.option("--out", "out", metavar="FILE", help="Save the plan for `batchspec apply FILE`.")
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 0 for no changes, 2 for changes, 1 on error.")
+def plan_cmd(spec, var_pairs, target, as_json, out, detailed_exitcode) -> None:
+    """Show what apply would change. Nothing is touched."""
+    from batchspec import session, targets
+
+    overrides = variables.parse_overrides(var_pairs)
+    desired = build(spec, overrides)
+    client = targets.connect(target)
+    try:
+        p = session.plan(client, desired, overrides)
+    finally:
+        client.close()
+    if out:
+        session.save_plan_file(p, out)
+    if as_json:
+        click.echo(json.dumps(p.to_dict(), indent=2))
+    else:
+        render.plan(p, _console())
+        if out:
+            click.echo(f"Saved the plan to {out}; `batchspec apply {out}` applies exactly this plan.")
+    if detailed_exitcode and p.changes:
+        sys.exit(2)
+
+
+@cli.command("apply")
+@click.argument("spec_or_plan", metavar="SPEC|PLANFILE")
+@_var_option
+@_target_option
+@_approve_option
+@_lock_option
+@click.option("--parallelism", default=16, show_default=True, type=click.IntRange(1, 256),
+              help="Concurrent transfers and task submissions.")
+@click.option("--timeout", "timeout_text", metavar="DURATION",
+              help="How long to wait for the tasks (default: the spec's wait.timeout).")
+def apply_cmd(spec_or_plan, var_pairs, target, auto_approve, lock_timeout, parallelism, timeout_text):
+    """Converge: create and update what the spec describes, run the tasks, download results."""
+    from batchspec import session, targets
+    from batchspec.apply import Applier
+    from batchspec.lock import Lock
+
+    console = _console()
+    saved = None
+    if session.is_plan_file(spec_or_plan):
+        if var_pairs:
+            raise UsageError("--var cannot change a saved plan; make a new plan instead")
+        saved = session.load_plan_file(spec_or_plan)
+        desired, overrides = session.desired_for_saved(saved), saved.vars
+    else:
+        overrides = variables.parse_overrides(var_pairs)
+        desired = build(spec_or_plan, overrides)
+    timeout = _timeout(timeout_text, desired)
+    wait = _seconds(lock_timeout, "--lock-timeout")
+    client = targets.connect(target, parallelism=parallelism)
+    reporter = render.ConsoleReporter(console)
+    try:
+        with Lock(client.blob, desired.name, command="apply", wait=wait):
+            p = session.plan(client, desired, overrides)
+            if saved is not None:
+                session.check_saved(saved, p)
+            render.plan(p, console)
+            if not p.changes and not p.pending_tasks:
+                return
+            if p.changes and saved is None:
+                _confirm("apply these changes", auto_approve)
+            outcome = Applier(client, desired, p, reporter, parallelism=parallelism,
+                              timeout=timeout).run()
+            reporter.close()
+            render.outcome(outcome, console)
+    finally:
+        reporter.close()
+        client.close()
+    if outcome.exit_code:
+        sys.exit(outcome.exit_code)
+
+
+def _timeout(text: str | None, desired) -> float | None:
+    from batchspec import durations
+
+    if text:
+        return _seconds(text, "--timeout")
+    return durations.parse(desired.wait_timeout).total_seconds() if desired.wait_timeout else None
+
+
+@cli.command("destroy")
+@click.argument("spec")
+@_var_option
+@_target_option
+@_approve_option
+@_lock_option
+def destroy_cmd(spec, var_pairs, target, auto_approve, lock_timeout) -> None:
+    """Delete everything the spec owns (never anything without its owner tag)."""
+    from batchspec import destroy, plan, targets
+    from batchspec.live import state as live_state
+    from batchspec.lock import Lock
+
+    desired = build(spec, variables.parse_overrides(var_pairs))
+    console = _console()
+    client = targets.connect(target)
+    try:
+        with Lock(client.blob, desired.name, command="destroy",
+                  wait=_seconds(lock_timeout, "--lock-timeout")):
+            p = plan.destroy(desired, live_state.read(client, desired, with_download=False))
+            render.plan(p, console)
+            if not p.changes:
+                return
+            _confirm("destroy these resources", auto_approve)
+            reporter = render.ConsoleReporter(console)
+            destroy.run(client, p, reporter.step)
+            console.print(f"[bold]Destroy complete:[/] {len(p.changes)} resource(s) destroyed; "
+                          "local downloads are left in place.")
+    finally:
+        client.close()
+
+
+@cli.command("status")
+@click.argument("spec")
+@_var_option
+@_target_option
+@click.option("--json", "as_json", is_flag=True, help="Print the live state as JSON.")
+def status_cmd(spec, var_pairs, target, as_json) -> None:
+    """Show the live state of a spec's resources and tasks."""
+    from batchspec import status, targets
+
+    desired = build(spec, variables.parse_overrides(var_pairs))
+    client = targets.connect(target)
+    try:
+        report = status.read(client, desired)
+    finally:
+        client.close()
+    if as_json:
+        click.echo(json.dumps(report, indent=2, default=str))
+    else:
+        render.status(report, _console())
+
+
+@cli.command("force-unlock")
+@click.argument("spec")
+@_target_option
+def force_unlock_cmd(spec, target) -> None:
+    """Break the lock of a spec whose apply or destroy was killed."""
+    from batchspec import lock, targets
+
+    desired = build(spec)
+    client = targets.connect(target)
+    try:
+        held = lock.force_unlock(client.blob, desired.name)
+    finally:
+        client.close()
+    click.echo(f"unlocked {desired.name}" if held else f"{desired.name} was not locked")
+
+
+@cli.group("local")
+def local_group() -> None:
+    """The local services: Azurite (storage) and the Batch emulator."""
+
+
+@local_group.command("up")
+def local_up() -> None:
+    """Start the local services in the background (idempotent)."""
+    from batchspec import local
+
+    s = local.up()
+    click.echo(f"batch   {s.batch['endpoint']} (account {s.batch['account_name']})")
+    click.echo(f"storage {s.storage['blob_endpoint']} (account {s.storage['account_name']})")
+    click.echo(f"data    {local.data_dir()}")
+
+
+@local_group.command("down")
+def local_down() -> None:
+    """Stop the local services that `local up` started; their data stays."""
+    from batchspec import local
+
+    local.down()
+    click.echo("stopped")
+
+
+@local_group.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print status and endpoints as JSON.")
+def local_status(as_json: bool) -> None:
+    """Whether the local services run, and how to reach them."""
+    from batchspec import local
+
+    s = local.status()
+    if as_json:
+        click.echo(json.dumps(s.to_json(), indent=2))
+        return
+    click.echo(f"running: {'yes' if s.running else 'no'}")
+    click.echo(f"batch   {s.batch['endpoint']} (account {s.batch['account_name']})")
+    click.echo(f"storage {s.storage['blob_endpoint']} (account {s.storage['account_name']})")
+
+
+@local_group.command("logs")
+@click.argument("service", type=click.Choice(["azurite", "emulator", "all"]), default="all")
+@click.option("-n", "--lines", default=50, show_default=True, help="Lines from the end of each log.")
+def local_logs(service: str, lines: int) -> None:
+    """Show the end of the local services' logs."""
+    from batchspec import local
+
+    for name, path in local.log_paths().items():
+        if service not in ("all", name):
+            continue
+        click.echo(f"==> {path} <==")
+        if path.exists():
+            with path.open("rb") as f:
+                tail = f.read()[-200_000:].decode("utf-8", errors="replace").splitlines()[-lines:]
+            click.echo("\n".join(tail))
 
 
 def main() -> None:

@@ -79,3 +79,15 @@ class TargetError(BatchspecError):
 
 class LocalServiceError(TargetError):
     """The local services (Azurite, the Batch emulator) failed to start or stop."""
+
+
+class PlanError(BatchspecError):
+    """The plan cannot be made (a clash with a resource batchspec does not own, a stale plan)."""
+
+
+class ApplyError(BatchspecError):
+    """Applying failed part-way; running apply again resumes from live state."""
+
+
+class LockError(BatchspecError):
+    """Another apply or destroy of the same spec holds the lock."""

@@ -1,0 +1,44 @@
+"""Execute a destroy plan: job, then pool, then containers, waiting for the service's deletions."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from azure.core.exceptions import ResourceNotFoundError
+
+from batchspec.live import batch as live_batch
+from batchspec.plan import Plan
+
+
+def run(target: Any, plan: Plan, step: Callable[[str], None], *, poll: float = 0.5,
+        timeout: float = 1800) -> None:
+    deadline = time.monotonic() + timeout
+    for change in plan.of("job"):
+        step(f"deleting job {change.id}")
+        _delete_and_wait(lambda: target.batch.begin_delete_job(change.id).result(),
+                         lambda: live_batch.read_job(target.batch, change.id), poll, deadline)
+    for change in plan.of("pool"):
+        step(f"deleting pool {change.id} (the service removes its nodes first)")
+        _delete_and_wait(lambda: target.batch.begin_delete_pool(change.id).result(),
+                         lambda: live_batch.read_pool(target.batch, change.id), poll, deadline)
+    for change in plan.of("container"):
+        step(f"deleting container {change.id}")
+        try:
+            target.blob.delete_container(change.id)
+        except ResourceNotFoundError:
+            pass
+
+
+def _delete_and_wait(delete, read, poll: float, deadline: float) -> None:
+    from batchspec.errors import ApplyError
+
+    try:
+        delete()
+    except ResourceNotFoundError:
+        return
+    while read() is not None:
+        if time.monotonic() > deadline:
+            raise ApplyError("timed out waiting for the service to finish deleting")
+        time.sleep(poll)

@@ -1,0 +1,1 @@
+"""Reading live state: one module per service, nothing here changes anything."""

@@ -1,0 +1,69 @@
+"""Gather the live state a plan is made from, in as few requests as the services allow."""
+
+from __future__ import annotations
+
+import hashlib
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from batchspec.live import batch, storage
+from batchspec.model import DesiredState
+from batchspec.plan import LiveState
+from batchspec.targets import Target
+from batchspec.transfer import safe_local_path
+
+
+def read(target: Target, desired: DesiredState, *, with_download: bool = True) -> LiveState:
+    """Read containers, uploaded blobs, the pool, the job and its tasks (concurrently)."""
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        containers_f = pool.submit(storage.read_containers, target.blob)
+        pool_f = pool.submit(batch.read_pool, target.batch, desired.pool.id)
+        job_f = pool.submit(batch.read_job, target.batch, desired.job.id)
+        tasks_f = pool.submit(batch.read_tasks, target.batch, desired.job.id)
+        containers = containers_f.result()
+        wanted = {c.name for c in desired.containers}
+        with_uploads = {b.container for b in desired.blobs}
+        blob_fs = {name: pool.submit(storage.read_blobs, target.blob, name)
+                   for name in with_uploads if name in containers}
+        blobs = {name: f.result() for name, f in blob_fs.items()}
+        live_pool, job, tasks = pool_f.result(), job_f.result(), tasks_f.result()
+    owned_elsewhere = sorted(n for n, c in containers.items()
+                             if c.owner == desired.name and n not in wanted)
+    agent = None
+    if desired.pool.node_agent_sku_id is None:
+        agent = batch.resolve_node_agent_sku(target.batch, desired.pool.image.to_dict())
+    pending = []
+    if with_download and desired.download and desired.download.container in containers:
+        pending = download_pending(target, desired)
+    return LiveState(containers={n: c for n, c in containers.items() if n in wanted},
+                     blobs=blobs, pool=live_pool, job=job if job else None, tasks=tasks,
+                     node_agent_sku_id=agent, download_pending=pending,
+                     owned_containers=owned_elsewhere)
+
+
+def download_pending(target: Target, desired: DesiredState) -> list[str]:
+    """Blob names of the download container whose local copy is missing or differs."""
+    d = desired.download
+    blobs = storage.read_blobs(target.blob, d.container, d.prefix)
+    root = Path(d.to)
+    pending = []
+    for name, blob in blobs.items():
+        local = safe_local_path(root, name)
+        if local is None:
+            pending.append(name)  # refused at download time, with the reason
+            continue
+        if not local.is_file() or local.stat().st_size != blob.size:
+            pending.append(name)
+        elif blob.content_md5 and _md5(local) != blob.content_md5:
+            pending.append(name)
+    return sorted(pending)
+
+
+def _md5(path: Path) -> bytes:
+    digest = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.digest()
+
+

@@ -1,0 +1,160 @@
+"""REST request bodies (camelCase JSON) for the desired records, with SAS URLs minted at apply.
+
+SAS URLs are never part of a fingerprint or a plan: they are made here, when a request is sent.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from batchspec.model import Job, OutputFile, Pool, ResourceFile, StartTask, Task
+from batchspec.ownership import FINGERPRINT, OWNER, TASK_FINGERPRINT_ENV
+from batchspec.plan import job_extra_stamp, pool_stamps
+from batchspec.targets import SasIssuer
+
+_UPON = {"taskSuccess": "tasksuccess", "taskFailure": "taskfailure", "taskCompletion": "taskcompletion"}
+
+
+def _meta(pairs: dict[str, str]) -> list[dict[str, str]]:
+    return [{"name": k, "value": v} for k, v in pairs.items()]
+
+
+def _env(pairs: tuple[tuple[str, str], ...]) -> list[dict[str, str]]:
+    return [{"name": k, "value": v} for k, v in pairs]
+
+
+def _admin() -> dict[str, Any]:
+    return {"autoUser": {"scope": "pool", "elevationLevel": "admin"}}
+
+
+def resource_file(rf: ResourceFile, sas: SasIssuer) -> dict[str, Any]:
+    body: dict[str, Any]
+    if rf.blob:
+        container, _, name = rf.blob.partition("/")
+        body = {"httpUrl": sas.blob_read(container, name), "filePath": rf.file_path or name}
+    elif rf.container:
+        body = {"storageContainerUrl": sas.container_read(rf.container)}
+        if rf.blob_prefix:
+            body["blobPrefix"] = rf.blob_prefix
+        if rf.file_path:
+            body["filePath"] = rf.file_path
+    else:
+        body = {"httpUrl": rf.http_url, "filePath": rf.file_path}
+    if rf.file_mode:
+        body["fileMode"] = rf.file_mode
+    return body
+
+
+def output_file(of: OutputFile, sas: SasIssuer) -> dict[str, Any]:
+    container: dict[str, Any] = {"containerUrl": sas.container_write(of.container)}
+    if of.path:
+        container["path"] = of.path
+    return {"filePattern": of.pattern, "destination": {"container": container},
+            "uploadOptions": {"uploadCondition": _UPON[of.upon]}}
+
+
+def start_task(st: StartTask, sas: SasIssuer) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "commandLine": st.command_line,
+        "resourceFiles": [resource_file(r, sas) for r in st.resource_files],
+        "environmentSettings": _env(st.environment),
+        "waitForSuccess": st.wait_for_success,
+    }
+    if st.elevated:
+        body["userIdentity"] = _admin()
+    if st.max_task_retry_count is not None:
+        body["maxTaskRetryCount"] = st.max_task_retry_count
+    return body
+
+
+def pool_metadata(pool: Pool, owner: str) -> list[dict[str, str]]:
+    return _meta({**dict(pool.metadata), OWNER: owner, **pool_stamps(pool)})
+
+
+def pool(p: Pool, owner: str, node_agent_sku_id: str | None, sas: SasIssuer) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": p.id,
+        "vmSize": p.vm_size,
+        "virtualMachineConfiguration": {"imageReference": p.image.to_dict(),
+                                        "nodeAgentSKUId": node_agent_sku_id},
+        "taskSlotsPerNode": p.task_slots_per_node,
+        "metadata": pool_metadata(p, owner),
+    }
+    if p.display_name:
+        body["displayName"] = p.display_name
+    if p.autoscale_formula:
+        body.update(enableAutoScale=True, autoScaleFormula=p.autoscale_formula)
+        if p.autoscale_interval:
+            body["autoScaleEvaluationInterval"] = p.autoscale_interval
+    else:
+        body.update(targetDedicatedNodes=p.target_dedicated_nodes,
+                    targetLowPriorityNodes=p.target_low_priority_nodes)
+    if p.start_task:
+        body["startTask"] = start_task(p.start_task, sas)
+    return {**body, **p.extra}
+
+
+def pool_properties(p: Pool, owner: str, sas: SasIssuer) -> dict[str, Any]:
+    """The body of updateproperties: it replaces the start task, packages and metadata."""
+    body: dict[str, Any] = {"applicationPackageReferences": [], "metadata": pool_metadata(p, owner)}
+    if p.start_task:
+        body["startTask"] = start_task(p.start_task, sas)
+    return body
+
+
+def job_metadata(job: Job, owner: str) -> list[dict[str, str]]:
+    return _meta({**dict(job.metadata), OWNER: owner, FINGERPRINT: job.fingerprint(),
+                  "batchspec-extra": job_extra_stamp(job.extra_json)})
+
+
+def _job_constraints(job: Job) -> dict[str, Any]:
+    constraints: dict[str, Any] = {}
+    if job.max_wall_clock_time:
+        constraints["maxWallClockTime"] = job.max_wall_clock_time
+    if job.max_task_retry_count is not None:
+        constraints["maxTaskRetryCount"] = job.max_task_retry_count
+    return constraints
+
+
+def job(j: Job, owner: str) -> dict[str, Any]:
+    body: dict[str, Any] = {"id": j.id, "poolInfo": {"poolId": j.pool_id},
+                            "metadata": job_metadata(j, owner)}
+    body.update(job_update(j, owner))
+    if j.display_name:
+        body["displayName"] = j.display_name
+    if j.uses_task_dependencies:
+        body["usesTaskDependencies"] = True
+    if j.on_task_failure:
+        body["onTaskFailure"] = j.on_task_failure
+    return {**body, **j.extra}
+
+
+def job_update(j: Job, owner: str) -> dict[str, Any]:
+    """The body of a job patch: the properties the service updates in place."""
+    return {"priority": j.priority or 0, "maxParallelTasks": j.max_parallel_tasks or -1,
+            "constraints": _job_constraints(j), "onAllTasksComplete": j.on_all_tasks_complete or "noaction",
+            "metadata": job_metadata(j, owner)}
+
+
+def task(t: Task, stamp: str, sas: SasIssuer) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": t.id,
+        "commandLine": t.command_line,
+        "resourceFiles": [resource_file(r, sas) for r in t.resource_files],
+        "outputFiles": [output_file(o, sas) for o in t.output_files],
+        "environmentSettings": _env(t.environment) + [{"name": TASK_FINGERPRINT_ENV, "value": stamp}],
+    }
+    if t.display_name:
+        body["displayName"] = t.display_name
+    constraints = {k: v for k, v in (("maxWallClockTime", t.max_wall_clock_time),
+                                     ("retentionTime", t.retention_time),
+                                     ("maxTaskRetryCount", t.max_task_retry_count)) if v is not None}
+    if constraints:
+        body["constraints"] = constraints
+    if t.required_slots:
+        body["requiredSlots"] = t.required_slots
+    if t.elevated:
+        body["userIdentity"] = _admin()
+    if t.depends_on:
+        body["dependsOn"] = {"taskIds": list(t.depends_on)}
+    return {**body, **t.extra}

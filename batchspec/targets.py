@@ -1,0 +1,168 @@
+"""Where a spec runs: endpoints, credentials, clients and SAS issuing for `local` and `azure`.
+
+Clients are built once here and passed to everything else. Secrets come from the local services'
+well-known development keys or from the environment; they are never printed or written down.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from urllib.parse import quote
+
+import requests
+from azure.batch import BatchClient
+from azure.core.credentials import AzureNamedKeyCredential
+from azure.core.pipeline.transport import RequestsTransport
+from azure.storage.blob import (BlobSasPermissions, BlobServiceClient, ContainerSasPermissions,
+                                ExponentialRetry, UserDelegationKey, generate_blob_sas,
+                                generate_container_sas)
+
+from batchspec.errors import TargetError
+
+TARGETS = ("local", "azure")
+
+# Transient faults (5xx, 429, dropped connections) are retried by azure-core's policy, with
+# backoff; enough attempts to ride out a busy or flaky service without hand-written loops.
+_RETRY = {"retry_total": 12, "retry_connect": 12, "retry_read": 12, "retry_status": 12,
+          "retry_backoff_factor": 0.2, "retry_backoff_max": 8}
+
+
+def _transport(pool_size: int) -> RequestsTransport:
+    session = requests.Session()
+    adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=pool_size)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return RequestsTransport(session=session, session_owner=True)
+
+
+class SasIssuer:
+    """Least-privilege SAS URLs: read one blob, read+list a container, or create+write only."""
+
+    def __init__(self, blob_service: BlobServiceClient, account_name: str, account_key: str | None,
+                 lifetime: timedelta):
+        self._service = blob_service
+        self._account = account_name
+        self._key = account_key
+        self._lifetime = lifetime
+        self._delegation: UserDelegationKey | None = None
+
+    def _window(self) -> tuple[datetime, datetime]:
+        now = datetime.now(timezone.utc)
+        return now - timedelta(minutes=5), now + self._lifetime  # 5 min for clock skew
+
+    def _signing(self, start: datetime, expiry: datetime) -> dict:
+        if self._key:
+            return {"account_key": self._key}
+        if self._delegation is None:
+            self._delegation = self._service.get_user_delegation_key(start, expiry)
+        return {"user_delegation_key": self._delegation}
+
+    def _url(self, container: str, blob: str | None, token: str) -> str:
+        base = self._service.url.rstrip("/")
+        path = f"{base}/{quote(container)}" + (f"/{quote(blob)}" if blob else "")
+        return f"{path}?{token}"
+
+    def blob_read(self, container: str, blob: str) -> str:
+        start, expiry = self._window()
+        token = generate_blob_sas(self._account, container, blob, start=start, expiry=expiry,
+                                  permission=BlobSasPermissions(read=True),
+                                  **self._signing(start, expiry))
+        return self._url(container, blob, token)
+
+    def container_read(self, container: str) -> str:
+        start, expiry = self._window()
+        token = generate_container_sas(self._account, container, start=start, expiry=expiry,
+                                       permission=ContainerSasPermissions(read=True, list=True),
+                                       **self._signing(start, expiry))
+        return self._url(container, None, token)
+
+    def container_write(self, container: str) -> str:
+        start, expiry = self._window()
+        token = generate_container_sas(self._account, container, start=start, expiry=expiry,
+                                       permission=ContainerSasPermissions(create=True, write=True),
+                                       **self._signing(start, expiry))
+        return self._url(container, None, token)
+
+
+@dataclass
+class Target:
+    """The clients of one target. `describe()` is safe to print: it holds no secret."""
+
+    name: str
+    batch: BatchClient
+    blob: BlobServiceClient
+    sas: SasIssuer
+    batch_endpoint: str
+    storage_endpoint: str
+
+    def describe(self) -> str:
+        return f"{self.name} (batch {self.batch_endpoint}, storage {self.storage_endpoint})"
+
+    def close(self) -> None:
+        self.batch.close()
+        self.blob.close()
+
+
+def connect(name: str, *, parallelism: int = 16, sas_lifetime: timedelta = timedelta(hours=2),
+            env: dict[str, str] | None = None) -> Target:
+    """Build the clients of target `name` ("local" starts the local services if needed)."""
+    if name == "local":
+        from batchspec import local
+
+        status = local.ensure_up()
+        batch = status.batch
+        storage = status.storage
+        return _build(name, batch["endpoint"], AzureNamedKeyCredential(batch["account_name"],
+                                                                        batch["account_key"]),
+                      storage["connection_string"], None, None, parallelism, sas_lifetime)
+    if name == "azure":
+        return _azure(os.environ if env is None else env, parallelism, sas_lifetime)
+    raise TargetError(f"unknown target {name!r}; choose one of {', '.join(TARGETS)}")
+
+
+def _azure(env, parallelism: int, sas_lifetime: timedelta) -> Target:
+    endpoint = env.get("AZURE_BATCH_ENDPOINT")
+    account = env.get("AZURE_BATCH_ACCOUNT_NAME")
+    missing = [v for v, value in (("AZURE_BATCH_ENDPOINT", endpoint),
+                                  ("AZURE_BATCH_ACCOUNT_NAME", account)) if not value]
+    conn = env.get("AZURE_STORAGE_CONNECTION_STRING")
+    storage_url = env.get("AZURE_STORAGE_ACCOUNT_URL")
+    if not conn and not storage_url:
+        missing.append("AZURE_STORAGE_ACCOUNT_URL (or AZURE_STORAGE_CONNECTION_STRING)")
+    if missing:
+        raise TargetError("the azure target needs " + ", ".join(missing) + " in the environment",
+                          hint="the account keys may come from AZURE_BATCH_ACCOUNT_KEY and "
+                               "AZURE_STORAGE_ACCOUNT_KEY, else from azure-identity's "
+                               "DefaultAzureCredential (az login, managed identity, ...)")
+    key = env.get("AZURE_BATCH_ACCOUNT_KEY")
+    token_credential = None
+    if not key or not (conn or env.get("AZURE_STORAGE_ACCOUNT_KEY")):
+        try:
+            from azure.identity import DefaultAzureCredential
+
+            token_credential = DefaultAzureCredential()
+        except Exception as exc:  # noqa: BLE001 - any failure here means "no credential"
+            raise TargetError(f"no credential: set AZURE_BATCH_ACCOUNT_KEY / "
+                              f"AZURE_STORAGE_ACCOUNT_KEY or configure azure-identity ({exc})") from None
+    batch_credential = AzureNamedKeyCredential(account, key) if key else token_credential
+    return _build("azure", endpoint, batch_credential, conn, storage_url,
+                  env.get("AZURE_STORAGE_ACCOUNT_KEY") or token_credential, parallelism, sas_lifetime)
+
+
+def _build(name, batch_endpoint, batch_credential, connection_string, storage_url, storage_credential,
+           parallelism, sas_lifetime) -> Target:
+    pool_size = max(8, parallelism * 2)
+    batch = BatchClient(batch_endpoint, batch_credential, transport=_transport(pool_size), **_RETRY)
+    # Storage has its own retry policy; its default first backoff (15 s) is far too slow.
+    storage_options = {"transport": _transport(pool_size), "retry_policy": ExponentialRetry(
+        initial_backoff=0.3, increment_base=2, retry_total=10, random_jitter_range=0.3)}
+    if connection_string:
+        blob = BlobServiceClient.from_connection_string(connection_string, **storage_options)
+    else:
+        blob = BlobServiceClient(storage_url, credential=storage_credential, **storage_options)
+    account_key = getattr(blob.credential, "account_key", None)
+    sas = SasIssuer(blob, blob.account_name, account_key, sas_lifetime)
+    return Target(name=name, batch=batch, blob=blob, sas=sas, batch_endpoint=batch_endpoint,
+                  storage_endpoint=blob.url.split("?")[0])

@@ -1,0 +1,100 @@
+"""Parallel blob uploads and downloads; downloads are atomic and never leave their folder."""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path, PurePosixPath
+
+from azure.storage.blob import BlobServiceClient, ContentSettings
+
+from batchspec.model import Blob
+from batchspec.ownership import STORAGE_OWNER, STORAGE_SHA256
+
+_LARGE = 8 * 1024 * 1024  # above this a blob is sent in parallel blocks
+
+
+def safe_local_path(root: Path, blob_name: str) -> Path | None:
+    """Where blob `blob_name` goes under `root`, or None if the name would leave it.
+
+    Refused: absolute names, backslashes, drive letters, `.`/`..` segments, empty segments, and
+    names that resolve outside `root` through a symlink already in it.
+    """
+    if (not blob_name or "\\" in blob_name or blob_name.startswith("/")
+            or re.match(r"^[A-Za-z]:", blob_name) or "\x00" in blob_name):
+        return None
+    parts = blob_name.split("/")
+    if any(p in ("", ".", "..") for p in parts):
+        return None
+    path = root.joinpath(*PurePosixPath(blob_name).parts)
+    base = root.resolve()
+    try:
+        path.resolve().relative_to(base)
+    except ValueError:
+        return None
+    return path
+
+
+def upload(service: BlobServiceClient, blobs: Iterable[Blob], owner: str, *, parallelism: int,
+           on_done: Callable[[Blob], None] = lambda b: None) -> list[tuple[Blob, Exception]]:
+    """Upload each blob's file with its sha256 and owner in metadata; returns the failures."""
+
+    def one(blob: Blob) -> None:
+        client = service.get_blob_client(blob.container, blob.name)
+        with open(blob.source, "rb") as data:
+            client.upload_blob(data, length=blob.size, overwrite=True,
+                               metadata={STORAGE_SHA256: blob.sha256, STORAGE_OWNER: owner},
+                               content_settings=ContentSettings(content_type=_content_type(blob.name)),
+                               max_concurrency=4 if blob.size > _LARGE else 1)
+
+    return _run(one, list(blobs), parallelism, on_done)
+
+
+def download(service: BlobServiceClient, container: str, names: Iterable[str], root: Path, *,
+             parallelism: int, on_done: Callable[[str], None] = lambda n: None
+             ) -> list[tuple[str, Exception]]:
+    """Download blobs under `root`, each written to a temporary file then renamed into place."""
+    root.mkdir(parents=True, exist_ok=True)
+
+    def one(name: str) -> None:
+        target = safe_local_path(root, name)
+        if target is None:
+            raise ValueError(f"refused blob name {name!r}: it would be written outside {root}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                service.get_blob_client(container, name).download_blob(
+                    max_concurrency=4).readinto(f)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    return _run(one, list(names), parallelism, on_done)
+
+
+def _run(fn, items: list, parallelism: int, on_done) -> list:
+    failures = []
+    if not items:
+        return failures
+    with ThreadPoolExecutor(max_workers=max(1, min(parallelism, len(items)))) as pool:
+        futures = {pool.submit(fn, item): item for item in items}
+        for future in as_completed(futures):
+            item = futures[future]
+            try:
+                future.result()
+            except Exception as exc:  # noqa: BLE001 - reported per item by the caller
+                failures.append((item, exc))
+            else:
+                on_done(item)
+    return failures
+
+
+def _content_type(name: str) -> str:
+    import mimetypes
+
+    return mimetypes.guess_type(name)[0] or "application/octet-stream"
