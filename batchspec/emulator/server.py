@@ -191,6 +191,11 @@ class Emulator:
         """Kill running tasks and close the database."""
         if self.sched is not None:
             await self.sched.stop()
+        from . import transfer  # the agent's shared HTTP session for blob transfers
+
+        close = getattr(transfer, "close_session", None)
+        if close is not None:
+            await close()
         self.store.close()
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
