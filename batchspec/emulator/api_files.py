@@ -74,19 +74,18 @@ def _iso_time(ts: float) -> str:
 
 def _entry(url_base: str, root: Path, path: Path, st: os.stat_result) -> dict:
     name = path.relative_to(root).as_posix()
-    is_dir = stat.S_ISDIR(st.st_mode)
-    return {
-        "name": name,
-        "url": f"{url_base}/{quote(name)}",
-        "isDirectory": is_dir,
-        "properties": {
-            "creationTime": _iso_time(st.st_ctime),
-            "lastModified": _iso_time(st.st_mtime),
-            "contentLength": 0 if is_dir else st.st_size,
-            "contentType": "application/octet-stream",
-            "fileMode": f"0{st.st_mode:o}",
-        },
+    entry = {"name": name, "url": f"{url_base}/{quote(name)}", "isDirectory": False}
+    if stat.S_ISDIR(st.st_mode):
+        entry["isDirectory"] = True  # the service gives directories no properties
+        return entry
+    entry["properties"] = {
+        "creationTime": _iso_time(st.st_ctime),
+        "lastModified": _iso_time(st.st_mtime),
+        "contentLength": str(st.st_size),  # a string on the wire, like the service's
+        "contentType": "application/octet-stream",
+        "fileMode": f"0{st.st_mode:o}",
     }
+    return entry
 
 
 def _walk(root: Path, recursive: bool, url_base: str) -> list[dict]:

@@ -9,7 +9,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from email.utils import format_datetime
+from email.utils import format_datetime, parsedate_to_datetime
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, quote, urlencode
 
@@ -101,6 +101,10 @@ def entity(ctx: Ctx, doc: dict, entity_set: str, select: bool = True) -> web.Res
     inm = _etag(ctx.header("If-None-Match"))
     if inm and doc.get("eTag") and inm in ("*", doc["eTag"]):
         return web.Response(status=304, headers=_headers(doc))
+    if _modified_since(ctx, doc, "If-Modified-Since") is False:
+        return web.Response(status=304, headers=_headers(doc))
+    if _modified_since(ctx, doc, "If-Unmodified-Since") is True:
+        raise errors.condition_not_met()
     proj = compile_select(ctx.query.get("$select")) if select else None
     payload = {"odata.metadata": f"{ctx.base_url}/$metadata#{entity_set}/@Element"}
     payload.update(proj(doc) if proj else doc)
@@ -135,8 +139,28 @@ def _etag(value: str | None) -> str | None:
     return value.strip('"')
 
 
+def _modified_since(ctx: Ctx, doc: dict, header: str) -> bool | None:
+    """Whether `doc` changed after the header's date (None: no usable header)."""
+    value = ctx.header(header)
+    if not value or not doc.get("lastModified"):
+        return None
+    try:
+        since = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if since.tzinfo is None:
+        since = since.replace(tzinfo=timezone.utc)
+    changed = datetime.strptime(doc["lastModified"], "%Y-%m-%dT%H:%M:%S.%fZ")
+    # HTTP dates have whole seconds: compare at that precision.
+    return changed.replace(tzinfo=timezone.utc, microsecond=0) > since
+
+
 def check_conditions(ctx: Ctx, doc: dict) -> None:
-    """If-Match / If-None-Match preconditions for a change (412 ConditionNotMet)."""
+    """If-Match / If-None-Match / If-(Un)Modified-Since preconditions for a change (412)."""
+    if _modified_since(ctx, doc, "If-Unmodified-Since") is True:
+        raise errors.condition_not_met()
+    if _modified_since(ctx, doc, "If-Modified-Since") is False:
+        raise errors.condition_not_met()
     etag = doc.get("eTag")
     im = _etag(ctx.header("If-Match"))
     if im and im != "*" and im != etag:

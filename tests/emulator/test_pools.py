@@ -150,3 +150,31 @@ def test_node_get_reports_slots_and_state(client, shared_pool):
     with pytest.raises(ResourceNotFoundError) as info:
         client.get_node(shared_pool, "tvmps_nosuchnode_d")
     assert info.value.error.code == "NodeNotFound"
+
+
+def test_resize_down_and_pool_delete_requeue_then_kill_running_tasks(client):
+    pool_id = unique("busy")
+    client.create_pool(pool_options(pool_id, nodes=2))
+    wait_pool_ready(client, pool_id, 2)
+    job_id = unique("j")
+    client.create_job(
+        bm.BatchJobCreateOptions(id=job_id, pool_info=bm.BatchPoolInfo(pool_id=pool_id))
+    )
+    client.create_tasks(
+        job_id,
+        [bm.BatchTaskCreateOptions(id=f"s{i}", command_line="/bin/sleep 30") for i in range(2)],
+    )
+    wait_for(lambda: client.get_job_task_counts(job_id).task_counts.running == 2, 10)
+    client.begin_resize_pool(
+        pool_id, bm.BatchPoolResizeOptions(target_dedicated_nodes=1), polling_interval=0.1
+    ).result()
+    wait_pool_ready(client, pool_id, 1)
+    tasks = list(client.list_tasks(job_id))
+    requeued = [t for t in tasks if t.execution_info.requeue_count == 1]
+    assert len(requeued) == 1
+    assert requeued[0].state == "active"  # no free node: waits for one
+    client.begin_delete_pool(pool_id, polling_interval=0.05).result()
+    tasks = list(client.list_tasks(job_id))
+    assert all(t.state == "active" for t in tasks)
+    assert sum(t.execution_info.requeue_count for t in tasks) == 2
+    client.begin_delete_job(job_id, polling_interval=0.05).result()

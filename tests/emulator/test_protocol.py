@@ -207,3 +207,17 @@ def test_auto_pool_specification_is_rejected_clearly(client):
         )
     assert info.value.error.code == "InvalidPropertyValue"
     assert "not supported" in str(info.value)
+
+
+def test_if_unmodified_since_before_a_change_is_condition_not_met(client, job):
+    from datetime import datetime, timedelta, timezone
+
+    from azure.core.exceptions import ResourceModifiedError
+
+    long_ago = datetime.now(timezone.utc) - timedelta(days=1)
+    with pytest.raises((ResourceModifiedError, HttpResponseError)) as info:
+        client.update_job(job, bm.BatchJobUpdateOptions(priority=1), if_unmodified_since=long_ago)
+    assert info.value.status_code == 412
+    later = datetime.now(timezone.utc) + timedelta(days=1)
+    client.update_job(job, bm.BatchJobUpdateOptions(priority=2), if_unmodified_since=later)
+    assert client.get_job(job).priority == 2

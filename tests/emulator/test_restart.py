@@ -85,3 +85,37 @@ def test_injected_503s_and_dropped_connections_are_retried_by_the_sdk(tmp_path):
     finally:
         dropping.stop()
         dropping._log.close()
+
+
+def test_sigterm_shuts_down_cleanly_and_kills_running_task_processes(tmp_path):
+    srv = start_server(tmp_path / "data")
+    pid_file = tmp_path / "task.pid"
+    try:
+        client = srv.client()
+        client.create_pool(pool_options("p", nodes=1))
+        wait_pool_ready(client, "p", 1)
+        client.create_job(bm.BatchJobCreateOptions(id="j", pool_info=bm.BatchPoolInfo(pool_id="p")))
+        # exec: the task's process is sleep itself, so its pid is the one to watch.
+        client.create_task(
+            "j",
+            bm.BatchTaskCreateOptions(
+                id="t", command_line=f"/bin/sh -c 'echo $$ > {pid_file}; exec sleep 60'"
+            ),
+        )
+        wait_for(lambda: pid_file.exists() and pid_file.read_text().strip(), 10)
+        pid = int(pid_file.read_text())
+        assert _alive(pid)
+    finally:
+        srv.stop()
+        srv._log.close()
+    assert srv.proc.returncode == 0
+    wait_for(lambda: not _alive(pid), 10)
+    assert "Traceback" not in srv.log_path.read_text()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"  # a zombie is dead
+    except FileNotFoundError:
+        return False
