@@ -1,0 +1,117 @@
+"""`python -m batchspec.emulator`: run the local Batch service in the foreground.
+
+With `--port 0` a free port is chosen; once the service accepts requests it prints exactly one
+line to stdout, `batchspec-emulator listening on http://HOST:PORT`, which scripts and tests
+parse. Requests are logged to stderr. SIGTERM / SIGINT stop it cleanly: running task processes
+are killed (their tasks requeue on the next start) and the database is checkpointed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from aiohttp import web
+
+from . import DEV_ACCOUNT_KEY, DEV_ACCOUNT_NAME
+from .faults import Faults
+from .server import Emulator, Settings
+
+
+def _rate(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError("a rate is between 0 and 1")
+    return value
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line."""
+    p = argparse.ArgumentParser(
+        prog="python -m batchspec.emulator",
+        description="Local Azure Batch service emulator (development only).",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8085, help="port; 0 picks a free one (default 8085)")
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(".batchspec/emulator"),
+        help="state directory: database and node directories",
+    )
+    p.add_argument("--account-name", default=DEV_ACCOUNT_NAME)
+    p.add_argument("--account-key", default=DEV_ACCOUNT_KEY)
+    p.add_argument(
+        "--fault-503-rate", type=_rate, default=0.0, help="fraction of requests answered 503"
+    )
+    p.add_argument(
+        "--fault-drop-rate", type=_rate, default=0.0, help="fraction of connections dropped"
+    )
+    p.add_argument("--fault-latency-ms", type=int, default=0, help="latency added to every request")
+    p.add_argument("--seed", type=int, default=None, help="seed for the fault draws")
+    p.add_argument(
+        "--allocation-delay",
+        type=float,
+        default=0.2,
+        help="seconds a pool stays 'resizing' before its nodes are allocated",
+    )
+    p.add_argument("--quiet", action="store_true", help="do not log each request")
+    return p.parse_args(argv)
+
+
+async def serve(args: argparse.Namespace) -> None:
+    """Run until SIGTERM/SIGINT."""
+    settings = Settings(
+        data_dir=args.data_dir.resolve(),
+        account_name=args.account_name,
+        account_key=args.account_key,
+        faults=Faults(args.fault_503_rate, args.fault_drop_rate, args.fault_latency_ms, args.seed),
+        allocation_delay=args.allocation_delay,
+    )
+    emulator = Emulator(settings)
+    runner = web.AppRunner(emulator.app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, args.host, args.port, reuse_address=True)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # the real port when --port 0
+    url = f"http://{args.host}:{port}"
+    await emulator.start(url)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    print(f"batchspec-emulator listening on {url}", flush=True)
+    logging.getLogger("batchspec.emulator").info(
+        "data dir %s, account %s", settings.data_dir, settings.account_name
+    )
+    try:
+        await stop.wait()
+    finally:
+        await emulator.stop()
+        await runner.cleanup()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point."""
+    args = parse_args(argv)
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if args.quiet:
+        logging.getLogger("batchspec.emulator.access").setLevel(logging.WARNING)
+    try:
+        asyncio.run(serve(args))
+    except OSError as exc:  # e.g. the port is taken
+        print(f"batchspec-emulator: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

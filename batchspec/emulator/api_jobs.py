@@ -1,0 +1,215 @@
+"""REST handlers for jobs and job task counts."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from . import errors, model
+from .common import Ctx, check_conditions, created, empty, entity, json_response, paged
+from .store import key
+
+_FOREVER = "P10675199DT2H48M5.4775807S"
+_UNSUPPORTED = ("jobManagerTask", "jobPreparationTask", "jobReleaseTask")
+
+
+def get_job_doc(ctx: Ctx, job_id: str, *, allow_deleting: bool = True) -> dict:
+    """The job or JobNotFound (JobBeingDeleted when a change targets a deleting job)."""
+    job = ctx.store.jobs.get(key(job_id))
+    if job is None:
+        raise errors.not_found("Job")
+    if not allow_deleting and job["state"] == "deleting":
+        raise errors.being_deleted("Job")
+    return job
+
+
+def _check_pool_info(info: object) -> dict:
+    if not isinstance(info, dict):
+        raise errors.missing_property("poolInfo")
+    if info.get("autoPoolSpecification") is not None:
+        raise errors.invalid_value(
+            "poolInfo.autoPoolSpecification",
+            "...",
+            "auto pools are not supported by the emulator: create a pool and set poolInfo.poolId",
+        )
+    if not info.get("poolId"):
+        raise errors.missing_property("poolInfo.poolId")
+    return {"poolId": info["poolId"]}
+
+
+def _check_job_options(body: dict) -> None:
+    model.check_int(body, "priority", -1000, 1000)
+    model.check_int(body, "maxParallelTasks", -1)
+    if body.get("maxParallelTasks") == 0:
+        raise errors.invalid_value("maxParallelTasks", 0)
+    model.check_constraints(body, "")
+    for name, allowed in (
+        ("onAllTasksComplete", ("noaction", "terminatejob")),
+        ("onTaskFailure", ("noaction", "performexitoptionsjobaction")),
+    ):
+        if body.get(name) is not None and body[name] not in allowed:
+            raise errors.invalid_value(name, body[name])
+    model.check_type(body, "metadata", list)
+
+
+def create_job(ctx: Ctx) -> web.Response:
+    """POST /jobs."""
+    body = ctx.body()
+    job_id = model.check_id(body)
+    pool_info = _check_pool_info(body.get("poolInfo"))
+    for name in _UNSUPPORTED:
+        if body.get(name) is not None:
+            raise errors.invalid_value(name, "...", f"{name} is not supported by the emulator")
+    _check_job_options(body)
+    model.check_type(body, "commonEnvironmentSettings", list)
+    jk = key(job_id)
+    existing = ctx.store.jobs.get(jk)
+    if existing is not None:
+        raise (
+            errors.being_deleted("Job") if existing["state"] == "deleting" else errors.exists("Job")
+        )
+    now = model.now_iso()
+    constraints = {"maxWallClockTime": _FOREVER, "maxTaskRetryCount": 0}
+    constraints.update({k: v for k, v in (body.get("constraints") or {}).items() if v is not None})
+    doc = {
+        "id": job_id,
+        "url": f"{ctx.base_url}/jobs/{job_id}",
+        "usesTaskDependencies": bool(body.get("usesTaskDependencies")),
+        "creationTime": now,
+        "state": "active",
+        "stateTransitionTime": now,
+        "priority": body.get("priority") or 0,
+        "allowTaskPreemption": bool(body.get("allowTaskPreemption")),
+        "maxParallelTasks": body.get("maxParallelTasks") or -1,
+        "constraints": constraints,
+        "poolInfo": pool_info,
+        "onAllTasksComplete": body.get("onAllTasksComplete") or "noaction",
+        "onTaskFailure": body.get("onTaskFailure") or "noaction",
+        "executionInfo": {"startTime": now, "poolId": pool_info["poolId"]},
+    }
+    for opt in ("displayName", "commonEnvironmentSettings", "metadata", "networkConfiguration"):
+        if body.get(opt) is not None:
+            doc[opt] = body[opt]
+    model.touch(doc)
+    ctx.store.put_job(doc)
+    ctx.sched.queues[jk] = {}
+    ctx.sched.check_job(jk)
+    return created(ctx, doc, f"/jobs/{job_id}")
+
+
+def get_job(ctx: Ctx, job_id: str) -> web.Response:
+    """GET /jobs/{jobId}."""
+    return entity(ctx, get_job_doc(ctx, job_id), "jobs")
+
+
+def list_jobs(ctx: Ctx) -> web.Response:
+    """GET /jobs."""
+    return paged(ctx, "jobs", list(ctx.store.jobs.values()))
+
+
+def delete_job(ctx: Ctx, job_id: str) -> web.Response:
+    """DELETE /jobs/{jobId}: 202; the job is `deleting` until its tasks are gone."""
+    job = get_job_doc(ctx, job_id)
+    check_conditions(ctx, job)
+    if job["state"] != "deleting":
+        model.set_state(job, "deleting")
+        model.touch(job)
+        ctx.store.put_job(job)
+        ctx.sched.spawn(ctx.sched.delete_job(key(job_id)))
+    return empty(202, None, ctx, f"/jobs/{job_id}")
+
+
+def terminate_job(ctx: Ctx, job_id: str) -> web.Response:
+    """POST /jobs/{jobId}/terminate: 202; running tasks end, active ones stay active."""
+    job = get_job_doc(ctx, job_id, allow_deleting=False)
+    check_conditions(ctx, job)
+    if job["state"] == "completed":
+        raise errors.conflict("JobCompleted", "The specified job is already in a completed state.")
+    reason = "UserTerminate"
+    if ctx.raw_body.strip():
+        reason = ctx.body().get("terminateReason") or reason
+    ctx.sched.terminate_job(key(job_id), reason)
+    return empty(202, job, ctx, f"/jobs/{job_id}/terminate")
+
+
+def _apply_update(ctx: Ctx, job: dict, body: dict, replace: bool) -> None:
+    _check_job_options(body)
+    if "poolInfo" in body or replace:
+        new_pool = _check_pool_info(body.get("poolInfo"))
+        if key(new_pool["poolId"]) != key(job["poolInfo"]["poolId"]) and job["state"] != "disabled":
+            raise errors.conflict("JobNotDisabled", "The job must be disabled to change its pool.")
+        job["poolInfo"] = new_pool
+    if job["onAllTasksComplete"] == "terminatejob" and body.get("onAllTasksComplete") == "noaction":
+        raise errors.invalid_value(
+            "onAllTasksComplete", "noaction", "cannot be changed back once set to terminatejob"
+        )
+    defaults = {
+        "priority": 0,
+        "allowTaskPreemption": False,
+        "maxParallelTasks": -1,
+        "onAllTasksComplete": job["onAllTasksComplete"],
+        "metadata": None,
+    }
+    for name, default in defaults.items():
+        if name in body and body[name] is not None:
+            job[name] = body[name]
+        elif replace:
+            if default is None:
+                job.pop(name, None)
+            else:
+                job[name] = default
+    if "constraints" in body or replace:
+        constraints = {"maxWallClockTime": _FOREVER, "maxTaskRetryCount": 0}
+        constraints.update(
+            {k: v for k, v in (body.get("constraints") or {}).items() if v is not None}
+        )
+        job["constraints"] = constraints
+
+
+def _update(ctx: Ctx, job_id: str, replace: bool) -> web.Response:
+    job = get_job_doc(ctx, job_id, allow_deleting=False)
+    body = ctx.body()
+    check_conditions(ctx, job)
+    if job["state"] in ("completed", "terminating"):
+        raise errors.conflict("JobCompleted", "The specified job is already in a completed state.")
+    _apply_update(ctx, job, body, replace)
+    model.touch(job)
+    ctx.store.put_job(job)
+    ctx.sched.check_job(key(job_id))
+    ctx.sched.kick()
+    return empty(200, job, ctx, f"/jobs/{job_id}")
+
+
+def update_job(ctx: Ctx, job_id: str) -> web.Response:
+    """PATCH /jobs/{jobId}: changes only what the body names."""
+    return _update(ctx, job_id, replace=False)
+
+
+def replace_job(ctx: Ctx, job_id: str) -> web.Response:
+    """PUT /jobs/{jobId}: replaces the updatable properties (absent ones reset)."""
+    return _update(ctx, job_id, replace=True)
+
+
+def task_counts(ctx: Ctx, job_id: str) -> web.Response:
+    """GET /jobs/{jobId}/taskcounts: task and slot counts by state."""
+    job = get_job_doc(ctx, job_id)
+    counts = dict.fromkeys(("active", "running", "completed", "succeeded", "failed"), 0)
+    slots = dict(counts)
+    for t in ctx.store.tasks.get(key(job["id"]), {}).values():
+        state = t.get("state")
+        n = t.get("requiredSlots") or 1
+        bucket = "running" if state == "preparing" else state
+        if bucket in counts:
+            counts[bucket] += 1
+            slots[bucket] += n
+        if state == "completed":
+            ok = (t.get("executionInfo") or {}).get("result") == "success"
+            counts["succeeded" if ok else "failed"] += 1
+            slots["succeeded" if ok else "failed"] += n
+    return json_response(
+        200,
+        {
+            "odata.metadata": f"{ctx.base_url}/$metadata#taskcounts/@Element",
+            "taskCounts": counts,
+            "taskSlotCounts": slots,
+        },
+    )

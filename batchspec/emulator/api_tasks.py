@@ -1,0 +1,254 @@
+"""REST handlers for tasks: add, add collection, list, get, update, delete, terminate,
+reactivate."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from . import errors, model
+from .api_jobs import get_job_doc
+from .common import Ctx, check_conditions, created, empty, entity, json_response, paged
+from .store import key
+
+MAX_TASKS_PER_COLLECTION = 100
+_FOREVER = "P10675199DT2H48M5.4775807S"
+
+
+def _check_task(body: dict, job: dict) -> str:
+    """Validate a task add body; returns its id. Raises BatchServiceError."""
+    task_id = model.check_id(body)
+    if not body.get("commandLine"):
+        raise errors.missing_property("commandLine")
+    if not isinstance(body["commandLine"], str):
+        raise errors.invalid_value("commandLine", body["commandLine"])
+    for name in ("multiInstanceSettings", "containerSettings"):
+        if body.get(name) is not None:
+            raise errors.invalid_value(name, "...", f"{name} is not supported by the emulator")
+    for name in (
+        "resourceFiles",
+        "outputFiles",
+        "environmentSettings",
+        "applicationPackageReferences",
+    ):
+        model.check_type(body, name, list)
+    for i, rf in enumerate(body.get("resourceFiles") or []):
+        if not isinstance(rf, dict) or not any(
+            rf.get(s) for s in ("httpUrl", "storageContainerUrl", "autoStorageContainerName")
+        ):
+            raise errors.invalid_value(
+                f"resourceFiles[{i}]", rf, "one source (httpUrl, storageContainerUrl) is required"
+            )
+    for i, of in enumerate(body.get("outputFiles") or []):
+        if not isinstance(of, dict):
+            raise errors.invalid_value(f"outputFiles[{i}]", of)
+        if not of.get("filePattern"):
+            raise errors.missing_property(f"outputFiles[{i}].filePattern")
+        if not ((of.get("destination") or {}).get("container") or {}).get("containerUrl"):
+            raise errors.missing_property(f"outputFiles[{i}].destination.container.containerUrl")
+        cond = (of.get("uploadOptions") or {}).get("uploadCondition")
+        if cond not in ("tasksuccess", "taskfailure", "taskcompletion"):
+            raise errors.invalid_value(f"outputFiles[{i}].uploadOptions.uploadCondition", cond)
+    model.check_int(body, "requiredSlots", 1)
+    model.check_constraints(body, "")
+    dep = body.get("dependsOn")
+    if dep is not None:
+        if not job.get("usesTaskDependencies"):
+            raise errors.BatchServiceError(
+                409,
+                "TaskDependenciesNotSpecifiedOnJob",
+                "The Task has dependencies, but the job does not allow Task dependencies.",
+            )
+        if not isinstance(dep, dict):
+            raise errors.invalid_value("dependsOn", dep)
+        for r in dep.get("taskIdRanges") or []:
+            if (
+                not isinstance(r, dict)
+                or not all(isinstance(r.get(x), int) for x in ("start", "end"))
+                or r["start"] > r["end"]
+            ):
+                raise errors.invalid_value("dependsOn.taskIdRanges", r)
+    return task_id
+
+
+def _new_task_doc(ctx: Ctx, job: dict, body: dict) -> dict:
+    now = model.now_iso()
+    constraints = {
+        "maxWallClockTime": _FOREVER,
+        "retentionTime": "P7D",
+        "maxTaskRetryCount": (job.get("constraints") or {}).get("maxTaskRetryCount", 0),
+    }
+    constraints.update({k: v for k, v in (body.get("constraints") or {}).items() if v is not None})
+    doc = {
+        "id": body["id"],
+        "url": f"{ctx.base_url}/jobs/{job['id']}/tasks/{body['id']}",
+        "creationTime": now,
+        "state": "active",
+        "stateTransitionTime": now,
+        "commandLine": body["commandLine"],
+        "constraints": constraints,
+        "requiredSlots": body.get("requiredSlots") or 1,
+        "userIdentity": body.get("userIdentity")
+        or {"autoUser": {"scope": "pool", "elevationLevel": "nonadmin"}},
+        "executionInfo": {"retryCount": 0, "requeueCount": 0},
+    }
+    for opt in (
+        "displayName",
+        "exitConditions",
+        "resourceFiles",
+        "outputFiles",
+        "environmentSettings",
+        "affinityInfo",
+        "dependsOn",
+        "applicationPackageReferences",
+    ):
+        if body.get(opt) is not None:
+            doc[opt] = body[opt]
+    model.touch(doc)
+    return doc
+
+
+def _job_accepting_tasks(ctx: Ctx, job_id: str) -> dict:
+    job = get_job_doc(ctx, job_id, allow_deleting=False)
+    if job["state"] in ("completed", "terminating"):
+        raise errors.conflict("JobCompleted", "The specified job is already in a completed state.")
+    return job
+
+
+def create_task(ctx: Ctx, job_id: str) -> web.Response:
+    """POST /jobs/{jobId}/tasks."""
+    job = _job_accepting_tasks(ctx, job_id)
+    body = ctx.body()
+    task_id = _check_task(body, job)
+    jk = key(job["id"])
+    if key(task_id) in ctx.store.tasks.get(jk, {}):
+        raise errors.exists("Task")
+    doc = _new_task_doc(ctx, job, body)
+    ctx.store.put_task(jk, doc)
+    ctx.sched.enqueue(jk, [key(task_id)])
+    return created(ctx, doc, f"/jobs/{job['id']}/tasks/{task_id}")
+
+
+def add_task_collection(ctx: Ctx, job_id: str) -> web.Response:
+    """POST /jobs/{jobId}/addtaskcollection: at most 100 tasks / 1 MB; per-task results.
+
+    Valid tasks are stored in one transaction; invalid or duplicate ones get a clienterror
+    result, as the service answers (the request itself still succeeds).
+    """
+    job = _job_accepting_tasks(ctx, job_id)
+    body = ctx.body()
+    values = body.get("value")
+    if not isinstance(values, list):
+        raise errors.missing_property("value")
+    if len(values) > MAX_TASKS_PER_COLLECTION:
+        raise errors.BatchServiceError(
+            413,
+            "RequestBodyTooLarge",
+            f"A task collection holds at most {MAX_TASKS_PER_COLLECTION} tasks.",
+            [("MaxTasks", str(MAX_TASKS_PER_COLLECTION))],
+        )
+    jk = key(job["id"])
+    existing = ctx.store.tasks.get(jk, {})
+    results, docs, seen = [], [], set()
+    for item in values:
+        tid = item.get("id") if isinstance(item, dict) else None
+        try:
+            if not isinstance(item, dict):
+                raise errors.invalid_body("each task must be a JSON object")
+            _check_task(item, job)
+            if key(tid) in existing or key(tid) in seen:
+                raise errors.exists("Task")
+        except errors.BatchServiceError as exc:
+            err = exc.body(ctx.base_url, ctx.request_id)
+            err.pop("odata.metadata", None)
+            results.append({"status": "clienterror", "taskId": tid, "error": err})
+            continue
+        seen.add(key(tid))
+        doc = _new_task_doc(ctx, job, item)
+        docs.append(doc)
+        results.append(
+            {
+                "status": "success",
+                "taskId": tid,
+                "eTag": doc["eTag"],
+                "lastModified": doc["lastModified"],
+                "location": doc["url"],
+            }
+        )
+    if docs:
+        ctx.store.put_tasks(jk, docs)
+        ctx.sched.enqueue(jk, [key(d["id"]) for d in docs])
+    return json_response(
+        200, {"odata.metadata": f"{ctx.base_url}/$metadata#taskaddresult", "value": results}
+    )
+
+
+def get_task_doc(ctx: Ctx, job_id: str, task_id: str) -> tuple[str, str, dict]:
+    """(job key, task key, task) or JobNotFound / TaskNotFound."""
+    job = get_job_doc(ctx, job_id)
+    jk, tk = key(job["id"]), key(task_id)
+    task = ctx.store.tasks.get(jk, {}).get(tk)
+    if task is None:
+        raise errors.not_found("Task")
+    return jk, tk, task
+
+
+def list_tasks(ctx: Ctx, job_id: str) -> web.Response:
+    """GET /jobs/{jobId}/tasks."""
+    job = get_job_doc(ctx, job_id)
+    return paged(ctx, "tasks", list(ctx.store.tasks.get(key(job["id"]), {}).values()))
+
+
+def get_task(ctx: Ctx, job_id: str, task_id: str) -> web.Response:
+    """GET /jobs/{jobId}/tasks/{taskId}."""
+    return entity(ctx, get_task_doc(ctx, job_id, task_id)[2], "tasks")
+
+
+def replace_task(ctx: Ctx, job_id: str, task_id: str) -> web.Response:
+    """PUT /jobs/{jobId}/tasks/{taskId}: only constraints can change."""
+    jk, tk, task = get_task_doc(ctx, job_id, task_id)
+    body = ctx.body()
+    check_conditions(ctx, task)
+    model.check_constraints(body, "")
+    if task["state"] == "completed":
+        raise errors.conflict("TaskCompleted", "The specified task is already completed.")
+    constraints = {"maxWallClockTime": _FOREVER, "retentionTime": "P7D", "maxTaskRetryCount": 0}
+    constraints.update({k: v for k, v in (body.get("constraints") or {}).items() if v is not None})
+    task["constraints"] = constraints
+    model.touch(task)
+    ctx.store.put_task(jk, task)
+    return empty(200, task, ctx, f"/jobs/{job_id}/tasks/{task_id}")
+
+
+def delete_task(ctx: Ctx, job_id: str, task_id: str) -> web.Response:
+    """DELETE /jobs/{jobId}/tasks/{taskId}: a running task is killed first (200)."""
+    jk, tk, task = get_task_doc(ctx, job_id, task_id)
+    check_conditions(ctx, task)
+    ctx.sched.forget_task(jk, tk)
+    ctx.store.delete_task(jk, tk)
+    ctx.sched.check_job(jk)
+    return empty(200)
+
+
+def terminate_task(ctx: Ctx, job_id: str, task_id: str) -> web.Response:
+    """POST .../terminate: the task completes with failureInfo TaskEnded (204)."""
+    jk, tk, task = get_task_doc(ctx, job_id, task_id)
+    check_conditions(ctx, task)
+    ctx.sched.terminate_task(jk, tk)
+    return empty(204, task, ctx, f"/jobs/{job_id}/tasks/{task_id}/terminate")
+
+
+def reactivate_task(ctx: Ctx, job_id: str, task_id: str) -> web.Response:
+    """POST .../reactivate: a failed, completed task becomes active again (204)."""
+    jk, tk, task = get_task_doc(ctx, job_id, task_id)
+    check_conditions(ctx, task)
+    job = ctx.store.jobs[jk]
+    if job["state"] in ("completed", "terminating", "deleting"):
+        raise errors.conflict("JobCompleted", "The specified job is already in a completed state.")
+    if task["state"] != "completed":
+        raise errors.conflict("TaskNotCompleted", "Only a completed task can be reactivated.")
+    if (task.get("executionInfo") or {}).get("result") == "success":
+        raise errors.conflict(
+            "TaskCompletedSuccessfully", "A task that succeeded cannot be reactivated."
+        )
+    ctx.sched.reactivate_task(jk, tk)
+    return empty(204, task, ctx, f"/jobs/{job_id}/tasks/{task_id}/reactivate")

@@ -1,0 +1,223 @@
+"""What every REST handler shares: the request context, JSON responses with the service's
+headers, conditional requests (If-Match / If-None-Match) and paged, filtered listings.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from email.utils import format_datetime, parsedate_to_datetime
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qs, quote, urlencode
+
+from aiohttp import web
+
+from . import errors
+from .odata import compile_filter, compile_select
+
+if TYPE_CHECKING:
+    from .scheduler import Scheduler
+    from .store import Store
+
+MAX_BODY = 1024 * 1024  # the service refuses request bodies over 1 MB (RequestBodyTooLarge)
+MAX_RESULTS = 1000
+
+
+@dataclass
+class Ctx:
+    """One request as the handlers see it."""
+
+    request: web.Request
+    store: Store
+    sched: Scheduler
+    base_url: str
+    request_id: str
+    query: dict[str, str]
+    raw_body: bytes = b""
+    _body: object = field(default=None, repr=False)
+
+    @classmethod
+    def parse_query(cls, raw_query: str) -> dict[str, str]:
+        """Query parameters (first value of each), URL-decoded, names as sent."""
+        return {k: v[0] for k, v in parse_qs(raw_query, keep_blank_values=True).items()}
+
+    def body(self) -> dict:
+        """The JSON request body as an object, or InvalidRequestBody."""
+        if self._body is None:
+            if len(self.raw_body) > MAX_BODY:
+                raise errors.BatchServiceError(
+                    413,
+                    "RequestBodyTooLarge",
+                    "The request body is too large and exceeds the maximum permissible limit.",
+                )
+            try:
+                self._body = json.loads(self.raw_body or b"null")
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise errors.invalid_body(f"malformed JSON: {exc}") from None
+            if not isinstance(self._body, dict):
+                raise errors.invalid_body("the request body must be a JSON object")
+        return self._body
+
+    def header(self, name: str) -> str | None:
+        """A request header (case-insensitive)."""
+        return self.request.headers.get(name)
+
+
+def http_date(iso_text: str | None) -> str:
+    """An ISO timestamp from a document as an RFC 1123 header value."""
+    if not iso_text:
+        dt = datetime.now(timezone.utc)
+    else:
+        dt = datetime.strptime(iso_text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+    return format_datetime(dt, usegmt=True)
+
+
+def _headers(doc: dict | None) -> dict[str, str]:
+    h = {"DataServiceVersion": "3.0"}
+    if doc is not None and doc.get("eTag"):
+        h["ETag"] = doc["eTag"]
+        h["Last-Modified"] = http_date(doc.get("lastModified"))
+    return h
+
+
+def json_response(
+    status: int, payload: object, headers: dict[str, str] | None = None
+) -> web.Response:
+    """A JSON response in the service's content type."""
+    return web.Response(
+        status=status,
+        body=json.dumps(payload, separators=(",", ":")).encode(),
+        content_type="application/json",
+        charset="utf-8",
+        headers={"DataServiceVersion": "3.0", **(headers or {})},
+    )
+
+
+def entity(ctx: Ctx, doc: dict, entity_set: str, select: bool = True) -> web.Response:
+    """200 with one resource, honouring `$select` and If-None-Match (304)."""
+    inm = _etag(ctx.header("If-None-Match"))
+    if inm and doc.get("eTag") and inm in ("*", doc["eTag"]):
+        return web.Response(status=304, headers=_headers(doc))
+    if _modified_since(ctx, doc, "If-Modified-Since") is False:
+        return web.Response(status=304, headers=_headers(doc))
+    if _modified_since(ctx, doc, "If-Unmodified-Since") is True:
+        raise errors.condition_not_met()
+    proj = compile_select(ctx.query.get("$select")) if select else None
+    payload = {"odata.metadata": f"{ctx.base_url}/$metadata#{entity_set}/@Element"}
+    payload.update(proj(doc) if proj else doc)
+    return json_response(200, payload, _headers(doc))
+
+
+def created(ctx: Ctx, doc: dict, path: str) -> web.Response:
+    """201 Created with the resource's location headers."""
+    url = f"{ctx.base_url}{path}"
+    return web.Response(
+        status=201, headers={**_headers(doc), "Location": url, "DataServiceId": url}
+    )
+
+
+def empty(
+    status: int, doc: dict | None = None, ctx: Ctx | None = None, path: str | None = None
+) -> web.Response:
+    """A body-less answer (200/202/204) with the resource's ETag when there is one."""
+    h = _headers(doc)
+    if ctx is not None and path is not None:
+        h["DataServiceId"] = f"{ctx.base_url}{path}"
+    return web.Response(status=status, headers=h)
+
+
+def _etag(value: str | None) -> str | None:
+    # Clients quote ETags (RFC 7232) while the service hands them out bare: compare unquoted.
+    if value is None:
+        return None
+    value = value.strip()
+    if value.startswith("W/"):
+        value = value[2:]
+    return value.strip('"')
+
+
+def _modified_since(ctx: Ctx, doc: dict, header: str) -> bool | None:
+    """Whether `doc` changed after the header's date (None: no usable header)."""
+    value = ctx.header(header)
+    if not value or not doc.get("lastModified"):
+        return None
+    try:
+        since = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if since.tzinfo is None:
+        since = since.replace(tzinfo=timezone.utc)
+    changed = datetime.strptime(doc["lastModified"], "%Y-%m-%dT%H:%M:%S.%fZ")
+    # HTTP dates have whole seconds: compare at that precision.
+    return changed.replace(tzinfo=timezone.utc, microsecond=0) > since
+
+
+def check_conditions(ctx: Ctx, doc: dict) -> None:
+    """If-Match / If-None-Match / If-(Un)Modified-Since preconditions for a change (412)."""
+    if _modified_since(ctx, doc, "If-Unmodified-Since") is True:
+        raise errors.condition_not_met()
+    if _modified_since(ctx, doc, "If-Modified-Since") is False:
+        raise errors.condition_not_met()
+    etag = doc.get("eTag")
+    im = _etag(ctx.header("If-Match"))
+    if im and im != "*" and im != etag:
+        raise errors.condition_not_met()
+    inm = _etag(ctx.header("If-None-Match"))
+    if inm and (inm == "*" or inm == etag):
+        raise errors.condition_not_met()
+
+
+def paged(ctx: Ctx, entity_set: str, items: Iterable[dict]) -> web.Response:
+    """One page of a listing: `$filter`, `$select`, `maxresults` and `odata.nextLink`.
+
+    The continuation token is the offset among matching items: the service's tokens are
+    opaque, and clients only ever pass back the link they were given.
+    """
+    q = ctx.query
+    pred = compile_filter(q.get("$filter"))
+    proj = compile_select(q.get("$select"))
+    raw_max = q.get("maxresults", str(MAX_RESULTS))
+    try:
+        limit = int(raw_max)
+    except ValueError:
+        raise errors.invalid_query("maxresults", raw_max, "not an integer") from None
+    if not 1 <= limit <= MAX_RESULTS:
+        raise errors.invalid_query("maxresults", raw_max, f"must be between 1 and {MAX_RESULTS}")
+    token = q.get("$skiptoken")
+    skip = 0
+    if token:
+        try:
+            skip = int(base64.urlsafe_b64decode(token.encode() + b"==").decode())
+        except ValueError:
+            raise errors.invalid_query(
+                "$skiptoken", token, "not a token this service issued"
+            ) from None
+    page: list[dict] = []
+    seen = 0
+    more = False
+    for doc in items:
+        if pred is not None and not pred(doc):
+            continue
+        seen += 1
+        if seen <= skip:
+            continue
+        if len(page) == limit:
+            more = True
+            break
+        page.append(proj(doc) if proj else doc)
+    payload: dict = {"odata.metadata": f"{ctx.base_url}/$metadata#{entity_set}", "value": page}
+    if more:
+        params = {"api-version": q.get("api-version", ""), "maxresults": str(limit)}
+        for name in ("$filter", "$select", "$expand", "recursive"):
+            if q.get(name):
+                params[name] = q[name]
+        params["$skiptoken"] = (
+            base64.urlsafe_b64encode(str(skip + limit).encode()).decode().rstrip("=")
+        )
+        payload["odata.nextLink"] = f"{ctx.base_url}{ctx.request.rel_url.raw_path}?" + urlencode(
+            params, quote_via=quote
+        )
+    return json_response(200, payload)

@@ -1,0 +1,185 @@
+"""Resource documents: timestamps, state transitions, validation of create bodies, and the
+small pure rules (dependency and exit-condition evaluation) shared by the API and scheduler.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+
+from . import errors
+from .store import new_etag
+
+_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def now_iso() -> str:
+    """The current UTC time in the service's ISO 8601 form."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def iso(dt: datetime) -> str:
+    """A datetime (naive means UTC) in the service's ISO 8601 form."""
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def touch(doc: dict) -> None:
+    """A client-visible change: new ETag and lastModified."""
+    doc["eTag"] = new_etag()
+    doc["lastModified"] = now_iso()
+
+
+def set_state(doc: dict, state: str, *, field: str = "state") -> None:
+    """Move a document to `state`, keeping previousState and the transition times."""
+    if doc.get(field) == state:
+        return
+    now = now_iso()
+    if field == "state":
+        if doc.get("state") is not None:
+            doc["previousState"] = doc["state"]
+            doc["previousStateTransitionTime"] = doc.get("stateTransitionTime", now)
+        doc["stateTransitionTime"] = now
+    else:
+        doc[f"{field}TransitionTime"] = now
+    doc[field] = state
+
+
+def require_object(body: object) -> dict:
+    """The request body must be a JSON object."""
+    if not isinstance(body, dict):
+        raise errors.invalid_body("the request body must be a JSON object")
+    return body
+
+
+def check_id(body: dict, name: str = "id") -> str:
+    """A required Batch id: letters, digits, hyphens and underscores, at most 64 characters."""
+    value = body.get(name)
+    if value is None or value == "":
+        raise errors.missing_property(name)
+    if not isinstance(value, str) or not _ID.match(value):
+        raise errors.invalid_value(
+            name, value, "ids contain letters, digits, hyphens and underscores (1-64)"
+        )
+    return value
+
+
+def check_type(body: dict, name: str, kind: type | tuple, path: str | None = None) -> None:
+    """An optional property, if present, must have the given JSON type."""
+    value = body.get(name)
+    if value is None:
+        return
+    ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+    if not ok:
+        raise errors.invalid_value(path or name, value)
+
+
+def check_int(body: dict, name: str, low: int, high: int | None = None) -> None:
+    """An optional integer within [low, high]."""
+    value = body.get(name)
+    if value is None:
+        return
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or value < low
+        or (high is not None and value > high)
+    ):
+        raise errors.invalid_value(name, value)
+
+
+_DURATION = re.compile(
+    r"^P(?:(?P<d>\d+(?:\.\d+)?)D)?(?:T(?:(?P<h>\d+(?:\.\d+)?)H)?(?:(?P<m>\d+(?:\.\d+)?)M)?"
+    r"(?:(?P<s>\d+(?:\.\d+)?)S)?)?$"
+)
+
+
+def parse_duration(value: str) -> float | None:
+    """ISO 8601 duration (PnDTnHnMnS) in seconds, or None if it does not parse."""
+    m = _DURATION.match(value or "")
+    if not m or value in ("P", "PT"):
+        return None
+    d, h, mi, s = (float(m.group(g) or 0) for g in "dhms")
+    return ((d * 24 + h) * 60 + mi) * 60 + s
+
+
+def check_constraints(body: dict, prefix: str) -> None:
+    """Validate a constraints object's durations and retry count."""
+    c = body.get("constraints")
+    if c is None:
+        return
+    if not isinstance(c, dict):
+        raise errors.invalid_value(f"{prefix}constraints", c)
+    for name in ("maxWallClockTime", "retentionTime"):
+        if c.get(name) is not None and (
+            not isinstance(c[name], str) or parse_duration(c[name]) is None
+        ):
+            raise errors.invalid_value(f"{prefix}constraints.{name}", c[name])
+    if c.get("maxTaskRetryCount") is not None:
+        check_int(c, "maxTaskRetryCount", -1)
+
+
+def env_dict(settings: list | None) -> dict[str, str]:
+    """environmentSettings ([{name, value}]) as a dict."""
+    return {
+        e["name"]: e.get("value") or ""
+        for e in settings or []
+        if isinstance(e, dict) and "name" in e
+    }
+
+
+# Task rules
+
+
+def exit_options(task: dict) -> dict:
+    """The exitConditions entry that applies to a completed task (may be empty)."""
+    cond = task.get("exitConditions") or {}
+    info = task.get("executionInfo") or {}
+    code = info.get("exitCode")
+    if code is not None:
+        for m in cond.get("exitCodes") or []:
+            if m.get("code") == code:
+                return m.get("exitOptions") or {}
+        for r in cond.get("exitCodeRanges") or []:
+            if r.get("start", 0) <= code <= r.get("end", -1):
+                return r.get("exitOptions") or {}
+    failure = info.get("failureInfo") or {}
+    if code is None and failure:
+        key = "fileUploadError" if "Upload" in (failure.get("code") or "") else "preProcessingError"
+        if cond.get(key):
+            return cond[key]
+    if code == 0 and info.get("result") == "success":
+        return {}
+    return cond.get("default") or {}
+
+
+def dependency_action(task: dict) -> str:
+    """'satisfy' or 'block' for the dependents of a completed task.
+
+    By default a success satisfies and a failure blocks; exitConditions may override either.
+    """
+    opts = exit_options(task)
+    if opts.get("dependencyAction"):
+        return opts["dependencyAction"]
+    return "satisfy" if (task.get("executionInfo") or {}).get("result") == "success" else "block"
+
+
+def job_action(task: dict) -> str:
+    """The job action for a completed task when the job's onTaskFailure asks for exit options.
+
+    The service's default is none for success and terminate for any failure.
+    """
+    opts = exit_options(task)
+    if opts.get("jobAction"):
+        return opts["jobAction"]
+    return "none" if (task.get("executionInfo") or {}).get("result") == "success" else "terminate"
+
+
+def dependency_ids(task: dict) -> list[str]:
+    """Every task id named by dependsOn (explicit ids, then ranges expanded)."""
+    dep = task.get("dependsOn") or {}
+    ids = list(dep.get("taskIds") or [])
+    for r in dep.get("taskIdRanges") or []:
+        ids.extend(str(i) for i in range(int(r["start"]), int(r["end"]) + 1))
+    return ids

@@ -1,0 +1,323 @@
+"""Pool allocation and compute nodes: each node is a directory `<data-dir>/nodes/<pool>/<node>`.
+
+A resize allocates or releases node documents after `allocation_delay` (so clients observe
+`allocationState: resizing` as on Azure), boots new nodes through the agent (layout, then the
+start task), and releases idle nodes first on a shrink; nodes running tasks are released last
+and their tasks requeued (the service's default `nodeDeallocationOption: requeue`).
+
+Node states: creating -> starting -> (waitingforstarttask while a waitForSuccess start task
+runs) -> idle <-> running; starttaskfailed when a waitForSuccess start task finally fails.
+Per-node counters (running tasks, slots) live in memory; a node document is persisted when its
+state changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from . import model
+from .store import key
+
+if TYPE_CHECKING:
+    from .scheduler import Scheduler
+
+log = logging.getLogger("batchspec.emulator")
+
+_SCHEDULABLE = ("idle", "running")
+
+
+class NodeManager:
+    """Nodes of every pool: allocation, boot, slot accounting and removal."""
+
+    def __init__(self, scheduler: Scheduler, root: Path, allocation_delay: float):
+        self.sched = scheduler
+        self.store = scheduler.store
+        self.root = root
+        self.allocation_delay = allocation_delay
+        self.used: dict[tuple[str, str], int] = {}
+        self._boots: dict[tuple[str, str], asyncio.Task] = {}
+        self._resizes: dict[str, asyncio.Task] = {}
+
+    def context(self, pk: str, nk: str):
+        """The agent's NodeContext for a node."""
+        from .agent import NodeContext
+
+        pool = self.store.pools[pk]
+        node = self.store.nodes[pk][nk]
+        return NodeContext(
+            root=self.root / pool["id"] / node["id"],
+            pool_id=pool["id"],
+            node_id=node["id"],
+            account_name=self.sched.account_name,
+            account_url=self.sched.account_url,
+            is_dedicated=node.get("isDedicated", True),
+        )
+
+    async def recover(self) -> None:
+        """After a restart every node reboots (its start task runs again)."""
+        for pk, pool in list(self.store.pools.items()):
+            if pool["state"] == "deleting":
+                self.sched.spawn(self.delete_pool(pk))
+                continue
+            for nk in list(self.store.nodes.get(pk, {})):
+                self._boot(pk, nk)
+            if pool.get("allocationState") != "steady" or self._target(pool) != len(
+                self.store.nodes.get(pk, {})
+            ):
+                self.resize(pk)
+
+    def cancel_all(self) -> None:
+        """Stop every boot and resize in progress (shutdown)."""
+        for t in [*self._boots.values(), *self._resizes.values()]:
+            t.cancel()
+
+    # Slots
+
+    def free_slots(self, pk: str) -> dict[str, int]:
+        """Free slots per schedulable node of a pool (nodes with none are left out)."""
+        pool = self.store.pools[pk]
+        per_node = pool.get("taskSlotsPerNode") or 1
+        free = {}
+        for nk, node in self.store.nodes.get(pk, {}).items():
+            if (
+                node["state"] in _SCHEDULABLE
+                and node.get("schedulingState", "enabled") == "enabled"
+            ):
+                f = per_node - self.used.get((pk, nk), 0)
+                if f > 0:
+                    free[nk] = f
+        return free
+
+    def task_started(self, pk: str, nk: str, slots: int, task: dict) -> None:
+        """Account a task attempt on a node."""
+        node = self.store.nodes[pk][nk]
+        self.used[(pk, nk)] = self.used.get((pk, nk), 0) + slots
+        node["runningTasksCount"] = node.get("runningTasksCount", 0) + 1
+        node["runningTaskSlotsCount"] = self.used[(pk, nk)]
+        node["totalTasksRun"] = node.get("totalTasksRun", 0) + 1
+        if node["state"] == "idle":
+            model.set_state(node, "running")
+            self.store.put_node(pk, node)
+
+    def task_finished(self, pk: str, nk: str, slots: int, task: dict, outcome) -> None:
+        """Release a task attempt's slots; the node goes idle when nothing runs on it."""
+        self.used[(pk, nk)] = max(0, self.used.get((pk, nk), 0) - slots)
+        node = self.store.nodes.get(pk, {}).get(nk)
+        if node is None:
+            return
+        node["runningTasksCount"] = max(0, node.get("runningTasksCount", 0) - 1)
+        node["runningTaskSlotsCount"] = self.used[(pk, nk)]
+        if getattr(outcome, "result", None) == "success":
+            node["totalTasksSucceeded"] = node.get("totalTasksSucceeded", 0) + 1
+        if node["state"] == "running" and node["runningTasksCount"] == 0:
+            model.set_state(node, "idle")
+            self.store.put_node(pk, node)
+
+    # Allocation
+
+    @staticmethod
+    def _target(pool: dict) -> int:
+        return (pool.get("targetDedicatedNodes") or 0) + (pool.get("targetLowPriorityNodes") or 0)
+
+    def resize(self, pk: str) -> None:
+        """Start (or restart) moving the pool toward its target node counts."""
+        pool = self.store.pools[pk]
+        model.set_state(pool, "resizing", field="allocationState")
+        self.store.put_pool(pool)
+        old = self._resizes.pop(pk, None)
+        if old:
+            old.cancel()
+        self._resizes[pk] = self.sched.spawn(self._allocate(pk))
+
+    def stop_resize(self, pk: str) -> None:
+        """Stop a resize: the pool keeps the nodes it has now."""
+        old = self._resizes.pop(pk, None)
+        if old:
+            old.cancel()
+        pool = self.store.pools[pk]
+        self._settle(pk, pool)
+
+    async def _allocate(self, pk: str) -> None:
+        await asyncio.sleep(self.allocation_delay)
+        pool = self.store.pools.get(pk)
+        if pool is None or pool["state"] != "active":
+            return
+        nodes = self.store.nodes.setdefault(pk, {})
+        for dedicated, wanted in (
+            (True, pool.get("targetDedicatedNodes") or 0),
+            (False, pool.get("targetLowPriorityNodes") or 0),
+        ):
+            have = [nk for nk, n in nodes.items() if n.get("isDedicated", True) == dedicated]
+            for _ in range(wanted - len(have)):
+                self._add_node(pk, pool, dedicated)
+            if len(have) > wanted:
+                # Idle (or never-started) nodes go first, busy ones last.
+                order = {
+                    "idle": 0,
+                    "starttaskfailed": 0,
+                    "creating": 1,
+                    "starting": 1,
+                    "waitingforstarttask": 1,
+                    "running": 2,
+                }
+                victims = sorted(
+                    have,
+                    key=lambda nk: (order.get(nodes[nk]["state"], 1), self.used.get((pk, nk), 0)),
+                )
+                for nk in victims[: len(have) - wanted]:
+                    await self.remove_node(pk, nk)
+        self._resizes.pop(pk, None)
+        self._settle(pk, pool)
+        self.sched.kick()
+
+    def _settle(self, pk: str, pool: dict) -> None:
+        nodes = self.store.nodes.get(pk, {}).values()
+        pool["currentDedicatedNodes"] = sum(1 for n in nodes if n.get("isDedicated", True))
+        pool["currentLowPriorityNodes"] = sum(1 for n in nodes if not n.get("isDedicated", True))
+        model.set_state(pool, "steady", field="allocationState")
+        model.touch(pool)
+        self.store.put_pool(pool)
+
+    def _add_node(self, pk: str, pool: dict, dedicated: bool) -> None:
+        node_id = f"tvmps_{secrets.token_hex(16)}_{'d' if dedicated else 'p'}"
+        now = model.now_iso()
+        node = {
+            "id": node_id,
+            "url": f"{self.sched.account_url}/pools/{pool['id']}/nodes/{node_id}",
+            "state": "creating",
+            "schedulingState": "enabled",
+            "stateTransitionTime": now,
+            "allocationTime": now,
+            "lastBootTime": now,
+            "ipAddress": "127.0.0.1",
+            "affinityId": f"TVM:{node_id}",
+            "vmSize": pool.get("vmSize"),
+            "totalTasksRun": 0,
+            "totalTasksSucceeded": 0,
+            "runningTasksCount": 0,
+            "runningTaskSlotsCount": 0,
+            "isDedicated": dedicated,
+            "nodeAgentInfo": {"version": "1.12.0", "lastUpdateTime": now},
+            "virtualMachineInfo": {
+                "imageReference": (pool.get("virtualMachineConfiguration") or {}).get(
+                    "imageReference"
+                )
+            },
+        }
+        if pool.get("startTask"):
+            node["startTask"] = pool["startTask"]
+        self.store.put_node(pk, node)
+        self._boot(pk, key(node_id))
+
+    def _boot(self, pk: str, nk: str) -> None:
+        old = self._boots.pop((pk, nk), None)
+        if old:
+            old.cancel()
+        self.used.pop((pk, nk), None)
+        node = self.store.nodes[pk][nk]
+        node["runningTasksCount"] = node["runningTaskSlotsCount"] = 0
+        self._boots[(pk, nk)] = self.sched.spawn(self._run_boot(pk, nk))
+
+    async def _run_boot(self, pk: str, nk: str) -> None:
+        from .agent import prepare_node
+
+        ctx = self.context(pk, nk)
+        await asyncio.to_thread(prepare_node, ctx)
+        pool = self.store.pools[pk]
+        node = self.store.nodes[pk][nk]
+        model.set_state(node, "starting")
+        node["lastBootTime"] = model.now_iso()
+        start_task = pool.get("startTask")
+        if not start_task:
+            self._set_node(pk, node, "idle")
+            return
+        wait = start_task.get("waitForSuccess", True)
+        self._set_node(pk, node, "waitingforstarttask" if wait else "idle")
+        ok = await self._run_start_task(pk, node, start_task, ctx)
+        if wait and self.store.nodes.get(pk, {}).get(nk) is node:
+            self._set_node(pk, node, "idle" if ok else "starttaskfailed")
+        self._boots.pop((pk, nk), None)
+
+    async def _run_start_task(self, pk: str, node: dict, start_task: dict, ctx) -> bool:
+        from .agent import run_start_task
+
+        limit = start_task.get("maxTaskRetryCount") or 0
+        retries = 0
+        while True:
+            info = {"state": "running", "startTime": model.now_iso(), "retryCount": retries}
+            node["startTaskInfo"] = info
+            self.store.put_node(pk, node)
+            try:
+                outcome = await run_start_task(ctx, start_task)
+            except Exception as exc:
+                log.exception("start task on %s failed in the agent", node["id"])
+                info.update(
+                    state="completed",
+                    endTime=model.now_iso(),
+                    result="failure",
+                    failureInfo={
+                        "category": "servererror",
+                        "code": "NodeAgentError",
+                        "message": repr(exc),
+                    },
+                )
+                return False
+            info.update(
+                state="completed",
+                startTime=model.iso(outcome.start_time),
+                endTime=model.iso(outcome.end_time),
+                result=outcome.result,
+            )
+            if outcome.exit_code is not None:
+                info["exitCode"] = outcome.exit_code
+            if outcome.failure_info:
+                info["failureInfo"] = outcome.failure_info
+            self.store.put_node(pk, node)
+            if outcome.result == "success":
+                return True
+            if limit != -1 and retries >= limit:
+                return False
+            retries += 1
+            info["lastRetryTime"] = model.now_iso()
+
+    def _set_node(self, pk: str, node: dict, state: str) -> None:
+        model.set_state(node, state)
+        self.store.put_node(pk, node)
+        if state == "idle":
+            self.sched.kick()
+
+    async def remove_node(self, pk: str, nk: str) -> None:
+        """Release a node: stop its boot, requeue its tasks, delete it and its directory."""
+        boot = self._boots.pop((pk, nk), None)
+        if boot:
+            boot.cancel()
+        node = self.store.nodes.get(pk, {}).get(nk)
+        if node is None:
+            return
+        model.set_state(node, "leavingpool")
+        runs = self.sched.requeue_node_tasks(pk, nk)
+        for r in runs:
+            await r.done.wait()
+        pool_id = self.store.pools[pk]["id"] if pk in self.store.pools else pk
+        path = self.root / pool_id / node["id"]
+        self.store.delete_node(pk, nk)
+        self.used.pop((pk, nk), None)
+        await asyncio.to_thread(shutil.rmtree, path, True)
+
+    async def delete_pool(self, pk: str) -> None:
+        """Finish an asynchronous pool delete: release every node, then drop the pool."""
+        old = self._resizes.pop(pk, None)
+        if old:
+            old.cancel()
+        await asyncio.sleep(self.allocation_delay)
+        for nk in list(self.store.nodes.get(pk, {})):
+            await self.remove_node(pk, nk)
+        pool = self.store.pools.get(pk)
+        if pool is not None:
+            await asyncio.to_thread(shutil.rmtree, self.root / pool["id"], True)
+        self.store.delete_pool(pk)

@@ -1,0 +1,479 @@
+"""The scheduler: assigns active tasks to free node slots and tracks every run to completion.
+
+Scheduling is event driven: anything that can free a slot or make a task runnable (a task
+added, a task finished, a node became idle, a job updated) calls `kick()`, and one dispatcher
+coroutine wakes and does a single pass. Nothing polls.
+
+Order: pools independently; within a pool, jobs by priority (highest first) then age; within a
+job, tasks FIFO. A task needs `requiredSlots` free slots on one node (`taskSlotsPerNode` each);
+the pool's `taskSchedulingPolicy.nodeFillType` picks spread (most free node) or pack.
+
+Task execution itself belongs to the node agent (`agent.TaskRun`): this module never starts a
+process. Node provisioning (boot, start task, resize, delete) lives in `nodes.py`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from . import model
+from .nodes import NodeManager
+from .store import Store, key
+
+log = logging.getLogger("batchspec.emulator")
+
+# How a run ended when someone other than the process decided: the task was terminated, its
+# node went away (requeue), or the task/job was deleted.
+TERMINATE, REQUEUE, DELETE = "terminate", "requeue", "delete"
+
+
+@dataclass
+class Running:
+    """One attempt of one task on one node."""
+
+    job_key: str
+    task_key: str
+    pool_key: str
+    node_key: str
+    slots: int
+    run: object | None = None
+    future: asyncio.Task | None = None
+    end_reason: str | None = None
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return model.iso(value) if value is not None else None
+
+
+class Scheduler:
+    """Owns the dispatcher loop, the running attempts and the job/task state machine."""
+
+    def __init__(
+        self,
+        store: Store,
+        data_dir: Path,
+        account_name: str,
+        account_url: str,
+        allocation_delay: float = 0.2,
+    ):
+        self.store = store
+        self.account_name = account_name
+        self.account_url = account_url
+        self.nodes = NodeManager(self, data_dir / "nodes", allocation_delay)
+        self.running: dict[tuple[str, str], Running] = {}
+        # Active tasks per job in FIFO order (dict as an ordered set).
+        self.queues: dict[str, dict[str, None]] = {}
+        self.job_running: dict[str, int] = {}
+        self._wake = asyncio.Event()
+        self._loop_task: asyncio.Task | None = None
+        self._background: set[asyncio.Task] = set()
+
+    # Lifecycle
+
+    async def start(self) -> None:
+        """Recover persisted state (requeue interrupted tasks, reboot nodes) and start."""
+        requeued = []
+        for jk, tasks in self.store.tasks.items():
+            queue = self.queues.setdefault(jk, {})
+            for tk, task in tasks.items():
+                if task.get("state") in ("preparing", "running"):
+                    self._requeue_doc(task)
+                    requeued.append((jk, task))
+                if task.get("state") == "active":
+                    queue[tk] = None
+        for jk, task in requeued:
+            self.store.put_task(jk, task)
+        for jk, job in list(self.store.jobs.items()):
+            if job["state"] == "deleting":
+                self.spawn(self.delete_job(jk))
+            elif job["state"] == "terminating":
+                self._maybe_finish_terminate(jk)
+            else:
+                self.check_job(jk)
+        await self.nodes.recover()
+        self._loop_task = asyncio.create_task(self._dispatch_loop())
+        self.kick()
+
+    async def stop(self) -> None:
+        """Kill every running process and stop the loop (state stays as persisted)."""
+        if self._loop_task:
+            self._loop_task.cancel()
+        for r in list(self.running.values()):
+            r.end_reason = r.end_reason or REQUEUE
+            self._kill(r)
+        self.nodes.cancel_all()
+        pending = [r.future for r in self.running.values() if r.future] + list(self._background)
+        for t in self._background:
+            t.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=5)
+
+    def spawn(self, coro) -> asyncio.Task:
+        """Run a background coroutine, keeping a reference so it is not collected."""
+        t = asyncio.create_task(coro)
+        self._background.add(t)
+        t.add_done_callback(self._background.discard)
+        t.add_done_callback(_log_failure)
+        return t
+
+    def kick(self) -> None:
+        """Ask the dispatcher for a pass (cheap; many kicks coalesce into one pass)."""
+        self._wake.set()
+
+    # Queue bookkeeping, called by the API when tasks change state
+
+    def enqueue(self, job_key: str, task_keys: list[str]) -> None:
+        """Tasks became active: make them eligible and wake the dispatcher."""
+        q = self.queues.setdefault(job_key, {})
+        for tk in task_keys:
+            q[tk] = None
+        self.kick()
+
+    def dequeue(self, job_key: str, task_key: str) -> None:
+        """A task left the active state without running (terminated, deleted)."""
+        self.queues.get(job_key, {}).pop(task_key, None)
+
+    # Dispatch
+
+    async def _dispatch_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                self._dispatch()
+            except Exception:  # a bug here must not stop scheduling for good
+                log.exception("dispatch pass failed")
+
+    def _dispatch(self) -> None:
+        jobs_by_pool: dict[str, list[tuple[str, dict]]] = {}
+        for jk, job in self.store.jobs.items():
+            if job["state"] != "active" or not self.queues.get(jk):
+                continue
+            pool_id = (job.get("poolInfo") or {}).get("poolId")
+            if pool_id:
+                jobs_by_pool.setdefault(key(pool_id), []).append((jk, job))
+        for pk, jobs in jobs_by_pool.items():
+            pool = self.store.pools.get(pk)
+            if not pool or pool["state"] != "active":
+                continue
+            free = self.nodes.free_slots(pk)
+            if not free:
+                continue
+            jobs.sort(key=lambda item: -(item[1].get("priority") or 0))
+            pack = (pool.get("taskSchedulingPolicy") or {}).get("nodeFillType") == "pack"
+            for jk, job in jobs:
+                if not self._dispatch_job(pk, jk, job, free, pack):
+                    break
+
+    def _dispatch_job(self, pk: str, jk: str, job: dict, free: dict[str, int], pack: bool) -> bool:
+        """Place this job's runnable tasks; False once the pool has no free slot left."""
+        limit = job.get("maxParallelTasks", -1)
+        if limit is None:
+            limit = -1
+        tasks = self.store.tasks.get(jk, {})
+        queue = self.queues[jk]
+        for tk in list(queue):
+            if not free:
+                return False
+            if limit != -1 and self.job_running.get(jk, 0) >= limit:
+                return True
+            task = tasks.get(tk)
+            if task is None or task.get("state") != "active":
+                queue.pop(tk, None)
+                continue
+            if task.get("dependsOn") and not self._dependencies_met(jk, task):
+                continue
+            need = task.get("requiredSlots") or 1
+            candidates = [n for n, f in free.items() if f >= need]
+            if not candidates:
+                continue
+            nk = (min if pack else max)(candidates, key=lambda n: free[n])
+            free[nk] -= need
+            if free[nk] <= 0:
+                del free[nk]
+            queue.pop(tk, None)
+            self._start(pk, nk, jk, tk, need)
+        return True
+
+    def _dependencies_met(self, jk: str, task: dict) -> bool:
+        tasks = self.store.tasks.get(jk, {})
+        for dep in model.dependency_ids(task):
+            parent = tasks.get(key(dep))
+            if parent is None or parent.get("state") != "completed":
+                return False
+            if model.dependency_action(parent) != "satisfy":
+                return False
+        return True
+
+    # One attempt
+
+    def _start(self, pk: str, nk: str, jk: str, tk: str, slots: int) -> None:
+        task = self.store.tasks[jk][tk]
+        node = self.store.nodes[pk][nk]
+        pool = self.store.pools[pk]
+        r = Running(jk, tk, pk, nk, slots)
+        self.running[(jk, tk)] = r
+        self.job_running[jk] = self.job_running.get(jk, 0) + 1
+        self.nodes.task_started(pk, nk, slots, task)
+        job_id = self.store.jobs[jk]["id"]
+        rel = f"workitems/{job_id}/job-1/{task['id']}"
+        node_url = f"{self.account_url}/pools/{pool['id']}/nodes/{node['id']}"
+        task["nodeInfo"] = {
+            "affinityId": node.get("affinityId"),
+            "nodeUrl": node_url,
+            "poolId": pool["id"],
+            "nodeId": node["id"],
+            "taskRootDirectory": rel,
+            "taskRootDirectoryUrl": f"{node_url}/files/{rel}",
+        }
+        model.set_state(task, "preparing")
+        r.future = asyncio.create_task(self._attempt(r))
+        r.future.add_done_callback(_log_failure)
+
+    async def _attempt(self, r: Running) -> None:
+        from .agent import TaskRun  # imported late: the agent is an independent module
+
+        job = self.store.jobs[r.job_key]
+        task = self.store.tasks[r.job_key][r.task_key]
+        info = task.setdefault("executionInfo", {})
+        info.setdefault("retryCount", 0)
+        info.setdefault("requeueCount", 0)
+        for stale in ("endTime", "exitCode", "result", "failureInfo"):
+            info.pop(stale, None)
+        info["startTime"] = model.now_iso()
+        model.set_state(task, "running")
+        self.store.put_task(r.job_key, task)
+        outcome = None
+        try:
+            if r.end_reason is None:
+                r.run = TaskRun(
+                    self.nodes.context(r.pool_key, r.node_key),
+                    job["id"],
+                    dict(task),
+                    retry_count=info["retryCount"],
+                    job_env=model.env_dict(job.get("commonEnvironmentSettings")),
+                )
+                outcome = await r.run.run()
+        except Exception as exc:  # the agent failed: report it as the service would
+            log.exception("task %s/%s: agent error", job["id"], task["id"])
+            outcome = exc
+        finally:
+            self.running.pop((r.job_key, r.task_key), None)
+            self.job_running[r.job_key] = max(0, self.job_running.get(r.job_key, 1) - 1)
+            self.nodes.task_finished(r.pool_key, r.node_key, r.slots, task, outcome)
+            r.done.set()
+            self.kick()
+        self._finish(r, task, outcome)
+
+    def _finish(self, r: Running, task: dict, outcome) -> None:
+        jk = r.job_key
+        if r.end_reason == DELETE or self.store.tasks.get(jk, {}).get(r.task_key) is not task:
+            return
+        if r.end_reason == REQUEUE:
+            self._requeue_doc(task)
+            self.store.put_task(jk, task)
+            self.enqueue(jk, [r.task_key])
+            return
+        info = task["executionInfo"]
+        if isinstance(outcome, BaseException) or outcome is None:
+            info.update(
+                endTime=model.now_iso(),
+                result="failure",
+                failureInfo={
+                    "category": "servererror",
+                    "code": "NodeAgentError",
+                    "message": f"The node agent failed: {outcome!r}",
+                },
+            )
+        else:
+            info.update(
+                startTime=_iso(outcome.start_time) or info["startTime"],
+                endTime=_iso(outcome.end_time) or model.now_iso(),
+                result=outcome.result,
+            )
+            if outcome.exit_code is not None:
+                info["exitCode"] = outcome.exit_code
+            if outcome.failure_info:
+                info["failureInfo"] = outcome.failure_info
+        if r.end_reason == TERMINATE:
+            info["result"] = "failure"
+            info["failureInfo"] = _ended()
+        elif info["result"] == "failure" and self._may_retry(task):
+            info["retryCount"] += 1
+            info["lastRetryTime"] = model.now_iso()
+            task.pop("nodeInfo", None)
+            model.set_state(task, "active")
+            model.touch(task)
+            self.store.put_task(jk, task)
+            self.enqueue(jk, [r.task_key])
+            return
+        self.complete(jk, task)
+
+    def _may_retry(self, task: dict) -> bool:
+        limit = (task.get("constraints") or {}).get("maxTaskRetryCount")
+        if limit is None:
+            limit = 0
+        return limit == -1 or task["executionInfo"]["retryCount"] < limit
+
+    def complete(self, jk: str, task: dict) -> None:
+        """Move a task to completed, persist it, and apply the job-level consequences."""
+        model.set_state(task, "completed")
+        model.touch(task)
+        self.store.put_task(jk, task)
+        job = self.store.jobs.get(jk)
+        if job is None:
+            return
+        if (
+            task["executionInfo"].get("result") == "failure"
+            and job.get("onTaskFailure") == "performexitoptionsjobaction"
+            and model.job_action(task) == "terminate"
+            and job["state"] == "active"
+        ):
+            self.terminate_job(jk, "TaskFailed")
+        else:
+            self.check_job(jk)
+        self.kick()  # dependents may now run
+
+    @staticmethod
+    def _requeue_doc(task: dict) -> None:
+        info = task.setdefault("executionInfo", {})
+        info["requeueCount"] = info.get("requeueCount", 0) + 1
+        info["lastRequeueTime"] = model.now_iso()
+        task.pop("nodeInfo", None)
+        model.set_state(task, "active")
+        model.touch(task)
+
+    # Ending runs from outside
+
+    def _kill(self, r: Running) -> None:
+        if r.run is not None:
+            try:
+                r.run.kill()
+            except Exception:  # the process may already be gone
+                log.debug("kill failed", exc_info=True)
+
+    def terminate_task(self, jk: str, tk: str) -> None:
+        """Terminate a task: kill its run, or complete it at once if it is not running."""
+        task = self.store.tasks[jk][tk]
+        r = self.running.get((jk, tk))
+        if r is not None:
+            r.end_reason = TERMINATE
+            self._kill(r)
+            return
+        if task["state"] == "completed":
+            return
+        self.dequeue(jk, tk)
+        info = task.setdefault("executionInfo", {"retryCount": 0, "requeueCount": 0})
+        info.update(endTime=model.now_iso(), result="failure", failureInfo=_ended())
+        self.complete(jk, task)
+
+    def reactivate_task(self, jk: str, tk: str) -> None:
+        """A failed, completed task goes back to active with its retry count reset."""
+        task = self.store.tasks[jk][tk]
+        info = task.get("executionInfo") or {}
+        task["executionInfo"] = {"retryCount": 0, "requeueCount": info.get("requeueCount", 0)}
+        task.pop("nodeInfo", None)
+        model.set_state(task, "active")
+        model.touch(task)
+        self.store.put_task(jk, task)
+        self.enqueue(jk, [tk])
+
+    def forget_task(self, jk: str, tk: str) -> None:
+        """The task was deleted: stop its run if any."""
+        self.dequeue(jk, tk)
+        r = self.running.get((jk, tk))
+        if r is not None:
+            r.end_reason = DELETE
+            self._kill(r)
+
+    def requeue_node_tasks(self, pk: str, nk: str) -> list[Running]:
+        """The node is going away: kill its runs and put their tasks back in the queue."""
+        runs = [r for r in self.running.values() if r.pool_key == pk and r.node_key == nk]
+        for r in runs:
+            r.end_reason = r.end_reason or REQUEUE
+            self._kill(r)
+        return runs
+
+    # Jobs
+
+    def terminate_job(self, jk: str, reason: str) -> None:
+        """Job -> terminating; running tasks are ended; completed once none runs."""
+        job = self.store.jobs[jk]
+        if job["state"] in ("completed", "terminating", "deleting"):
+            return
+        model.set_state(job, "terminating")
+        job.setdefault("executionInfo", {})["terminateReason"] = reason
+        model.touch(job)
+        self.store.put_job(job)
+        for r in [r for r in self.running.values() if r.job_key == jk]:
+            r.end_reason = r.end_reason or TERMINATE
+            self._kill(r)
+        self._maybe_finish_terminate(jk)
+
+    def _maybe_finish_terminate(self, jk: str) -> None:
+        job = self.store.jobs.get(jk)
+        if job is None or job["state"] != "terminating":
+            return
+        if self.job_running.get(jk, 0) > 0:
+            self.spawn(self._finish_terminate_later(jk))
+            return
+        model.set_state(job, "completed")
+        job.setdefault("executionInfo", {})["endTime"] = model.now_iso()
+        model.touch(job)
+        self.store.put_job(job)
+
+    async def _finish_terminate_later(self, jk: str) -> None:
+        runs = [r for r in self.running.values() if r.job_key == jk]
+        for r in runs:
+            await r.done.wait()
+        # The finishing runs completed their tasks; give their callbacks a turn.
+        await asyncio.sleep(0)
+        if self.job_running.get(jk, 0) == 0:
+            self._maybe_finish_terminate(jk)
+
+    def check_job(self, jk: str) -> None:
+        """onAllTasksComplete=terminatejob: terminate once every task is completed.
+
+        As in the service, a job with no tasks has all its tasks complete.
+        """
+        job = self.store.jobs.get(jk)
+        if job is None:
+            return
+        if job["state"] == "terminating":
+            self._maybe_finish_terminate(jk)
+            return
+        if job["state"] != "active" or job.get("onAllTasksComplete") != "terminatejob":
+            return
+        if all(t.get("state") == "completed" for t in self.store.tasks.get(jk, {}).values()):
+            self.terminate_job(jk, "AllTasksComplete")
+
+    async def delete_job(self, jk: str) -> None:
+        """Finish an asynchronous job delete: end its runs, then drop it and its tasks."""
+        runs = [r for r in self.running.values() if r.job_key == jk]
+        for r in runs:
+            r.end_reason = DELETE
+            self._kill(r)
+        for r in runs:
+            await r.done.wait()
+        await asyncio.sleep(self.nodes.allocation_delay)
+        self.queues.pop(jk, None)
+        self.job_running.pop(jk, None)
+        self.store.delete_job(jk)
+
+
+def _ended() -> dict:
+    return {
+        "category": "usererror",
+        "code": "TaskEnded",
+        "message": "Task Was Ended by User Request",
+    }
+
+
+def _log_failure(t: asyncio.Task) -> None:
+    if not t.cancelled() and t.exception() is not None:
+        log.error("background task failed", exc_info=t.exception())

@@ -1,0 +1,121 @@
+"""Shared fixtures: the emulator and Azurite as real subprocesses, SDK clients.
+
+Everything talks to the emulator through the real azure-batch SDK over HTTP; nothing here
+imports the server in-process.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+from azure.batch import BatchClient
+from azure.batch import models as bm
+from emulator_support import (
+    AZURITE,
+    AZURITE_KEY,
+    Server,
+    _read_line,
+    pool_options,
+    start_server,
+    unique,
+    wait_pool_ready,
+)
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory) -> Server:
+    """One emulator shared by the session (tests use unique ids)."""
+    srv = start_server(tmp_path_factory.mktemp("emulator") / "data")
+    yield srv
+    srv.stop()
+    srv._log.close()
+
+
+@pytest.fixture(scope="session")
+def client(server: Server) -> BatchClient:
+    """An SDK client of the shared emulator."""
+    return server.client()
+
+
+@pytest.fixture(scope="session")
+def shared_pool(client: BatchClient) -> str:
+    """3 nodes x 2 slots whose start task writes a marker into the node's shared dir."""
+    pool_id = unique("shared")
+    client.create_pool(
+        pool_options(
+            pool_id,
+            nodes=3,
+            slots=2,
+            start_task=bm.BatchStartTask(
+                command_line="/bin/sh -c 'echo prepared > $AZ_BATCH_NODE_SHARED_DIR/marker.txt'",
+                wait_for_success=True,
+            ),
+        )
+    )
+    wait_pool_ready(client, pool_id, 3)
+    return pool_id
+
+
+@pytest.fixture
+def job(client: BatchClient, shared_pool: str) -> str:
+    """A fresh job on the shared pool."""
+    job_id = unique("job")
+    client.create_job(
+        bm.BatchJobCreateOptions(id=job_id, pool_info=bm.BatchPoolInfo(pool_id=shared_pool))
+    )
+    return job_id
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory) -> str:
+    """Azurite's blob endpoint (account devstoreaccount1), or skip if it is not installed."""
+    if not AZURITE.exists() or shutil.which("node") is None:
+        pytest.skip("Azurite is not installed (run `make setup`)")
+    location = tmp_path_factory.mktemp("azurite")
+    proc = subprocess.Popen(
+        [
+            str(AZURITE),
+            "--blobHost",
+            "127.0.0.1",
+            "--blobPort",
+            "0",
+            "--location",
+            str(location),
+            "--silent",
+            "--skipApiVersionCheck",
+            "--loose",
+            "--disableTelemetry",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={**os.environ},
+    )
+    url = None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        line = _read_line(proc, 30)
+        if "listens on" in line:
+            url = line.rsplit(" ", 1)[-1].strip()
+            break
+        if not line:
+            break
+    if url is None:
+        proc.kill()
+        pytest.fail("Azurite did not start")
+    yield f"{url}/devstoreaccount1"
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def blob_service(azurite: str):
+    """A BlobServiceClient on Azurite's development account."""
+    from azure.storage.blob import BlobServiceClient
+
+    return BlobServiceClient(
+        azurite, credential={"account_name": "devstoreaccount1", "account_key": AZURITE_KEY}
+    )

@@ -1,0 +1,138 @@
+"""Resource files and output files through Azurite, with SAS URLs as on Azure."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from azure.batch import models as bm
+from azure.storage.blob import (
+    BlobSasPermissions,
+    ContainerSasPermissions,
+    generate_blob_sas,
+    generate_container_sas,
+)
+from emulator_support import AZURITE_KEY, unique, wait_job_done
+
+ACCOUNT = "devstoreaccount1"
+
+
+@pytest.fixture
+def container(blob_service):
+    """A fresh container and a helper to SAS-sign it or its blobs."""
+    name = unique("c")
+    client = blob_service.create_container(name)
+    expiry = datetime.now(timezone.utc) + timedelta(hours=1)
+
+    class C:
+        url = client.url
+        blobs = client
+
+        @staticmethod
+        def sas(permission: str = "racwl") -> str:
+            token = generate_container_sas(
+                ACCOUNT,
+                name,
+                account_key=AZURITE_KEY,
+                permission=ContainerSasPermissions.from_string(permission),
+                expiry=expiry,
+            )
+            return f"{client.url}?{token}"
+
+        @staticmethod
+        def blob_sas(blob: str) -> str:
+            token = generate_blob_sas(
+                ACCOUNT,
+                name,
+                blob,
+                account_key=AZURITE_KEY,
+                permission=BlobSasPermissions(read=True),
+                expiry=expiry,
+            )
+            return f"{client.url}/{blob}?{token}"
+
+    return C
+
+
+def test_resource_files_from_sas_urls_are_in_the_working_dir(client, job, container):
+    container.blobs.upload_blob("inputs/a.txt", b"alpha")
+    container.blobs.upload_blob("inputs/b.txt", b"beta")
+    container.blobs.upload_blob("single.txt", b"one")
+    client.create_task(
+        job,
+        bm.BatchTaskCreateOptions(
+            id="rf",
+            command_line="/bin/sh -c 'cat in/inputs/a.txt in/inputs/b.txt renamed.txt'",
+            resource_files=[
+                bm.ResourceFile(
+                    storage_container_url=container.sas("rl"), blob_prefix="inputs/", file_path="in"
+                ),
+                bm.ResourceFile(http_url=container.blob_sas("single.txt"), file_path="renamed.txt"),
+            ],
+        ),
+    )
+    wait_job_done(client, job, 1)
+    t = client.get_task(job, "rf")
+    assert t.execution_info.result == "success", t.execution_info.failure_info
+    assert b"".join(client.download_task_file(job, "rf", "stdout.txt")) == b"alphabetaone"
+
+
+def test_resource_file_with_bad_sas_fails_the_task_before_it_runs(client, job, container):
+    container.blobs.upload_blob("secret.txt", b"x")
+    bad = container.blob_sas("secret.txt").replace("sig=", "sig=AAAA")
+    client.create_task(
+        job,
+        bm.BatchTaskCreateOptions(
+            id="badsas",
+            command_line="/bin/true",
+            resource_files=[bm.ResourceFile(http_url=bad, file_path="secret.txt")],
+        ),
+    )
+    wait_job_done(client, job, 1)
+    info = client.get_task(job, "badsas").execution_info
+    assert info.result == "failure"
+    assert info.exit_code is None
+    assert info.failure_info.category == "usererror"
+    assert info.failure_info.code
+    assert "sig=" not in (info.failure_info.message or "")
+
+
+def _output(container, pattern: str, condition: str, path: str | None = None) -> bm.OutputFile:
+    return bm.OutputFile(
+        file_pattern=pattern,
+        destination=bm.OutputFileDestination(
+            container=bm.OutputFileBlobContainerDestination(
+                container_url=container.sas(), path=path
+            )
+        ),
+        upload_options=bm.OutputFileUploadConfiguration(upload_condition=condition),
+    )
+
+
+def test_output_files_are_uploaded_only_on_their_condition(client, job, container):
+    write = "echo result > out.txt; echo log > log.txt"
+    for task_id, code in (("ok", 0), ("ko", 5)):
+        client.create_task(
+            job,
+            bm.BatchTaskCreateOptions(
+                id=task_id,
+                command_line=f"/bin/sh -c '{write}; exit {code}'",
+                output_files=[
+                    _output(container, "out.txt", "tasksuccess", f"{task_id}/success.txt"),
+                    _output(container, "out.txt", "taskfailure", f"{task_id}/failure.txt"),
+                    _output(container, "*.txt", "taskcompletion", f"{task_id}/all"),
+                ],
+            ),
+        )
+    wait_job_done(client, job, 2)
+    names = sorted(b.name for b in container.blobs.list_blobs())
+    assert names == [
+        "ko/all/log.txt",
+        "ko/all/out.txt",
+        "ko/failure.txt",
+        "ok/all/log.txt",
+        "ok/all/out.txt",
+        "ok/success.txt",
+    ]
+    assert container.blobs.download_blob("ok/success.txt").readall() == b"result\n"
+    assert client.get_task(job, "ko").execution_info.exit_code == 5

@@ -1,0 +1,180 @@
+"""Pools and nodes: allocation, start tasks, resize, node counts, node files, async delete."""
+
+from __future__ import annotations
+
+import pytest
+from azure.batch import models as bm
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from emulator_support import pool_options, unique, wait_for, wait_pool_ready
+
+
+def test_start_task_prepares_the_shared_dir_on_every_node(client, shared_pool):
+    nodes = list(client.list_nodes(shared_pool))
+    assert len(nodes) == 3
+    for node in nodes:
+        assert node.start_task_info.state == "completed"
+        assert node.start_task_info.exit_code == 0
+        marker = b"".join(client.download_node_file(shared_pool, node.id, "shared/marker.txt"))
+        assert marker == b"prepared\n"
+    pool = client.get_pool(shared_pool)
+    assert pool.current_dedicated_nodes == 3
+    assert pool.allocation_state == "steady"
+
+
+def test_new_pool_is_resizing_then_steady(client):
+    pool_id = unique("alloc")
+    client.create_pool(pool_options(pool_id, nodes=1))
+    assert client.get_pool(pool_id).allocation_state == "resizing"
+    wait_pool_ready(client, pool_id, 1)
+    assert client.get_pool(pool_id).current_dedicated_nodes == 1
+    client.begin_delete_pool(pool_id, polling_interval=0.1).result()
+
+
+def test_failing_wait_for_success_start_task_leaves_node_starttaskfailed(client):
+    pool_id = unique("stfail")
+    client.create_pool(
+        pool_options(
+            pool_id,
+            nodes=1,
+            start_task=bm.BatchStartTask(
+                command_line="/bin/sh -c 'echo broken >&2; exit 7'",
+                wait_for_success=True,
+                max_task_retry_count=1,
+            ),
+        )
+    )
+
+    def failed_node():
+        nodes = list(client.list_nodes(pool_id))
+        return nodes[0] if nodes and nodes[0].state == "starttaskfailed" else None
+
+    node = wait_for(failed_node, 20)
+    info = node.start_task_info
+    assert info.exit_code == 7
+    assert info.result == "failure"
+    assert info.retry_count == 1
+    assert info.failure_info.category == "usererror"
+    stderr = b"".join(client.download_node_file(pool_id, node.id, "startup/stderr.txt"))
+    assert b"broken" in stderr
+    counts = {c.pool_id: c for c in client.list_pool_node_counts()}[pool_id]
+    assert counts.dedicated.start_task_failed == 1
+    assert counts.dedicated.total == 1
+
+    # No task is ever scheduled on a node whose start task failed.
+    job_id = unique("j")
+    client.create_job(
+        bm.BatchJobCreateOptions(id=job_id, pool_info=bm.BatchPoolInfo(pool_id=pool_id))
+    )
+    client.create_task(job_id, bm.BatchTaskCreateOptions(id="t", command_line="/bin/true"))
+    with pytest.raises(pytest.fail.Exception):
+        wait_for(lambda: client.get_task(job_id, "t").state != "active", timeout=1)
+    client.begin_delete_job(job_id, polling_interval=0.1).result()
+    client.begin_delete_pool(pool_id, polling_interval=0.1).result()
+
+
+def test_resize_up_and_down_removes_idle_nodes(client):
+    pool_id = unique("resize")
+    client.create_pool(pool_options(pool_id, nodes=1))
+    wait_pool_ready(client, pool_id, 1)
+    client.begin_resize_pool(
+        pool_id, bm.BatchPoolResizeOptions(target_dedicated_nodes=3), polling_interval=0.1
+    ).result()
+    wait_pool_ready(client, pool_id, 3)
+    client.begin_resize_pool(
+        pool_id, bm.BatchPoolResizeOptions(target_dedicated_nodes=1), polling_interval=0.1
+    ).result()
+    wait_pool_ready(client, pool_id, 1)
+    assert client.get_pool(pool_id).current_dedicated_nodes == 1
+    client.begin_delete_pool(pool_id, polling_interval=0.1).result()
+
+
+def test_pool_delete_is_asynchronous_deleting_then_gone(client):
+    pool_id = unique("del")
+    client.create_pool(pool_options(pool_id, nodes=1))
+    wait_pool_ready(client, pool_id, 1)
+    poller = client.begin_delete_pool(pool_id, polling_interval=0.05)
+    assert client.get_pool(pool_id).state == "deleting"
+    with pytest.raises(HttpResponseError) as info:
+        client.begin_resize_pool(pool_id, bm.BatchPoolResizeOptions(target_dedicated_nodes=2))
+    assert info.value.error.code == "PoolBeingDeleted"
+    poller.result()
+    with pytest.raises(ResourceNotFoundError):
+        client.get_pool(pool_id)
+
+
+def test_update_properties_and_patch_change_the_pool(client):
+    pool_id = unique("upd")
+    client.create_pool(
+        pool_options(pool_id, nodes=0, metadata=[bm.BatchMetadataItem(name="a", value="1")])
+    )
+    client.update_pool(pool_id, bm.BatchPoolUpdateOptions(display_name="renamed"))
+    pool = client.get_pool(pool_id)
+    assert pool.display_name == "renamed"
+    assert pool.metadata[0].name == "a"
+    client.replace_pool_properties(
+        pool_id,
+        bm.BatchPoolReplaceOptions(
+            application_package_references=[],
+            metadata=[bm.BatchMetadataItem(name="b", value="2")],
+            start_task=bm.BatchStartTask(command_line="/bin/true"),
+        ),
+    )
+    pool = client.get_pool(pool_id)
+    assert [m.name for m in pool.metadata] == ["b"]
+    assert pool.start_task.command_line == "/bin/true"
+    client.begin_delete_pool(pool_id, polling_interval=0.1).result()
+
+
+def test_list_pools_filters_by_id_prefix(client):
+    prefix = unique("pfx")
+    for i in range(3):
+        client.create_pool(pool_options(f"{prefix}-{i}", nodes=0))
+    found = [p.id for p in client.list_pools(filter=f"startswith(id, '{prefix}')")]
+    assert sorted(found) == [f"{prefix}-{i}" for i in range(3)]
+
+
+def test_node_files_list_recursively(client, shared_pool):
+    node = next(iter(client.list_nodes(shared_pool)))
+    names = {f.name for f in client.list_node_files(shared_pool, node.id, recursive=True)}
+    assert {"shared", "shared/marker.txt", "startup/stdout.txt"} <= names
+    top = {f.name for f in client.list_node_files(shared_pool, node.id, recursive=False)}
+    assert "shared/marker.txt" not in top and "shared" in top
+
+
+def test_node_get_reports_slots_and_state(client, shared_pool):
+    node = next(iter(client.list_nodes(shared_pool)))
+    fetched = client.get_node(shared_pool, node.id)
+    assert fetched.id == node.id
+    assert fetched.state in ("idle", "running")
+    assert fetched.is_dedicated is True
+    with pytest.raises(ResourceNotFoundError) as info:
+        client.get_node(shared_pool, "tvmps_nosuchnode_d")
+    assert info.value.error.code == "NodeNotFound"
+
+
+def test_resize_down_and_pool_delete_requeue_then_kill_running_tasks(client):
+    pool_id = unique("busy")
+    client.create_pool(pool_options(pool_id, nodes=2))
+    wait_pool_ready(client, pool_id, 2)
+    job_id = unique("j")
+    client.create_job(
+        bm.BatchJobCreateOptions(id=job_id, pool_info=bm.BatchPoolInfo(pool_id=pool_id))
+    )
+    client.create_tasks(
+        job_id,
+        [bm.BatchTaskCreateOptions(id=f"s{i}", command_line="/bin/sleep 30") for i in range(2)],
+    )
+    wait_for(lambda: client.get_job_task_counts(job_id).task_counts.running == 2, 10)
+    client.begin_resize_pool(
+        pool_id, bm.BatchPoolResizeOptions(target_dedicated_nodes=1), polling_interval=0.1
+    ).result()
+    wait_pool_ready(client, pool_id, 1)
+    tasks = list(client.list_tasks(job_id))
+    requeued = [t for t in tasks if t.execution_info.requeue_count == 1]
+    assert len(requeued) == 1
+    assert requeued[0].state == "active"  # no free node: waits for one
+    client.begin_delete_pool(pool_id, polling_interval=0.05).result()
+    tasks = list(client.list_tasks(job_id))
+    assert all(t.state == "active" for t in tasks)
+    assert sum(t.execution_info.requeue_count for t in tasks) == 2
+    client.begin_delete_job(job_id, polling_interval=0.05).result()

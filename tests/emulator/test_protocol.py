@@ -1,0 +1,223 @@
+"""Authentication, api-version, error documents and response headers, as the SDK sees them."""
+
+from __future__ import annotations
+
+import pytest
+from azure.batch import BatchClient
+from azure.batch import models as bm
+from azure.core.credentials import AzureNamedKeyCredential
+from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
+from azure.core.pipeline.policies import SansIOHTTPPolicy
+from azure.core.rest import HttpRequest
+from emulator_support import pool_options, unique
+
+from batchspec.emulator import DEV_ACCOUNT_KEY, DEV_ACCOUNT_NAME
+
+API = "2025-06-01"
+
+
+def test_wrong_key_is_rejected_with_403_authentication_failed(server):
+    other_key = DEV_ACCOUNT_KEY[:-6] + "AAAA=="
+    bad = BatchClient(server.url, AzureNamedKeyCredential(DEV_ACCOUNT_NAME, other_key))
+    with pytest.raises(HttpResponseError) as info:
+        bad.get_job("anything")
+    assert info.value.status_code == 403
+    assert info.value.error.code == "AuthenticationFailed"
+
+
+def test_wrong_account_name_is_rejected_with_403(server):
+    bad = BatchClient(server.url, AzureNamedKeyCredential("someoneelse", DEV_ACCOUNT_KEY))
+    with pytest.raises(HttpResponseError) as info:
+        list(bad.list_pools())
+    assert info.value.status_code == 403
+
+
+def test_request_without_authorization_is_rejected_with_401(server):
+    anonymous = BatchClient(
+        server.url,
+        AzureNamedKeyCredential(DEV_ACCOUNT_NAME, DEV_ACCOUNT_KEY),
+        authentication_policy=SansIOHTTPPolicy(),  # signs nothing
+    )
+    with pytest.raises(HttpResponseError) as info:
+        list(anonymous.list_jobs())
+    assert info.value.status_code == 401
+    assert info.value.error.code == "MissingRequiredHeader"
+
+
+def test_unknown_api_version_is_refused(server):
+    old = server.client(api_version="2001-01-01")
+    with pytest.raises(HttpResponseError) as info:
+        list(old.list_pools())
+    assert info.value.status_code == 400
+    assert info.value.error.code == "InvalidQueryParameterValue"
+
+
+def test_older_dotted_api_version_is_accepted(server):
+    older = server.client(api_version="2024-07-01.20.0")
+    assert isinstance(list(older.list_supported_images()), list)
+
+
+def _raw(client, method: str, path: str, **kwargs):
+    """Send a hand-built request through the SDK pipeline (signing, error policy)."""
+    try:
+        return client.send_request(HttpRequest(method, f"{path}?api-version={API}", **kwargs))
+    except HttpResponseError as exc:  # the SDK's error policy raises for every non-2xx
+        return exc.response
+
+
+def test_malformed_json_body_gives_invalid_request_body_not_a_traceback(client):
+    response = _raw(
+        client,
+        "POST",
+        "/jobs",
+        content=b"{not json",
+        headers={"Content-Type": "application/json; odata=minimalmetadata"},
+    )
+    assert response.status_code == 400
+    body = response.json()
+    assert body["code"] == "InvalidRequestBody"
+    assert body["message"]["lang"] == "en-US"
+    assert "Traceback" not in response.text()
+
+
+def test_body_over_one_megabyte_is_request_body_too_large(client):
+    big = b'{"id": "x", "displayName": "' + b"a" * (1024 * 1024 + 10) + b'"}'
+    response = _raw(
+        client, "POST", "/jobs", content=big, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 413
+    assert response.json()["code"] == "RequestBodyTooLarge"
+
+
+def test_missing_required_property_is_named_in_the_error(client):
+    with pytest.raises(HttpResponseError) as info:
+        client.create_job(bm.BatchJobCreateOptions(id=unique("j"), pool_info=bm.BatchPoolInfo()))
+    assert info.value.status_code == 400
+    assert info.value.error.code == "MissingRequiredProperty"
+    assert any(d.message == "poolInfo.poolId" for d in info.value.error.details)
+
+
+def test_invalid_id_is_invalid_property_value(client):
+    with pytest.raises(HttpResponseError) as info:
+        client.create_pool(pool_options("bad id with spaces"))
+    assert info.value.error.code == "InvalidPropertyValue"
+
+
+def test_get_missing_job_is_job_not_found(client):
+    with pytest.raises(ResourceNotFoundError) as info:
+        client.get_job(unique("missing"))
+    assert info.value.error.code == "JobNotFound"
+
+
+def test_get_missing_pool_is_pool_not_found(client):
+    with pytest.raises(ResourceNotFoundError) as info:
+        client.get_pool(unique("missing"))
+    assert info.value.error.code == "PoolNotFound"
+
+
+def test_creating_an_existing_pool_is_pool_exists_case_insensitively(client):
+    pool_id = unique("Dup")
+    client.create_pool(pool_options(pool_id, nodes=0))
+    with pytest.raises(ResourceExistsError) as info:
+        client.create_pool(pool_options(pool_id.lower(), nodes=0))
+    assert info.value.error.code == "PoolExists"
+    assert client.get_pool(pool_id.upper()).id == pool_id
+
+
+def test_responses_carry_request_id_etag_and_echo_client_request_id(client, job):
+    response = client.send_request(
+        HttpRequest(
+            "GET", f"/jobs/{job}?api-version={API}", headers={"client-request-id": "abc-123"}
+        )
+    )
+    assert response.status_code == 200
+    assert response.headers["client-request-id"] == "abc-123"
+    assert response.headers["request-id"]
+    assert response.headers["ETag"].startswith("0x")
+    assert response.headers["Last-Modified"].endswith("GMT")
+    assert response.json()["odata.metadata"].endswith("$metadata#jobs/@Element")
+
+
+def test_create_returns_201_with_location(client):
+    job_payload = {"id": unique("j"), "poolInfo": {"poolId": "somepool"}}
+    response = client.send_request(
+        HttpRequest("POST", f"/jobs?api-version={API}", json=job_payload)
+    )
+    assert response.status_code == 201
+    assert response.headers["Location"].endswith(f"/jobs/{job_payload['id']}")
+    assert response.headers["DataServiceId"] == response.headers["Location"]
+
+
+def test_if_match_with_a_stale_etag_is_condition_not_met(client, job):
+    from azure.core import MatchConditions
+    from azure.core.exceptions import ResourceModifiedError
+
+    etag = client.get_job(job).etag
+    client.update_job(
+        job,
+        bm.BatchJobUpdateOptions(priority=5),
+        etag=etag,
+        match_condition=MatchConditions.IfNotModified,
+    )
+    with pytest.raises(ResourceModifiedError) as info:
+        client.update_job(
+            job,
+            bm.BatchJobUpdateOptions(priority=6),
+            etag=etag,
+            match_condition=MatchConditions.IfNotModified,
+        )
+    assert info.value.status_code == 412
+    assert info.value.error.code == "ConditionNotMet"
+    assert client.get_job(job).priority == 5
+
+
+def test_unimplemented_operation_says_so_clearly(client):
+    with pytest.raises(HttpResponseError) as info:
+        list(client.list_job_schedules())
+    assert info.value.status_code == 501
+    assert info.value.error.code == "NotSupportedByEmulator"
+
+
+def test_supported_images_include_ubuntu_24_04_and_22_04_and_debian(client):
+    images = {
+        (i.image_reference.publisher, i.image_reference.offer, i.image_reference.sku): i
+        for i in client.list_supported_images()
+    }
+    assert (
+        images[("canonical", "ubuntu-24_04-lts", "server")].node_agent_sku_id
+        == "batch.node.ubuntu 24.04"
+    )
+    skus = {i.node_agent_sku_id for i in images.values()}
+    assert "batch.node.ubuntu 22.04" in skus
+    assert any(s.startswith("batch.node.debian") for s in skus)
+
+
+def test_auto_pool_specification_is_rejected_clearly(client):
+    with pytest.raises(HttpResponseError) as info:
+        client.create_job(
+            bm.BatchJobCreateOptions(
+                id=unique("j"),
+                pool_info=bm.BatchPoolInfo(
+                    auto_pool_specification=bm.BatchAutoPoolSpecification(
+                        pool_lifetime_option="job",
+                        pool=bm.BatchPoolSpecification(vm_size="standard_d2s_v3"),
+                    )
+                ),
+            )
+        )
+    assert info.value.error.code == "InvalidPropertyValue"
+    assert "not supported" in str(info.value)
+
+
+def test_if_unmodified_since_before_a_change_is_condition_not_met(client, job):
+    from datetime import datetime, timedelta, timezone
+
+    from azure.core.exceptions import ResourceModifiedError
+
+    long_ago = datetime.now(timezone.utc) - timedelta(days=1)
+    with pytest.raises((ResourceModifiedError, HttpResponseError)) as info:
+        client.update_job(job, bm.BatchJobUpdateOptions(priority=1), if_unmodified_since=long_ago)
+    assert info.value.status_code == 412
+    later = datetime.now(timezone.utc) + timedelta(days=1)
+    client.update_job(job, bm.BatchJobUpdateOptions(priority=2), if_unmodified_since=later)
+    assert client.get_job(job).priority == 2

@@ -1,0 +1,121 @@
+"""Durability and faults: a kill -9 mid-run loses nothing; injected faults are retried."""
+
+from __future__ import annotations
+
+import pytest
+from azure.batch import models as bm
+from azure.core.exceptions import HttpResponseError
+from emulator_support import pool_options, start_server, wait_for, wait_job_done, wait_pool_ready
+
+
+@pytest.mark.slow
+def test_kill_9_mid_run_then_restart_loses_nothing_and_requeues_running_tasks(tmp_path):
+    data = tmp_path / "data"
+    first = start_server(data)
+    try:
+        client = first.client()
+        client.create_pool(pool_options("durable", nodes=2, slots=2))
+        wait_pool_ready(client, "durable", 2)
+        client.create_job(
+            bm.BatchJobCreateOptions(
+                id="durable-job", pool_info=bm.BatchPoolInfo(pool_id="durable")
+            )
+        )
+        client.create_tasks(
+            "durable-job",
+            [
+                bm.BatchTaskCreateOptions(id=f"t{i:02d}", command_line="/bin/sleep 0.4")
+                for i in range(24)
+            ],
+        )
+        wait_for(lambda: client.get_job_task_counts("durable-job").task_counts.running > 0, 10)
+        nodes_before = sorted(n.id for n in client.list_nodes("durable"))
+    finally:
+        first.kill9()
+        first._log.close()
+
+    second = start_server(data)
+    try:
+        client = second.client()
+        assert client.get_pool("durable").target_dedicated_nodes == 2
+        assert client.get_job("durable-job").state == "active"
+        assert len(list(client.list_tasks("durable-job"))) == 24
+        counts = wait_job_done(client, "durable-job", 24, timeout=60)
+        assert counts.task_counts.succeeded == 24
+        tasks = list(client.list_tasks("durable-job"))
+        assert any(t.execution_info.requeue_count >= 1 for t in tasks)
+        assert sorted(n.id for n in client.list_nodes("durable")) == nodes_before
+    finally:
+        second.stop()
+        second._log.close()
+
+
+def test_injected_503s_and_dropped_connections_are_retried_by_the_sdk(tmp_path):
+    srv = start_server(
+        tmp_path / "data", "--fault-503-rate", "0.3", "--fault-latency-ms", "2", "--seed", "7"
+    )
+    try:
+        client = srv.client()
+        client.create_job(
+            bm.BatchJobCreateOptions(id="busy", pool_info=bm.BatchPoolInfo(pool_id="nopool"))
+        )
+        client.create_tasks(
+            "busy",
+            [bm.BatchTaskCreateOptions(id=f"t{i}", command_line="/bin/true") for i in range(250)],
+        )
+        assert len(list(client.list_tasks("busy", max_results=20))) == 250
+        # With retries off, the faults are visible as the service's ServerBusy.
+        strict = srv.client(retry_total=0)
+        codes = set()
+        for _ in range(20):
+            try:
+                strict.get_job("busy")
+            except HttpResponseError as exc:
+                codes.add((exc.status_code, exc.error.code))
+        assert codes == {(503, "ServerBusy")}
+    finally:
+        srv.stop()
+        srv._log.close()
+
+    dropping = start_server(tmp_path / "data2", "--fault-drop-rate", "0.3", "--seed", "3")
+    try:
+        client = dropping.client()
+        for _ in range(10):  # GETs are retried after a dropped connection
+            assert list(client.list_supported_images())
+    finally:
+        dropping.stop()
+        dropping._log.close()
+
+
+def test_sigterm_shuts_down_cleanly_and_kills_running_task_processes(tmp_path):
+    srv = start_server(tmp_path / "data")
+    pid_file = tmp_path / "task.pid"
+    try:
+        client = srv.client()
+        client.create_pool(pool_options("p", nodes=1))
+        wait_pool_ready(client, "p", 1)
+        client.create_job(bm.BatchJobCreateOptions(id="j", pool_info=bm.BatchPoolInfo(pool_id="p")))
+        # exec: the task's process is sleep itself, so its pid is the one to watch.
+        client.create_task(
+            "j",
+            bm.BatchTaskCreateOptions(
+                id="t", command_line=f"/bin/sh -c 'echo $$ > {pid_file}; exec sleep 60'"
+            ),
+        )
+        wait_for(lambda: pid_file.exists() and pid_file.read_text().strip(), 10)
+        pid = int(pid_file.read_text())
+        assert _alive(pid)
+    finally:
+        srv.stop()
+        srv._log.close()
+    assert srv.proc.returncode == 0
+    wait_for(lambda: not _alive(pid), 10)
+    assert "Traceback" not in srv.log_path.read_text()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"  # a zombie is dead
+    except FileNotFoundError:
+        return False

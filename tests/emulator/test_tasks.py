@@ -1,0 +1,357 @@
+"""Jobs and tasks end to end: scheduling, exit codes, retries, limits, dependencies, files,
+listing, job completion rules, concurrency."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from azure.batch import models as bm
+from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
+from emulator_support import unique, wait_for, wait_job_done
+
+
+def sh(code: str) -> str:
+    """A command line running `code` under /bin/sh (Batch itself runs no shell)."""
+    return f"/bin/sh -c '{code}'"
+
+
+def task(task_id: str, command: str, **kwargs) -> bm.BatchTaskCreateOptions:
+    return bm.BatchTaskCreateOptions(id=task_id, command_line=command, **kwargs)
+
+
+def test_200_tasks_over_3_nodes_x_2_slots_complete_with_their_exit_codes(client, job, shared_pool):
+    codes = {f"t{i:03d}": (0 if i % 4 else i % 7 + 1) for i in range(200)}
+    client.create_tasks(job, [task(tid, sh(f"exit {c}")) for tid, c in codes.items()])
+    counts = wait_job_done(client, job, 200, timeout=90)
+    failed = sum(1 for c in codes.values() if c)
+    assert counts.task_counts.completed == 200
+    assert counts.task_counts.failed == failed
+    assert counts.task_counts.succeeded == 200 - failed
+    assert counts.task_counts.active == counts.task_counts.running == 0
+    assert counts.task_slot_counts.completed == 200
+    tasks = list(client.list_tasks(job))
+    assert len(tasks) == 200
+    nodes_used = set()
+    for t in tasks:
+        assert t.state == "completed"
+        assert t.execution_info.exit_code == codes[t.id], t.id
+        assert t.execution_info.result == ("success" if codes[t.id] == 0 else "failure")
+        if codes[t.id]:
+            assert t.execution_info.failure_info.code == "FailureExitCode"
+        assert t.node_info.pool_id == shared_pool
+        nodes_used.add(t.node_info.node_id)
+        assert t.execution_info.start_time <= t.execution_info.end_time
+    assert len(nodes_used) == 3
+
+
+def test_failed_task_is_retried_up_to_max_task_retry_count(client, job):
+    # Fails twice, then succeeds: a counter file in the shared dir survives retries.
+    counter = f"$AZ_BATCH_NODE_SHARED_DIR/{job}.count"
+    script = (
+        f"n=$(cat {counter} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {counter}; [ $n -ge 3 ]"
+    )
+    constraints = bm.BatchTaskConstraints(max_task_retry_count=5)
+    client.create_task(job, task("flaky", sh(script), constraints=constraints))
+    client.create_task(
+        job,
+        task("hopeless", sh("exit 9"), constraints=bm.BatchTaskConstraints(max_task_retry_count=2)),
+    )
+    wait_job_done(client, job, 2)
+    flaky = client.get_task(job, "flaky")
+    hopeless = client.get_task(job, "hopeless")
+    # The counter is per node; a retry may land elsewhere, so only the bounds are certain.
+    assert flaky.execution_info.result == "success"
+    assert 0 <= flaky.execution_info.retry_count <= 5
+    assert hopeless.execution_info.retry_count == 2
+    assert hopeless.execution_info.exit_code == 9
+    assert hopeless.execution_info.last_retry_time is not None
+
+
+def test_task_exceeding_max_wall_clock_time_is_killed(client, job):
+    constraints = bm.BatchTaskConstraints(max_wall_clock_time="PT1S")
+    client.create_task(job, task("sleepy", "/bin/sleep 30", constraints=constraints))
+    wait_job_done(client, job, 1, timeout=20)
+    info = client.get_task(job, "sleepy").execution_info
+    assert info.result == "failure"
+    # The agent reports the service's TaskEnded with the exceeded limit in the details.
+    assert info.failure_info.code == "TaskEnded"
+    assert any(d.name == "MaxWallClockTime" for d in info.failure_info.details)
+    assert (info.end_time - info.start_time).total_seconds() < 10
+
+
+def test_dependent_tasks_run_after_their_parents_and_block_on_failure(client, shared_pool):
+    job_id = unique("deps")
+    client.create_job(
+        bm.BatchJobCreateOptions(
+            id=job_id, pool_info=bm.BatchPoolInfo(pool_id=shared_pool), uses_task_dependencies=True
+        )
+    )
+    out = "$AZ_BATCH_NODE_SHARED_DIR"
+    client.create_tasks(
+        job_id,
+        [
+            task("1", sh(f"sleep 0.3; date +%s%N > {out}/{job_id}-1")),
+            task("2", sh(f"date +%s%N > {out}/{job_id}-2")),
+            task(
+                "after",
+                "/bin/true",
+                depends_on=bm.BatchTaskDependencies(
+                    task_id_ranges=[bm.BatchTaskIdRange(start=1, end=2)]
+                ),
+            ),
+            task("fails", sh("exit 1")),
+            task("blocked", "/bin/true", depends_on=bm.BatchTaskDependencies(task_ids=["fails"])),
+            task(
+                "fails-but-satisfies",
+                sh("exit 2"),
+                exit_conditions=bm.ExitConditions(
+                    exit_codes=[
+                        bm.ExitCodeMapping(
+                            code=2,
+                            exit_options=bm.ExitOptions(dependency_action="satisfy"),
+                        )
+                    ]
+                ),
+            ),
+            task(
+                "unblocked",
+                "/bin/true",
+                depends_on=bm.BatchTaskDependencies(task_ids=["fails-but-satisfies"]),
+            ),
+        ],
+    )
+    wait_job_done(client, job_id, 6)
+    after = client.get_task(job_id, "after")
+    parents = [client.get_task(job_id, t) for t in ("1", "2")]
+    assert after.execution_info.start_time >= max(p.execution_info.end_time for p in parents)
+    assert client.get_task(job_id, "unblocked").execution_info.result == "success"
+    assert client.get_task(job_id, "blocked").state == "active"
+
+
+def test_dependencies_need_uses_task_dependencies_on_the_job(client, job):
+    with pytest.raises(HttpResponseError) as info:
+        client.create_task(
+            job, task("d", "/bin/true", depends_on=bm.BatchTaskDependencies(task_ids=["x"]))
+        )
+    assert info.value.error.code == "TaskDependenciesNotSpecifiedOnJob"
+
+
+def test_stdout_and_stderr_can_be_read_back_whole_and_by_byte_range(client, job):
+    client.create_task(
+        job,
+        task(
+            "io",
+            "python3 -c \"import sys; print('0123456789abcdef'); print('oops', file=sys.stderr)\"",
+        ),
+    )
+    wait_job_done(client, job, 1)
+    stdout = b"".join(client.download_task_file(job, "io", "stdout.txt"))
+    assert stdout == b"0123456789abcdef\n"
+    assert b"".join(client.download_task_file(job, "io", "stderr.txt")) == b"oops\n"
+    part = b"".join(client.download_task_file(job, "io", "stdout.txt", ocp_range="bytes=2-5"))
+    assert part == b"2345"
+    props = client.get_task_file_properties(job, "io", "stdout.txt")
+    assert props.content_length == 17
+    assert props.is_directory is False
+    names = {f.name: f for f in client.list_task_files(job, "io", recursive=True)}
+    assert names["stdout.txt"].properties.content_length == 17
+    assert names["wd"].is_directory
+    with pytest.raises(ResourceNotFoundError):
+        b"".join(client.download_task_file(job, "io", "no-such-file.txt"))
+    with pytest.raises(HttpResponseError):
+        b"".join(client.download_task_file(job, "io", "../../../../../../etc/passwd"))
+
+
+def test_working_dir_files_are_listed_and_readable(client, job):
+    client.create_task(job, task("wd", sh("mkdir -p sub && echo deep > sub/f.txt")))
+    wait_job_done(client, job, 1)
+    names = {f.name for f in client.list_task_files(job, "wd", recursive=True)}
+    assert "wd/sub/f.txt" in names
+    assert b"".join(client.download_task_file(job, "wd", "wd/sub/f.txt")) == b"deep\n"
+
+
+def test_add_collection_reports_task_exists_per_task(client, job):
+    client.create_task(job, task("dup", "/bin/true"))
+    result = client.create_task_collection(
+        job,
+        bm.BatchTaskGroup(
+            task_values=[task("dup", "/bin/true"), task("fresh", "/bin/true"), task("bad id!", "x")]
+        ),
+    )
+    by_id = {r.task_id: r for r in result.result_values}
+    assert by_id["fresh"].status == "success"
+    assert by_id["dup"].status == "clienterror"
+    assert by_id["dup"].error.code == "TaskExists"
+    assert by_id["bad id!"].error.code == "InvalidPropertyValue"
+
+
+def test_add_collection_over_100_tasks_is_refused_and_sdk_splits_it(client, job):
+    with pytest.raises(HttpResponseError) as info:
+        client.create_task_collection(
+            job, bm.BatchTaskGroup(task_values=[task(f"x{i}", "/bin/true") for i in range(101)])
+        )
+    assert info.value.error.code == "RequestBodyTooLarge"
+    # The SDK's create_tasks chunks by 100 itself.
+    result = client.create_tasks(job, [task(f"y{i}", "/bin/true") for i in range(150)])
+    assert len(result.result_values) == 150
+
+
+def test_create_task_twice_is_task_exists_and_unknown_job_is_job_not_found(client, job):
+    client.create_task(job, task("once", "/bin/true"))
+    with pytest.raises(ResourceExistsError) as info:
+        client.create_task(job, task("ONCE", "/bin/true"))
+    assert info.value.error.code == "TaskExists"
+    with pytest.raises(ResourceNotFoundError) as info:
+        client.create_task(unique("nojob"), task("t", "/bin/true"))
+    assert info.value.error.code == "JobNotFound"
+    with pytest.raises(ResourceNotFoundError) as info:
+        client.get_task(job, "never-added")
+    assert info.value.error.code == "TaskNotFound"
+
+
+def test_list_tasks_pages_filters_and_selects(client, job):
+    client.create_tasks(
+        job, [task(f"p{i:02d}", sh(f"exit {1 if i % 3 == 0 else 0}")) for i in range(25)]
+    )
+    wait_job_done(client, job, 25)
+    pages = list(client.list_tasks(job, max_results=10).by_page())
+    assert [len(list(p)) for p in pages] == [10, 10, 5]
+    failed = list(
+        client.list_tasks(
+            job,
+            filter="state eq 'completed' and executionInfo/result eq 'failure'",
+            select=["id", "state", "executionInfo"],
+            max_results=3,
+        )
+    )
+    assert sorted(t.id for t in failed) == [f"p{i:02d}" for i in range(0, 25, 3)]
+    assert all(t.execution_info.exit_code == 1 for t in failed)
+    assert all(t.command_line is None for t in failed)  # not selected
+    either = list(
+        client.list_tasks(job, filter="(id eq 'p01' or id eq 'p02') and state eq 'completed'")
+    )
+    assert sorted(t.id for t in either) == ["p01", "p02"]
+    prefixed = list(client.list_tasks(job, filter="startswith(id, 'p1')"))
+    assert len(prefixed) == 10
+    with pytest.raises(HttpResponseError) as info:
+        list(client.list_tasks(job, filter="state eq"))
+    assert info.value.error.code == "InvalidQueryParameterValue"
+
+
+def test_terminate_running_task_ends_it_with_task_ended(client, job):
+    client.create_task(job, task("long", "/bin/sleep 30"))
+    wait_for(lambda: client.get_task(job, "long").state == "running", 10)
+    client.terminate_task(job, "long")
+    wait_job_done(client, job, 1, timeout=15)
+    info = client.get_task(job, "long").execution_info
+    assert info.result == "failure"
+    assert info.failure_info.code == "TaskEnded"
+
+
+def test_reactivate_failed_task_runs_it_again(client, job):
+    client.create_task(job, task("again", sh("exit 4")))
+    wait_job_done(client, job, 1)
+    client.reactivate_task(job, "again")
+    assert client.get_task(job, "again").state in ("active", "preparing", "running", "completed")
+    wait_for(lambda: client.get_task(job, "again").state == "completed", 10)
+    assert client.get_task(job, "again").execution_info.exit_code == 4
+    client.create_task(job, task("fine", "/bin/true"))
+    wait_job_done(client, job, 2)
+    with pytest.raises(HttpResponseError) as info:
+        client.reactivate_task(job, "fine")
+    assert info.value.status_code == 409
+
+
+def test_job_with_terminatejob_completes_when_all_tasks_complete(client, shared_pool):
+    job_id = unique("auto")
+    client.create_job(
+        bm.BatchJobCreateOptions(id=job_id, pool_info=bm.BatchPoolInfo(pool_id=shared_pool))
+    )
+    client.create_tasks(job_id, [task(f"a{i}", "/bin/true") for i in range(5)])
+    client.update_job(job_id, bm.BatchJobUpdateOptions(all_tasks_complete_mode="terminatejob"))
+    wait_for(lambda: client.get_job(job_id).state == "completed", 20)
+    job = client.get_job(job_id)
+    assert job.execution_info.termination_reason == "AllTasksComplete"
+    with pytest.raises(HttpResponseError) as info:
+        client.create_task(job_id, task("late", "/bin/true"))
+    assert info.value.error.code == "JobCompleted"
+
+
+def test_task_failure_terminates_job_with_performexitoptionsjobaction(client, shared_pool):
+    job_id = unique("onfail")
+    client.create_job(
+        bm.BatchJobCreateOptions(
+            id=job_id,
+            pool_info=bm.BatchPoolInfo(pool_id=shared_pool),
+            task_failure_mode="performexitoptionsjobaction",
+        )
+    )
+    client.create_task(job_id, task("boom", sh("exit 3")))
+    wait_for(lambda: client.get_job(job_id).state == "completed", 20)
+    assert client.get_job(job_id).execution_info.termination_reason == "TaskFailed"
+
+
+def test_terminate_job_ends_running_tasks_and_keeps_active_ones(client, shared_pool):
+    job_id = unique("term")
+    client.create_job(
+        bm.BatchJobCreateOptions(id=job_id, pool_info=bm.BatchPoolInfo(pool_id=shared_pool))
+    )
+    client.create_task(job_id, task("running", "/bin/sleep 30"))
+    wait_for(lambda: client.get_task(job_id, "running").state == "running", 10)
+    # (the SDK needs an options body here: without one it fails to serialise the request)
+    client.begin_terminate_job(
+        job_id, {"terminateReason": "StopNow"}, polling_interval=0.1
+    ).result()
+    wait_for(lambda: client.get_job(job_id).state == "completed", 20)
+    assert client.get_task(job_id, "running").execution_info.failure_info.code == "TaskEnded"
+    assert client.get_job(job_id).execution_info.termination_reason == "StopNow"
+
+
+def test_job_delete_is_asynchronous_and_kills_its_tasks(client, shared_pool):
+    job_id = unique("jdel")
+    client.create_job(
+        bm.BatchJobCreateOptions(id=job_id, pool_info=bm.BatchPoolInfo(pool_id=shared_pool))
+    )
+    client.create_task(job_id, task("s", "/bin/sleep 30"))
+    wait_for(lambda: client.get_task(job_id, "s").state == "running", 10)
+    poller = client.begin_delete_job(job_id, polling_interval=0.05)
+    assert client.get_job(job_id).state == "deleting"
+    with pytest.raises(HttpResponseError) as info:
+        client.create_task(job_id, task("late", "/bin/true"))
+    assert info.value.error.code == "JobBeingDeleted"
+    poller.result()
+    with pytest.raises(ResourceNotFoundError):
+        client.get_job(job_id)
+
+
+def test_required_slots_are_counted_in_task_slot_counts(client, job):
+    client.create_task(job, task("wide", "/bin/sleep 0.5", required_slots=2))
+    wait_for(lambda: client.get_task(job, "wide").state == "running", 10)
+    counts = client.get_job_task_counts(job)
+    assert counts.task_counts.running == 1
+    assert counts.task_slot_counts.running == 2
+    wait_job_done(client, job, 1)
+
+
+def test_concurrent_clients_adding_tasks_all_land(server, job):
+    errors: list[BaseException] = []
+
+    def add(worker: int) -> None:
+        c = server.client()
+        try:
+            for batch in range(3):
+                c.create_tasks(
+                    job, [task(f"w{worker}-{batch}-{i}", "/bin/true") for i in range(20)]
+                )
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=add, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    counts = wait_job_done(server.client(), job, 240, timeout=90)
+    assert counts.task_counts.succeeded == 240
