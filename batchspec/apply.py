@@ -68,14 +68,14 @@ class Outcome:
 
 class Applier:
     def __init__(self, target: Target, desired: DesiredState, plan: Plan, reporter: Reporter, *,
-                 parallelism: int = 16, timeout: float | None = None, poll: float = 0.5):
+                 parallelism: int = 16, timeout: float | None = None):
         self.t = target
         self.desired = desired
         self.plan = plan
         self.ui = reporter
         self.parallelism = parallelism
         self.deadline = time.monotonic() + timeout if timeout else None
-        self.poll = poll
+        self.poll = target.poll
         self.outcome = Outcome(EXIT_OK)
 
     def run(self) -> Outcome:
@@ -185,7 +185,8 @@ class Applier:
                          f"{pool.target_low_priority_nodes} low-priority node(s)")
             client.begin_resize_pool(pool.id, {
                 "targetDedicatedNodes": pool.target_dedicated_nodes,
-                "targetLowPriorityNodes": pool.target_low_priority_nodes}).result()
+                "targetLowPriorityNodes": pool.target_low_priority_nodes},
+                polling_interval=self.poll).result()
         if how.get("properties"):
             self.ui.step(f"updating pool {pool.id} (start task, metadata)")
             client.replace_pool_properties(pool.id, payloads.pool_properties(
@@ -195,13 +196,13 @@ class Applier:
             self.ui.step(f"rebooting {len(nodes)} node(s) to run the new start task")
             for node in nodes:
                 try:
-                    client.begin_reboot_node(pool.id, node["id"]).result()
+                    client.begin_reboot_node(pool.id, node["id"], polling_interval=self.poll).result()
                 except HttpResponseError as exc:
                     self.outcome.problems.append(f"node {node['id']}: reboot failed: {_short(exc)}")
 
     def _delete_pool(self, pool_id: str) -> None:
         try:
-            self.t.batch.begin_delete_pool(pool_id).result()
+            self.t.batch.begin_delete_pool(pool_id, polling_interval=self.poll).result()
         except ResourceNotFoundError:
             return
         self._wait_gone(lambda: live_batch.read_pool(self.t.batch, pool_id), f"pool {pool_id}")
@@ -268,7 +269,7 @@ class Applier:
         if change.action == Action.REPLACE:
             self.ui.step(f"deleting job {job.id} to replace it")
             try:
-                self.t.batch.begin_delete_job(job.id).result()
+                self.t.batch.begin_delete_job(job.id, polling_interval=self.poll).result()
             except ResourceNotFoundError:
                 pass
         if change.action in (Action.CREATE, Action.REPLACE):

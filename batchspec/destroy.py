@@ -12,17 +12,17 @@ from batchspec.live import batch as live_batch
 from batchspec.plan import Plan
 
 
-def run(target: Any, plan: Plan, step: Callable[[str], None], *, poll: float = 0.5,
-        timeout: float = 1800) -> None:
+def run(target: Any, plan: Plan, step: Callable[[str], None], *, timeout: float = 1800) -> None:
     deadline = time.monotonic() + timeout
+    poll = target.poll
     for change in plan.of("job"):
         step(f"deleting job {change.id}")
-        _delete_and_wait(lambda: target.batch.begin_delete_job(change.id).result(),
-                         lambda: live_batch.read_job(target.batch, change.id), poll, deadline)
+        _delete_and_wait(lambda i=change.id: target.batch.begin_delete_job(i, polling_interval=poll).result(),
+                         lambda i=change.id: live_batch.read_job(target.batch, i), poll, deadline)
     for change in plan.of("pool"):
         step(f"deleting pool {change.id} (the service removes its nodes first)")
-        _delete_and_wait(lambda: target.batch.begin_delete_pool(change.id).result(),
-                         lambda: live_batch.read_pool(target.batch, change.id), poll, deadline)
+        _delete_and_wait(lambda i=change.id: target.batch.begin_delete_pool(i, polling_interval=poll).result(),
+                         lambda i=change.id: live_batch.read_pool(target.batch, i), poll, deadline)
     for change in plan.of("container"):
         step(f"deleting container {change.id}")
         try:

@@ -96,6 +96,7 @@ class Target:
     sas: SasIssuer
     batch_endpoint: str
     storage_endpoint: str
+    poll: float = 5.0  # seconds between polls of long operations; the local services are quick
 
     def describe(self) -> str:
         return f"{self.name} (batch {self.batch_endpoint}, storage {self.storage_endpoint})"
@@ -165,4 +166,4 @@ def _build(name, batch_endpoint, batch_credential, connection_string, storage_ur
     account_key = getattr(blob.credential, "account_key", None)
     sas = SasIssuer(blob, blob.account_name, account_key, sas_lifetime)
     return Target(name=name, batch=batch, blob=blob, sas=sas, batch_endpoint=batch_endpoint,
-                  storage_endpoint=blob.url.split("?")[0])
+                  storage_endpoint=blob.url.split("?")[0], poll=0.25 if name == "local" else 5.0)

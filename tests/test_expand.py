@@ -11,7 +11,7 @@ import pytest
 
 from batchspec.errors import SpecErrors
 from batchspec.spec.build import build
-from conftest import ROOT, SPECS
+from helpers import ROOT, SPECS
 
 POOL = """\
 pool:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SPECS, run_cli
+from helpers import SPECS, run_cli
 
 BROKEN = sorted((SPECS / "broken").glob("*.yaml"))
 

@@ -14,6 +14,7 @@ import time
 import pytest
 from azure.batch import BatchClient
 from azure.batch import models as bm
+
 from emulator_support import (
     AZURITE,
     AZURITE_KEY,

@@ -12,6 +12,7 @@ from azure.storage.blob import (
     generate_blob_sas,
     generate_container_sas,
 )
+
 from emulator_support import AZURITE_KEY, unique, wait_job_done
 
 ACCOUNT = "devstoreaccount1"

@@ -1,0 +1,211 @@
+"""The tutorial end to end through the CLI, against Azurite and the Batch emulator."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+from azure.storage.blob import BlobServiceClient
+
+from e2e_support import Workspace, expected_output
+
+
+def _no_secrets(ws: Workspace, *results: subprocess.CompletedProcess) -> None:
+    for r in results:
+        for secret in ws.secrets():
+            assert secret not in r.stdout and secret not in r.stderr
+
+
+def _plan(ws: Workspace) -> dict:
+    r = ws.run("plan", "spec.yaml", "--json")
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def _changes(plan: dict) -> set[tuple[str, str, str]]:
+    return {(c["kind"], c["id"], c["action"]) for c in plan["changes"]}
+
+
+def test_apply_produces_the_tutorial_outputs(workspace: Workspace):
+    result = workspace.apply()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Apply complete: tasks 3 succeeded, 0 failed" in result.stdout
+    for i in range(3):
+        text = (workspace.root / "data" / f"taskdata{i}.txt").read_text()
+        lines = (workspace.root / "out" / f"taskdata{i}_OUTPUT.txt").read_text().splitlines()
+        assert lines[0] == "Word\tCount" and lines[1] == "-" * 30
+        assert lines[2:5] == expected_output(text, 3)
+        assert lines[6].startswith("Node: ") and len(lines[6]) > len("Node: ")
+        assert lines[7:] == [f"Task: topn-taskdata{i}", f"Job:  {workspace.name}-job",
+                             f"Pool: {workspace.name}-pool"]
+    _no_secrets(workspace, result)
+
+
+def test_a_second_apply_changes_nothing_on_the_services(workspace: Workspace, batch_client,
+                                                         blob_service: BlobServiceClient):
+    assert workspace.apply().returncode == 0
+    inputs = blob_service.get_container_client(f"{workspace.name}-in")
+    blobs = {b.name: b.etag for b in inputs.list_blobs()}
+    tasks = {t.id: (t.creation_time, t.execution_info.start_time)
+             for t in batch_client.list_tasks(f"{workspace.name}-job")}
+    again = workspace.apply()
+    assert again.returncode == 0, again.stderr
+    assert "No changes." in again.stdout
+    assert "submitting" not in again.stdout and "uploading" not in again.stdout
+    assert {b.name: b.etag for b in inputs.list_blobs()} == blobs
+    assert {t.id: (t.creation_time, t.execution_info.start_time)
+            for t in batch_client.list_tasks(f"{workspace.name}-job")} == tasks
+    plan = workspace.run("plan", "spec.yaml", "--detailed-exitcode")
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+
+
+def test_editing_one_input_updates_one_blob_and_replaces_one_task(workspace: Workspace, batch_client):
+    assert workspace.apply().returncode == 0
+    before = {t.id: t.creation_time for t in batch_client.list_tasks(f"{workspace.name}-job")}
+    path = workspace.root / "data" / "taskdata1.txt"
+    path.write_text(path.read_text() + "\nzebra zebra zebra zebra zebra zebra zebra zebra zebra zebra "
+                    "zebra zebra zebra zebra zebra zebra zebra zebra zebra zebra zebra zebra zebra zebra "
+                    "zebra zebra zebra zebra zebra zebra zebra zebra zebra zebra zebra zebra\n")
+    plan = _plan(workspace)
+    assert _changes(plan) == {("blob", f"{workspace.name}-in/taskdata1.txt", "update"),
+                              ("task", "topn-taskdata1", "replace"),
+                              ("download", f"{workspace.name}-out", "create")}
+    assert plan["summary"] == {"add": 2, "change": 1, "destroy": 1}
+    assert workspace.run("plan", "spec.yaml", "--detailed-exitcode").returncode == 2
+    result = workspace.apply()
+    assert result.returncode == 0, result.stdout + result.stderr
+    after = {t.id: t.creation_time for t in batch_client.list_tasks(f"{workspace.name}-job")}
+    assert after["topn-taskdata0"] == before["topn-taskdata0"]
+    assert after["topn-taskdata2"] == before["topn-taskdata2"]
+    assert after["topn-taskdata1"] != before["topn-taskdata1"]
+    assert "zebra:\t36" in (workspace.root / "out" / "taskdata1_OUTPUT.txt").read_text()
+
+
+def test_removing_an_input_deletes_its_blob_and_task(workspace: Workspace, batch_client):
+    assert workspace.apply().returncode == 0
+    (workspace.root / "data" / "taskdata2.txt").unlink()
+    assert _changes(_plan(workspace)) == {("blob", f"{workspace.name}-in/taskdata2.txt", "delete"),
+                                          ("task", "topn-taskdata2", "delete")}
+    assert workspace.apply().returncode == 0
+    assert sorted(t.id for t in batch_client.list_tasks(f"{workspace.name}-job")) == [
+        "topn-taskdata0", "topn-taskdata1"]
+
+
+def test_vm_size_change_is_a_replace_and_node_count_change_an_update(workspace: Workspace, batch_client):
+    assert workspace.apply().returncode == 0
+    workspace.write_spec(vm_size="standard_d4s_v3")
+    plan = _plan(workspace)
+    pool = [c for c in plan["changes"] if c["kind"] == "pool"]
+    assert pool[0]["action"] == "replace"
+    assert "vmSize: 'standard_d2s_v3' -> 'standard_d4s_v3' (forces replacement)" in pool[0]["reasons"]
+    workspace.write_spec(nodes=3)
+    plan = _plan(workspace)
+    assert [(c["kind"], c["action"], c["reasons"]) for c in plan["changes"]] == [
+        ("pool", "update", ["targetDedicatedNodes: 2 -> 3 (resize)"])]
+    result = workspace.apply()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert batch_client.get_pool(f"{workspace.name}-pool").target_dedicated_nodes == 3
+    assert "No changes." in workspace.apply().stdout
+
+
+def test_a_failing_task_exits_3_with_its_stderr_and_is_rerun_next_time(workspace: Workspace):
+    failing = "python3 -c 'import sys; sys.stderr.write(\"boom: the input was bad\\n\"); sys.exit(7)'"
+    result = workspace.apply("--var", f"command={failing}")
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "boom: the input was bad" in result.stdout
+    assert "tasks 0 succeeded, 3 failed" in result.stdout
+    plan = json.loads(workspace.run("plan", "spec.yaml", "--json", "--var", f"command={failing}").stdout)
+    assert {c["action"] for c in plan["changes"] if c["kind"] == "task"} == {"rerun"}
+    assert any("exit code 7" in r for c in plan["changes"] for r in c["reasons"])
+    fixed = workspace.apply()
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+
+
+def test_a_timeout_exits_4(workspace: Workspace):
+    result = workspace.apply("--timeout", "2s", "--var", "command=python3 -c 'import time; time.sleep(60)'")
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert "Timed out" in result.stdout
+    assert workspace.run("destroy", "spec.yaml", "--auto-approve").returncode == 0
+
+
+def test_two_concurrent_applies_are_serialised(workspace: Workspace, blob_service: BlobServiceClient):
+    slow = "command=python3 -c 'import time; time.sleep(3)'"
+    first = subprocess.Popen([sys.executable, "-m", "batchspec", "apply", "spec.yaml", "--auto-approve",
+                              "--var", slow], cwd=workspace.root, env=workspace.env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lock = blob_service.get_blob_client("batchspec-locks", f"{workspace.name}.lock")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if lock.get_blob_properties().lease.state == "leased":
+                break
+        except Exception:  # noqa: BLE001 - not created yet
+            pass
+        time.sleep(0.1)
+    second = workspace.apply("--var", slow)
+    assert second.returncode == 1
+    assert "the spec is locked by apply on host" in second.stderr
+    assert "pid" in second.stderr
+    waiting = workspace.apply("--var", slow, "--lock-timeout", "60s")
+    out, err = first.communicate(timeout=120)
+    assert first.returncode == 0, out + err
+    assert waiting.returncode == 0, waiting.stdout + waiting.stderr
+    assert "No changes." in waiting.stdout
+
+
+def test_a_stale_saved_plan_is_refused(workspace: Workspace):
+    saved = workspace.run("plan", "spec.yaml", "--out", "first.plan")
+    assert saved.returncode == 0 and (workspace.root / "first.plan").exists()
+    assert workspace.run("apply", "first.plan").returncode == 0  # applies exactly that plan
+    again = workspace.run("plan", "spec.yaml", "--out", "second.plan")
+    assert again.returncode == 0
+    (workspace.root / "data" / "taskdata0.txt").write_text("fresh words\n")
+    assert workspace.apply().returncode == 0
+    stale = workspace.run("apply", "second.plan")
+    assert stale.returncode == 1
+    assert "changed since the plan was saved" in stale.stderr
+    (workspace.root / "broken.plan").write_text("{not json")
+    corrupt = workspace.run("apply", "broken.plan")
+    assert corrupt.returncode == 2
+    assert "broken.plan: not a readable batchspec plan" in corrupt.stderr
+    for secret in workspace.secrets():
+        assert secret not in (workspace.root / "first.plan").read_text()
+
+
+def test_a_clash_with_an_unowned_container_fails_the_plan_and_destroy_leaves_it(
+        workspace: Workspace, blob_service: BlobServiceClient):
+    assert workspace.apply().returncode == 0
+    foreign = f"{workspace.name}-keep"
+    blob_service.create_container(foreign)
+    spec = workspace.spec.read_text().replace(
+        f"    {workspace.name}-out: {{}}\n", f"    {workspace.name}-out: {{}}\n    {foreign}: {{}}\n")
+    workspace.spec.write_text(spec)
+    clash = workspace.run("plan", "spec.yaml")
+    assert clash.returncode == 1
+    assert f"container '{foreign}' already exists and is not created by batchspec" in clash.stderr
+    destroy = workspace.run("destroy", "spec.yaml", "--auto-approve")
+    assert destroy.returncode == 0, destroy.stdout + destroy.stderr
+    assert f"container '{foreign}' is not owned by this spec: left alone" in destroy.stdout
+    names = {c.name for c in blob_service.list_containers()}
+    assert foreign in names
+    assert not {f"{workspace.name}-app", f"{workspace.name}-in", f"{workspace.name}-out"} & names
+    assert workspace.run("status", "spec.yaml", "--json").returncode == 0
+    _no_secrets(workspace, clash, destroy)
+
+
+def test_apply_without_a_terminal_or_approval_refuses(workspace: Workspace, blob_service):
+    result = workspace.run("apply", "spec.yaml")
+    assert result.returncode == 2
+    assert "--auto-approve" in result.stderr
+    assert f"{workspace.name}-in" not in {c.name for c in blob_service.list_containers()}
+
+
+def test_the_azure_target_names_the_missing_variables(workspace: Workspace):
+    env = {k: v for k, v in workspace.env.items() if not k.startswith("AZURE_")}
+    result = subprocess.run([sys.executable, "-m", "batchspec", "plan", "spec.yaml", "--target", "azure"],
+                            cwd=workspace.root, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "AZURE_BATCH_ENDPOINT" in result.stderr and "AZURE_STORAGE_ACCOUNT_URL" in result.stderr
+    assert "Traceback" not in result.stderr
