@@ -21,9 +21,11 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# Runs the tutorial on the local target (Azurite + the Batch emulator, started in the background
+# and left running; `.venv/bin/batchspec local down` stops them), then shows each input's top words.
 demo: setup
-	$(BIN)/batchspec validate specs/topn.yaml
-	$(BIN)/batchspec render specs/topn.yaml
+	$(BIN)/batchspec apply specs/topn.yaml --auto-approve
+	@for f in specs/out/*_OUTPUT.txt; do echo; echo "== $$f"; cat "$$f"; done
 
 test: setup
 	$(BIN)/python -m pytest
