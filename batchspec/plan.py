@@ -370,7 +370,7 @@ def _failed(task: dict[str, Any]) -> bool:
 def _tasks(desired: DesiredState, live: LiveState, job_change: Change | None) -> tuple[list[Change], int]:
     fresh_job = job_change is not None and job_change.action in (Action.CREATE, Action.REPLACE)
     if fresh_job:
-        reason = ("new job",) if job_change.action == Action.CREATE else ("the job is replaced",)
+        reason = () if job_change.action == Action.CREATE else ("the job is replaced",)
         return [Change("task", t.id, Action.CREATE, reason) for t in desired.tasks], 0
     current = {t["id"].lower(): t for t in live.tasks}
     changes = []
