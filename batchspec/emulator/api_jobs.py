@@ -60,7 +60,7 @@ def create_job(ctx: Ctx) -> web.Response:
         if body.get(name) is not None:
             raise errors.invalid_value(name, "...", f"{name} is not supported by the emulator")
     _check_job_options(body)
-    model.check_type(body, "commonEnvironmentSettings", list)
+    model.check_env(body, "commonEnvironmentSettings")
     jk = key(job_id)
     existing = ctx.store.jobs.get(jk)
     if existing is not None:

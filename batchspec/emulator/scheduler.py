@@ -268,7 +268,21 @@ class Scheduler:
             self.nodes.task_finished(r.pool_key, r.node_key, r.slots, task, outcome)
             r.done.set()
             self.kick()
-        self._finish(r, task, outcome)
+        try:
+            self._finish(r, task, outcome)
+        except Exception:  # never leave a task stuck in "running" because of a bug here
+            log.exception("task %s/%s: completing failed", job["id"], task["id"])
+            info = task.setdefault("executionInfo", {})
+            info.update(
+                endTime=model.now_iso(),
+                result="failure",
+                failureInfo={
+                    "category": "servererror",
+                    "code": "InternalError",
+                    "message": "The emulator failed to complete the task.",
+                },
+            )
+            self.complete(r.job_key, task)
 
     def _finish(self, r: Running, task: dict, outcome) -> None:
         jk = r.job_key
