@@ -60,7 +60,7 @@ def create_job(ctx: Ctx) -> web.Response:
         if body.get(name) is not None:
             raise errors.invalid_value(name, "...", f"{name} is not supported by the emulator")
     _check_job_options(body)
-    model.check_type(body, "commonEnvironmentSettings", list)
+    model.check_env(body, "commonEnvironmentSettings")
     jk = key(job_id)
     existing = ctx.store.jobs.get(jk)
     if existing is not None:
@@ -92,6 +92,7 @@ def create_job(ctx: Ctx) -> web.Response:
     model.touch(doc)
     ctx.store.put_job(doc)
     ctx.sched.queues[jk] = {}
+    ctx.sched.arm_job_timer(jk)
     ctx.sched.check_job(jk)
     return created(ctx, doc, f"/jobs/{job_id}")
 
@@ -174,6 +175,7 @@ def _update(ctx: Ctx, job_id: str, replace: bool) -> web.Response:
     _apply_update(ctx, job, body, replace)
     model.touch(job)
     ctx.store.put_job(job)
+    ctx.sched.arm_job_timer(key(job_id))
     ctx.sched.check_job(key(job_id))
     ctx.sched.kick()
     return empty(200, job, ctx, f"/jobs/{job_id}")

@@ -63,8 +63,15 @@ def _check_start_task(st: object, name: str = "startTask") -> None:
         raise errors.invalid_value(
             f"{name}.containerSettings", "...", "containers are not supported by the emulator"
         )
+    if not isinstance(st["commandLine"], str):
+        raise errors.invalid_value(f"{name}.commandLine", st["commandLine"])
     model.check_type(st, "resourceFiles", list, f"{name}.resourceFiles")
-    model.check_type(st, "environmentSettings", list, f"{name}.environmentSettings")
+    for i, rf in enumerate(st.get("resourceFiles") or []):
+        if not isinstance(rf, dict) or not any(
+            isinstance(rf.get(s), str) and rf[s] for s in ("httpUrl", "storageContainerUrl")
+        ):
+            raise errors.invalid_value(f"{name}.resourceFiles[{i}]", rf)
+    model.check_env(st, "environmentSettings", f"{name}.environmentSettings")
     model.check_type(st, "waitForSuccess", bool, f"{name}.waitForSuccess")
     if st.get("maxTaskRetryCount") is not None:
         model.check_int(st, "maxTaskRetryCount", -1)

@@ -24,16 +24,13 @@ def _check_task(body: dict, job: dict) -> str:
     for name in ("multiInstanceSettings", "containerSettings"):
         if body.get(name) is not None:
             raise errors.invalid_value(name, "...", f"{name} is not supported by the emulator")
-    for name in (
-        "resourceFiles",
-        "outputFiles",
-        "environmentSettings",
-        "applicationPackageReferences",
-    ):
+    for name in ("resourceFiles", "outputFiles", "applicationPackageReferences"):
         model.check_type(body, name, list)
+    model.check_env(body, "environmentSettings")
     for i, rf in enumerate(body.get("resourceFiles") or []):
         if not isinstance(rf, dict) or not any(
-            rf.get(s) for s in ("httpUrl", "storageContainerUrl", "autoStorageContainerName")
+            isinstance(rf.get(s), str) and rf[s]
+            for s in ("httpUrl", "storageContainerUrl", "autoStorageContainerName")
         ):
             raise errors.invalid_value(
                 f"resourceFiles[{i}]", rf, "one source (httpUrl, storageContainerUrl) is required"
@@ -41,32 +38,28 @@ def _check_task(body: dict, job: dict) -> str:
     for i, of in enumerate(body.get("outputFiles") or []):
         if not isinstance(of, dict):
             raise errors.invalid_value(f"outputFiles[{i}]", of)
-        if not of.get("filePattern"):
+        if not isinstance(of.get("filePattern"), str) or not of["filePattern"]:
             raise errors.missing_property(f"outputFiles[{i}].filePattern")
-        if not ((of.get("destination") or {}).get("container") or {}).get("containerUrl"):
+        dest = of.get("destination")
+        container = dest.get("container") if isinstance(dest, dict) else None
+        if not isinstance(container, dict) or not isinstance(container.get("containerUrl"), str):
             raise errors.missing_property(f"outputFiles[{i}].destination.container.containerUrl")
-        cond = (of.get("uploadOptions") or {}).get("uploadCondition")
+        options = of.get("uploadOptions")
+        cond = options.get("uploadCondition") if isinstance(options, dict) else None
         if cond not in ("tasksuccess", "taskfailure", "taskcompletion"):
             raise errors.invalid_value(f"outputFiles[{i}].uploadOptions.uploadCondition", cond)
     model.check_int(body, "requiredSlots", 1)
     model.check_constraints(body, "")
-    dep = body.get("dependsOn")
-    if dep is not None:
+    model.check_exit_conditions(body)
+    if body.get("dependsOn") is not None:
         if not job.get("usesTaskDependencies"):
             raise errors.BatchServiceError(
                 409,
                 "TaskDependenciesNotSpecifiedOnJob",
                 "The Task has dependencies, but the job does not allow Task dependencies.",
             )
-        if not isinstance(dep, dict):
-            raise errors.invalid_value("dependsOn", dep)
-        for r in dep.get("taskIdRanges") or []:
-            if (
-                not isinstance(r, dict)
-                or not all(isinstance(r.get(x), int) for x in ("start", "end"))
-                or r["start"] > r["end"]
-            ):
-                raise errors.invalid_value("dependsOn.taskIdRanges", r)
+        model.check_depends_on(body)
+    model.check_type(body, "displayName", str)
     return task_id
 
 

@@ -103,10 +103,9 @@ def verify(
             f"Server failed to authenticate the request. The account '{name}' is not served here.",
             403,
         )
-    variants: list[str | None] = [None]
-    if method.upper() not in ("GET", "HEAD"):
-        # The SDK signs "0" when it sets no length; others sign nothing or the actual length.
-        variants += ["0", ""]
+    # The SDK signs "0" for a body-less POST/PUT/PATCH/DELETE when no length is set yet; other
+    # clients sign an empty value, or "0" even on GET. Accept each of those.
+    variants: list[str | None] = [None, "0", ""]
     for cl in variants:
         expected = sign(key, string_to_sign(method, headers, account, raw_path, raw_query, cl))
         if hmac.compare_digest(expected, signature):

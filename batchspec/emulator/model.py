@@ -120,6 +120,84 @@ def check_constraints(body: dict, prefix: str) -> None:
         check_int(c, "maxTaskRetryCount", -1)
 
 
+def check_env(body: dict, name: str, path: str | None = None) -> None:
+    """environmentSettings: a list of {name: str, value: str}."""
+    items = body.get(name)
+    path = path or name
+    if items is None:
+        return
+    if not isinstance(items, list):
+        raise errors.invalid_value(path, items)
+    for i, item in enumerate(items):
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str) or not item["name"]:
+            raise errors.invalid_value(f"{path}[{i}].name", item)
+        if item.get("value") is not None and not isinstance(item["value"], str):
+            raise errors.invalid_value(f"{path}[{i}].value", item["value"])
+
+
+def _check_exit_options(value: object, path: str) -> None:
+    if value is None:
+        return
+    if not isinstance(value, dict):
+        raise errors.invalid_value(path, value)
+    if value.get("jobAction") not in (None, "none", "disable", "terminate"):
+        raise errors.invalid_value(f"{path}.jobAction", value["jobAction"])
+    if value.get("dependencyAction") not in (None, "satisfy", "block"):
+        raise errors.invalid_value(f"{path}.dependencyAction", value["dependencyAction"])
+
+
+def check_exit_conditions(body: dict) -> None:
+    """exitConditions: exit code mappings, ranges and the error/default exit options."""
+    cond = body.get("exitConditions")
+    if cond is None:
+        return
+    if not isinstance(cond, dict):
+        raise errors.invalid_value("exitConditions", cond)
+    for i, m in enumerate(_list(cond, "exitCodes", "exitConditions.exitCodes")):
+        if not isinstance(m, dict) or not _is_int(m.get("code")):
+            raise errors.invalid_value(f"exitConditions.exitCodes[{i}].code", m)
+        _check_exit_options(m.get("exitOptions"), f"exitConditions.exitCodes[{i}].exitOptions")
+    for i, r in enumerate(_list(cond, "exitCodeRanges", "exitConditions.exitCodeRanges")):
+        if not isinstance(r, dict) or not (_is_int(r.get("start")) and _is_int(r.get("end"))):
+            raise errors.invalid_value(f"exitConditions.exitCodeRanges[{i}]", r)
+        _check_exit_options(r.get("exitOptions"), f"exitConditions.exitCodeRanges[{i}].exitOptions")
+    for name in ("preProcessingError", "fileUploadError", "default"):
+        _check_exit_options(cond.get(name), f"exitConditions.{name}")
+
+
+def check_depends_on(body: dict) -> None:
+    """dependsOn: taskIds (strings) and taskIdRanges ({start <= end} integers)."""
+    dep = body.get("dependsOn")
+    if dep is None:
+        return
+    if not isinstance(dep, dict):
+        raise errors.invalid_value("dependsOn", dep)
+    for i, tid in enumerate(_list(dep, "taskIds", "dependsOn.taskIds")):
+        if not isinstance(tid, str) or not tid:
+            raise errors.invalid_value(f"dependsOn.taskIds[{i}]", tid)
+    for i, r in enumerate(_list(dep, "taskIdRanges", "dependsOn.taskIdRanges")):
+        if (
+            not isinstance(r, dict)
+            or not (_is_int(r.get("start")) and _is_int(r.get("end")))
+            or r["start"] > r["end"]
+            or r["end"] - r["start"] > 100_000
+        ):
+            raise errors.invalid_value(f"dependsOn.taskIdRanges[{i}]", r)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _list(body: dict, name: str, path: str) -> list:
+    value = body.get(name)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise errors.invalid_value(path, value)
+    return value
+
+
 def env_dict(settings: list | None) -> dict[str, str]:
     """environmentSettings ([{name, value}]) as a dict."""
     return {

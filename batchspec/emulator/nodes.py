@@ -14,9 +14,12 @@ state changes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import secrets
 import shutil
+import signal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,6 +32,35 @@ if TYPE_CHECKING:
 log = logging.getLogger("batchspec.emulator")
 
 _SCHEDULABLE = ("idle", "running")
+
+
+def reap_orphans(root: Path) -> int:
+    """Kill the process groups of processes whose working directory is under `root`.
+
+    Linux only (reads /proc); anywhere else it does nothing. Returns how many were found.
+    """
+    proc = Path("/proc")
+    if not proc.is_dir() or not root.exists():
+        return 0
+    base = str(root.resolve()) + os.sep
+    found = 0
+    for entry in proc.iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cwd = os.readlink(entry / "cwd")
+        except OSError:  # gone, or not ours to inspect
+            continue
+        if not (cwd + os.sep).startswith(base):
+            continue
+        found += 1
+        with contextlib.suppress(OSError):
+            os.killpg(os.getpgid(int(entry.name)), signal.SIGKILL)
+        with contextlib.suppress(OSError):
+            os.kill(int(entry.name), signal.SIGKILL)
+    if found:
+        log.info("killed %d process(es) left over in %s", found, root)
+    return found
 
 
 class NodeManager:
@@ -59,7 +91,12 @@ class NodeManager:
         )
 
     async def recover(self) -> None:
-        """After a restart every node reboots (its start task runs again)."""
+        """After a restart every node reboots (its start task runs again).
+
+        Processes a crashed emulator left running in node directories are killed first, as
+        a node's reboot would: their tasks are requeued and must not race the new attempt.
+        """
+        await asyncio.to_thread(reap_orphans, self.root)
         for pk, pool in list(self.store.pools.items()):
             if pool["state"] == "deleting":
                 self.sched.spawn(self.delete_pool(pk))

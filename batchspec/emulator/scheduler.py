@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 from . import model
@@ -72,6 +72,7 @@ class Scheduler:
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task | None = None
         self._background: set[asyncio.Task] = set()
+        self._job_timers: dict[str, asyncio.TimerHandle] = {}
 
     # Lifecycle
 
@@ -94,6 +95,7 @@ class Scheduler:
             elif job["state"] == "terminating":
                 self._maybe_finish_terminate(jk)
             else:
+                self.arm_job_timer(jk)
                 self.check_job(jk)
         await self.nodes.recover()
         self._loop_task = asyncio.create_task(self._dispatch_loop())
@@ -103,6 +105,8 @@ class Scheduler:
         """Kill every running process and stop the loop (state stays as persisted)."""
         if self._loop_task:
             self._loop_task.cancel()
+        for timer in self._job_timers.values():
+            timer.cancel()
         for r in list(self.running.values()):
             r.end_reason = r.end_reason or REQUEUE
             self._kill(r)
@@ -268,7 +272,21 @@ class Scheduler:
             self.nodes.task_finished(r.pool_key, r.node_key, r.slots, task, outcome)
             r.done.set()
             self.kick()
-        self._finish(r, task, outcome)
+        try:
+            self._finish(r, task, outcome)
+        except Exception:  # never leave a task stuck in "running" because of a bug here
+            log.exception("task %s/%s: completing failed", job["id"], task["id"])
+            info = task.setdefault("executionInfo", {})
+            info.update(
+                endTime=model.now_iso(),
+                result="failure",
+                failureInfo={
+                    "category": "servererror",
+                    "code": "InternalError",
+                    "message": "The emulator failed to complete the task.",
+                },
+            )
+            self.complete(r.job_key, task)
 
     def _finish(self, r: Running, task: dict, outcome) -> None:
         jk = r.job_key
@@ -415,6 +433,29 @@ class Scheduler:
             self._kill(r)
         self._maybe_finish_terminate(jk)
 
+    def arm_job_timer(self, jk: str) -> None:
+        """Enforce the job's constraints.maxWallClockTime (from its creation time)."""
+        old = self._job_timers.pop(jk, None)
+        if old:
+            old.cancel()
+        job = self.store.jobs.get(jk)
+        if job is None or job["state"] not in ("active", "disabled"):
+            return
+        limit = model.parse_duration((job.get("constraints") or {}).get("maxWallClockTime"))
+        if limit is None or limit > _TEN_YEARS:
+            return
+        created = datetime.strptime(job["creationTime"], "%Y-%m-%dT%H:%M:%S.%fZ")
+        elapsed = (datetime.now(timezone.utc).replace(tzinfo=None) - created).total_seconds()
+        self._job_timers[jk] = asyncio.get_running_loop().call_later(
+            max(0.0, limit - elapsed), self._job_expired, jk
+        )
+
+    def _job_expired(self, jk: str) -> None:
+        self._job_timers.pop(jk, None)
+        job = self.store.jobs.get(jk)
+        if job is not None and job["state"] in ("active", "disabled"):
+            self.terminate_job(jk, "MaxWallClockTimeExpiry")
+
     def _maybe_finish_terminate(self, jk: str) -> None:
         job = self.store.jobs.get(jk)
         if job is None or job["state"] != "terminating":
@@ -464,6 +505,9 @@ class Scheduler:
         self.queues.pop(jk, None)
         self.job_running.pop(jk, None)
         self.store.delete_job(jk)
+
+
+_TEN_YEARS = 10 * 365 * 86400.0  # "unlimited" durations are ~10675199 days
 
 
 def _ended() -> dict:

@@ -52,6 +52,7 @@ def azurite(tmp_path_factory):
             "--silent",
             "--skipApiVersionCheck",
             "--loose",
+            "--disableTelemetry",  # its pending sends keep Azurite alive after SIGTERM
         ],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
@@ -80,7 +81,7 @@ def azurite(tmp_path_factory):
     service.close()
     proc.terminate()
     try:
-        proc.wait(1)  # Azurite can take minutes to close gracefully; its data is scratch here
+        proc.wait(10)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()

@@ -221,3 +221,98 @@ def test_if_unmodified_since_before_a_change_is_condition_not_met(client, job):
     later = datetime.now(timezone.utc) + timedelta(days=1)
     client.update_job(job, bm.BatchJobUpdateOptions(priority=2), if_unmodified_since=later)
     assert client.get_job(job).priority == 2
+
+
+def _pool_body(**overrides):
+    body = {
+        "id": unique("p"),
+        "vmSize": "standard_d2s_v3",
+        "virtualMachineConfiguration": {
+            "imageReference": {
+                "publisher": "canonical",
+                "offer": "ubuntu-24_04-lts",
+                "sku": "server",
+            },
+            "nodeAgentSKUId": "batch.node.ubuntu 24.04",
+        },
+        "targetDedicatedNodes": 0,
+    }
+    body.update(overrides)
+    return body
+
+
+_TASK_OK = {"id": "t", "commandLine": "/bin/true"}
+
+BAD_BODIES = [
+    ("POST", "/pools", _pool_body(targetDedicatedNodes="three")),
+    ("POST", "/pools", _pool_body(targetDedicatedNodes=-1)),
+    ("POST", "/pools", _pool_body(virtualMachineConfiguration="ubuntu")),
+    ("POST", "/pools", _pool_body(startTask=[])),
+    ("POST", "/pools", _pool_body(startTask={"commandLine": 5})),
+    ("POST", "/pools", _pool_body(startTask={"commandLine": "x", "environmentSettings": ["A=1"]})),
+    ("POST", "/pools", _pool_body(taskSlotsPerNode=0)),
+    ("POST", "/pools", _pool_body(taskSchedulingPolicy={"nodeFillType": "random"})),
+    (
+        "POST",
+        "/pools",
+        _pool_body(
+            virtualMachineConfiguration={
+                "imageReference": {},
+                "nodeAgentSKUId": "batch.node.windows amd64",
+            }
+        ),
+    ),
+    ("POST", "/pools", [1, 2, 3]),
+    ("POST", "/jobs", {"id": "j", "poolInfo": "p"}),
+    ("POST", "/jobs", {"id": "j", "poolInfo": {"poolId": "p"}, "priority": "high"}),
+    (
+        "POST",
+        "/jobs",
+        {"id": "j", "poolInfo": {"poolId": "p"}, "constraints": {"maxWallClockTime": "1h"}},
+    ),
+    ("POST", "/jobs", {"id": "j", "poolInfo": {"poolId": "p"}, "onAllTasksComplete": "explode"}),
+    ("POST", "/jobs", {"id": "j" * 65, "poolInfo": {"poolId": "p"}}),
+    ("POST", "{job}/tasks", {"id": "t"}),
+    ("POST", "{job}/tasks", {**_TASK_OK, "commandLine": ["ls"]}),
+    ("POST", "{job}/tasks", {**_TASK_OK, "environmentSettings": [{"value": "no name"}]}),
+    ("POST", "{job}/tasks", {**_TASK_OK, "resourceFiles": [{"filePath": "x"}]}),
+    ("POST", "{job}/tasks", {**_TASK_OK, "outputFiles": [{"filePattern": "*"}]}),
+    ("POST", "{job}/tasks", {**_TASK_OK, "constraints": {"maxTaskRetryCount": "x"}}),
+    ("POST", "{job}/tasks", {**_TASK_OK, "exitConditions": {"exitCodes": [{"code": "1"}]}}),
+    ("POST", "{job}/tasks", {**_TASK_OK, "exitConditions": {"default": {"jobAction": "boom"}}}),
+    ("POST", "{job}/tasks", {**_TASK_OK, "requiredSlots": 0}),
+    ("POST", "{job}/addtaskcollection", {"value": "not a list"}),
+    ("POST", "{job}/addtaskcollection", {}),
+    ("PATCH", "{job}", {"priority": 5000}),
+    ("PUT", "{job}", {"poolInfo": {}}),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body"), BAD_BODIES)
+def test_invalid_bodies_get_a_400_batch_error_never_a_500(client, job, method, path, body):
+    response = _raw(client, method, path.replace("{job}", f"/jobs/{job}"), json=body)
+    assert response.status_code == 400, response.text()
+    payload = response.json()
+    assert payload["code"] in {
+        "InvalidPropertyValue",
+        "MissingRequiredProperty",
+        "InvalidRequestBody",
+    }, payload
+    assert payload["message"]["value"]
+
+
+def test_invalid_task_in_a_collection_is_a_per_task_client_error(client, job):
+    result = _raw(
+        client,
+        "POST",
+        f"/jobs/{job}/addtaskcollection",
+        json={
+            "value": [
+                _TASK_OK,
+                {"id": "u", "commandLine": "x", "dependsOn": {"taskIds": "t"}},
+                "not an object",
+            ]
+        },
+    ).json()
+    statuses = [r["status"] for r in result["value"]]
+    assert statuses == ["success", "clienterror", "clienterror"]

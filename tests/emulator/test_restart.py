@@ -22,6 +22,17 @@ def test_kill_9_mid_run_then_restart_loses_nothing_and_requeues_running_tasks(tm
                 id="durable-job", pool_info=bm.BatchPoolInfo(pool_id="durable")
             )
         )
+        # A long task that only sleeps on its first attempt: it is running when the emulator
+        # dies, and the restart must kill that orphaned process.
+        once = tmp_path / "once"
+        forever = "exec sleep 60"
+        client.create_task(
+            "durable-job",
+            bm.BatchTaskCreateOptions(
+                id="sleeper",
+                command_line=f"/bin/sh -c '[ -f {once} ] && exit 0; echo $$ > {once}; {forever}'",
+            ),
+        )
         client.create_tasks(
             "durable-job",
             [
@@ -29,7 +40,9 @@ def test_kill_9_mid_run_then_restart_loses_nothing_and_requeues_running_tasks(tm
                 for i in range(24)
             ],
         )
-        wait_for(lambda: client.get_job_task_counts("durable-job").task_counts.running > 0, 10)
+        wait_for(lambda: once.exists() and once.read_text().strip(), 10)
+        orphan = int(once.read_text())
+        wait_for(lambda: client.get_job_task_counts("durable-job").task_counts.running > 1, 10)
         nodes_before = sorted(n.id for n in client.list_nodes("durable"))
     finally:
         first.kill9()
@@ -40,9 +53,11 @@ def test_kill_9_mid_run_then_restart_loses_nothing_and_requeues_running_tasks(tm
         client = second.client()
         assert client.get_pool("durable").target_dedicated_nodes == 2
         assert client.get_job("durable-job").state == "active"
-        assert len(list(client.list_tasks("durable-job"))) == 24
-        counts = wait_job_done(client, "durable-job", 24, timeout=60)
-        assert counts.task_counts.succeeded == 24
+        assert len(list(client.list_tasks("durable-job"))) == 25
+        wait_for(lambda: not _alive(orphan), 10)
+        counts = wait_job_done(client, "durable-job", 25, timeout=60)
+        assert counts.task_counts.succeeded == 25
+        assert client.get_task("durable-job", "sleeper").execution_info.requeue_count == 1
         tasks = list(client.list_tasks("durable-job"))
         assert any(t.execution_info.requeue_count >= 1 for t in tasks)
         assert sorted(n.id for n in client.list_nodes("durable")) == nodes_before

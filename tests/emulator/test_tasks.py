@@ -8,8 +8,7 @@ import threading
 import pytest
 from azure.batch import models as bm
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
-
-from emulator_support import unique, wait_for, wait_job_done
+from emulator_support import pool_options, unique, wait_for, wait_job_done, wait_pool_ready
 
 
 def sh(code: str) -> str:
@@ -356,3 +355,47 @@ def test_concurrent_clients_adding_tasks_all_land(server, job):
     assert not errors
     counts = wait_job_done(server.client(), job, 240, timeout=90)
     assert counts.task_counts.succeeded == 240
+
+
+def test_job_max_wall_clock_time_terminates_the_job(client, shared_pool):
+    job_id = unique("jwall")
+    client.create_job(
+        bm.BatchJobCreateOptions(
+            id=job_id,
+            pool_info=bm.BatchPoolInfo(pool_id=shared_pool),
+            constraints=bm.BatchJobConstraints(max_wall_clock_time="PT1S"),
+        )
+    )
+    client.create_task(job_id, task("forever", "/bin/sleep 60"))
+    wait_for(lambda: client.get_job(job_id).state == "completed", 15)
+    assert client.get_job(job_id).execution_info.termination_reason == "MaxWallClockTimeExpiry"
+    assert client.get_task(job_id, "forever").execution_info.failure_info.code == "TaskEnded"
+
+
+def test_higher_priority_job_runs_first_and_max_parallel_tasks_is_honoured(client):
+    pool_id = unique("prio")
+    client.create_pool(pool_options(pool_id, nodes=1, slots=2))
+    wait_pool_ready(client, pool_id, 1)
+    info = bm.BatchPoolInfo(pool_id=pool_id)
+    low, high = unique("low"), unique("high")
+    client.create_job(bm.BatchJobCreateOptions(id=low, pool_info=info, priority=0))
+    client.create_job(
+        bm.BatchJobCreateOptions(id=high, pool_info=info, priority=100, max_parallel_tasks=1)
+    )
+    # Both slots busy, then queue low first and high second.
+    client.create_tasks(low, [task(f"block{i}", "/bin/sleep 1") for i in range(2)])
+    wait_for(lambda: client.get_job_task_counts(low).task_counts.running == 2, 10)
+    client.create_tasks(low, [task(f"l{i}", "/bin/sleep 0.2") for i in range(4)])
+    client.create_tasks(high, [task(f"h{i}", "/bin/sleep 0.2") for i in range(3)])
+    wait_job_done(client, high, 3, timeout=30)
+    wait_job_done(client, low, 6, timeout=30)
+    highs = sorted(
+        (t.execution_info.start_time, t.execution_info.end_time) for t in client.list_tasks(high)
+    )
+    lows = [t for t in client.list_tasks(low) if t.id.startswith("l")]
+    # The high job's first task starts before any queued low task.
+    assert highs[0][0] <= min(t.execution_info.start_time for t in lows)
+    # maxParallelTasks=1: the high job's tasks never overlap.
+    for (_, end), (start, _) in zip(highs, highs[1:], strict=False):
+        assert start >= end
+    client.begin_delete_pool(pool_id, polling_interval=0.1).result()
