@@ -107,8 +107,13 @@ class Target:
 
 
 def connect(name: str, *, parallelism: int = 16, sas_lifetime: timedelta = timedelta(hours=2),
-            env: dict[str, str] | None = None) -> Target:
-    """Build the clients of target `name` ("local" starts the local services if needed)."""
+            env: dict[str, str] | None = None, policies: list | None = None) -> Target:
+    """Build the clients of target `name` ("local" starts the local services if needed).
+
+    `policies` are azure-core per-retry policies added to both clients (benchmarks count the
+    HTTP requests with one).
+    """
+    extra = {"policies": list(policies or [])}
     if name == "local":
         from batchspec import local
 
@@ -117,13 +122,13 @@ def connect(name: str, *, parallelism: int = 16, sas_lifetime: timedelta = timed
         storage = status.storage
         return _build(name, batch["endpoint"], AzureNamedKeyCredential(batch["account_name"],
                                                                         batch["account_key"]),
-                      storage["connection_string"], None, None, parallelism, sas_lifetime)
+                      storage["connection_string"], None, None, parallelism, sas_lifetime, extra)
     if name == "azure":
-        return _azure(os.environ if env is None else env, parallelism, sas_lifetime)
+        return _azure(os.environ if env is None else env, parallelism, sas_lifetime, extra)
     raise TargetError(f"unknown target {name!r}; choose one of {', '.join(TARGETS)}")
 
 
-def _azure(env, parallelism: int, sas_lifetime: timedelta) -> Target:
+def _azure(env, parallelism: int, sas_lifetime: timedelta, extra: dict) -> Target:
     endpoint = env.get("AZURE_BATCH_ENDPOINT")
     account = env.get("AZURE_BATCH_ACCOUNT_NAME")
     missing = [v for v, value in (("AZURE_BATCH_ENDPOINT", endpoint),
@@ -149,16 +154,21 @@ def _azure(env, parallelism: int, sas_lifetime: timedelta) -> Target:
                               f"AZURE_STORAGE_ACCOUNT_KEY or configure azure-identity ({exc})") from None
     batch_credential = AzureNamedKeyCredential(account, key) if key else token_credential
     return _build("azure", endpoint, batch_credential, conn, storage_url,
-                  env.get("AZURE_STORAGE_ACCOUNT_KEY") or token_credential, parallelism, sas_lifetime)
+                  env.get("AZURE_STORAGE_ACCOUNT_KEY") or token_credential, parallelism, sas_lifetime,
+                  extra)
 
 
 def _build(name, batch_endpoint, batch_credential, connection_string, storage_url, storage_credential,
-           parallelism, sas_lifetime) -> Target:
+           parallelism, sas_lifetime, extra) -> Target:
     pool_size = max(8, parallelism * 2)
-    batch = BatchClient(batch_endpoint, batch_credential, transport=_transport(pool_size), **_RETRY)
+    policies = extra.get("policies") or []
+    batch = BatchClient(batch_endpoint, batch_credential, transport=_transport(pool_size), **_RETRY,
+                        per_retry_policies=policies)
     # Storage has its own retry policy; its default first backoff (15 s) is far too slow.
     storage_options = {"transport": _transport(pool_size), "retry_policy": ExponentialRetry(
-        initial_backoff=0.3, increment_base=2, retry_total=10, random_jitter_range=0.3)}
+        initial_backoff=0.3, increment_base=2, retry_total=10, random_jitter_range=0.3),
+        # storage clients take no per_retry_policies; these run after their retry policy too
+        "_additional_pipeline_policies": policies}
     if connection_string:
         blob = BlobServiceClient.from_connection_string(connection_string, **storage_options)
     else:
