@@ -209,3 +209,50 @@ def test_the_azure_target_names_the_missing_variables(workspace: Workspace):
     assert result.returncode == 1
     assert "AZURE_BATCH_ENDPOINT" in result.stderr and "AZURE_STORAGE_ACCOUNT_URL" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_failed_start_task_stops_the_apply_with_its_stderr(workspace: Workspace):
+    spec = workspace.spec.read_text().replace(
+        """commandLine: /bin/bash -c 'cp""", """commandLine: /bin/bash -c 'echo no disk space left >&2; exit 9; cp""")
+    workspace.spec.write_text(spec)
+    result = workspace.apply()
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "the start task failed" in result.stderr
+    assert "exit code 9" in result.stderr
+    assert "no disk space left" in result.stderr
+    assert "submitting" not in result.stdout
+
+
+def test_blobs_named_to_escape_the_download_folder_are_refused(workspace: Workspace,
+                                                               blob_service: BlobServiceClient):
+    assert workspace.apply().returncode == 0
+    out = blob_service.get_container_client(f"{workspace.name}-out")
+    # Azurite stores a backslash as '/', so the first name arrives as '../evil.txt'.
+    for name in ("..\\evil.txt", "/abs.txt", "x//y.txt", "ok/fine.txt"):
+        out.upload_blob(name, b"payload", overwrite=True)
+    names = {b.name for b in out.list_blobs()}
+    assert {"../evil.txt", "/abs.txt", "x//y.txt"} <= names
+    result = workspace.apply()
+    assert result.returncode == 1, result.stdout + result.stderr
+    for name in ("../evil.txt", "/abs.txt", "x//y.txt"):
+        assert f"refused to download blob {name!r}" in result.stdout
+    assert (workspace.root / "out" / "ok" / "fine.txt").read_bytes() == b"payload"
+    assert not (workspace.root / "evil.txt").exists()
+    assert not (workspace.root / "out" / "abs.txt").exists()
+    assert not (workspace.root / "out" / "x").exists()
+
+
+def test_force_unlock_frees_a_held_lock(workspace: Workspace, blob_service: BlobServiceClient):
+    from batchspec.lock import Lock
+
+    held = Lock(blob_service, workspace.name, command="apply")
+    held.acquire()
+    try:
+        blocked = workspace.run("plan", "spec.yaml")  # plans take no lock
+        assert blocked.returncode == 0
+        assert workspace.apply().returncode == 1
+        unlock = workspace.run("force-unlock", "spec.yaml")
+        assert unlock.returncode == 0 and f"unlocked {workspace.name}" in unlock.stdout
+        assert workspace.apply().returncode == 0
+    finally:
+        held._stop.set()
