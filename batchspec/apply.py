@@ -21,15 +21,21 @@ from batchspec import payloads, transfer
 from batchspec.errors import ApplyError
 from batchspec.live import batch as live_batch
 from batchspec.live import state as live_state
-from batchspec.live.storage import read_blobs
 from batchspec.model import DesiredState
 from batchspec.ownership import STORAGE_FINGERPRINT, STORAGE_OWNER
 from batchspec.plan import Action, Plan, task_stamp
 from batchspec.targets import Target
 
 EXIT_OK, EXIT_ERROR, EXIT_TASK_FAILED, EXIT_TIMEOUT = 0, 1, 3, 4
-_SETTLING_NODE_STATES = {"creating", "starting", "waitingforstarttask", "rebooting", "reimaging",
-                         "unknown", "leavingpool"}
+_SETTLING_NODE_STATES = {
+    "creating",
+    "starting",
+    "waitingforstarttask",
+    "rebooting",
+    "reimaging",
+    "unknown",
+    "leavingpool",
+}
 _STDERR_TAIL = 2048
 
 
@@ -67,8 +73,16 @@ class Outcome:
 
 
 class Applier:
-    def __init__(self, target: Target, desired: DesiredState, plan: Plan, reporter: Reporter, *,
-                 parallelism: int = 16, timeout: float | None = None):
+    def __init__(
+        self,
+        target: Target,
+        desired: DesiredState,
+        plan: Plan,
+        reporter: Reporter,
+        *,
+        parallelism: int = 16,
+        timeout: float | None = None,
+    ):
         self.t = target
         self.desired = desired
         self.plan = plan
@@ -110,8 +124,11 @@ class Applier:
                     pass
                 continue
             container = by_name[change.id]
-            meta = {**dict(container.metadata), STORAGE_OWNER: owner,
-                    STORAGE_FINGERPRINT: container.fingerprint()}
+            meta = {
+                **dict(container.metadata),
+                STORAGE_OWNER: owner,
+                STORAGE_FINGERPRINT: container.fingerprint(),
+            }
             client = self.t.blob.get_container_client(change.id)
             if change.action == Action.CREATE:
                 self.ui.step(f"creating container {change.id}")
@@ -121,8 +138,10 @@ class Applier:
                 except ResourceExistsError:
                     have = client.get_container_properties().metadata or {}
                     if have.get(STORAGE_OWNER) != owner:
-                        raise ApplyError(f"container {change.id!r} appeared meanwhile and is not "
-                                         "owned by this spec; not touching it") from None
+                        raise ApplyError(
+                            f"container {change.id!r} appeared meanwhile and is not "
+                            "owned by this spec; not touching it"
+                        ) from None
             client.set_container_metadata(meta)
 
     def _blobs(self) -> None:
@@ -133,8 +152,13 @@ class Applier:
             total = sum(b.size for b in blobs)
             self.ui.step(f"uploading {len(blobs)} file(s), {total} bytes")
             with self.ui.progress("upload", len(blobs)) as advance:
-                failures = transfer.upload(self.t.blob, blobs, self.desired.name,
-                                           parallelism=self.parallelism, on_done=lambda b: advance(1))
+                failures = transfer.upload(
+                    self.t.blob,
+                    blobs,
+                    self.desired.name,
+                    parallelism=self.parallelism,
+                    on_done=lambda b: advance(1),
+                )
             if failures:
                 first = "; ".join(f"{b.ref}: {_short(e)}" for b, e in failures[:3])
                 raise ApplyError(f"{len(failures)} upload(s) failed: {first}")
@@ -160,8 +184,11 @@ class Applier:
                 self._wait_gone(lambda: live_batch.read_pool(self.t.batch, pool.id), f"pool {pool.id}")
             agent = change.details.get("nodeAgentSkuId") or pool.node_agent_sku_id
             if not agent:
-                raise ApplyError(f"no node agent SKU for image {pool.image.to_dict()}: the service "
-                                 "lists no such supported image", hint="set pool.nodeAgentSkuId")
+                raise ApplyError(
+                    f"no node agent SKU for image {pool.image.to_dict()}: the service "
+                    "lists no such supported image",
+                    hint="set pool.nodeAgentSkuId",
+                )
             self.ui.step(f"creating pool {pool.id} ({pool.vm_size})")
             self.t.batch.create_pool(payloads.pool(pool, self.desired.name, agent, self.t.sas))
         elif change and change.action == Action.UPDATE:
@@ -181,16 +208,23 @@ class Applier:
             client.enable_pool_auto_scale(pool.id, body)
         if how.get("resize"):
             self._wait_steady()
-            self.ui.step(f"resizing pool {pool.id} to {pool.target_dedicated_nodes} dedicated, "
-                         f"{pool.target_low_priority_nodes} low-priority node(s)")
-            client.begin_resize_pool(pool.id, {
-                "targetDedicatedNodes": pool.target_dedicated_nodes,
-                "targetLowPriorityNodes": pool.target_low_priority_nodes},
-                polling_interval=self.poll).result()
+            self.ui.step(
+                f"resizing pool {pool.id} to {pool.target_dedicated_nodes} dedicated, "
+                f"{pool.target_low_priority_nodes} low-priority node(s)"
+            )
+            client.begin_resize_pool(
+                pool.id,
+                {
+                    "targetDedicatedNodes": pool.target_dedicated_nodes,
+                    "targetLowPriorityNodes": pool.target_low_priority_nodes,
+                },
+                polling_interval=self.poll,
+            ).result()
         if how.get("properties"):
             self.ui.step(f"updating pool {pool.id} (start task, metadata)")
-            client.replace_pool_properties(pool.id, payloads.pool_properties(
-                pool, self.desired.name, self.t.sas))
+            client.replace_pool_properties(
+                pool.id, payloads.pool_properties(pool, self.desired.name, self.t.sas)
+            )
         if how.get("reboot"):
             nodes = live_batch.read_nodes(client, pool.id)
             self.ui.step(f"rebooting {len(nodes)} node(s) to run the new start task")
@@ -226,8 +260,11 @@ class Applier:
             failed = [n for n in nodes if n.get("state") == "starttaskfailed"]
             if failed:
                 raise ApplyError(self._start_task_failure(failed))
-            settled = live.get("allocationState") == "steady" and nodes and not any(
-                n.get("state") in _SETTLING_NODE_STATES for n in nodes)
+            settled = (
+                live.get("allocationState") == "steady"
+                and nodes
+                and not any(n.get("state") in _SETTLING_NODE_STATES for n in nodes)
+            )
             if settled:
                 usable = [n for n in nodes if n.get("state") in ("idle", "running")]
                 if not usable:
@@ -235,8 +272,9 @@ class Applier:
                     raise ApplyError(f"pool {pool.id} has no usable node (states: {', '.join(states)})")
                 return
             for err in live.get("resizeErrors") or []:
-                raise ApplyError(f"pool {pool.id} could not allocate nodes: {err.get('code')}: "
-                                 f"{err.get('message')}")
+                raise ApplyError(
+                    f"pool {pool.id} could not allocate nodes: {err.get('code')}: {err.get('message')}"
+                )
             if not said:
                 self.ui.step(f"waiting for the nodes of pool {pool.id}")
                 said = True
@@ -246,12 +284,18 @@ class Applier:
         node = nodes[0]
         info = node.get("startTaskInfo") or {}
         failure = (info.get("failureInfo") or {}).get("message") or ""
-        stderr = self._tail(lambda **kw: self.t.batch.download_node_file(
-            self.desired.pool.id, node["id"], "startup/stderr.txt", **kw),
-            lambda: self.t.batch.get_node_file_properties(self.desired.pool.id, node["id"],
-                                                         "startup/stderr.txt"))
-        lines = [f"the start task failed on {len(nodes)} node(s) of pool {self.desired.pool.id}; "
-                 f"node {node['id']}: exit code {info.get('exitCode')} {failure}".rstrip()]
+        stderr = self._tail(
+            lambda **kw: self.t.batch.download_node_file(
+                self.desired.pool.id, node["id"], "startup/stderr.txt", **kw
+            ),
+            lambda: self.t.batch.get_node_file_properties(
+                self.desired.pool.id, node["id"], "startup/stderr.txt"
+            ),
+        )
+        lines = [
+            f"the start task failed on {len(nodes)} node(s) of pool {self.desired.pool.id}; "
+            f"node {node['id']}: exit code {info.get('exitCode')} {failure}".rstrip()
+        ]
         if stderr:
             lines.append("stderr (tail):\n" + _indent(stderr))
         return "\n".join(lines)
@@ -296,8 +340,10 @@ class Applier:
         if not tasks:
             return
         self.ui.step(f"submitting {len(tasks)} task(s)")
-        bodies = [bm.BatchTaskCreateOptions(payloads.task(t, task_stamp(t, self.desired.pool), self.t.sas))
-                  for t in tasks]
+        bodies = [
+            bm.BatchTaskCreateOptions(payloads.task(t, task_stamp(t, self.desired.pool), self.t.sas))
+            for t in tasks
+        ]
         try:
             self.t.batch.create_tasks(job_id, bodies, max_concurrency=min(self.parallelism, 8))
         except bm.CreateTasksError as exc:
@@ -320,7 +366,9 @@ class Applier:
                 if existing is None:
                     existing = {t["id"]: t for t in live_batch.read_tasks(self.t.batch, self.desired.job.id)}
                 live = existing.get(result.task_id)
-                want = task_stamp(tasks[result.task_id], self.desired.pool) if result.task_id in tasks else None
+                want = (
+                    task_stamp(tasks[result.task_id], self.desired.pool) if result.task_id in tasks else None
+                )
                 if live and live_batch.task_fingerprint(live) == want:
                     continue
             message = result.error.message.value if result.error and result.error.message else ""
@@ -337,8 +385,12 @@ class Applier:
         said = False
         while True:
             counts = self.t.batch.get_job_task_counts(job_id).task_counts
-            figures = {"active": counts.active, "running": counts.running,
-                       "succeeded": counts.succeeded, "failed": counts.failed}
+            figures = {
+                "active": counts.active,
+                "running": counts.running,
+                "succeeded": counts.succeeded,
+                "failed": counts.failed,
+            }
             if counts.active + counts.running == 0 and self._none_incomplete(job_id):
                 if said:
                     self.ui.task_counts(figures, time.monotonic() - start)
@@ -367,13 +419,20 @@ class Applier:
         root = Path(d.to)
         refused = [n for n in pending if transfer.safe_local_path(root, n) is None]
         for name in refused:
-            self.outcome.problems.append(f"refused to download blob {name!r}: its name would be "
-                                         f"written outside {root}")
+            self.outcome.problems.append(
+                f"refused to download blob {name!r}: its name would be written outside {root}"
+            )
         names = [n for n in pending if n not in refused]
         self.ui.step(f"downloading {len(names)} blob(s) to {root}")
         with self.ui.progress("download", len(names)) as advance:
-            failures = transfer.download(self.t.blob, d.container, names, root,
-                                         parallelism=self.parallelism, on_done=lambda n: advance(1))
+            failures = transfer.download(
+                self.t.blob,
+                d.container,
+                names,
+                root,
+                parallelism=self.parallelism,
+                on_done=lambda n: advance(1),
+            )
         for name, exc in failures:
             self.outcome.problems.append(f"download of {name!r} failed: {_short(exc)}")
         self.outcome.downloaded = len(names) - len(failures)
@@ -389,16 +448,26 @@ class Applier:
                 continue
             info = t.get("executionInfo") or {}
             failure = info.get("failureInfo") or {}
-            rows.append(TaskRow(
-                id=task.id, state=t.get("state", "?"), node=(t.get("nodeInfo") or {}).get("nodeId"),
-                exit_code=info.get("exitCode"), duration=_duration(info), result=info.get("result"),
-                failure=f"{failure.get('code')}: {failure.get('message')}" if failure else None))
+            rows.append(
+                TaskRow(
+                    id=task.id,
+                    state=t.get("state", "?"),
+                    node=(t.get("nodeInfo") or {}).get("nodeId"),
+                    exit_code=info.get("exitCode"),
+                    duration=_duration(info),
+                    result=info.get("result"),
+                    failure=f"{failure.get('code')}: {failure.get('message')}" if failure else None,
+                )
+            )
         for row in [r for r in rows if r.result == "failure"][:10]:
             row.stderr_tail = self._tail(
                 lambda tid=row.id, **kw: self.t.batch.download_task_file(
-                    self.desired.job.id, tid, "stderr.txt", **kw),
+                    self.desired.job.id, tid, "stderr.txt", **kw
+                ),
                 lambda tid=row.id: self.t.batch.get_task_file_properties(
-                    self.desired.job.id, tid, "stderr.txt"))
+                    self.desired.job.id, tid, "stderr.txt"
+                ),
+            )
         return rows
 
     def _tail(self, download: Callable[..., Any], properties: Callable[[], Any]) -> str | None:

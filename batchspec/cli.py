@@ -34,14 +34,28 @@ def _console() -> Console:
 
 
 _var_option = click.option(
-    "--var", "var_pairs", multiple=True, metavar="NAME=VALUE",
-    help="Override a variable of the spec (repeatable).")
+    "--var",
+    "var_pairs",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Override a variable of the spec (repeatable).",
+)
 _target_option = click.option(
-    "--target", type=click.Choice(["local", "azure"]), default="local", show_default=True,
-    envvar="BATCHSPEC_TARGET", help="Where to run: the local services or an Azure account.")
+    "--target",
+    type=click.Choice(["local", "azure"]),
+    default="local",
+    show_default=True,
+    envvar="BATCHSPEC_TARGET",
+    help="Where to run: the local services or an Azure account.",
+)
 _approve_option = click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
-_lock_option = click.option("--lock-timeout", default="0s", metavar="DURATION", show_default=True,
-                            help="How long to wait for another apply/destroy of the spec (e.g. 5m).")
+_lock_option = click.option(
+    "--lock-timeout",
+    default="0s",
+    metavar="DURATION",
+    show_default=True,
+    help="How long to wait for another apply/destroy of the spec (e.g. 5m).",
+)
 
 
 def _seconds(text: str, option: str) -> float:
@@ -63,10 +77,12 @@ def _confirm(action: str, auto_approve: bool) -> None:
     if auto_approve:
         return
     if not sys.stdin.isatty():
-        raise UsageError(f"refusing to {action} without confirmation: no terminal to ask on",
-                         hint="pass --auto-approve")
-    answer = click.prompt(f"Do you want to {action}? Only 'yes' will be accepted", default="",
-                          show_default=False)
+        raise UsageError(
+            f"refusing to {action} without confirmation: no terminal to ask on", hint="pass --auto-approve"
+        )
+    answer = click.prompt(
+        f"Do you want to {action}? Only 'yes' will be accepted", default="", show_default=False
+    )
     if answer.strip() != "yes":
         raise UsageError(f"{action} cancelled")
 
@@ -151,10 +167,19 @@ def plan_cmd(spec, var_pairs, target, as_json, out, detailed_exitcode) -> None:
 @_target_option
 @_approve_option
 @_lock_option
-@click.option("--parallelism", default=16, show_default=True, type=click.IntRange(1, 256),
-              help="Concurrent transfers and task submissions.")
-@click.option("--timeout", "timeout_text", metavar="DURATION",
-              help="How long to wait for the tasks (default: the spec's wait.timeout).")
+@click.option(
+    "--parallelism",
+    default=16,
+    show_default=True,
+    type=click.IntRange(1, 256),
+    help="Concurrent transfers and task submissions.",
+)
+@click.option(
+    "--timeout",
+    "timeout_text",
+    metavar="DURATION",
+    help="How long to wait for the tasks (default: the spec's wait.timeout).",
+)
 def apply_cmd(spec_or_plan, var_pairs, target, auto_approve, lock_timeout, parallelism, timeout_text):
     """Converge: create and update what the spec describes, run the tasks, download results."""
     from batchspec import session, targets
@@ -185,8 +210,7 @@ def apply_cmd(spec_or_plan, var_pairs, target, auto_approve, lock_timeout, paral
                 return
             if p.changes and saved is None:
                 _confirm("apply these changes", auto_approve)
-            outcome = Applier(client, desired, p, reporter, parallelism=parallelism,
-                              timeout=timeout).run()
+            outcome = Applier(client, desired, p, reporter, parallelism=parallelism, timeout=timeout).run()
             reporter.close()
             render.outcome(outcome, console)
     finally:
@@ -220,8 +244,9 @@ def destroy_cmd(spec, var_pairs, target, auto_approve, lock_timeout) -> None:
     console = _console()
     client = targets.connect(target)
     try:
-        with Lock(client.blob, desired.name, command="destroy",
-                  wait=_seconds(lock_timeout, "--lock-timeout")):
+        with Lock(
+            client.blob, desired.name, command="destroy", wait=_seconds(lock_timeout, "--lock-timeout")
+        ):
             p = plan.destroy(desired, live_state.read(client, desired, with_download=False))
             render.plan(p, console)
             if not p.changes:
@@ -229,8 +254,10 @@ def destroy_cmd(spec, var_pairs, target, auto_approve, lock_timeout) -> None:
             _confirm("destroy these resources", auto_approve)
             reporter = render.ConsoleReporter(console)
             destroy.run(client, p, reporter.step)
-            console.print(f"[bold]Destroy complete:[/] {len(p.changes)} resource(s) destroyed; "
-                          "local downloads are left in place.")
+            console.print(
+                f"[bold]Destroy complete:[/] {len(p.changes)} resource(s) destroyed; "
+                "local downloads are left in place."
+            )
     finally:
         client.close()
 

@@ -17,12 +17,20 @@ def run(target: Any, plan: Plan, step: Callable[[str], None], *, timeout: float 
     poll = target.poll
     for change in plan.of("job"):
         step(f"deleting job {change.id}")
-        _delete_and_wait(lambda i=change.id: target.batch.begin_delete_job(i, polling_interval=poll).result(),
-                         lambda i=change.id: live_batch.read_job(target.batch, i), poll, deadline)
+        _delete_and_wait(
+            lambda i=change.id: target.batch.begin_delete_job(i, polling_interval=poll).result(),
+            lambda i=change.id: live_batch.read_job(target.batch, i),
+            poll,
+            deadline,
+        )
     for change in plan.of("pool"):
         step(f"deleting pool {change.id} (the service removes its nodes first)")
-        _delete_and_wait(lambda i=change.id: target.batch.begin_delete_pool(i, polling_interval=poll).result(),
-                         lambda i=change.id: live_batch.read_pool(target.batch, i), poll, deadline)
+        _delete_and_wait(
+            lambda i=change.id: target.batch.begin_delete_pool(i, polling_interval=poll).result(),
+            lambda i=change.id: live_batch.read_pool(target.batch, i),
+            poll,
+            deadline,
+        )
     for change in plan.of("container"):
         step(f"deleting container {change.id}")
         try:

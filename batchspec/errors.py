@@ -48,8 +48,14 @@ class SpecError(BatchspecError):
 
     exit_code = 2
 
-    def __init__(self, message: str, *, location: Location | None = None,
-                 field: str | None = None, hint: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        location: Location | None = None,
+        field: str | None = None,
+        hint: str | None = None,
+    ):
         super().__init__(message, location=location, hint=hint)
         self.field = field
 

@@ -23,8 +23,7 @@ _RENEW_EVERY = 5.0
 
 
 class Lock:
-    def __init__(self, service: BlobServiceClient, name: str, *, command: str = "apply",
-                 wait: float = 0.0):
+    def __init__(self, service: BlobServiceClient, name: str, *, command: str = "apply", wait: float = 0.0):
         self._service = service
         self._blob = service.get_blob_client(CONTAINER, f"{name}.lock")
         self._command = command
@@ -48,17 +47,24 @@ class Lock:
                 self._lease = self._blob.acquire_lease(lease_duration=_LEASE_SECONDS)
                 break
             except HttpResponseError as exc:
-                if getattr(exc, "error_code", None) not in ("LeaseAlreadyPresent", "LeaseIdMismatchWithLeaseOperation") \
-                        and exc.status_code != 409:
+                if (
+                    getattr(exc, "error_code", None)
+                    not in ("LeaseAlreadyPresent", "LeaseIdMismatchWithLeaseOperation")
+                    and exc.status_code != 409
+                ):
                     raise
                 if time.monotonic() >= deadline:
-                    raise LockError(f"the spec is locked by {self._holder()}",
-                                    hint="wait for it, pass --lock-timeout, or run "
-                                         "`batchspec force-unlock` if that process is gone") from None
+                    raise LockError(
+                        f"the spec is locked by {self._holder()}",
+                        hint="wait for it, pass --lock-timeout, or run "
+                        "`batchspec force-unlock` if that process is gone",
+                    ) from None
                 time.sleep(1.0)
         since = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        self._blob.set_blob_metadata({"host": socket.gethostname(), "pid": str(os.getpid()),
-                                      "since": since, "command": self._command}, lease=self._lease)
+        self._blob.set_blob_metadata(
+            {"host": socket.gethostname(), "pid": str(os.getpid()), "since": since, "command": self._command},
+            lease=self._lease,
+        )
         self._renewer = threading.Thread(target=self._renew, name="batchspec-lock", daemon=True)
         self._renewer.start()
 
@@ -101,8 +107,10 @@ class Lock:
             return "another process"
         if not meta.get("pid"):
             return "another process"
-        return (f"{meta.get('command', 'a command')} on host {meta.get('host')} "
-                f"(pid {meta.get('pid')}) since {meta.get('since')}")
+        return (
+            f"{meta.get('command', 'a command')} on host {meta.get('host')} "
+            f"(pid {meta.get('pid')}) since {meta.get('since')}"
+        )
 
 
 def force_unlock(service: BlobServiceClient, name: str) -> bool:

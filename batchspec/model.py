@@ -61,8 +61,13 @@ class Blob(_Record):
         return f"{self.container}/{self.name}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"container": self.container, "name": self.name, "size": self.size,
-                "sha256": self.sha256, "source": self.source}
+        return {
+            "container": self.container,
+            "name": self.name,
+            "size": self.size,
+            "sha256": self.sha256,
+            "source": self.source,
+        }
 
     def fingerprint(self) -> str:
         return self.sha256
@@ -85,9 +90,17 @@ class ResourceFile(_Record):
     content: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return _prune({"blob": self.blob, "container": self.container, "blobPrefix": self.blob_prefix,
-                       "httpUrl": self.http_url, "filePath": self.file_path,
-                       "fileMode": self.file_mode, "content": self.content})
+        return _prune(
+            {
+                "blob": self.blob,
+                "container": self.container,
+                "blobPrefix": self.blob_prefix,
+                "httpUrl": self.http_url,
+                "filePath": self.file_path,
+                "fileMode": self.file_mode,
+                "content": self.content,
+            }
+        )
 
 
 @dataclass(frozen=True)
@@ -98,8 +111,9 @@ class OutputFile(_Record):
     upon: str = "taskSuccess"
 
     def to_dict(self) -> dict[str, Any]:
-        return _prune({"pattern": self.pattern, "container": self.container, "path": self.path,
-                       "upon": self.upon})
+        return _prune(
+            {"pattern": self.pattern, "container": self.container, "path": self.path, "upon": self.upon}
+        )
 
 
 @dataclass(frozen=True)
@@ -112,14 +126,16 @@ class StartTask(_Record):
     max_task_retry_count: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return _prune({
-            "commandLine": self.command_line,
-            "resourceFiles": [r.to_dict() for r in self.resource_files],
-            "environment": dict(self.environment),
-            "waitForSuccess": self.wait_for_success,
-            "elevated": self.elevated,
-            "maxTaskRetryCount": self.max_task_retry_count,
-        })
+        return _prune(
+            {
+                "commandLine": self.command_line,
+                "resourceFiles": [r.to_dict() for r in self.resource_files],
+                "environment": dict(self.environment),
+                "waitForSuccess": self.wait_for_success,
+                "elevated": self.elevated,
+                "maxTaskRetryCount": self.max_task_retry_count,
+            }
+        )
 
 
 @dataclass(frozen=True)
@@ -130,8 +146,7 @@ class Image(_Record):
     version: str = "latest"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"publisher": self.publisher, "offer": self.offer, "sku": self.sku,
-                "version": self.version}
+        return {"publisher": self.publisher, "offer": self.offer, "sku": self.sku, "version": self.version}
 
 
 @dataclass(frozen=True)
@@ -155,21 +170,23 @@ class Pool(_Record):
         return json.loads(self.extra_json)
 
     def to_dict(self) -> dict[str, Any]:
-        return _prune({
-            "id": self.id,
-            "displayName": self.display_name,
-            "vmSize": self.vm_size,
-            "image": self.image.to_dict(),
-            "nodeAgentSkuId": self.node_agent_sku_id,
-            "targetDedicatedNodes": self.target_dedicated_nodes,
-            "targetLowPriorityNodes": self.target_low_priority_nodes,
-            "taskSlotsPerNode": self.task_slots_per_node,
-            "autoScaleFormula": self.autoscale_formula,
-            "autoScaleEvaluationInterval": self.autoscale_interval,
-            "startTask": self.start_task.to_dict() if self.start_task else None,
-            "metadata": dict(self.metadata),
-            "extra": self.extra,
-        })
+        return _prune(
+            {
+                "id": self.id,
+                "displayName": self.display_name,
+                "vmSize": self.vm_size,
+                "image": self.image.to_dict(),
+                "nodeAgentSkuId": self.node_agent_sku_id,
+                "targetDedicatedNodes": self.target_dedicated_nodes,
+                "targetLowPriorityNodes": self.target_low_priority_nodes,
+                "taskSlotsPerNode": self.task_slots_per_node,
+                "autoScaleFormula": self.autoscale_formula,
+                "autoScaleEvaluationInterval": self.autoscale_interval,
+                "startTask": self.start_task.to_dict() if self.start_task else None,
+                "metadata": dict(self.metadata),
+                "extra": self.extra,
+            }
+        )
 
 
 @dataclass(frozen=True)
@@ -193,21 +210,23 @@ class Task(_Record):
         return json.loads(self.extra_json)
 
     def to_dict(self) -> dict[str, Any]:
-        return _prune({
-            "id": self.id,
-            "displayName": self.display_name,
-            "commandLine": self.command_line,
-            "resourceFiles": [r.to_dict() for r in self.resource_files],
-            "outputFiles": [o.to_dict() for o in self.output_files],
-            "environment": dict(self.environment),
-            "maxWallClockTime": self.max_wall_clock_time,
-            "retentionTime": self.retention_time,
-            "maxTaskRetryCount": self.max_task_retry_count,
-            "requiredSlots": self.required_slots,
-            "elevated": self.elevated,
-            "dependsOn": list(self.depends_on),
-            "extra": self.extra,
-        })
+        return _prune(
+            {
+                "id": self.id,
+                "displayName": self.display_name,
+                "commandLine": self.command_line,
+                "resourceFiles": [r.to_dict() for r in self.resource_files],
+                "outputFiles": [o.to_dict() for o in self.output_files],
+                "environment": dict(self.environment),
+                "maxWallClockTime": self.max_wall_clock_time,
+                "retentionTime": self.retention_time,
+                "maxTaskRetryCount": self.max_task_retry_count,
+                "requiredSlots": self.required_slots,
+                "elevated": self.elevated,
+                "dependsOn": list(self.depends_on),
+                "extra": self.extra,
+            }
+        )
 
 
 @dataclass(frozen=True)
@@ -230,20 +249,22 @@ class Job(_Record):
         return json.loads(self.extra_json)
 
     def to_dict(self) -> dict[str, Any]:
-        return _prune({
-            "id": self.id,
-            "poolId": self.pool_id,
-            "displayName": self.display_name,
-            "priority": self.priority,
-            "maxParallelTasks": self.max_parallel_tasks,
-            "maxWallClockTime": self.max_wall_clock_time,
-            "maxTaskRetryCount": self.max_task_retry_count,
-            "onAllTasksComplete": self.on_all_tasks_complete,
-            "onTaskFailure": self.on_task_failure,
-            "usesTaskDependencies": self.uses_task_dependencies or None,
-            "metadata": dict(self.metadata),
-            "extra": self.extra,
-        })
+        return _prune(
+            {
+                "id": self.id,
+                "poolId": self.pool_id,
+                "displayName": self.display_name,
+                "priority": self.priority,
+                "maxParallelTasks": self.max_parallel_tasks,
+                "maxWallClockTime": self.max_wall_clock_time,
+                "maxTaskRetryCount": self.max_task_retry_count,
+                "onAllTasksComplete": self.on_all_tasks_complete,
+                "onTaskFailure": self.on_task_failure,
+                "usesTaskDependencies": self.uses_task_dependencies or None,
+                "metadata": dict(self.metadata),
+                "extra": self.extra,
+            }
+        )
 
 
 @dataclass(frozen=True)
@@ -271,14 +292,16 @@ class DesiredState:
     wait_timeout: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return _prune({
-            "name": self.name,
-            "spec": self.spec_path,
-            "containers": [c.to_dict() for c in self.containers],
-            "blobs": [b.to_dict() for b in self.blobs],
-            "pool": self.pool.to_dict(),
-            "job": self.job.to_dict(),
-            "tasks": [t.to_dict() for t in self.tasks],
-            "download": self.download.to_dict() if self.download else None,
-            "wait": {"timeout": self.wait_timeout} if self.wait_timeout else None,
-        })
+        return _prune(
+            {
+                "name": self.name,
+                "spec": self.spec_path,
+                "containers": [c.to_dict() for c in self.containers],
+                "blobs": [b.to_dict() for b in self.blobs],
+                "pool": self.pool.to_dict(),
+                "job": self.job.to_dict(),
+                "tasks": [t.to_dict() for t in self.tasks],
+                "download": self.download.to_dict() if self.download else None,
+                "wait": {"timeout": self.wait_timeout} if self.wait_timeout else None,
+            }
+        )

@@ -49,8 +49,11 @@ def output_file(of: OutputFile, sas: SasIssuer) -> dict[str, Any]:
     container: dict[str, Any] = {"containerUrl": sas.container_write(of.container)}
     if of.path:
         container["path"] = of.path
-    return {"filePattern": of.pattern, "destination": {"container": container},
-            "uploadOptions": {"uploadCondition": _UPON[of.upon]}}
+    return {
+        "filePattern": of.pattern,
+        "destination": {"container": container},
+        "uploadOptions": {"uploadCondition": _UPON[of.upon]},
+    }
 
 
 def start_task(st: StartTask, sas: SasIssuer) -> dict[str, Any]:
@@ -75,8 +78,10 @@ def pool(p: Pool, owner: str, node_agent_sku_id: str | None, sas: SasIssuer) -> 
     body: dict[str, Any] = {
         "id": p.id,
         "vmSize": p.vm_size,
-        "virtualMachineConfiguration": {"imageReference": p.image.to_dict(),
-                                        "nodeAgentSKUId": node_agent_sku_id},
+        "virtualMachineConfiguration": {
+            "imageReference": p.image.to_dict(),
+            "nodeAgentSKUId": node_agent_sku_id,
+        },
         "taskSlotsPerNode": p.task_slots_per_node,
         "metadata": pool_metadata(p, owner),
     }
@@ -87,8 +92,9 @@ def pool(p: Pool, owner: str, node_agent_sku_id: str | None, sas: SasIssuer) -> 
         if p.autoscale_interval:
             body["autoScaleEvaluationInterval"] = p.autoscale_interval
     else:
-        body.update(targetDedicatedNodes=p.target_dedicated_nodes,
-                    targetLowPriorityNodes=p.target_low_priority_nodes)
+        body.update(
+            targetDedicatedNodes=p.target_dedicated_nodes, targetLowPriorityNodes=p.target_low_priority_nodes
+        )
     if p.start_task:
         body["startTask"] = start_task(p.start_task, sas)
     return {**body, **p.extra}
@@ -103,8 +109,14 @@ def pool_properties(p: Pool, owner: str, sas: SasIssuer) -> dict[str, Any]:
 
 
 def job_metadata(job: Job, owner: str) -> list[dict[str, str]]:
-    return _meta({**dict(job.metadata), OWNER: owner, FINGERPRINT: job.fingerprint(),
-                  "batchspec-extra": job_extra_stamp(job.extra_json)})
+    return _meta(
+        {
+            **dict(job.metadata),
+            OWNER: owner,
+            FINGERPRINT: job.fingerprint(),
+            "batchspec-extra": job_extra_stamp(job.extra_json),
+        }
+    )
 
 
 def _job_constraints(job: Job) -> dict[str, Any]:
@@ -117,8 +129,7 @@ def _job_constraints(job: Job) -> dict[str, Any]:
 
 
 def job(j: Job, owner: str) -> dict[str, Any]:
-    body: dict[str, Any] = {"id": j.id, "poolInfo": {"poolId": j.pool_id},
-                            "metadata": job_metadata(j, owner)}
+    body: dict[str, Any] = {"id": j.id, "poolInfo": {"poolId": j.pool_id}, "metadata": job_metadata(j, owner)}
     body.update(job_update(j, owner))
     if j.display_name:
         body["displayName"] = j.display_name
@@ -131,9 +142,13 @@ def job(j: Job, owner: str) -> dict[str, Any]:
 
 def job_update(j: Job, owner: str) -> dict[str, Any]:
     """The body of a job patch: the properties the service updates in place."""
-    return {"priority": j.priority or 0, "maxParallelTasks": j.max_parallel_tasks or -1,
-            "constraints": _job_constraints(j), "onAllTasksComplete": j.on_all_tasks_complete or "noaction",
-            "metadata": job_metadata(j, owner)}
+    return {
+        "priority": j.priority or 0,
+        "maxParallelTasks": j.max_parallel_tasks or -1,
+        "constraints": _job_constraints(j),
+        "onAllTasksComplete": j.on_all_tasks_complete or "noaction",
+        "metadata": job_metadata(j, owner),
+    }
 
 
 def task(t: Task, stamp: str, sas: SasIssuer) -> dict[str, Any]:
@@ -146,9 +161,15 @@ def task(t: Task, stamp: str, sas: SasIssuer) -> dict[str, Any]:
     }
     if t.display_name:
         body["displayName"] = t.display_name
-    constraints = {k: v for k, v in (("maxWallClockTime", t.max_wall_clock_time),
-                                     ("retentionTime", t.retention_time),
-                                     ("maxTaskRetryCount", t.max_task_retry_count)) if v is not None}
+    constraints = {
+        k: v
+        for k, v in (
+            ("maxWallClockTime", t.max_wall_clock_time),
+            ("retentionTime", t.retention_time),
+            ("maxTaskRetryCount", t.max_task_retry_count),
+        )
+        if v is not None
+    }
     if constraints:
         body["constraints"] = constraints
     if t.required_slots:

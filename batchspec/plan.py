@@ -48,8 +48,13 @@ class Change:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Change:
-        return cls(kind=d["kind"], id=d["id"], action=Action(d["action"]),
-                   reasons=tuple(d.get("reasons", ())), details=d.get("details") or {})
+        return cls(
+            kind=d["kind"],
+            id=d["id"],
+            action=Action(d["action"]),
+            reasons=tuple(d.get("reasons", ())),
+            details=d.get("details") or {},
+        )
 
 
 @dataclass
@@ -90,14 +95,26 @@ class Plan:
         return {"changes": [c.to_dict() for c in self.changes], "summary": self.summary()}
 
     def to_file(self) -> dict[str, Any]:
-        return {"format": PLAN_FORMAT, "name": self.name, "spec": self.spec, "vars": self.vars,
-                "desired": self.desired_digest, "live": self.live_digest, **self.to_dict()}
+        return {
+            "format": PLAN_FORMAT,
+            "name": self.name,
+            "spec": self.spec,
+            "vars": self.vars,
+            "desired": self.desired_digest,
+            "live": self.live_digest,
+            **self.to_dict(),
+        }
 
     @classmethod
     def from_file(cls, d: dict[str, Any]) -> Plan:
-        return cls(name=d["name"], spec=d["spec"], vars=d.get("vars") or {},
-                   changes=[Change.from_dict(c) for c in d["changes"]],
-                   desired_digest=d["desired"], live_digest=d["live"])
+        return cls(
+            name=d["name"],
+            spec=d["spec"],
+            vars=d.get("vars") or {},
+            changes=[Change.from_dict(c) for c in d["changes"]],
+            desired_digest=d["desired"],
+            live_digest=d["live"],
+        )
 
 
 # -- fingerprints stamped on live resources ---------------------------------------------------
@@ -117,8 +134,11 @@ def task_stamp(task: Task, pool: Pool) -> str:
         "resourceFiles": d.get("resourceFiles"),
         "outputFiles": d.get("outputFiles"),
         "environment": d.get("environment"),
-        "settings": {k: v for k, v in d.items() if k not in (
-            "id", "commandLine", "resourceFiles", "outputFiles", "environment")},
+        "settings": {
+            k: v
+            for k, v in d.items()
+            if k not in ("id", "commandLine", "resourceFiles", "outputFiles", "environment")
+        },
         "application": pool.start_task.fingerprint() if pool.start_task else None,
     }
     short = ".".join(sha256_text(canonical_json(parts[p]))[:8] for p in _TASK_PARTS)
@@ -126,9 +146,11 @@ def task_stamp(task: Task, pool: Pool) -> str:
 
 
 def pool_stamps(pool: Pool) -> dict[str, str]:
-    return {FINGERPRINT: pool.fingerprint(),
-            "batchspec-starttask": pool.start_task.fingerprint() if pool.start_task else "",
-            "batchspec-extra": sha256_text(pool.extra_json)}
+    return {
+        FINGERPRINT: pool.fingerprint(),
+        "batchspec-starttask": pool.start_task.fingerprint() if pool.start_task else "",
+        "batchspec-extra": sha256_text(pool.extra_json),
+    }
 
 
 def job_extra_stamp(extra_json: str) -> str:
@@ -136,6 +158,7 @@ def job_extra_stamp(extra_json: str) -> str:
 
 
 # -- the diff ---------------------------------------------------------------------------------
+
 
 def diff(desired: DesiredState, live: LiveState) -> Plan:
     """The changes that take `live` to `desired`. Raises PlanError on a clash with unowned resources."""
@@ -146,24 +169,37 @@ def diff(desired: DesiredState, live: LiveState) -> Plan:
     pool_change = _pool(desired, live, clashes)
     job_change = _job(desired, live, clashes, pool_change)
     if clashes:
-        raise PlanError("; ".join(clashes),
-                        hint="batchspec never changes what it did not create: rename the resource "
-                             "in the spec, or remove the existing one yourself")
+        raise PlanError(
+            "; ".join(clashes),
+            hint="batchspec never changes what it did not create: rename the resource "
+            "in the spec, or remove the existing one yourself",
+        )
     changes += [c for c in (pool_change, job_change) if c]
     task_changes, pending = _tasks(desired, live, job_change)
     changes += task_changes
     if desired.download:
         changes += _download(desired, live, task_changes)
-    changes += [Change("container", name, Action.DELETE, ("owned by this spec, no longer in it",))
-                for name in live.owned_containers]
-    plan = Plan(name=desired.name, spec=desired.spec_path, changes=changes, pending_tasks=pending,
-                desired_digest=desired_digest(desired), live_digest=live_digest(live))
+    changes += [
+        Change("container", name, Action.DELETE, ("owned by this spec, no longer in it",))
+        for name in live.owned_containers
+    ]
+    plan = Plan(
+        name=desired.name,
+        spec=desired.spec_path,
+        changes=changes,
+        pending_tasks=pending,
+        desired_digest=desired_digest(desired),
+        live_digest=live_digest(live),
+    )
     return plan
 
 
 def desired_digest(desired: DesiredState) -> str:
-    return sha256_text(canonical_json(desired.to_dict() | {"spec": None, "blobs": [
-        (b.ref, b.sha256) for b in desired.blobs]}))
+    return sha256_text(
+        canonical_json(
+            desired.to_dict() | {"spec": None, "blobs": [(b.ref, b.sha256) for b in desired.blobs]}
+        )
+    )
 
 
 def live_digest(live: LiveState) -> str:
@@ -172,13 +208,28 @@ def live_digest(live: LiveState) -> str:
     job = live.job or {}
     facts = {
         "containers": {n: c.metadata for n, c in sorted(live.containers.items())},
-        "blobs": {n: sorted((b.name, b.sha256) for b in blobs.values() if b.sha256)
-                  for n, blobs in sorted(live.blobs.items())},
-        "pool": [pool.get("id"), pool.get("state") == "deleting", pool.get("vmSize"),
-                 pool.get("targetDedicatedNodes"), pool.get("targetLowPriorityNodes"),
-                 pool.get("enableAutoScale"), pool.get("autoScaleFormula"), metadata(pool)],
-        "job": [job.get("id"), job.get("state") in ("completed", "terminating", "deleting"),
-                job.get("priority"), job.get("maxParallelTasks"), job.get("constraints"), metadata(job)],
+        "blobs": {
+            n: sorted((b.name, b.sha256) for b in blobs.values() if b.sha256)
+            for n, blobs in sorted(live.blobs.items())
+        },
+        "pool": [
+            pool.get("id"),
+            pool.get("state") == "deleting",
+            pool.get("vmSize"),
+            pool.get("targetDedicatedNodes"),
+            pool.get("targetLowPriorityNodes"),
+            pool.get("enableAutoScale"),
+            pool.get("autoScaleFormula"),
+            metadata(pool),
+        ],
+        "job": [
+            job.get("id"),
+            job.get("state") in ("completed", "terminating", "deleting"),
+            job.get("priority"),
+            job.get("maxParallelTasks"),
+            job.get("constraints"),
+            metadata(job),
+        ],
         "tasks": sorted((t["id"], task_fingerprint(t), _failed(t)) for t in live.tasks),
     }
     return sha256_text(canonical_json(facts))
@@ -207,19 +258,30 @@ def _blobs(desired: DesiredState, live: LiveState) -> list[Change]:
             changes.append(Change("blob", blob.ref, Action.CREATE, details={"size": blob.size}))
         elif current.sha256 != blob.sha256:
             was = (current.sha256 or "unknown")[:12]
-            changes.append(Change("blob", blob.ref, Action.UPDATE,
-                                  (f"content changed (sha256 {was} -> {blob.sha256[:12]})",),
-                                  details={"size": blob.size}))
-    uploaded_to = {b.container for b in desired.blobs} | {
-        c.name for c in desired.containers}
+            changes.append(
+                Change(
+                    "blob",
+                    blob.ref,
+                    Action.UPDATE,
+                    (f"content changed (sha256 {was} -> {blob.sha256[:12]})",),
+                    details={"size": blob.size},
+                )
+            )
+    uploaded_to = {b.container for b in desired.blobs} | {c.name for c in desired.containers}
     for container, blobs in live.blobs.items():
         if container not in uploaded_to:
             continue
         for name, current in blobs.items():
             # Only blobs batchspec uploaded carry a sha256; task outputs are left alone.
             if current.sha256 and f"{container}/{name}" not in wanted:
-                changes.append(Change("blob", f"{container}/{name}", Action.DELETE,
-                                      ("no longer matched by the spec's uploads",)))
+                changes.append(
+                    Change(
+                        "blob",
+                        f"{container}/{name}",
+                        Action.DELETE,
+                        ("no longer matched by the spec's uploads",),
+                    )
+                )
     return changes
 
 
@@ -258,15 +320,22 @@ def _pool_replace_reasons(pool: Pool, current: dict[str, Any]) -> list[str]:
     for key, value in pool.image.to_dict().items():
         if str(image.get(key, "latest" if key == "version" else "")).lower() != value.lower():
             reasons.append(f"image.{key}: {_was(image.get(key), value)} (forces replacement)")
-    if pool.node_agent_sku_id and vm.get("nodeAgentSKUId", vm.get("nodeAgentSkuId")) != pool.node_agent_sku_id:
-        reasons.append(f"nodeAgentSkuId: {_was(vm.get('nodeAgentSKUId'), pool.node_agent_sku_id)} "
-                       "(forces replacement)")
+    if (
+        pool.node_agent_sku_id
+        and vm.get("nodeAgentSKUId", vm.get("nodeAgentSkuId")) != pool.node_agent_sku_id
+    ):
+        reasons.append(
+            f"nodeAgentSkuId: {_was(vm.get('nodeAgentSKUId'), pool.node_agent_sku_id)} (forces replacement)"
+        )
     if current.get("taskSlotsPerNode", 1) != pool.task_slots_per_node:
-        reasons.append(f"taskSlotsPerNode: {_was(current.get('taskSlotsPerNode', 1), pool.task_slots_per_node)}"
-                       " (forces replacement)")
+        reasons.append(
+            f"taskSlotsPerNode: {_was(current.get('taskSlotsPerNode', 1), pool.task_slots_per_node)}"
+            " (forces replacement)"
+        )
     if (current.get("displayName") or None) != pool.display_name:
-        reasons.append(f"displayName: {_was(current.get('displayName'), pool.display_name)} "
-                       "(forces replacement)")
+        reasons.append(
+            f"displayName: {_was(current.get('displayName'), pool.display_name)} (forces replacement)"
+        )
     if metadata(current).get("batchspec-extra") != pool_stamps(pool)["batchspec-extra"]:
         reasons.append("extra: changed (forces replacement: the service cannot update these in place)")
     return reasons
@@ -279,16 +348,19 @@ def _pool_update_reasons(pool: Pool, current: dict[str, Any], meta: dict[str, st
         if not current.get("enableAutoScale"):
             reasons.append("autoScale: enabled")
             how["autoscale"] = True
-        elif (current.get("autoScaleFormula") != pool.autoscale_formula
-              or _interval(current) != (pool.autoscale_interval or "PT15M")):
+        elif current.get("autoScaleFormula") != pool.autoscale_formula or _interval(current) != (
+            pool.autoscale_interval or "PT15M"
+        ):
             reasons.append("autoScale: formula or interval changed")
             how["autoscale"] = True
     else:
         if current.get("enableAutoScale"):
             reasons.append("autoScale: disabled")
             how["disableAutoscale"] = True
-        for key, want in (("targetDedicatedNodes", pool.target_dedicated_nodes),
-                          ("targetLowPriorityNodes", pool.target_low_priority_nodes)):
+        for key, want in (
+            ("targetDedicatedNodes", pool.target_dedicated_nodes),
+            ("targetLowPriorityNodes", pool.target_low_priority_nodes),
+        ):
             if (current.get(key) or 0) != (want or 0) or how.get("disableAutoscale"):
                 if (current.get(key) or 0) != (want or 0):
                     reasons.append(f"{key}: {_was(current.get(key) or 0, want or 0)} (resize)")
@@ -333,9 +405,9 @@ def _job(desired: DesiredState, live: LiveState, clashes: list[str], pool_change
     pool_id = (current.get("poolInfo") or {}).get("poolId")
     if pool_id != job.pool_id:
         reasons.append(f"poolInfo.poolId: {_was(pool_id, job.pool_id)} (forces replacement)")
-    if bool(current.get("usesTaskDependencies")) != job.uses_task_dependencies:
-        reasons.append(f"usesTaskDependencies: {_was(bool(current.get('usesTaskDependencies')), job.uses_task_dependencies)}"
-                       " (forces replacement)")
+    uses = bool(current.get("usesTaskDependencies"))
+    if uses != job.uses_task_dependencies:
+        reasons.append(f"usesTaskDependencies: {_was(uses, job.uses_task_dependencies)} (forces replacement)")
     if meta.get("batchspec-extra") != job_extra_stamp(job.extra_json):
         reasons.append("extra: changed (forces replacement)")
     if current.get("state") in ("completed", "terminating", "disabling", "disabled"):
@@ -343,17 +415,24 @@ def _job(desired: DesiredState, live: LiveState, clashes: list[str], pool_change
         live_ids = {t["id"].lower() for t in live.tasks}
         stale = any(k not in live_ids for k in wanted) or any(
             task_fingerprint(t) != task_stamp(wanted[t["id"].lower()], desired.pool)
-            for t in live.tasks if t["id"].lower() in wanted)
+            for t in live.tasks
+            if t["id"].lower() in wanted
+        )
         if stale or any(_failed(t) for t in live.tasks):
-            reasons.append(f"state: {current.get('state')} (a {current.get('state')} job takes no "
-                           "new tasks; forces replacement)")
+            reasons.append(
+                f"state: {current.get('state')} (a {current.get('state')} job takes no "
+                "new tasks; forces replacement)"
+            )
     if reasons:
         return Change("job", job.id, Action.REPLACE, tuple(reasons))
     update = []
     if meta.get(FINGERPRINT) != job.fingerprint():
-        for key, want in (("priority", job.priority or 0), ("maxParallelTasks", job.max_parallel_tasks or -1),
-                          ("onAllTasksComplete", job.on_all_tasks_complete or "noaction"),
-                          ("onTaskFailure", job.on_task_failure or "noaction")):
+        for key, want in (
+            ("priority", job.priority or 0),
+            ("maxParallelTasks", job.max_parallel_tasks or -1),
+            ("onAllTasksComplete", job.on_all_tasks_complete or "noaction"),
+            ("onTaskFailure", job.on_task_failure or "noaction"),
+        ):
             have = current.get(key, {"priority": 0, "maxParallelTasks": -1}.get(key, "noaction"))
             if have != want:
                 update.append(f"{key}: {_was(have, want)}")
@@ -383,7 +462,9 @@ def _tasks(desired: DesiredState, live: LiveState, job_change: Change | None) ->
             continue
         have = task_fingerprint(existing)
         if have != stamp:
-            changes.append(Change("task", task.id, Action.REPLACE, tuple(_task_reasons(task, existing, have, stamp))))
+            changes.append(
+                Change("task", task.id, Action.REPLACE, tuple(_task_reasons(task, existing, have, stamp)))
+            )
         elif _failed(existing):
             info = existing.get("executionInfo") or {}
             code = info.get("exitCode")
@@ -420,13 +501,18 @@ def _download(desired: DesiredState, live: LiveState, task_changes: list[Change]
     d = desired.download
     runs = any(c.action in (Action.CREATE, Action.REPLACE, Action.RERUN) for c in task_changes)
     if runs:
-        return [Change("download", d.container, Action.CREATE,
-                       (f"to {d.to} after the tasks complete",))]
+        return [Change("download", d.container, Action.CREATE, (f"to {d.to} after the tasks complete",))]
     if live.download_pending:
         n = len(live.download_pending)
-        return [Change("download", d.container, Action.CREATE,
-                       (f"{n} blob(s) missing or different in {d.to}",),
-                       details={"blobs": len(live.download_pending)})]
+        return [
+            Change(
+                "download",
+                d.container,
+                Action.CREATE,
+                (f"{n} blob(s) missing or different in {d.to}",),
+                details={"blobs": len(live.download_pending)},
+            )
+        ]
     return []
 
 
@@ -445,8 +531,9 @@ def destroy(desired: DesiredState, live: LiveState) -> Plan:
 
     if live.job is not None:
         if owned(live.job):
-            changes.append(Change("job", desired.job.id, Action.DELETE,
-                                  (f"with its {len(live.tasks)} task(s)",)))
+            changes.append(
+                Change("job", desired.job.id, Action.DELETE, (f"with its {len(live.tasks)} task(s)",))
+            )
         else:
             notes.append(f"job {desired.job.id!r} is not owned by this spec: left alone")
     if live.pool is not None:
@@ -462,7 +549,12 @@ def destroy(desired: DesiredState, live: LiveState) -> Plan:
             changes.append(Change("container", container.name, Action.DELETE))
         else:
             notes.append(f"container {container.name!r} is not owned by this spec: left alone")
-    changes += [Change("container", n, Action.DELETE, ("owned by this spec",))
-                for n in live.owned_containers]
-    return Plan(name=name, spec=desired.spec_path, changes=changes, notes=notes,
-                desired_digest=desired_digest(desired), live_digest=live_digest(live))
+    changes += [Change("container", n, Action.DELETE, ("owned by this spec",)) for n in live.owned_containers]
+    return Plan(
+        name=name,
+        spec=desired.spec_path,
+        changes=changes,
+        notes=notes,
+        desired_digest=desired_digest(desired),
+        live_digest=live_digest(live),
+    )

@@ -42,15 +42,19 @@ def _task(tree: Tree, task: Task) -> None:
     for rf in task.resource_files:
         node.add(f"resourceFile: {escape(_resource(rf))}")
     for of in task.output_files:
-        node.add(f"outputFile: {escape(of.pattern)} -> {escape(of.container)}/"
-                 f"{escape(of.path or '')} (upon {of.upon})")
+        node.add(
+            f"outputFile: {escape(of.pattern)} -> {escape(of.container)}/"
+            f"{escape(of.path or '')} (upon {of.upon})"
+        )
     for key, value in task.environment:
         node.add(f"env: {escape(key)}={escape(value)}")
     if task.depends_on:
         node.add(f"dependsOn: {len(task.depends_on)} task(s)")
-    for key, value in (("maxWallClockTime", task.max_wall_clock_time),
-                       ("maxTaskRetryCount", task.max_task_retry_count),
-                       ("requiredSlots", task.required_slots)):
+    for key, value in (
+        ("maxWallClockTime", task.max_wall_clock_time),
+        ("maxTaskRetryCount", task.max_task_retry_count),
+        ("requiredSlots", task.required_slots),
+    ):
         if value is not None:
             node.add(f"{key}: {value}")
 
@@ -63,20 +67,25 @@ def desired_state(state: DesiredState, console: Console) -> None:
         blobs = [b for b in state.blobs if b.container == container.name]
         c = storage.add(f"container [bold]{escape(container.name)}[/] ({len(blobs)} blob(s))")
         for blob in blobs:
-            c.add(f"{escape(blob.name)}  {_size(blob.size)}  sha256:{blob.sha256[:12]}  "
-                  f"<- {escape(_shown_path(blob.source))}")
+            c.add(
+                f"{escape(blob.name)}  {_size(blob.size)}  sha256:{blob.sha256[:12]}  "
+                f"<- {escape(_shown_path(blob.source))}"
+            )
     pool = state.pool
     p = root.add(f"pool [bold]{escape(pool.id)}[/]")
     p.add(f"vmSize: {escape(pool.vm_size)}")
     image = pool.image
-    p.add(f"image: {escape(image.publisher)}/{escape(image.offer)}/{escape(image.sku)}/"
-          f"{escape(image.version)}" + (f" ({escape(pool.node_agent_sku_id)})"
-                                        if pool.node_agent_sku_id else ""))
+    p.add(
+        f"image: {escape(image.publisher)}/{escape(image.offer)}/{escape(image.sku)}/"
+        f"{escape(image.version)}"
+        + (f" ({escape(pool.node_agent_sku_id)})" if pool.node_agent_sku_id else "")
+    )
     if pool.autoscale_formula:
         p.add(f"autoScale: {escape(pool.autoscale_formula)}")
     else:
-        p.add(f"nodes: {pool.target_dedicated_nodes} dedicated, "
-              f"{pool.target_low_priority_nodes} low-priority")
+        p.add(
+            f"nodes: {pool.target_dedicated_nodes} dedicated, {pool.target_low_priority_nodes} low-priority"
+        )
     p.add(f"taskSlotsPerNode: {pool.task_slots_per_node}")
     if pool.start_task:
         s = p.add(f"startTask: {escape(pool.start_task.command_line)}")
@@ -91,17 +100,20 @@ def desired_state(state: DesiredState, console: Console) -> None:
         root.add(f"wait: timeout {state.wait_timeout}")
     if state.download:
         d = state.download
-        root.add(f"download: {escape(d.container)}/{escape(d.prefix or '')}* -> "
-                 f"{escape(_shown_path(d.to))}")
+        root.add(f"download: {escape(d.container)}/{escape(d.prefix or '')}* -> {escape(_shown_path(d.to))}")
     console.print(root)
 
 
 # -- plans ------------------------------------------------------------------------------------
 
-_STYLE = {"create": "green", "update": "yellow", "rerun": "yellow", "replace": "magenta",
-          "delete": "red"}
-_VERB = {"create": "will be created", "update": "will be updated in place",
-         "rerun": "will run again", "replace": "must be replaced", "delete": "will be destroyed"}
+_STYLE = {"create": "green", "update": "yellow", "rerun": "yellow", "replace": "magenta", "delete": "red"}
+_VERB = {
+    "create": "will be created",
+    "update": "will be updated in place",
+    "rerun": "will run again",
+    "replace": "must be replaced",
+    "delete": "will be destroyed",
+}
 _SHOWN_PER_GROUP = 10
 
 
@@ -115,13 +127,16 @@ def plan(p, console: Console, *, title: str | None = None) -> None:
     for (kind, action), changes in groups.items():
         style = _STYLE[action]
         for change in changes[:_SHOWN_PER_GROUP]:
-            console.print(f"  [{style}]{change.action.symbol:>3}[/] {kind} [bold]{escape(change.id)}"
-                          f"[/] {_VERB[action]}")
+            console.print(
+                f"  [{style}]{change.action.symbol:>3}[/] {kind} [bold]{escape(change.id)}[/] {_VERB[action]}"
+            )
             for reason in change.reasons:
                 console.print(f"        {escape(reason)}", style="dim")
         if len(changes) > _SHOWN_PER_GROUP:
-            console.print(f"  [{style}]{changes[0].action.symbol:>3}[/] ... and "
-                          f"{len(changes) - _SHOWN_PER_GROUP} more {kind}(s) {_VERB[action]}")
+            console.print(
+                f"  [{style}]{changes[0].action.symbol:>3}[/] ... and "
+                f"{len(changes) - _SHOWN_PER_GROUP} more {kind}(s) {_VERB[action]}"
+            )
     for note in p.notes:
         console.print(f"  note: {escape(note)}", style="dim")
     if p.pending_tasks:
@@ -130,11 +145,13 @@ def plan(p, console: Console, *, title: str | None = None) -> None:
     if not p.changes:
         console.print("[green]No changes.[/] The live state matches the spec.")
     else:
-        console.print(f"[bold]Plan:[/] {s['add']} to add, {s['change']} to change, "
-                      f"{s['destroy']} to destroy.")
+        console.print(
+            f"[bold]Plan:[/] {s['add']} to add, {s['change']} to change, {s['destroy']} to destroy."
+        )
 
 
 # -- apply progress and summary ---------------------------------------------------------------
+
 
 class ConsoleReporter:
     """Apply's progress on a terminal (live bars) or in a pipe (plain, rate-limited lines)."""
@@ -163,8 +180,14 @@ class ConsoleReporter:
                 yield lambda n: None
                 self.console.print(f"    {label}: {total}/{total} done")
                 return
-            with Progress("    " + label, BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                          console=self.console, transient=False) as progress:
+            with Progress(
+                "    " + label,
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=self.console,
+                transient=False,
+            ) as progress:
                 task = progress.add_task(label, total=total)
                 yield lambda n: progress.advance(task, n)
 
@@ -173,8 +196,10 @@ class ConsoleReporter:
     def task_counts(self, counts: dict[str, int], elapsed: float) -> None:
         import time
 
-        text = (f"    tasks: {counts['active']} active, {counts['running']} running, "
-                f"{counts['succeeded']} succeeded, {counts['failed']} failed  ({elapsed:.0f}s)")
+        text = (
+            f"    tasks: {counts['active']} active, {counts['running']} running, "
+            f"{counts['succeeded']} succeeded, {counts['failed']} failed  ({elapsed:.0f}s)"
+        )
         if self.console.is_terminal:
             from rich.live import Live
 
@@ -185,7 +210,9 @@ class ConsoleReporter:
             return
         key = tuple(counts.values())
         now = time.monotonic()
-        if key != self._last_counts and (now - self._last_print > 2 or counts["active"] + counts["running"] == 0):
+        if key != self._last_counts and (
+            now - self._last_print > 2 or counts["active"] + counts["running"] == 0
+        ):
             self.console.print(text)
             self._last_counts, self._last_print = key, now
 
@@ -209,9 +236,14 @@ def outcome(o, console: Console, *, max_rows: int = 50) -> None:
             table.add_column(column, justify="right" if column in ("duration", "exit code") else "left")
         for r in rows[:max_rows]:
             style = "red" if r.result == "failure" else ("green" if r.result == "success" else None)
-            table.add_row(escape(r.id), r.state, escape(r.node or "-"),
-                          f"{r.duration:.1f}s" if r.duration is not None else "-",
-                          "-" if r.exit_code is None else str(r.exit_code), style=style)
+            table.add_row(
+                escape(r.id),
+                r.state,
+                escape(r.node or "-"),
+                f"{r.duration:.1f}s" if r.duration is not None else "-",
+                "-" if r.exit_code is None else str(r.exit_code),
+                style=style,
+            )
         console.print(table)
         if len(rows) > max_rows:
             console.print(f"  ... and {len(rows) - max_rows} more task(s)")
@@ -245,18 +277,27 @@ def status(report: dict, console: Console) -> None:
     for column in ("kind", "id", "state", "details"):
         table.add_column(column)
     for c in report["containers"]:
-        table.add_row("container", escape(c["name"]), "exists" if c["exists"] else "missing",
-                      owned(c["owned"]))
+        table.add_row(
+            "container", escape(c["name"]), "exists" if c["exists"] else "missing", owned(c["owned"])
+        )
     pool = report["pool"]
     if pool:
         nodes = ", ".join(f"{n} {s}" for s, n in sorted(pool["nodes"].items())) or "no nodes"
-        table.add_row("pool", escape(pool["id"]), f"{pool['state']}/{pool['allocationState']}",
-                      f"{owned(pool['owned'])}; {pool['vmSize']}; {nodes}")
+        table.add_row(
+            "pool",
+            escape(pool["id"]),
+            f"{pool['state']}/{pool['allocationState']}",
+            f"{owned(pool['owned'])}; {pool['vmSize']}; {nodes}",
+        )
     else:
         table.add_row("pool", "-", "missing", "")
     job = report["job"]
-    table.add_row("job", escape(job["id"]) if job else "-", job["state"] if job else "missing",
-                  owned(job["owned"]) if job else "")
+    table.add_row(
+        "job",
+        escape(job["id"]) if job else "-",
+        job["state"] if job else "missing",
+        owned(job["owned"]) if job else "",
+    )
     console.print(table)
     tasks = report["tasks"]
     if tasks:
@@ -264,8 +305,13 @@ def status(report: dict, console: Console) -> None:
         for column in ("task", "state", "result", "exit code", "node"):
             t.add_column(column)
         for row in tasks[:200]:
-            t.add_row(escape(row["id"]), row["state"] or "-", row["result"] or "-",
-                      "-" if row["exitCode"] is None else str(row["exitCode"]), escape(row["node"] or "-"))
+            t.add_row(
+                escape(row["id"]),
+                row["state"] or "-",
+                row["result"] or "-",
+                "-" if row["exitCode"] is None else str(row["exitCode"]),
+                escape(row["node"] or "-"),
+            )
         console.print(t)
         if len(tasks) > 200:
             console.print(f"... and {len(tasks) - 200} more task(s)")

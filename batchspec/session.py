@@ -41,8 +41,10 @@ def load_plan_file(path: str) -> Plan:
             raise ValueError(f"format {data.get('format')!r} is not {PLAN_FORMAT}")
         return Plan.from_file(data)
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise UsageError(f"{path}: not a readable batchspec plan ({exc})",
-                         hint="make one with `batchspec plan SPEC --out FILE`") from None
+        raise UsageError(
+            f"{path}: not a readable batchspec plan ({exc})",
+            hint="make one with `batchspec plan SPEC --out FILE`",
+        ) from None
 
 
 def save_plan_file(p: Plan, path: str) -> None:
@@ -51,8 +53,9 @@ def save_plan_file(p: Plan, path: str) -> None:
 
 def desired_for_saved(saved: Plan) -> DesiredState:
     if not Path(saved.spec).is_file():
-        raise PlanError(f"the plan's spec {saved.spec} is gone (run apply from the folder the plan "
-                        "was made in)")
+        raise PlanError(
+            f"the plan's spec {saved.spec} is gone (run apply from the folder the plan was made in)"
+        )
     return build(saved.spec, saved.vars)
 
 
@@ -63,5 +66,6 @@ def check_saved(saved: Plan, fresh: Plan) -> None:
     if saved.desired_digest != fresh.desired_digest:
         raise PlanError("the spec or its files changed since the plan was saved; run plan again")
     if saved.live_digest != fresh.live_digest or [c.to_dict() for c in saved.changes] != [
-            c.to_dict() for c in fresh.changes]:
+        c.to_dict() for c in fresh.changes
+    ]:
         raise PlanError("the live state changed since the plan was saved; run plan again")

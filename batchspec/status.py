@@ -15,22 +15,46 @@ def read(target: Any, desired: DesiredState) -> dict[str, Any]:
     pool = batch.read_pool(target.batch, desired.pool.id)
     job = batch.read_job(target.batch, desired.job.id)
     nodes = batch.read_nodes(target.batch, desired.pool.id) if pool else []
-    tasks = batch.read_tasks(target.batch, desired.job.id, ["id", "state", "executionInfo", "nodeInfo"]) \
-        if job else []
+    tasks = (
+        batch.read_tasks(target.batch, desired.job.id, ["id", "state", "executionInfo", "nodeInfo"])
+        if job
+        else []
+    )
     return {
         "name": desired.name,
-        "containers": [{"name": c.name, "exists": c.name in containers,
-                        "owned": containers[c.name].owner == desired.name if c.name in containers else None}
-                       for c in desired.containers],
-        "pool": None if pool is None else {
-            "id": pool["id"], "state": pool.get("state"), "allocationState": pool.get("allocationState"),
-            "vmSize": pool.get("vmSize"), "owned": batch.metadata(pool).get(OWNER) == desired.name,
-            "nodes": dict(Counter(n.get("state") for n in nodes))},
-        "job": None if job is None else {
-            "id": job["id"], "state": job.get("state"),
-            "owned": batch.metadata(job).get(OWNER) == desired.name},
-        "tasks": [{"id": t["id"], "state": t.get("state"),
-                   "result": (t.get("executionInfo") or {}).get("result"),
-                   "exitCode": (t.get("executionInfo") or {}).get("exitCode"),
-                   "node": (t.get("nodeInfo") or {}).get("nodeId")} for t in tasks],
+        "containers": [
+            {
+                "name": c.name,
+                "exists": c.name in containers,
+                "owned": containers[c.name].owner == desired.name if c.name in containers else None,
+            }
+            for c in desired.containers
+        ],
+        "pool": None
+        if pool is None
+        else {
+            "id": pool["id"],
+            "state": pool.get("state"),
+            "allocationState": pool.get("allocationState"),
+            "vmSize": pool.get("vmSize"),
+            "owned": batch.metadata(pool).get(OWNER) == desired.name,
+            "nodes": dict(Counter(n.get("state") for n in nodes)),
+        },
+        "job": None
+        if job is None
+        else {
+            "id": job["id"],
+            "state": job.get("state"),
+            "owned": batch.metadata(job).get(OWNER) == desired.name,
+        },
+        "tasks": [
+            {
+                "id": t["id"],
+                "state": t.get("state"),
+                "result": (t.get("executionInfo") or {}).get("result"),
+                "exitCode": (t.get("executionInfo") or {}).get("exitCode"),
+                "node": (t.get("nodeInfo") or {}).get("nodeId"),
+            }
+            for t in tasks
+        ],
     }

@@ -15,9 +15,15 @@ import requests
 from azure.batch import BatchClient
 from azure.core.credentials import AzureNamedKeyCredential
 from azure.core.pipeline.transport import RequestsTransport
-from azure.storage.blob import (BlobSasPermissions, BlobServiceClient, ContainerSasPermissions,
-                                ExponentialRetry, UserDelegationKey, generate_blob_sas,
-                                generate_container_sas)
+from azure.storage.blob import (
+    BlobSasPermissions,
+    BlobServiceClient,
+    ContainerSasPermissions,
+    ExponentialRetry,
+    UserDelegationKey,
+    generate_blob_sas,
+    generate_container_sas,
+)
 
 from batchspec.errors import TargetError
 
@@ -25,8 +31,14 @@ TARGETS = ("local", "azure")
 
 # Transient faults (5xx, 429, dropped connections) are retried by azure-core's policy, with
 # backoff; enough attempts to ride out a busy or flaky service without hand-written loops.
-_RETRY = {"retry_total": 12, "retry_connect": 12, "retry_read": 12, "retry_status": 12,
-          "retry_backoff_factor": 0.2, "retry_backoff_max": 8}
+_RETRY = {
+    "retry_total": 12,
+    "retry_connect": 12,
+    "retry_read": 12,
+    "retry_status": 12,
+    "retry_backoff_factor": 0.2,
+    "retry_backoff_max": 8,
+}
 
 
 def _transport(pool_size: int) -> RequestsTransport:
@@ -40,8 +52,9 @@ def _transport(pool_size: int) -> RequestsTransport:
 class SasIssuer:
     """Least-privilege SAS URLs: read one blob, read+list a container, or create+write only."""
 
-    def __init__(self, blob_service: BlobServiceClient, account_name: str, account_key: str | None,
-                 lifetime: timedelta):
+    def __init__(
+        self, blob_service: BlobServiceClient, account_name: str, account_key: str | None, lifetime: timedelta
+    ):
         self._service = blob_service
         self._account = account_name
         self._key = account_key
@@ -66,23 +79,39 @@ class SasIssuer:
 
     def blob_read(self, container: str, blob: str) -> str:
         start, expiry = self._window()
-        token = generate_blob_sas(self._account, container, blob, start=start, expiry=expiry,
-                                  permission=BlobSasPermissions(read=True),
-                                  **self._signing(start, expiry))
+        token = generate_blob_sas(
+            self._account,
+            container,
+            blob,
+            start=start,
+            expiry=expiry,
+            permission=BlobSasPermissions(read=True),
+            **self._signing(start, expiry),
+        )
         return self._url(container, blob, token)
 
     def container_read(self, container: str) -> str:
         start, expiry = self._window()
-        token = generate_container_sas(self._account, container, start=start, expiry=expiry,
-                                       permission=ContainerSasPermissions(read=True, list=True),
-                                       **self._signing(start, expiry))
+        token = generate_container_sas(
+            self._account,
+            container,
+            start=start,
+            expiry=expiry,
+            permission=ContainerSasPermissions(read=True, list=True),
+            **self._signing(start, expiry),
+        )
         return self._url(container, None, token)
 
     def container_write(self, container: str) -> str:
         start, expiry = self._window()
-        token = generate_container_sas(self._account, container, start=start, expiry=expiry,
-                                       permission=ContainerSasPermissions(create=True, write=True),
-                                       **self._signing(start, expiry))
+        token = generate_container_sas(
+            self._account,
+            container,
+            start=start,
+            expiry=expiry,
+            permission=ContainerSasPermissions(create=True, write=True),
+            **self._signing(start, expiry),
+        )
         return self._url(container, None, token)
 
 
@@ -106,8 +135,14 @@ class Target:
         self.blob.close()
 
 
-def connect(name: str, *, parallelism: int = 16, sas_lifetime: timedelta = timedelta(hours=2),
-            env: dict[str, str] | None = None, policies: list | None = None) -> Target:
+def connect(
+    name: str,
+    *,
+    parallelism: int = 16,
+    sas_lifetime: timedelta = timedelta(hours=2),
+    env: dict[str, str] | None = None,
+    policies: list | None = None,
+) -> Target:
     """Build the clients of target `name` ("local" starts the local services if needed).
 
     `policies` are azure-core per-retry policies added to both clients (benchmarks count the
@@ -120,9 +155,17 @@ def connect(name: str, *, parallelism: int = 16, sas_lifetime: timedelta = timed
         status = local.ensure_up()
         batch = status.batch
         storage = status.storage
-        return _build(name, batch["endpoint"], AzureNamedKeyCredential(batch["account_name"],
-                                                                        batch["account_key"]),
-                      storage["connection_string"], None, None, parallelism, sas_lifetime, extra)
+        return _build(
+            name,
+            batch["endpoint"],
+            AzureNamedKeyCredential(batch["account_name"], batch["account_key"]),
+            storage["connection_string"],
+            None,
+            None,
+            parallelism,
+            sas_lifetime,
+            extra,
+        )
     if name == "azure":
         return _azure(os.environ if env is None else env, parallelism, sas_lifetime, extra)
     raise TargetError(f"unknown target {name!r}; choose one of {', '.join(TARGETS)}")
@@ -131,17 +174,22 @@ def connect(name: str, *, parallelism: int = 16, sas_lifetime: timedelta = timed
 def _azure(env, parallelism: int, sas_lifetime: timedelta, extra: dict) -> Target:
     endpoint = env.get("AZURE_BATCH_ENDPOINT")
     account = env.get("AZURE_BATCH_ACCOUNT_NAME")
-    missing = [v for v, value in (("AZURE_BATCH_ENDPOINT", endpoint),
-                                  ("AZURE_BATCH_ACCOUNT_NAME", account)) if not value]
+    missing = [
+        v
+        for v, value in (("AZURE_BATCH_ENDPOINT", endpoint), ("AZURE_BATCH_ACCOUNT_NAME", account))
+        if not value
+    ]
     conn = env.get("AZURE_STORAGE_CONNECTION_STRING")
     storage_url = env.get("AZURE_STORAGE_ACCOUNT_URL")
     if not conn and not storage_url:
         missing.append("AZURE_STORAGE_ACCOUNT_URL (or AZURE_STORAGE_CONNECTION_STRING)")
     if missing:
-        raise TargetError("the azure target needs " + ", ".join(missing) + " in the environment",
-                          hint="the account keys may come from AZURE_BATCH_ACCOUNT_KEY and "
-                               "AZURE_STORAGE_ACCOUNT_KEY, else from azure-identity's "
-                               "DefaultAzureCredential (az login, managed identity, ...)")
+        raise TargetError(
+            "the azure target needs " + ", ".join(missing) + " in the environment",
+            hint="the account keys may come from AZURE_BATCH_ACCOUNT_KEY and "
+            "AZURE_STORAGE_ACCOUNT_KEY, else from azure-identity's "
+            "DefaultAzureCredential (az login, managed identity, ...)",
+        )
     key = env.get("AZURE_BATCH_ACCOUNT_KEY")
     token_credential = None
     if not key or not (conn or env.get("AZURE_STORAGE_ACCOUNT_KEY")):
@@ -150,30 +198,65 @@ def _azure(env, parallelism: int, sas_lifetime: timedelta, extra: dict) -> Targe
 
             token_credential = DefaultAzureCredential()
         except Exception as exc:  # noqa: BLE001 - any failure here means "no credential"
-            raise TargetError(f"no credential: set AZURE_BATCH_ACCOUNT_KEY / "
-                              f"AZURE_STORAGE_ACCOUNT_KEY or configure azure-identity ({exc})") from None
+            raise TargetError(
+                f"no credential: set AZURE_BATCH_ACCOUNT_KEY / "
+                f"AZURE_STORAGE_ACCOUNT_KEY or configure azure-identity ({exc})"
+            ) from None
     batch_credential = AzureNamedKeyCredential(account, key) if key else token_credential
-    return _build("azure", endpoint, batch_credential, conn, storage_url,
-                  env.get("AZURE_STORAGE_ACCOUNT_KEY") or token_credential, parallelism, sas_lifetime,
-                  extra)
+    return _build(
+        "azure",
+        endpoint,
+        batch_credential,
+        conn,
+        storage_url,
+        env.get("AZURE_STORAGE_ACCOUNT_KEY") or token_credential,
+        parallelism,
+        sas_lifetime,
+        extra,
+    )
 
 
-def _build(name, batch_endpoint, batch_credential, connection_string, storage_url, storage_credential,
-           parallelism, sas_lifetime, extra) -> Target:
+def _build(
+    name,
+    batch_endpoint,
+    batch_credential,
+    connection_string,
+    storage_url,
+    storage_credential,
+    parallelism,
+    sas_lifetime,
+    extra,
+) -> Target:
     pool_size = max(8, parallelism * 2)
     policies = extra.get("policies") or []
-    batch = BatchClient(batch_endpoint, batch_credential, transport=_transport(pool_size), **_RETRY,
-                        per_retry_policies=policies)
+    batch = BatchClient(
+        batch_endpoint,
+        batch_credential,
+        transport=_transport(pool_size),
+        **_RETRY,
+        per_retry_policies=policies,
+    )
     # Storage has its own retry policy; its default first backoff (15 s) is far too slow.
-    storage_options = {"transport": _transport(pool_size), "retry_policy": ExponentialRetry(
-        initial_backoff=0.3, increment_base=2, retry_total=10, random_jitter_range=0.3),
+    storage_options = {
+        "transport": _transport(pool_size),
+        "retry_policy": ExponentialRetry(
+            initial_backoff=0.3, increment_base=2, retry_total=10, random_jitter_range=0.3
+        ),
         # storage clients take no per_retry_policies; these run after their retry policy too
-        "_additional_pipeline_policies": policies}
+        "_additional_pipeline_policies": policies,
+    }
     if connection_string:
         blob = BlobServiceClient.from_connection_string(connection_string, **storage_options)
     else:
         blob = BlobServiceClient(storage_url, credential=storage_credential, **storage_options)
     account_key = getattr(blob.credential, "account_key", None)
     sas = SasIssuer(blob, blob.account_name, account_key, sas_lifetime)
-    return Target(name=name, batch=batch, blob=blob, sas=sas, batch_endpoint=batch_endpoint,
-                  storage_endpoint=blob.url.split("?")[0], poll=0.25 if name == "local" else 5.0)
+    return Target(
+        name=name,
+        batch=batch,
+        blob=blob,
+        sas=sas,
+        batch_endpoint=batch_endpoint,
+        storage_endpoint=blob.url.split("?")[0],
+        poll=0.25 if name == "local" else 5.0,
+    )

@@ -23,8 +23,13 @@ def safe_local_path(root: Path, blob_name: str) -> Path | None:
     Refused: absolute names, backslashes, drive letters, `.`/`..` segments, empty segments, and
     names that resolve outside `root` through a symlink already in it.
     """
-    if (not blob_name or "\\" in blob_name or blob_name.startswith("/")
-            or re.match(r"^[A-Za-z]:", blob_name) or "\x00" in blob_name):
+    if (
+        not blob_name
+        or "\\" in blob_name
+        or blob_name.startswith("/")
+        or re.match(r"^[A-Za-z]:", blob_name)
+        or "\x00" in blob_name
+    ):
         return None
     parts = blob_name.split("/")
     if any(p in ("", ".", "..") for p in parts):
@@ -38,24 +43,40 @@ def safe_local_path(root: Path, blob_name: str) -> Path | None:
     return path
 
 
-def upload(service: BlobServiceClient, blobs: Iterable[Blob], owner: str, *, parallelism: int,
-           on_done: Callable[[Blob], None] = lambda b: None) -> list[tuple[Blob, Exception]]:
+def upload(
+    service: BlobServiceClient,
+    blobs: Iterable[Blob],
+    owner: str,
+    *,
+    parallelism: int,
+    on_done: Callable[[Blob], None] = lambda b: None,
+) -> list[tuple[Blob, Exception]]:
     """Upload each blob's file with its sha256 and owner in metadata; returns the failures."""
 
     def one(blob: Blob) -> None:
         client = service.get_blob_client(blob.container, blob.name)
         with open(blob.source, "rb") as data:
-            client.upload_blob(data, length=blob.size, overwrite=True,
-                               metadata={STORAGE_SHA256: blob.sha256, STORAGE_OWNER: owner},
-                               content_settings=ContentSettings(content_type=_content_type(blob.name)),
-                               max_concurrency=4 if blob.size > _LARGE else 1)
+            client.upload_blob(
+                data,
+                length=blob.size,
+                overwrite=True,
+                metadata={STORAGE_SHA256: blob.sha256, STORAGE_OWNER: owner},
+                content_settings=ContentSettings(content_type=_content_type(blob.name)),
+                max_concurrency=4 if blob.size > _LARGE else 1,
+            )
 
     return _run(one, list(blobs), parallelism, on_done)
 
 
-def download(service: BlobServiceClient, container: str, names: Iterable[str], root: Path, *,
-             parallelism: int, on_done: Callable[[str], None] = lambda n: None
-             ) -> list[tuple[str, Exception]]:
+def download(
+    service: BlobServiceClient,
+    container: str,
+    names: Iterable[str],
+    root: Path,
+    *,
+    parallelism: int,
+    on_done: Callable[[str], None] = lambda n: None,
+) -> list[tuple[str, Exception]]:
     """Download blobs under `root`, each written to a temporary file then renamed into place."""
     root.mkdir(parents=True, exist_ok=True)
 
@@ -67,8 +88,7 @@ def download(service: BlobServiceClient, container: str, names: Iterable[str], r
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
         try:
             with os.fdopen(fd, "wb") as f:
-                service.get_blob_client(container, name).download_blob(
-                    max_concurrency=4).readinto(f)
+                service.get_blob_client(container, name).download_blob(max_concurrency=4).readinto(f)
             os.replace(tmp, target)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

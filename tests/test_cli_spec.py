@@ -19,7 +19,8 @@ def test_render_json_lists_the_tutorial_tasks(cli):
     state = json.loads(result.stdout)
     assert [t["id"] for t in state["tasks"]] == ["topn-taskdata0", "topn-taskdata1", "topn-taskdata2"]
     assert state["tasks"][0]["commandLine"] == (
-        "python3 $AZ_BATCH_NODE_SHARED_DIR/topn_task.py --filepath taskdata0.txt --numwords 3")
+        "python3 $AZ_BATCH_NODE_SHARED_DIR/topn_task.py --filepath taskdata0.txt --numwords 3"
+    )
     assert [c["name"] for c in state["containers"]] == ["application", "input", "output"]
     assert state["pool"]["startTask"]["resourceFiles"][0]["container"] == "application"
     assert state["download"]["to"].endswith("specs/out")

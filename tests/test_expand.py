@@ -29,7 +29,11 @@ def write_spec(tmp_path: Path, body: str, name: str = "spec.yaml") -> Path:
 def test_container_items_are_the_blobs_the_spec_uploads():
     state = build(SPECS / "valid" / "generators.yaml")
     assert [b.ref for b in state.blobs] == [
-        "input/data/a.txt", "input/data/b.txt", "input/data/sub/c.txt", "tools/tool.sh"]
+        "input/data/a.txt",
+        "input/data/b.txt",
+        "input/data/sub/c.txt",
+        "tools/tool.sh",
+    ]
     assert [t.id for t in state.tasks] == ["t-a", "t-b", "t-c"]
     c = state.tasks[2]
     assert shlex.split(c.command_line) == ["cat", "data/sub/c.txt", "hello"]
@@ -44,7 +48,9 @@ def test_container_items_can_be_narrowed_by_prefix(tmp_path):
     (tmp_path / "in").mkdir()
     for name in ("x.csv", "y.csv", "z.txt"):
         (tmp_path / "in" / name).write_text(name)
-    spec = write_spec(tmp_path, """\
+    spec = write_spec(
+        tmp_path,
+        """\
         storage:
           containers:
             input: {upload: ["in/*"]}
@@ -53,7 +59,8 @@ def test_container_items_can_be_narrowed_by_prefix(tmp_path):
             forEach: {container: {name: input, prefix: "y"}}
             id: "t-{{ item.stem }}"
             commandLine: "cat {{ item.name }}"
-        """)
+        """,
+    )
     assert [t.id for t in build(spec).tasks] == ["t-y"]
 
 
@@ -61,13 +68,16 @@ def test_files_items_expose_name_stem_suffix_path_and_size(tmp_path):
     (tmp_path / "d" / "sub").mkdir(parents=True)
     (tmp_path / "d" / "one.tar.gz").write_bytes(b"12345")
     (tmp_path / "d" / "sub" / "two.txt").write_bytes(b"")
-    spec = write_spec(tmp_path, """\
+    spec = write_spec(
+        tmp_path,
+        """\
         job:
           tasks:
             forEach: {files: "d/**/*"}
             id: "f-{{ item.stem | replace('.', '_') }}"
             commandLine: "x {{ item.name }} {{ item.stem }} {{ item.suffix }} {{ item.path }} {{ item.size }}"
-        """)
+        """,
+    )
     tasks = build(spec).tasks
     assert [t.command_line for t in tasks] == [
         "x one.tar.gz one.tar .gz d/one.tar.gz 5",
@@ -77,39 +87,53 @@ def test_files_items_expose_name_stem_suffix_path_and_size(tmp_path):
 
 
 def test_range_items_are_integers(tmp_path):
-    spec = write_spec(tmp_path, """\
+    spec = write_spec(
+        tmp_path,
+        """\
         job:
           tasks:
             forEach: {range: {start: 2, stop: 10, step: 3}}
             id: "r-{{ item }}"
             commandLine: "echo {{ item * 10 }}"
-        """)
+        """,
+    )
     tasks = build(spec).tasks
     assert [(t.id, t.command_line) for t in tasks] == [
-        ("r-2", "echo 20"), ("r-5", "echo 50"), ("r-8", "echo 80")]
+        ("r-2", "echo 20"),
+        ("r-5", "echo 50"),
+        ("r-8", "echo 80"),
+    ]
 
 
 def test_range_count_starts_at_zero(tmp_path):
-    spec = write_spec(tmp_path, """\
+    spec = write_spec(
+        tmp_path,
+        """\
         job:
           tasks: {forEach: {range: 3}, id: "r-{{ item }}", commandLine: "true"}
-        """)
+        """,
+    )
     assert [t.id for t in build(spec).tasks] == ["r-0", "r-1", "r-2"]
 
 
 def test_matrix_is_the_cartesian_product_in_written_order(tmp_path):
-    spec = write_spec(tmp_path, """\
+    spec = write_spec(
+        tmp_path,
+        """\
         job:
           tasks:
             forEach: {matrix: {size: [1, 2], mode: [fast, slow]}}
             id: "m-{{ item.size }}-{{ item.mode }}"
             commandLine: "run --size {{ item.size }} --mode {{ item.mode }}"
-        """)
+        """,
+    )
     assert [t.id for t in build(spec).tasks] == ["m-1-fast", "m-1-slow", "m-2-fast", "m-2-slow"]
 
 
 def test_list_items_are_parameter_maps_and_shquote_keeps_names_literal(tmp_path):
-    spec = write_spec(tmp_path, """\
+    spec = write_spec(
+        tmp_path,
+        """\
         job:
           tasks:
             forEach:
@@ -118,30 +142,37 @@ def test_list_items_are_parameter_maps_and_shquote_keeps_names_literal(tmp_path)
                 - {key: b, file: "it's; rm -rf `x` & \\"y\\" ünï.txt"}
             id: "l-{{ item.key }}"
             commandLine: "python3 t.py --filepath {{ item.file | shquote }}"
-        """)
+        """,
+    )
     tasks = build(spec).tasks
     assert shlex.split(tasks[0].command_line)[-1] == "$(touch pwned).txt"
-    assert shlex.split(tasks[1].command_line)[-1] == "it's; rm -rf `x` & \"y\" ünï.txt"
+    assert shlex.split(tasks[1].command_line)[-1] == 'it\'s; rm -rf `x` & "y" ünï.txt'
     assert tasks[0].command_line.endswith("'$(touch pwned).txt'")
 
 
 def test_a_spec_without_foreach_gives_one_task(tmp_path):
-    spec = write_spec(tmp_path, """\
+    spec = write_spec(
+        tmp_path,
+        """\
         vars: {n: 4}
         job:
           tasks: {id: "single", commandLine: "echo {{ vars.n }}"}
-        """)
+        """,
+    )
     assert [(t.id, t.command_line) for t in build(spec).tasks] == [("single", "echo 4")]
 
 
 def test_merge_task_depends_on_every_task(tmp_path):
-    spec = write_spec(tmp_path, """\
+    spec = write_spec(
+        tmp_path,
+        """\
         job:
           tasks: {forEach: {range: 3}, id: "p-{{ item }}", commandLine: "true"}
           mergeTask:
             id: merge
             commandLine: "merge {{ tasks | join(' ') }}"
-        """)
+        """,
+    )
     state = build(spec)
     merge = state.tasks[-1]
     assert merge.id == "merge"
@@ -158,7 +189,8 @@ def test_var_overrides_are_typed_and_swap_inputs():
 
 def test_vars_render_everywhere_outside_tasks(tmp_path):
     spec = tmp_path / "s.yaml"
-    spec.write_text(textwrap.dedent("""\
+    spec.write_text(
+        textwrap.dedent("""\
         name: t
         vars: {size: standard_d4s_v3, pool: big}
         pool:
@@ -167,16 +199,23 @@ def test_vars_render_everywhere_outside_tasks(tmp_path):
           image: {publisher: canonical, offer: ubuntu-24_04-lts, sku: server}
         job:
           tasks: {id: one, commandLine: "true"}
-        """))
+        """)
+    )
     state = build(spec)
     assert (state.pool.id, state.pool.vm_size, state.job.pool_id) == (
-        "big-pool", "standard_d4s_v3", "big-pool")
+        "big-pool",
+        "standard_d4s_v3",
+        "big-pool",
+    )
 
 
 def test_a_rendered_pool_id_is_checked_after_rendering(tmp_path):
     spec = tmp_path / "s.yaml"
-    spec.write_text("name: t\nvars: {p: 'a b'}\n" + POOL.replace("pool:\n", "pool:\n  id: '{{ vars.p }}'\n")
-                    + "job:\n  tasks: {id: one, commandLine: 'true'}\n")
+    spec.write_text(
+        "name: t\nvars: {p: 'a b'}\n"
+        + POOL.replace("pool:\n", "pool:\n  id: '{{ vars.p }}'\n")
+        + "job:\n  tasks: {id: one, commandLine: 'true'}\n"
+    )
     with pytest.raises(SpecErrors) as err:
         build(spec)
     assert "pool.id: invalid value 'a b'" in str(err.value)

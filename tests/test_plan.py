@@ -19,26 +19,52 @@ def desired():
 
 def _converged(desired) -> LiveState:
     """The live state a successful apply of `desired` leaves behind."""
-    containers = {c.name: LiveContainer(c.name, {STORAGE_OWNER: "topn", STORAGE_FINGERPRINT: c.fingerprint()})
-                  for c in desired.containers}
+    containers = {
+        c.name: LiveContainer(c.name, {STORAGE_OWNER: "topn", STORAGE_FINGERPRINT: c.fingerprint()})
+        for c in desired.containers
+    }
     blobs: dict[str, dict[str, LiveBlob]] = {}
     for b in desired.blobs:
         blobs.setdefault(b.container, {})[b.name] = LiveBlob(b.container, b.name, b.size, b.sha256, None, "e")
     pool = desired.pool
-    meta = [{"name": OWNER, "value": "topn"}] + [{"name": k, "value": v} for k, v in pool_stamps(pool).items()]
-    live_pool = {"id": pool.id, "state": "active", "allocationState": "steady", "vmSize": pool.vm_size,
-                 "virtualMachineConfiguration": {"imageReference": pool.image.to_dict(),
-                                                 "nodeAgentSKUId": "batch.node.ubuntu 24.04"},
-                 "taskSlotsPerNode": 1, "targetDedicatedNodes": 2, "targetLowPriorityNodes": 0,
-                 "metadata": meta}
+    meta = [{"name": OWNER, "value": "topn"}] + [
+        {"name": k, "value": v} for k, v in pool_stamps(pool).items()
+    ]
+    live_pool = {
+        "id": pool.id,
+        "state": "active",
+        "allocationState": "steady",
+        "vmSize": pool.vm_size,
+        "virtualMachineConfiguration": {
+            "imageReference": pool.image.to_dict(),
+            "nodeAgentSKUId": "batch.node.ubuntu 24.04",
+        },
+        "taskSlotsPerNode": 1,
+        "targetDedicatedNodes": 2,
+        "targetLowPriorityNodes": 0,
+        "metadata": meta,
+    }
     from batchspec.payloads import job_metadata
 
-    live_job = {"id": desired.job.id, "state": "active", "poolInfo": {"poolId": pool.id},
-                "priority": 0, "maxParallelTasks": -1, "onAllTasksComplete": "noaction",
-                "metadata": job_metadata(desired.job, "topn")}
-    tasks = [{"id": t.id, "state": "completed", "commandLine": t.command_line,
-              "environmentSettings": [{"name": TASK_FINGERPRINT_ENV, "value": task_stamp(t, pool)}],
-              "executionInfo": {"result": "success", "exitCode": 0}} for t in desired.tasks]
+    live_job = {
+        "id": desired.job.id,
+        "state": "active",
+        "poolInfo": {"poolId": pool.id},
+        "priority": 0,
+        "maxParallelTasks": -1,
+        "onAllTasksComplete": "noaction",
+        "metadata": job_metadata(desired.job, "topn"),
+    }
+    tasks = [
+        {
+            "id": t.id,
+            "state": "completed",
+            "commandLine": t.command_line,
+            "environmentSettings": [{"name": TASK_FINGERPRINT_ENV, "value": task_stamp(t, pool)}],
+            "executionInfo": {"result": "success", "exitCode": 0},
+        }
+        for t in desired.tasks
+    ]
     return LiveState(containers=containers, blobs=blobs, pool=live_pool, job=live_job, tasks=tasks)
 
 
@@ -48,11 +74,13 @@ def test_a_converged_state_plans_nothing(desired):
 
 
 def test_an_empty_account_plans_everything_in_order(desired):
-    live = LiveState(containers={}, blobs={}, pool=None, job=None, tasks=[],
-                     node_agent_sku_id="batch.node.ubuntu 24.04")
+    live = LiveState(
+        containers={}, blobs={}, pool=None, job=None, tasks=[], node_agent_sku_id="batch.node.ubuntu 24.04"
+    )
     plan = diff(desired, live)
-    assert [c.kind for c in plan.changes] == ["container"] * 3 + ["blob"] * 4 + ["pool", "job"] + \
-        ["task"] * 3 + ["download"]
+    assert [c.kind for c in plan.changes] == ["container"] * 3 + ["blob"] * 4 + ["pool", "job"] + [
+        "task"
+    ] * 3 + ["download"]
     assert plan.of("pool")[0].details["nodeAgentSkuId"] == "batch.node.ubuntu 24.04"
     assert plan.summary() == {"add": 13, "change": 0, "destroy": 0}
 
@@ -84,7 +112,8 @@ def test_a_failed_task_is_rerun_and_a_running_one_is_waited_for(desired):
     live.tasks[1]["state"] = "running"
     plan = diff(desired, live)
     assert [(c.id, c.action, c.reasons) for c in plan.of("task")] == [
-        ("topn-taskdata0", Action.RERUN, ("completed with failure (exit code 2)",))]
+        ("topn-taskdata0", Action.RERUN, ("completed with failure (exit code 2)",))
+    ]
     assert [c.action for c in plan.of("download")] == [Action.CREATE]  # after the rerun
     assert plan.pending_tasks == 1
     assert plan.summary() == {"add": 1, "change": 1, "destroy": 0}
@@ -121,7 +150,8 @@ def test_a_task_without_fingerprint_is_replaced(desired):
 def test_a_changed_command_names_old_and_new(desired):
     live = _converged(desired)
     live.tasks[0]["environmentSettings"][0]["value"] = task_stamp(
-        desired.tasks[0].__class__(**{**desired.tasks[0].__dict__, "command_line": "old"}), desired.pool)
+        desired.tasks[0].__class__(**{**desired.tasks[0].__dict__, "command_line": "old"}), desired.pool
+    )
     live.tasks[0]["commandLine"] = "old"
     change = diff(desired, live).of("task")[0]
     assert change.reasons == (f"commandLine: 'old' -> {desired.tasks[0].command_line!r}",)
@@ -139,13 +169,15 @@ def test_owned_containers_no_longer_in_the_spec_are_deleted(desired):
     live = _converged(desired)
     live.owned_containers = ["scratch"]
     assert [(c.kind, c.id, c.action) for c in diff(desired, live).changes] == [
-        ("container", "scratch", Action.DELETE)]
+        ("container", "scratch", Action.DELETE)
+    ]
 
 
 def test_job_priority_change_is_an_update(desired):
     live = _converged(desired)
     live.job["priority"] = 5
-    live.job["metadata"] = [m if m["name"] != FINGERPRINT else {"name": FINGERPRINT, "value": "x"}
-                            for m in live.job["metadata"]]
+    live.job["metadata"] = [
+        m if m["name"] != FINGERPRINT else {"name": FINGERPRINT, "value": "x"} for m in live.job["metadata"]
+    ]
     change = diff(desired, live).of("job")[0]
     assert (change.action, change.reasons) == (Action.UPDATE, ("priority: 5 -> 0",))

@@ -17,16 +17,34 @@ BROKEN = sorted((SPECS / "broken").glob("*.yaml"))
 
 def _expectations(path: Path) -> list[str]:
     text = path.read_bytes().decode("utf-8", errors="replace")
-    return [line.split("# expect:", 1)[1].strip() for line in text.splitlines()
-            if line.startswith("# expect:")]
+    return [
+        line.split("# expect:", 1)[1].strip() for line in text.splitlines() if line.startswith("# expect:")
+    ]
 
 
 def test_the_corpus_covers_every_case():
     names = {p.stem for p in BROKEN}
-    assert {"yaml_syntax", "tabs", "duplicate_key", "empty", "top_level_list", "non_utf8",
-            "custom_tag", "alias_bomb", "wrong_types", "out_of_range", "unknown_keys",
-            "missing_required", "bad_ids", "bad_durations", "undefined_container",
-            "glob_no_match", "template_syntax", "undefined_var", "duplicate_task_ids"} <= names
+    assert {
+        "yaml_syntax",
+        "tabs",
+        "duplicate_key",
+        "empty",
+        "top_level_list",
+        "non_utf8",
+        "custom_tag",
+        "alias_bomb",
+        "wrong_types",
+        "out_of_range",
+        "unknown_keys",
+        "missing_required",
+        "bad_ids",
+        "bad_durations",
+        "undefined_container",
+        "glob_no_match",
+        "template_syntax",
+        "undefined_var",
+        "duplicate_task_ids",
+    } <= names
 
 
 @pytest.mark.parametrize("spec", BROKEN, ids=[p.stem for p in BROKEN])
@@ -61,12 +79,15 @@ def test_directory_is_refused(cli):
     assert "tests/specs: is a directory, not a spec file" in result.stderr
 
 
-@pytest.mark.parametrize("pair, message", [
-    ("numwords", "malformed --var 'numwords': expected name=value"),
-    ("=5", "malformed --var '=5': '' is not a variable name"),
-    ("1x=5", "malformed --var '1x=5': '1x' is not a variable name"),
-    ("numwrds=5", "--var numwrds: the spec declares no variable 'numwrds' (did you mean 'numwords'?)"),
-])
+@pytest.mark.parametrize(
+    "pair, message",
+    [
+        ("numwords", "malformed --var 'numwords': expected name=value"),
+        ("=5", "malformed --var '=5': '' is not a variable name"),
+        ("1x=5", "malformed --var '1x=5': '1x' is not a variable name"),
+        ("numwrds=5", "--var numwrds: the spec declares no variable 'numwrds' (did you mean 'numwords'?)"),
+    ],
+)
 def test_malformed_var_is_refused(cli, pair, message):
     result = cli("validate", "specs/topn.yaml", "--var", pair)
     assert result.returncode == 2

@@ -42,8 +42,9 @@ def read_job(client: BatchClient, job_id: str) -> dict[str, Any] | None:
 def read_tasks(client: BatchClient, job_id: str, fields: list[str] | None = None) -> list[dict[str, Any]]:
     """Every task of a job with only the fields the planner needs, a thousand per request."""
     try:
-        return [t.as_dict() for t in client.list_tasks(job_id, select=fields or _TASK_FIELDS,
-                                                       max_results=_PAGE)]
+        return [
+            t.as_dict() for t in client.list_tasks(job_id, select=fields or _TASK_FIELDS, max_results=_PAGE)
+        ]
     except ResourceNotFoundError:
         return []
 

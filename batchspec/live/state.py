@@ -23,22 +23,30 @@ def read(target: Target, desired: DesiredState, *, with_download: bool = True) -
         containers = containers_f.result()
         wanted = {c.name for c in desired.containers}
         with_uploads = {b.container for b in desired.blobs}
-        blob_fs = {name: pool.submit(storage.read_blobs, target.blob, name)
-                   for name in with_uploads if name in containers}
+        blob_fs = {
+            name: pool.submit(storage.read_blobs, target.blob, name)
+            for name in with_uploads
+            if name in containers
+        }
         blobs = {name: f.result() for name, f in blob_fs.items()}
         live_pool, job, tasks = pool_f.result(), job_f.result(), tasks_f.result()
-    owned_elsewhere = sorted(n for n, c in containers.items()
-                             if c.owner == desired.name and n not in wanted)
+    owned_elsewhere = sorted(n for n, c in containers.items() if c.owner == desired.name and n not in wanted)
     agent = None
     if desired.pool.node_agent_sku_id is None:
         agent = batch.resolve_node_agent_sku(target.batch, desired.pool.image.to_dict())
     pending = []
     if with_download and desired.download and desired.download.container in containers:
         pending = download_pending(target, desired)
-    return LiveState(containers={n: c for n, c in containers.items() if n in wanted},
-                     blobs=blobs, pool=live_pool, job=job if job else None, tasks=tasks,
-                     node_agent_sku_id=agent, download_pending=pending,
-                     owned_containers=owned_elsewhere)
+    return LiveState(
+        containers={n: c for n, c in containers.items() if n in wanted},
+        blobs=blobs,
+        pool=live_pool,
+        job=job if job else None,
+        tasks=tasks,
+        node_agent_sku_id=agent,
+        download_pending=pending,
+        owned_containers=owned_elsewhere,
+    )
 
 
 def download_pending(target: Target, desired: DesiredState) -> list[str]:
@@ -52,9 +60,12 @@ def download_pending(target: Target, desired: DesiredState) -> list[str]:
         if local is None:
             pending.append(name)  # refused at download time, with the reason
             continue
-        if not local.is_file() or local.stat().st_size != blob.size:
-            pending.append(name)
-        elif blob.content_md5 and _md5(local) != blob.content_md5:
+        if (
+            not local.is_file()
+            or local.stat().st_size != blob.size
+            or blob.content_md5
+            and _md5(local) != blob.content_md5
+        ):
             pending.append(name)
     return sorted(pending)
 
@@ -65,5 +76,3 @@ def _md5(path: Path) -> bytes:
         while chunk := f.read(1 << 20):
             digest.update(chunk)
     return digest.digest()
-
-

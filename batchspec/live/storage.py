@@ -49,8 +49,11 @@ def read_blobs(service: BlobServiceClient, container: str, prefix: str | None = 
     for b in client.list_blobs(name_starts_with=prefix or None, include=["metadata"]):
         settings = b.content_settings
         blobs[b.name] = LiveBlob(
-            container=container, name=b.name, size=b.size,
+            container=container,
+            name=b.name,
+            size=b.size,
             sha256=(b.metadata or {}).get(STORAGE_SHA256),
             content_md5=bytes(settings.content_md5) if settings and settings.content_md5 else None,
-            etag=b.etag)
+            etag=b.etag,
+        )
     return blobs

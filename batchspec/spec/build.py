@@ -57,8 +57,9 @@ class _Builder:
         self.blob_by_ref: dict[str, Blob] = {}
 
     def error(self, message: str, path: Path_, *, key: bool = False) -> None:
-        self.errors.append(SpecError(message, location=self.doc.location(path, key=key),
-                                     field=field_path(path)))
+        self.errors.append(
+            SpecError(message, location=self.doc.location(path, key=key), field=field_path(path))
+        )
 
     def _stop_if_errors(self) -> None:
         if self.errors:
@@ -78,10 +79,16 @@ class _Builder:
         download = self._download(data.get("download"))
         self._stop_if_errors()
         return DesiredState(
-            name=name, spec_path=str(self.doc.path), containers=containers,
-            blobs=tuple(b for blobs in self.blobs.values() for b in blobs), pool=pool, job=job,
-            tasks=tuple(tasks), download=download,
-            wait_timeout=(data.get("wait") or {}).get("timeout"))
+            name=name,
+            spec_path=str(self.doc.path),
+            containers=containers,
+            blobs=tuple(b for blobs in self.blobs.values() for b in blobs),
+            pool=pool,
+            job=job,
+            tasks=tuple(tasks),
+            download=download,
+            wait_timeout=(data.get("wait") or {}).get("timeout"),
+        )
 
     # -- rendering --------------------------------------------------------------------------
 
@@ -100,8 +107,10 @@ class _Builder:
             if key == "vars":
                 data[key] = value
             elif key == "job":
-                data[key] = {k: (v if k in _TEMPLATED_PER_TASK else self._render(v, (key, k), context))
-                             for k, v in value.items()}
+                data[key] = {
+                    k: (v if k in _TEMPLATED_PER_TASK else self._render(v, (key, k), context))
+                    for k, v in value.items()
+                }
             else:
                 data[key] = self._render(value, (key,), context)
         return data
@@ -116,18 +125,30 @@ class _Builder:
             by_name: dict[str, tuple[Blob, Path_]] = {}
             for i, entry in enumerate(body.get("upload") or []):
                 path = ("storage", "containers", cname, "upload", i)
-                pattern, prefix = (entry, "") if isinstance(entry, str) else (
-                    entry["files"], entry.get("prefix", ""))
+                pattern, prefix = (
+                    (entry, "") if isinstance(entry, str) else (entry["files"], entry.get("prefix", ""))
+                )
                 found = files.match(self.base, pattern)
                 if not found:
-                    self.error(f"upload glob {pattern!r} matches no file "
-                               f"(relative to {self.base.as_posix() or '.'}/)", path)
+                    self.error(
+                        f"upload glob {pattern!r} matches no file "
+                        f"(relative to {self.base.as_posix() or '.'}/)",
+                        path,
+                    )
                 for f in found:
-                    blob = Blob(container=cname, name=prefix + f.relative, source=str(f.path),
-                                size=f.path.stat().st_size, sha256=files.sha256_file(f.path))
+                    blob = Blob(
+                        container=cname,
+                        name=prefix + f.relative,
+                        source=str(f.path),
+                        size=f.path.stat().st_size,
+                        sha256=files.sha256_file(f.path),
+                    )
                     if blob.name in by_name and by_name[blob.name][0].source != blob.source:
-                        self.error(f"two files would upload to blob {blob.ref!r}: "
-                                   f"{by_name[blob.name][0].source} and {blob.source}", path)
+                        self.error(
+                            f"two files would upload to blob {blob.ref!r}: "
+                            f"{by_name[blob.name][0].source} and {blob.source}",
+                            path,
+                        )
                     by_name[blob.name] = (blob, path)
             self.blobs[cname] = sorted((b for b, _ in by_name.values()), key=lambda b: b.name)
             self.blob_by_ref.update({b.ref: b for b in self.blobs[cname]})
@@ -150,8 +171,11 @@ class _Builder:
                 continue
             file_path = rf.get("filePath")
             if file_path is not None and not files.is_safe_relative(file_path):
-                self.error(f"filePath {file_path!r} must be a relative path inside the working "
-                           "directory (no '..', no absolute path)", (*p, "filePath"))
+                self.error(
+                    f"filePath {file_path!r} must be a relative path inside the working "
+                    "directory (no '..', no absolute path)",
+                    (*p, "filePath"),
+                )
                 continue
             if "blobPrefix" in rf and kinds[0] != "container":
                 self.error("blobPrefix goes only with container", (*p, "blobPrefix"))
@@ -160,16 +184,25 @@ class _Builder:
             if kinds[0] == "blob":
                 blob = self._blob_ref(rf["blob"], (*p, "blob"))
                 if blob:
-                    result.append(ResourceFile(blob=blob.ref, content=blob.sha256,
-                                               **{**common, "file_path": file_path or blob.name}))
+                    result.append(
+                        ResourceFile(
+                            blob=blob.ref,
+                            content=blob.sha256,
+                            **{**common, "file_path": file_path or blob.name},
+                        )
+                    )
             elif kinds[0] == "container":
                 if self._container_ref(rf["container"], (*p, "container")):
                     prefix = rf.get("blobPrefix") or ""
-                    listing = [(b.name, b.sha256) for b in self.blobs[rf["container"]]
-                               if b.name.startswith(prefix)]
+                    listing = [
+                        (b.name, b.sha256) for b in self.blobs[rf["container"]] if b.name.startswith(prefix)
+                    ]
                     content = hashlib.sha256(canonical_json(listing).encode()).hexdigest()
-                    result.append(ResourceFile(container=rf["container"], blob_prefix=prefix or None,
-                                               content=content, **common))
+                    result.append(
+                        ResourceFile(
+                            container=rf["container"], blob_prefix=prefix or None, content=content, **common
+                        )
+                    )
             else:
                 if file_path is None:
                     self.error("a resource file with httpUrl needs a filePath", p)
@@ -196,11 +229,19 @@ class _Builder:
             if not self._container_ref(of["container"], (*p, "container")):
                 continue
             if of.get("path") and not files.is_safe_relative(of["path"]):
-                self.error(f"path {of['path']!r} must be a relative blob name (no '..', no leading '/')",
-                           (*p, "path"))
+                self.error(
+                    f"path {of['path']!r} must be a relative blob name (no '..', no leading '/')",
+                    (*p, "path"),
+                )
                 continue
-            result.append(OutputFile(pattern=of["pattern"], container=of["container"],
-                                     path=of.get("path") or None, upon=of.get("upon", "taskSuccess")))
+            result.append(
+                OutputFile(
+                    pattern=of["pattern"],
+                    container=of["container"],
+                    path=of.get("path") or None,
+                    upon=of.get("upon", "taskSuccess"),
+                )
+            )
         return tuple(result)
 
     # -- pool and job -----------------------------------------------------------------------
@@ -209,8 +250,11 @@ class _Builder:
         autoscale = spec.get("autoScale")
         dedicated, low = spec.get("targetDedicatedNodes"), spec.get("targetLowPriorityNodes")
         if autoscale and (dedicated is not None or low is not None):
-            self.error("autoScale and targetDedicatedNodes/targetLowPriorityNodes exclude each other",
-                       ("pool", "autoScale"), key=True)
+            self.error(
+                "autoScale and targetDedicatedNodes/targetLowPriorityNodes exclude each other",
+                ("pool", "autoScale"),
+                key=True,
+            )
         if not autoscale:
             dedicated = dedicated if dedicated is not None else (0 if low else 1)
             low = low or 0
@@ -227,13 +271,16 @@ class _Builder:
             autoscale_interval=(autoscale or {}).get("evaluationInterval"),
             start_task=StartTask(
                 command_line=start["commandLine"],
-                resource_files=self._resource_files(start.get("resourceFiles"),
-                                                    ("pool", "startTask", "resourceFiles")),
+                resource_files=self._resource_files(
+                    start.get("resourceFiles"), ("pool", "startTask", "resourceFiles")
+                ),
                 environment=_env(start.get("environment")),
                 wait_for_success=start.get("waitForSuccess", True),
                 elevated=start.get("elevated", False),
                 max_task_retry_count=start.get("maxTaskRetryCount"),
-            ) if start else None,
+            )
+            if start
+            else None,
             display_name=spec.get("displayName"),
             metadata=tuple(sorted((spec.get("metadata") or {}).items())),
             extra_json=canonical_json(spec.get("extra") or {}),
@@ -296,9 +343,11 @@ class _Builder:
         # Batch task ids are unique within a job regardless of case.
         key = task_id.lower()
         if key in origin:
-            self.error(f"duplicate task id {task_id!r}: items {expand.describe(origin[key])} and "
-                       f"{expand.describe(item)} both render to it; derive the id from what differs",
-                       (*base_path, "id"))
+            self.error(
+                f"duplicate task id {task_id!r}: items {expand.describe(origin[key])} and "
+                f"{expand.describe(item)} both render to it; derive the id from what differs",
+                (*base_path, "id"),
+            )
             return False
         origin[key] = item
         return True
@@ -310,8 +359,10 @@ class _Builder:
             return None
         task_id = spec["id"]
         if not _valid_id(task_id):
-            self.error(f"task id {task_id!r} is invalid: must be 1-64 letters, digits, hyphens and "
-                       "underscores", (*path, "id"))
+            self.error(
+                f"task id {task_id!r} is invalid: must be 1-64 letters, digits, hyphens and underscores",
+                (*path, "id"),
+            )
             return None
         constraints = spec.get("constraints") or {}
         for key, value in constraints.items():

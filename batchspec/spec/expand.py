@@ -12,8 +12,14 @@ from batchspec.spec.files import match
 
 def file_item(name: str, path: str, size: int) -> dict[str, Any]:
     pure = PurePosixPath(name)
-    return {"name": name, "basename": pure.name, "stem": pure.stem, "suffix": pure.suffix,
-            "path": path, "size": size}
+    return {
+        "name": name,
+        "basename": pure.name,
+        "stem": pure.stem,
+        "suffix": pure.suffix,
+        "path": path,
+        "size": size,
+    }
 
 
 def blob_item(blob: Blob, base_dir: Path) -> dict[str, Any]:
@@ -28,8 +34,9 @@ def _shown(path: Path, base_dir: Path) -> str:
         return path.as_posix()
 
 
-def items(for_each: dict[str, Any] | None, base_dir: Path,
-          blobs_by_container: dict[str, list[Blob]]) -> list[Any] | str:
+def items(
+    for_each: dict[str, Any] | None, base_dir: Path, blobs_by_container: dict[str, list[Blob]]
+) -> list[Any] | str:
     """The items of a forEach, or an error message (the caller knows the location)."""
     if for_each is None:
         return [None]
@@ -45,8 +52,11 @@ def items(for_each: dict[str, Any] | None, base_dir: Path,
             return f"forEach.container {name!r} is not a container of this spec"
         return [blob_item(b, base_dir) for b in blobs_by_container[name] if b.name.startswith(prefix)]
     if kind == "range":
-        start, stop, step = (0, spec, 1) if isinstance(spec, int) else (
-            spec.get("start", 0), spec["stop"], spec.get("step", 1))
+        start, stop, step = (
+            (0, spec, 1)
+            if isinstance(spec, int)
+            else (spec.get("start", 0), spec["stop"], spec.get("step", 1))
+        )
         values = range(start, stop, step)
         if len(values) > 100_000:
             return f"forEach.range gives {len(values)} items; at most 100000 are allowed"

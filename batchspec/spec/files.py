@@ -38,8 +38,9 @@ def match(base_dir: Path, pattern: str) -> list[LocalFile]:
             continue
         unresolved = base_dir / hit if not os.path.isabs(hit) else Path(hit)
         relative = os.path.relpath(os.path.normpath(unresolved), os.path.normpath(anchor))
-        found.append(LocalFile(path=path, relative=relative.replace(os.sep, "/"),
-                               shown=hit.replace(os.sep, "/")))
+        found.append(
+            LocalFile(path=path, relative=relative.replace(os.sep, "/"), shown=hit.replace(os.sep, "/"))
+        )
     return found
 
 

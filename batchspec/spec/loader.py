@@ -65,8 +65,9 @@ def load(path: str | Path) -> Document:
     except OSError as exc:
         raise SpecErrors([SpecError(f"cannot read: {exc.strerror}", location=Location(shown))]) from None
     if len(raw) > _MAX_BYTES:
-        raise SpecErrors([SpecError(f"file is larger than {_MAX_BYTES // 1024 // 1024} MiB",
-                                    location=Location(shown))])
+        raise SpecErrors(
+            [SpecError(f"file is larger than {_MAX_BYTES // 1024 // 1024} MiB", location=Location(shown))]
+        )
     text = _decode(raw, shown)
     doc = Document(path=Path(shown), data={})
     try:
@@ -78,8 +79,14 @@ def load(path: str | Path) -> Document:
     if root is None:
         raise SpecErrors([SpecError("the spec is empty", location=Location(shown, 1, 1))])
     if not isinstance(root, yaml.MappingNode):
-        raise SpecErrors([SpecError(f"the top level must be a mapping of fields, not {_kind(root)}",
-                                    location=_loc(shown, root))])
+        raise SpecErrors(
+            [
+                SpecError(
+                    f"the top level must be a mapping of fields, not {_kind(root)}",
+                    location=_loc(shown, root),
+                )
+            ]
+        )
     converter = _Converter(doc)
     data = converter.value(root, ())
     if converter.errors:
@@ -95,9 +102,14 @@ def _decode(raw: bytes, shown: str) -> str:
         before = raw[: exc.start]
         line = before.count(b"\n") + 1
         col = exc.start - (before.rfind(b"\n") + 1) + 1
-        raise SpecErrors([SpecError(
-            f"not valid UTF-8 (byte 0x{raw[exc.start]:02x}); save the file as UTF-8",
-            location=Location(shown, line, col))]) from None
+        raise SpecErrors(
+            [
+                SpecError(
+                    f"not valid UTF-8 (byte 0x{raw[exc.start]:02x}); save the file as UTF-8",
+                    location=Location(shown, line, col),
+                )
+            ]
+        ) from None
 
 
 def _yaml_error(exc: yaml.MarkedYAMLError, shown: str) -> SpecError:
@@ -123,8 +135,10 @@ def _kind(node: yaml.Node) -> str:
 
 
 def _unsupported(tag: str) -> str:
-    return (f"unsupported YAML tag {tag!r}: a spec holds only mappings, lists, strings, numbers, "
-            "booleans and null")
+    return (
+        f"unsupported YAML tag {tag!r}: a spec holds only mappings, lists, strings, numbers, "
+        "booleans and null"
+    )
 
 
 class _Converter:
@@ -141,8 +155,11 @@ class _Converter:
         self.count += 1
         if self.count > _MAX_NODES:
             if self.count == _MAX_NODES + 1:
-                self._error(f"the document expands to more than {_MAX_NODES} values "
-                            "(an alias bomb?); use fewer aliases", node)
+                self._error(
+                    f"the document expands to more than {_MAX_NODES} values "
+                    "(an alias bomb?); use fewer aliases",
+                    node,
+                )
             return None
         if depth > _MAX_DEPTH:
             self._error(f"nested deeper than {_MAX_DEPTH} levels (a recursive alias?)", node)

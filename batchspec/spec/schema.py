@@ -17,12 +17,22 @@ from batchspec.errors import SpecError
 from batchspec.spec.loader import Document, Path_
 
 _TYPE_NAMES = {
-    dict: "a mapping", list: "a list", str: "a string", bool: "a boolean",
-    int: "an integer", float: "a number", type(None): "null",
+    dict: "a mapping",
+    list: "a list",
+    str: "a string",
+    bool: "a boolean",
+    int: "an integer",
+    float: "a number",
+    type(None): "null",
 }
 _JSON_TYPES = {
-    "object": "a mapping", "array": "a list", "string": "a string", "boolean": "a boolean",
-    "integer": "an integer", "number": "a number", "null": "null",
+    "object": "a mapping",
+    "array": "a list",
+    "string": "a string",
+    "boolean": "a boolean",
+    "integer": "an integer",
+    "number": "a number",
+    "null": "null",
 }
 
 
@@ -62,8 +72,13 @@ def check(doc: Document, data: Any | None = None) -> list[SpecError]:
 def sort_errors(errors: list[SpecError]) -> list[SpecError]:
     def key(e: SpecError):
         loc = e.location
-        return (loc.file if loc else "", (loc.line or 0) if loc else 0, (loc.column or 0) if loc else 0,
-                e.field or "", e.message)
+        return (
+            loc.file if loc else "",
+            (loc.line or 0) if loc else 0,
+            (loc.column or 0) if loc else 0,
+            e.field or "",
+            e.message,
+        )
 
     unique = {str(e): e for e in errors}
     return sorted(unique.values(), key=key)
@@ -93,8 +108,7 @@ def _describe(doc: Document, error: ValidationError) -> list[SpecError]:
     if kind in ("additionalProperties", "unevaluatedProperties"):
         known = sorted(_known_keys(sub))
         extra = [k for k in error.instance if k not in known]
-        return [at(f"unknown field {k!r}", (*path, k), key=True, hint=_did_you_mean(k, known))
-                for k in extra]
+        return [at(f"unknown field {k!r}", (*path, k), key=True, hint=_did_you_mean(k, known)) for k in extra]
     if kind == "required":
         missing = [k for k in error.validator_value if k not in error.instance]
         return [at(f"missing required field {k!r}", path, key=True) for k in missing]

@@ -25,8 +25,9 @@ class Renderer:
 
     def __init__(self, doc: Document):
         self.doc = doc
-        self.env = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False,
-                                        keep_trailing_newline=True)
+        self.env = SandboxedEnvironment(
+            undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True
+        )
         self.env.filters["shquote"] = shquote
         self._compiled: dict[str, jinja2.Template] = {}
 
@@ -46,16 +47,21 @@ class Renderer:
         except jinja2.TemplateSyntaxError as exc:
             raise self._error(f"template syntax error: {exc.message}", path, value, exc.lineno) from None
         except jinja2.UndefinedError as exc:
-            raise self._error(f"undefined in template: {exc.message}", path, value, None,
-                              hint=_suggest(exc.message or "", context)) from None
+            raise self._error(
+                f"undefined in template: {exc.message}",
+                path,
+                value,
+                None,
+                hint=_suggest(exc.message or "", context),
+            ) from None
         except jinja2.exceptions.SecurityError as exc:
             raise self._error(f"not allowed in a template: {exc}", path, value, None) from None
         except Exception as exc:  # a filter or expression failing on this item's values
-            raise self._error(f"template error: {type(exc).__name__}: {exc}", path, value,
-                              None) from None
+            raise self._error(f"template error: {type(exc).__name__}: {exc}", path, value, None) from None
 
-    def _error(self, message: str, path: Path_, source: str, lineno: int | None,
-               hint: str | None = None) -> SpecError:
+    def _error(
+        self, message: str, path: Path_, source: str, lineno: int | None, hint: str | None = None
+    ) -> SpecError:
         if lineno and "\n" in source.strip():
             message += f" (line {lineno} of the template)"
         return SpecError(message, location=self.doc.location(path), field=field_path(path), hint=hint)

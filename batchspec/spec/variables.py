@@ -22,8 +22,10 @@ def parse_overrides(pairs: tuple[str, ...] | list[str]) -> dict[str, Any]:
             raise UsageError(f"malformed --var {pair!r}: expected name=value")
         name = name.strip()
         if not _NAME.match(name):
-            raise UsageError(f"malformed --var {pair!r}: {name!r} is not a variable name "
-                             "(a letter or underscore, then letters, digits, underscores)")
+            raise UsageError(
+                f"malformed --var {pair!r}: {name!r} is not a variable name "
+                "(a letter or underscore, then letters, digits, underscores)"
+            )
         if name in overrides:
             raise UsageError(f"--var {name} is given twice")
         overrides[name] = _scalar(text)
@@ -44,7 +46,10 @@ def resolve(declared: dict[str, Any], overrides: dict[str, Any]) -> dict[str, An
     for name in overrides:
         if name not in declared:
             close = difflib.get_close_matches(name, list(declared), n=1)
-            hint = f"did you mean {close[0]!r}?" if close else (
-                f"declared: {', '.join(sorted(declared))}" if declared else "the spec declares no vars")
+            hint = (
+                f"did you mean {close[0]!r}?"
+                if close
+                else (f"declared: {', '.join(sorted(declared))}" if declared else "the spec declares no vars")
+            )
             raise UsageError(f"--var {name}: the spec declares no variable {name!r}", hint=hint)
     return {**declared, **overrides}

@@ -29,10 +29,22 @@ def _free_port() -> int:
 @pytest.fixture(scope="session")
 def services(tmp_path_factory):
     """Azurite and the emulator on free ports, under a data folder of this session."""
-    env = {**os.environ, "BATCHSPEC_HOME": str(tmp_path_factory.mktemp("bshome")),
-           "BATCHSPEC_AZURITE_PORT": str(_free_port()), "BATCHSPEC_EMULATOR_PORT": str(_free_port())}
-    run = lambda *a: subprocess.run([sys.executable, "-m", "batchspec", "local", *a],  # noqa: E731
-                                    env=env, capture_output=True, text=True, timeout=120)
+    env = {
+        **os.environ,
+        "BATCHSPEC_HOME": str(tmp_path_factory.mktemp("bshome")),
+        "BATCHSPEC_AZURITE_PORT": str(_free_port()),
+        "BATCHSPEC_EMULATOR_PORT": str(_free_port()),
+    }
+
+    def run(*a):
+        return subprocess.run(
+            [sys.executable, "-m", "batchspec", "local", *a],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
     up = run("up")
     assert up.returncode == 0, up.stderr
     status = json.loads(run("status", "--json").stdout)

@@ -56,13 +56,26 @@ class Workspace:
         return self.root / "spec.yaml"
 
     def write_spec(self, *, vm_size: str = "standard_d2s_v3", nodes: int = 2) -> None:
-        self.spec.write_text(SPEC.format(name=self.name, vm_size=vm_size, nodes=nodes,
-                                         schema=ROOT / "schemas" / "batchspec.schema.json"))
+        self.spec.write_text(
+            SPEC.format(
+                name=self.name,
+                vm_size=vm_size,
+                nodes=nodes,
+                schema=ROOT / "schemas" / "batchspec.schema.json",
+            )
+        )
 
     def run(self, *args: str, stdin: str | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
         """`batchspec ARGS` in the workspace, as a user runs it (no terminal)."""
-        return subprocess.run([sys.executable, "-m", "batchspec", *args], cwd=self.root, env=self.env,
-                              capture_output=True, text=True, timeout=timeout, input=stdin)
+        return subprocess.run(
+            [sys.executable, "-m", "batchspec", *args],
+            cwd=self.root,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            input=stdin,
+        )
 
     def apply(self, *args: str, **kw) -> subprocess.CompletedProcess:
         return self.run("apply", "spec.yaml", "--auto-approve", *args, **kw)

@@ -38,25 +38,33 @@ def test_apply_produces_the_tutorial_outputs(workspace: Workspace):
         assert lines[0] == "Word\tCount" and lines[1] == "-" * 30
         assert lines[2:5] == expected_output(text, 3)
         assert lines[6].startswith("Node: ") and len(lines[6]) > len("Node: ")
-        assert lines[7:] == [f"Task: topn-taskdata{i}", f"Job:  {workspace.name}-job",
-                             f"Pool: {workspace.name}-pool"]
+        assert lines[7:] == [
+            f"Task: topn-taskdata{i}",
+            f"Job:  {workspace.name}-job",
+            f"Pool: {workspace.name}-pool",
+        ]
     _no_secrets(workspace, result)
 
 
-def test_a_second_apply_changes_nothing_on_the_services(workspace: Workspace, batch_client,
-                                                         blob_service: BlobServiceClient):
+def test_a_second_apply_changes_nothing_on_the_services(
+    workspace: Workspace, batch_client, blob_service: BlobServiceClient
+):
     assert workspace.apply().returncode == 0
     inputs = blob_service.get_container_client(f"{workspace.name}-in")
     blobs = {b.name: b.etag for b in inputs.list_blobs()}
-    tasks = {t.id: (t.creation_time, t.execution_info.start_time)
-             for t in batch_client.list_tasks(f"{workspace.name}-job")}
+    tasks = {
+        t.id: (t.creation_time, t.execution_info.start_time)
+        for t in batch_client.list_tasks(f"{workspace.name}-job")
+    }
     again = workspace.apply()
     assert again.returncode == 0, again.stderr
     assert "No changes." in again.stdout
     assert "submitting" not in again.stdout and "uploading" not in again.stdout
     assert {b.name: b.etag for b in inputs.list_blobs()} == blobs
-    assert {t.id: (t.creation_time, t.execution_info.start_time)
-            for t in batch_client.list_tasks(f"{workspace.name}-job")} == tasks
+    assert {
+        t.id: (t.creation_time, t.execution_info.start_time)
+        for t in batch_client.list_tasks(f"{workspace.name}-job")
+    } == tasks
     plan = workspace.run("plan", "spec.yaml", "--detailed-exitcode")
     assert plan.returncode == 0, plan.stdout + plan.stderr
 
@@ -65,13 +73,17 @@ def test_editing_one_input_updates_one_blob_and_replaces_one_task(workspace: Wor
     assert workspace.apply().returncode == 0
     before = {t.id: t.creation_time for t in batch_client.list_tasks(f"{workspace.name}-job")}
     path = workspace.root / "data" / "taskdata1.txt"
-    path.write_text(path.read_text() + "\nzebra zebra zebra zebra zebra zebra zebra zebra zebra zebra "
-                    "zebra zebra zebra zebra zebra zebra zebra zebra zebra zebra zebra zebra zebra zebra "
-                    "zebra zebra zebra zebra zebra zebra zebra zebra zebra zebra zebra zebra\n")
+    path.write_text(
+        path.read_text() + "\nzebra zebra zebra zebra zebra zebra zebra zebra zebra zebra "
+        "zebra zebra zebra zebra zebra zebra zebra zebra zebra zebra zebra zebra zebra zebra "
+        "zebra zebra zebra zebra zebra zebra zebra zebra zebra zebra zebra zebra\n"
+    )
     plan = _plan(workspace)
-    assert _changes(plan) == {("blob", f"{workspace.name}-in/taskdata1.txt", "update"),
-                              ("task", "topn-taskdata1", "replace"),
-                              ("download", f"{workspace.name}-out", "create")}
+    assert _changes(plan) == {
+        ("blob", f"{workspace.name}-in/taskdata1.txt", "update"),
+        ("task", "topn-taskdata1", "replace"),
+        ("download", f"{workspace.name}-out", "create"),
+    }
     assert plan["summary"] == {"add": 2, "change": 1, "destroy": 1}
     assert workspace.run("plan", "spec.yaml", "--detailed-exitcode").returncode == 2
     result = workspace.apply()
@@ -86,11 +98,15 @@ def test_editing_one_input_updates_one_blob_and_replaces_one_task(workspace: Wor
 def test_removing_an_input_deletes_its_blob_and_task(workspace: Workspace, batch_client):
     assert workspace.apply().returncode == 0
     (workspace.root / "data" / "taskdata2.txt").unlink()
-    assert _changes(_plan(workspace)) == {("blob", f"{workspace.name}-in/taskdata2.txt", "delete"),
-                                          ("task", "topn-taskdata2", "delete")}
+    assert _changes(_plan(workspace)) == {
+        ("blob", f"{workspace.name}-in/taskdata2.txt", "delete"),
+        ("task", "topn-taskdata2", "delete"),
+    }
     assert workspace.apply().returncode == 0
     assert sorted(t.id for t in batch_client.list_tasks(f"{workspace.name}-job")) == [
-        "topn-taskdata0", "topn-taskdata1"]
+        "topn-taskdata0",
+        "topn-taskdata1",
+    ]
 
 
 def test_vm_size_change_is_a_replace_and_node_count_change_an_update(workspace: Workspace, batch_client):
@@ -103,7 +119,8 @@ def test_vm_size_change_is_a_replace_and_node_count_change_an_update(workspace: 
     workspace.write_spec(nodes=3)
     plan = _plan(workspace)
     assert [(c["kind"], c["action"], c["reasons"]) for c in plan["changes"]] == [
-        ("pool", "update", ["targetDedicatedNodes: 2 -> 3 (resize)"])]
+        ("pool", "update", ["targetDedicatedNodes: 2 -> 3 (resize)"])
+    ]
     result = workspace.apply()
     assert result.returncode == 0, result.stdout + result.stderr
     assert batch_client.get_pool(f"{workspace.name}-pool").target_dedicated_nodes == 3
@@ -132,9 +149,14 @@ def test_a_timeout_exits_4(workspace: Workspace):
 
 def test_two_concurrent_applies_are_serialised(workspace: Workspace, blob_service: BlobServiceClient):
     slow = "command=python3 -c 'import time; time.sleep(3)'"
-    first = subprocess.Popen([sys.executable, "-m", "batchspec", "apply", "spec.yaml", "--auto-approve",
-                              "--var", slow], cwd=workspace.root, env=workspace.env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(
+        [sys.executable, "-m", "batchspec", "apply", "spec.yaml", "--auto-approve", "--var", slow],
+        cwd=workspace.root,
+        env=workspace.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     lock = blob_service.get_blob_client("batchspec-locks", f"{workspace.name}.lock")
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -175,12 +197,14 @@ def test_a_stale_saved_plan_is_refused(workspace: Workspace):
 
 
 def test_a_clash_with_an_unowned_container_fails_the_plan_and_destroy_leaves_it(
-        workspace: Workspace, blob_service: BlobServiceClient):
+    workspace: Workspace, blob_service: BlobServiceClient
+):
     assert workspace.apply().returncode == 0
     foreign = f"{workspace.name}-keep"
     blob_service.create_container(foreign)
     spec = workspace.spec.read_text().replace(
-        f"    {workspace.name}-out: {{}}\n", f"    {workspace.name}-out: {{}}\n    {foreign}: {{}}\n")
+        f"    {workspace.name}-out: {{}}\n", f"    {workspace.name}-out: {{}}\n    {foreign}: {{}}\n"
+    )
     workspace.spec.write_text(spec)
     clash = workspace.run("plan", "spec.yaml")
     assert clash.returncode == 1
@@ -204,8 +228,14 @@ def test_apply_without_a_terminal_or_approval_refuses(workspace: Workspace, blob
 
 def test_the_azure_target_names_the_missing_variables(workspace: Workspace):
     env = {k: v for k, v in workspace.env.items() if not k.startswith("AZURE_")}
-    result = subprocess.run([sys.executable, "-m", "batchspec", "plan", "spec.yaml", "--target", "azure"],
-                            cwd=workspace.root, env=env, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "batchspec", "plan", "spec.yaml", "--target", "azure"],
+        cwd=workspace.root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 1
     assert "AZURE_BATCH_ENDPOINT" in result.stderr and "AZURE_STORAGE_ACCOUNT_URL" in result.stderr
     assert "Traceback" not in result.stderr
@@ -213,7 +243,9 @@ def test_the_azure_target_names_the_missing_variables(workspace: Workspace):
 
 def test_a_failed_start_task_stops_the_apply_with_its_stderr(workspace: Workspace):
     spec = workspace.spec.read_text().replace(
-        """commandLine: /bin/bash -c 'cp""", """commandLine: /bin/bash -c 'echo no disk space left >&2; exit 9; cp""")
+        """commandLine: /bin/bash -c 'cp""",
+        """commandLine: /bin/bash -c 'echo no disk space left >&2; exit 9; cp""",
+    )
     workspace.spec.write_text(spec)
     result = workspace.apply()
     assert result.returncode == 1, result.stdout + result.stderr
@@ -223,8 +255,9 @@ def test_a_failed_start_task_stops_the_apply_with_its_stderr(workspace: Workspac
     assert "submitting" not in result.stdout
 
 
-def test_blobs_named_to_escape_the_download_folder_are_refused(workspace: Workspace,
-                                                               blob_service: BlobServiceClient):
+def test_blobs_named_to_escape_the_download_folder_are_refused(
+    workspace: Workspace, blob_service: BlobServiceClient
+):
     assert workspace.apply().returncode == 0
     out = blob_service.get_container_client(f"{workspace.name}-out")
     # Azurite stores a backslash as '/', so the first name arrives as '../evil.txt'.
