@@ -45,12 +45,11 @@ def test_200_tasks_over_3_nodes_x_2_slots_complete_with_their_exit_codes(client,
     assert len(nodes_used) == 3
 
 
-def test_failed_task_is_retried_up_to_max_task_retry_count(client, job):
-    # Fails twice, then succeeds: a counter file in the shared dir survives retries.
-    counter = f"$AZ_BATCH_NODE_SHARED_DIR/{job}.count"
-    script = (
-        f"n=$(cat {counter} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {counter}; [ $n -ge 3 ]"
-    )
+def test_failed_task_is_retried_up_to_max_task_retry_count(client, job, tmp_path):
+    # Fails twice, then succeeds. Every node is this host, so an absolute path counts the
+    # attempts wherever the retries land.
+    counter = tmp_path / "attempts"
+    script = f"echo x >> {counter}; [ $(wc -l < {counter}) -ge 3 ]"
     constraints = bm.BatchTaskConstraints(max_task_retry_count=5)
     client.create_task(job, task("flaky", sh(script), constraints=constraints))
     client.create_task(
@@ -60,12 +59,26 @@ def test_failed_task_is_retried_up_to_max_task_retry_count(client, job):
     wait_job_done(client, job, 2)
     flaky = client.get_task(job, "flaky")
     hopeless = client.get_task(job, "hopeless")
-    # The counter is per node; a retry may land elsewhere, so only the bounds are certain.
     assert flaky.execution_info.result == "success"
-    assert 0 <= flaky.execution_info.retry_count <= 5
+    assert flaky.execution_info.retry_count == 2
+    assert counter.read_text() == "x\n" * 3
     assert hopeless.execution_info.retry_count == 2
     assert hopeless.execution_info.exit_code == 9
     assert hopeless.execution_info.last_retry_time is not None
+
+
+def test_job_max_task_retry_count_applies_to_tasks_without_their_own(client, shared_pool):
+    job_id = unique("jretry")
+    client.create_job(
+        bm.BatchJobCreateOptions(
+            id=job_id,
+            pool_info=bm.BatchPoolInfo(pool_id=shared_pool),
+            constraints=bm.BatchJobConstraints(max_task_retry_count=1),
+        )
+    )
+    client.create_task(job_id, task("once-more", sh("exit 1")))
+    wait_job_done(client, job_id, 1)
+    assert client.get_task(job_id, "once-more").execution_info.retry_count == 1
 
 
 def test_task_exceeding_max_wall_clock_time_is_killed(client, job):
@@ -234,6 +247,9 @@ def test_list_tasks_pages_filters_and_selects(client, job):
     assert sorted(t.id for t in either) == ["p01", "p02"]
     prefixed = list(client.list_tasks(job, filter="startswith(id, 'p1')"))
     assert len(prefixed) == 10
+    one = client.get_task(job, "p03", select=["id", "executionInfo"])
+    assert one.id == "p03" and one.execution_info.exit_code == 1
+    assert one.command_line is None
     with pytest.raises(HttpResponseError) as info:
         list(client.list_tasks(job, filter="state eq"))
     assert info.value.error.code == "InvalidQueryParameterValue"
@@ -249,18 +265,20 @@ def test_terminate_running_task_ends_it_with_task_ended(client, job):
     assert info.failure_info.code == "TaskEnded"
 
 
-def test_reactivate_failed_task_runs_it_again(client, job):
-    client.create_task(job, task("again", sh("exit 4")))
+def test_reactivate_failed_task_runs_it_again(client, job, tmp_path):
+    runs = tmp_path / "runs"
+    client.create_task(job, task("again", sh(f"echo x >> {runs}; [ $(wc -l < {runs}) -ge 2 ]")))
     wait_job_done(client, job, 1)
+    assert client.get_task(job, "again").execution_info.result == "failure"
     client.reactivate_task(job, "again")
-    assert client.get_task(job, "again").state in ("active", "preparing", "running", "completed")
     wait_for(lambda: client.get_task(job, "again").state == "completed", 10)
-    assert client.get_task(job, "again").execution_info.exit_code == 4
-    client.create_task(job, task("fine", "/bin/true"))
-    wait_job_done(client, job, 2)
-    with pytest.raises(HttpResponseError) as info:
-        client.reactivate_task(job, "fine")
-    assert info.value.status_code == 409
+    info = client.get_task(job, "again").execution_info
+    assert info.result == "success"
+    assert info.retry_count == 0
+    assert runs.read_text() == "x\nx\n"
+    with pytest.raises(HttpResponseError) as exc:  # a task that succeeded cannot be reactivated
+        client.reactivate_task(job, "again")
+    assert exc.value.status_code == 409
 
 
 def test_job_with_terminatejob_completes_when_all_tasks_complete(client, shared_pool):
