@@ -417,3 +417,65 @@ def test_higher_priority_job_runs_first_and_max_parallel_tasks_is_honoured(clien
     for (_, end), (start, _) in zip(highs, highs[1:], strict=False):
         assert start >= end
     client.begin_delete_pool(pool_id, polling_interval=0.1).result()
+
+
+def test_replace_job_and_task_round_trip_what_get_returned(client, job):
+    body = client.get_job(job)
+    body.priority = 42
+    body.metadata = [bm.BatchMetadataItem(name="owner", value="tests")]
+    client.replace_job(job, body)
+    fetched = client.get_job(job)
+    assert fetched.priority == 42
+    assert fetched.metadata[0].value == "tests"
+    assert fetched.etag != body.etag
+
+    client.create_task(job, task("slow", "/bin/sleep 30"))
+    t = client.get_task(job, "slow")
+    t.constraints = bm.BatchTaskConstraints(max_task_retry_count=3, max_wall_clock_time="PT1H")
+    client.replace_task(job, "slow", t)
+    assert client.get_task(job, "slow").constraints.max_task_retry_count == 3
+    wait_for(lambda: client.get_task(job, "slow").state == "running", 10)
+
+
+def test_delete_running_task_kills_it_and_it_is_gone(client, job, tmp_path):
+    pid_file = tmp_path / "pid"
+    client.create_task(job, task("doomed", sh(f"echo $$ > {pid_file}; exec sleep 60")))
+    wait_for(lambda: pid_file.exists() and pid_file.read_text().strip(), 10)
+    pid = int(pid_file.read_text())
+    client.delete_task(job, "doomed")
+    with pytest.raises(ResourceNotFoundError):
+        client.get_task(job, "doomed")
+
+    def gone() -> bool:
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                return fh.read().split(")")[-1].split()[0] == "Z"
+        except FileNotFoundError:
+            return True
+
+    wait_for(gone, 10)
+
+
+def test_delete_task_file_removes_it(client, job):
+    client.create_task(job, task("files", sh("echo a > keep.txt; echo b > drop.txt")))
+    wait_job_done(client, job, 1)
+    client.delete_task_file(job, "files", "wd/drop.txt")
+    names = {f.name for f in client.list_task_files(job, "files", recursive=True)}
+    assert "wd/keep.txt" in names and "wd/drop.txt" not in names
+
+
+def test_list_jobs_filters_by_state(client, shared_pool):
+    prefix = unique("lj")
+    for i in range(3):
+        client.create_job(
+            bm.BatchJobCreateOptions(
+                id=f"{prefix}-{i}", pool_info=bm.BatchPoolInfo(pool_id=shared_pool)
+            )
+        )
+    client.begin_terminate_job(
+        f"{prefix}-1", {"terminateReason": "x"}, polling_interval=0.1
+    ).result()
+    active = {
+        j.id for j in client.list_jobs(filter=f"state eq 'active' and startswith(id, '{prefix}')")
+    }
+    assert active == {f"{prefix}-0", f"{prefix}-2"}
