@@ -369,6 +369,10 @@ class Scheduler(JobLifecycle):
 
     # Ending runs from outside
 
+    def kill_run(self, r: Running) -> None:
+        """Kill one run's process tree (its end_reason says what happens next)."""
+        self._kill(r)
+
     def _kill(self, r: Running) -> None:
         if r.run is not None:
             try:

@@ -22,7 +22,7 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
-from . import api_files, api_jobs, api_pools, api_tasks, auth, errors
+from . import api_files, api_jobs, api_nodes, api_pools, api_tasks, auth, errors
 from .common import MAX_BODY, Ctx, json_response
 from .faults import Faults
 from .scheduler import Scheduler
@@ -78,8 +78,13 @@ _TABLE: list[tuple[str, dict[str, Callable]]] = [
     ("/pools/{pool_id}/resize", {"POST": api_pools.resize_pool}),
     ("/pools/{pool_id}/stopresize", {"POST": api_pools.stop_resize}),
     ("/pools/{pool_id}/updateproperties", {"POST": api_pools.replace_pool_properties}),
+    ("/pools/{pool_id}/removenodes", {"POST": api_nodes.remove_nodes}),
     ("/pools/{pool_id}/nodes", {"GET": api_pools.list_nodes}),
     ("/pools/{pool_id}/nodes/{node_id}", {"GET": api_pools.get_node}),
+    ("/pools/{pool_id}/nodes/{node_id}/reboot", {"POST": api_nodes.reboot_node}),
+    ("/pools/{pool_id}/nodes/{node_id}/reimage", {"POST": api_nodes.reimage_node}),
+    ("/pools/{pool_id}/nodes/{node_id}/disablescheduling", {"POST": api_nodes.disable_scheduling}),
+    ("/pools/{pool_id}/nodes/{node_id}/enablescheduling", {"POST": api_nodes.enable_scheduling}),
     ("/pools/{pool_id}/nodes/{node_id}/files", {"GET": api_files.list_node_files}),
     (
         "/pools/{pool_id}/nodes/{node_id}/files/{path}",
