@@ -145,11 +145,18 @@ def _argv_command(*quoted: str) -> str:
 
 
 def _pid_gone(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] == "Z"  # a zombie waiting for init is dead too
+    """True once `pid` is dead (a zombie waiting for init counts); waits up to 2 s."""
+    deadline = time.monotonic() + 2
+    while True:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except FileNotFoundError:
+            return True
+        if stat.rsplit(")", 1)[1].split()[0] == "Z":
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
 
 
 # --- layout and environment -----------------------------------------------------------------
@@ -543,6 +550,25 @@ def test_output_files_on_success(ctx, azurite):
         "x.bin",
     }
     assert client.download_blob("tree/sub/b.txt").readall() == b"b\n"
+    assert client.get_blob_client("tree/a.txt").get_blob_properties().content_settings \
+        .content_type == "text/plain"
+    journal = (run.task_dir / "fileuploadout.txt").read_text()
+    assert "tree/sub/deeper/c.txt" in journal and "sig=" not in journal
+    assert (run.task_dir / "fileuploaderr.txt").read_text() == ""
+
+
+def test_upload_headers_are_sent(ctx, azurite):
+    url, client = _container(azurite)
+    headers = [{"name": "x-ms-blob-content-type", "value": "application/x-report"},
+               {"name": "x-ms-meta-origin", "value": "batch"}]
+    task = _task("hdr", "/bin/sh -c 'echo r > report.txt'", outputFiles=[{
+        "filePattern": "report.txt",
+        "destination": {"container": {"containerUrl": url, "uploadHeaders": headers}},
+        "uploadOptions": {"uploadCondition": "taskcompletion"}}])
+    assert _run(TaskRun(ctx, "job1", task).run()).result == "success"
+    props = client.get_blob_client("report.txt").get_blob_properties()
+    assert props.content_settings.content_type == "application/x-report"
+    assert props.metadata == {"origin": "batch"}
 
 
 def test_output_files_on_failure(ctx, azurite):
@@ -584,6 +610,8 @@ def test_upload_failure_fails_the_task_without_leaking_the_sas(ctx, azurite):
     assert outcome.failure_info["category"] == "usererror"
     assert "sig=" not in json.dumps(outcome.failure_info)
     assert _names(client) == set()
+    errors = (run.task_dir / "fileuploaderr.txt").read_text()
+    assert "FileUploadAccessDenied" in errors and "sig=" not in errors
 
 
 def test_large_output_file_goes_up_in_blocks(ctx, azurite, monkeypatch):
