@@ -196,3 +196,10 @@ def test_stop_resize_keeps_the_nodes_the_pool_has(client):
     assert pool.current_dedicated_nodes == 1
     assert len(list(client.list_nodes(pool_id))) == 1
     client.begin_delete_pool(pool_id, polling_interval=0.1).result()
+
+
+def test_node_file_can_be_deleted(client, shared_pool):
+    node = next(iter(client.list_nodes(shared_pool)))
+    client.delete_node_file(shared_pool, node.id, "startup/stderr.txt")
+    names = {f.name for f in client.list_node_files(shared_pool, node.id, recursive=True)}
+    assert "startup/stderr.txt" not in names and "startup/stdout.txt" in names

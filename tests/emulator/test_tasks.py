@@ -479,3 +479,24 @@ def test_list_jobs_filters_by_state(client, shared_pool):
         j.id for j in client.list_jobs(filter=f"state eq 'active' and startswith(id, '{prefix}')")
     }
     assert active == {f"{prefix}-0", f"{prefix}-2"}
+
+
+def test_large_stdout_is_streamed_whole_and_by_range(client, job):
+    # 3 MB of a repeating 16-byte pattern: bigger than the server's in-memory threshold.
+    script = "import sys; sys.stdout.write('0123456789abcdef' * 196608)"
+    client.create_task(job, task("big", f'python3 -c "{script}"'))
+    wait_job_done(client, job, 1)
+    data = b"".join(client.download_task_file(job, "big", "stdout.txt"))
+    assert len(data) == 16 * 196608
+    assert data[:16] == b"0123456789abcdef" and data[-16:] == b"0123456789abcdef"
+    tail = b"".join(
+        client.download_task_file(job, "big", "stdout.txt", ocp_range="bytes=1048570-3145727")
+    )
+    assert len(tail) == 3145727 - 1048570 + 1
+    assert tail[:6] == b"abcdef"
+    assert client.get_task_file_properties(job, "big", "stdout.txt").content_length == len(data)
+
+
+def test_subtasks_of_an_ordinary_task_are_empty(client, job):
+    client.create_task(job, task("plain", "/bin/true"))
+    assert list(client.list_subtasks(job, "plain")) == []
