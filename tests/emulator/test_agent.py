@@ -634,3 +634,21 @@ def test_large_output_file_goes_up_in_blocks(ctx, azurite, monkeypatch):
     assert outcome.result == "success", outcome.failure_info
     assert client.download_blob("big.bin").readall() == payload
     assert len(client.get_blob_client("big.bin").get_block_list()[0]) == 9
+
+
+def test_start_task_resource_files_with_odd_blob_names(ctx, azurite):
+    odd = "dir with space/ünï #1+%20.txt"
+    url, _ = _container(azurite, {odd: b"odd", "plain.txt": b"plain"})
+    start = {
+        "commandLine": "/bin/sh -c 'cat \"$AZ_BATCH_NODE_STARTUP_WORKING_DIR/" + odd + "\"'",
+        "resourceFiles": [{"storageContainerUrl": url}],
+    }
+    outcome = _run(run_start_task(ctx, start))
+    assert outcome.result == "success", outcome.failure_info
+    assert (ctx.root / "startup" / "stdout.txt").read_text() == "odd"
+    assert (ctx.root / "startup" / "wd" / "plain.txt").read_bytes() == b"plain"
+    # A re-run (as after a reboot) keeps the startup working directory.
+    (ctx.root / "startup" / "wd" / "marker").write_text("kept")
+    again = _run(run_start_task(ctx, {"commandLine": "/bin/cat marker"}))
+    assert again.exit_code == 0
+    assert (ctx.root / "startup" / "stdout.txt").read_text() == "kept"
