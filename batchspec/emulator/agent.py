@@ -183,7 +183,8 @@ class _Execution:
 
         try:
             argv = split_command_line(self._spec.get("commandLine") or "", self._env)
-        except CommandLineError as exc:
+            limit = parse_duration((self._spec.get("constraints") or {}).get("maxWallClockTime"))
+        except (CommandLineError, ValueError) as exc:
             return ended(None, _failure("CommandLaunchFailed",
                                         "Failed to launch the specified command line.",
                                         [{"name": "Message", "value": str(exc)}]))
@@ -201,7 +202,6 @@ class _Execution:
                                         [{"name": "Program", "value": argv[0]},
                                          {"name": "Message", "value": exc.strerror or str(exc)}]))
 
-        limit = parse_duration((self._spec.get("constraints") or {}).get("maxWallClockTime"))
         exited = await self._until_killed(self._process.wait(), timeout=limit)
         failure = None
         if not exited:

@@ -310,6 +310,10 @@ def test_program_not_found_and_launch_failure(ctx):
     missing = _run(TaskRun(ctx, "job1", _task("nf", "no-such-program-xyz --flag")).run())
     assert missing.exit_code is None and missing.result == "failure"
     assert missing.failure_info["code"] == "CommandProgramNotFound"
+    bad_limit = _run(
+        TaskRun(ctx, "job1", _task("bl", "/bin/true", constraints={"maxWallClockTime": "soon"}))
+        .run())
+    assert bad_limit.exit_code is None and bad_limit.failure_info["code"] == "CommandLaunchFailed"
     unterminated = _run(TaskRun(ctx, "job1", _task("uq", "echo 'oops")).run())
     assert unterminated.exit_code is None
     assert unterminated.failure_info["code"] == "CommandLaunchFailed"
