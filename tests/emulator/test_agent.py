@@ -656,3 +656,13 @@ def test_start_task_resource_files_with_odd_blob_names(ctx, azurite):
     again = _run(run_start_task(ctx, {"commandLine": "/bin/cat marker"}))
     assert again.exit_code == 0
     assert (ctx.root / "startup" / "stdout.txt").read_text() == "kept"
+
+
+def test_unreachable_storage_is_a_download_error_without_the_sas(ctx):
+    url = f"http://127.0.0.1:{_free_port()}/acct/c/a.txt?sv=2023&sig=SECRETSIG"
+    outcome = _run(TaskRun(ctx, "job1", _task("down", "/bin/true", resourceFiles=[
+        {"httpUrl": url, "filePath": "a.txt"}])).run())
+    assert outcome.exit_code is None
+    assert outcome.failure_info["code"] == "BlobDownloadMiscError"
+    assert outcome.failure_info["category"] == "servererror"
+    assert "SECRETSIG" not in json.dumps(outcome.failure_info)
