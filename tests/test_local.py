@@ -206,3 +206,19 @@ def test_no_node_is_a_clear_error(home, monkeypatch):
     with pytest.raises(LocalServiceError, match="Node.js"):
         local.up()
     assert not (home / "local.json").exists()
+
+
+def test_up_restarts_after_a_service_died(home):
+    local.up()
+    before = _state(home)
+    os.kill(before["emulator"]["pid"], 9)
+    deadline = time.monotonic() + 5
+    while local.status().running:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    status = local.up()
+    after = _state(home)
+    assert status.running
+    assert after["emulator"]["pid"] != before["emulator"]["pid"]
+    assert _gone(before["azurite"]["pid"])  # the survivor was stopped and started afresh
+    assert _http_status(status.batch["endpoint"] + "/pools") == 401

@@ -183,7 +183,8 @@ class _Execution:
 
         try:
             argv = split_command_line(self._spec.get("commandLine") or "", self._env)
-        except CommandLineError as exc:
+            limit = parse_duration((self._spec.get("constraints") or {}).get("maxWallClockTime"))
+        except (CommandLineError, ValueError) as exc:
             return ended(None, _failure("CommandLaunchFailed",
                                         "Failed to launch the specified command line.",
                                         [{"name": "Message", "value": str(exc)}]))
@@ -201,7 +202,6 @@ class _Execution:
                                         [{"name": "Program", "value": argv[0]},
                                          {"name": "Message", "value": exc.strerror or str(exc)}]))
 
-        limit = parse_duration((self._spec.get("constraints") or {}).get("maxWallClockTime"))
         exited = await self._until_killed(self._process.wait(), timeout=limit)
         failure = None
         if not exited:
@@ -224,7 +224,7 @@ class _Execution:
         if self._killed:
             return ended(exit_code, failure or _ended_by_user())
         uploads = transfer.upload_output_files(self._spec.get("outputFiles") or [], self.wd,
-                                               self._env, exit_code)
+                                               self._env, exit_code, log_dir=self.directory)
         try:
             if not await self._until_killed(uploads):
                 return ended(exit_code, failure or _ended_by_user())
@@ -270,6 +270,33 @@ class _Execution:
         # Also reaps children that ignored SIGTERM or outlived the group leader.
         self._signal_group(signal.SIGKILL)
         await self._process.wait()
+        # SIGKILL is delivered asynchronously: give the group a moment to be gone so callers
+        # see no survivors (a zombie awaiting its new parent's wait still counts as a member).
+        for _ in range(20):
+            if not _group_has_live_members(self._process.pid):
+                return
+            await asyncio.sleep(0.05)
+
+
+def _group_has_live_members(pgid: int) -> bool:
+    """Whether process group `pgid` has a member that is not a zombie."""
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return True  # no procfs: cannot tell zombies apart, assume the worst
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] != "Z" and fields[2] == str(pgid):  # state, ppid, pgrp
+            return True
+    return False
 
 
 def _ended_by_user() -> dict:

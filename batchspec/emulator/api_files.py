@@ -22,10 +22,11 @@ from aiohttp import web
 from . import errors
 from .api_pools import get_node_doc
 from .api_tasks import get_task_doc
-from .common import Ctx, paged
+from .common import Ctx, paged, standard_headers
 from .store import key
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_STREAM_ABOVE = 1024 * 1024  # bytes; also the chunk size when streaming
 
 
 def _file_not_found() -> errors.BatchServiceError:
@@ -172,8 +173,23 @@ async def _get(ctx: Ctx, root: Path, rel: str, url: str, head: bool) -> web.Resp
                 "InvalidRange",
                 "The range specified is invalid for the current size of the resource.",
             )
-    data = await asyncio.to_thread(_read, path, start, max(0, end - start + 1))
-    return web.Response(status=200, body=data, headers=headers)
+    length = max(0, end - start + 1)
+    if length <= _STREAM_ABOVE:
+        data = await asyncio.to_thread(_read, path, start, length)
+        return web.Response(status=200, body=data, headers=headers)
+    # Large files (task logs can be big) are streamed in chunks, never held in memory.
+    headers.update(standard_headers(ctx.request, ctx.request_id), **{"Content-Length": str(length)})
+    response = web.StreamResponse(status=200, headers=headers)
+    await response.prepare(ctx.request)
+    offset = start
+    while offset <= end:
+        chunk = await asyncio.to_thread(_read, path, offset, min(_STREAM_ABOVE, end - offset + 1))
+        if not chunk:  # the file shrank meanwhile
+            break
+        await response.write(chunk)
+        offset += len(chunk)
+    await response.write_eof()
+    return response
 
 
 async def _delete(ctx: Ctx, root: Path, rel: str) -> web.Response:

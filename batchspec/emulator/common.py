@@ -9,7 +9,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from email.utils import format_datetime, parsedate_to_datetime
+from email.utils import format_datetime, formatdate, parsedate_to_datetime
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, quote, urlencode
 
@@ -64,6 +64,19 @@ class Ctx:
     def header(self, name: str) -> str | None:
         """A request header (case-insensitive)."""
         return self.request.headers.get(name)
+
+
+def standard_headers(request: web.Request, request_id: str) -> dict[str, str]:
+    """Headers on every response: request-id, the echoed client-request-id, Date."""
+    headers = {
+        "request-id": request_id,
+        "Date": formatdate(usegmt=True),
+        "Server": "batchspec-emulator",
+    }
+    crid = request.headers.get("client-request-id")
+    if crid:
+        headers["client-request-id"] = crid
+    return headers
 
 
 def http_date(iso_text: str | None) -> str:

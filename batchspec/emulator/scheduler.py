@@ -17,18 +17,19 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 from . import model
+from .jobs import DELETE, TERMINATE, JobLifecycle
 from .nodes import NodeManager
 from .store import Store, key
 
 log = logging.getLogger("batchspec.emulator")
 
-# How a run ended when someone other than the process decided: the task was terminated, its
-# node went away (requeue), or the task/job was deleted.
-TERMINATE, REQUEUE, DELETE = "terminate", "requeue", "delete"
+# A run ended because its node went away: the task goes back to the queue (see jobs.py for
+# the other reasons a run can be ended from outside).
+REQUEUE = "requeue"
 
 
 @dataclass
@@ -50,8 +51,8 @@ def _iso(value: datetime | None) -> str | None:
     return model.iso(value) if value is not None else None
 
 
-class Scheduler:
-    """Owns the dispatcher loop, the running attempts and the job/task state machine."""
+class Scheduler(JobLifecycle):
+    """Owns the dispatcher loop, the running attempts and the task state machine."""
 
     def __init__(
         self,
@@ -368,6 +369,10 @@ class Scheduler:
 
     # Ending runs from outside
 
+    def kill_run(self, r: Running) -> None:
+        """Kill one run's process tree (its end_reason says what happens next)."""
+        self._kill(r)
+
     def _kill(self, r: Running) -> None:
         if r.run is not None:
             try:
@@ -417,100 +422,9 @@ class Scheduler:
             self._kill(r)
         return runs
 
-    # Jobs
-
-    def terminate_job(self, jk: str, reason: str) -> None:
-        """Job -> terminating; running tasks are ended; completed once none runs."""
-        job = self.store.jobs[jk]
-        if job["state"] in ("completed", "terminating", "deleting"):
-            return
-        model.set_state(job, "terminating")
-        job.setdefault("executionInfo", {})["terminateReason"] = reason
-        model.touch(job)
-        self.store.put_job(job)
-        for r in [r for r in self.running.values() if r.job_key == jk]:
-            r.end_reason = r.end_reason or TERMINATE
-            self._kill(r)
-        self._maybe_finish_terminate(jk)
-
-    def arm_job_timer(self, jk: str) -> None:
-        """Enforce the job's constraints.maxWallClockTime (from its creation time)."""
-        old = self._job_timers.pop(jk, None)
-        if old:
-            old.cancel()
-        job = self.store.jobs.get(jk)
-        if job is None or job["state"] not in ("active", "disabled"):
-            return
-        limit = model.parse_duration((job.get("constraints") or {}).get("maxWallClockTime"))
-        if limit is None or limit > _TEN_YEARS:
-            return
-        created = datetime.strptime(job["creationTime"], "%Y-%m-%dT%H:%M:%S.%fZ")
-        elapsed = (datetime.now(timezone.utc).replace(tzinfo=None) - created).total_seconds()
-        self._job_timers[jk] = asyncio.get_running_loop().call_later(
-            max(0.0, limit - elapsed), self._job_expired, jk
-        )
-
-    def _job_expired(self, jk: str) -> None:
-        self._job_timers.pop(jk, None)
-        job = self.store.jobs.get(jk)
-        if job is not None and job["state"] in ("active", "disabled"):
-            self.terminate_job(jk, "MaxWallClockTimeExpiry")
-
-    def _maybe_finish_terminate(self, jk: str) -> None:
-        job = self.store.jobs.get(jk)
-        if job is None or job["state"] != "terminating":
-            return
-        if self.job_running.get(jk, 0) > 0:
-            self.spawn(self._finish_terminate_later(jk))
-            return
-        model.set_state(job, "completed")
-        job.setdefault("executionInfo", {})["endTime"] = model.now_iso()
-        model.touch(job)
-        self.store.put_job(job)
-
-    async def _finish_terminate_later(self, jk: str) -> None:
-        runs = [r for r in self.running.values() if r.job_key == jk]
-        for r in runs:
-            await r.done.wait()
-        # The finishing runs completed their tasks; give their callbacks a turn.
-        await asyncio.sleep(0)
-        if self.job_running.get(jk, 0) == 0:
-            self._maybe_finish_terminate(jk)
-
-    def check_job(self, jk: str) -> None:
-        """onAllTasksComplete=terminatejob: terminate once every task is completed.
-
-        As in the service, a job with no tasks has all its tasks complete.
-        """
-        job = self.store.jobs.get(jk)
-        if job is None:
-            return
-        if job["state"] == "terminating":
-            self._maybe_finish_terminate(jk)
-            return
-        if job["state"] != "active" or job.get("onAllTasksComplete") != "terminatejob":
-            return
-        if all(t.get("state") == "completed" for t in self.store.tasks.get(jk, {}).values()):
-            self.terminate_job(jk, "AllTasksComplete")
-
-    async def delete_job(self, jk: str) -> None:
-        """Finish an asynchronous job delete: end its runs, then drop it and its tasks."""
-        runs = [r for r in self.running.values() if r.job_key == jk]
-        for r in runs:
-            r.end_reason = DELETE
-            self._kill(r)
-        for r in runs:
-            await r.done.wait()
-        await asyncio.sleep(self.nodes.allocation_delay)
-        self.queues.pop(jk, None)
-        self.job_running.pop(jk, None)
-        self.store.delete_job(jk)
-
-
-_TEN_YEARS = 10 * 365 * 86400.0  # "unlimited" durations are ~10675199 days
-
 
 def _ended() -> dict:
+    """The failureInfo of a task ended by a terminate request."""
     return {
         "category": "usererror",
         "code": "TaskEnded",

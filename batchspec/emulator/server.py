@@ -16,14 +16,13 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from email.utils import formatdate
 from pathlib import Path
 from urllib.parse import unquote
 
 from aiohttp import web
 
-from . import api_files, api_jobs, api_pools, api_tasks, auth, errors
-from .common import MAX_BODY, Ctx, json_response
+from . import api_files, api_jobs, api_nodes, api_pools, api_tasks, auth, errors
+from .common import MAX_BODY, Ctx, json_response, standard_headers
 from .faults import Faults
 from .scheduler import Scheduler
 from .store import Store
@@ -78,8 +77,13 @@ _TABLE: list[tuple[str, dict[str, Callable]]] = [
     ("/pools/{pool_id}/resize", {"POST": api_pools.resize_pool}),
     ("/pools/{pool_id}/stopresize", {"POST": api_pools.stop_resize}),
     ("/pools/{pool_id}/updateproperties", {"POST": api_pools.replace_pool_properties}),
+    ("/pools/{pool_id}/removenodes", {"POST": api_nodes.remove_nodes}),
     ("/pools/{pool_id}/nodes", {"GET": api_pools.list_nodes}),
     ("/pools/{pool_id}/nodes/{node_id}", {"GET": api_pools.get_node}),
+    ("/pools/{pool_id}/nodes/{node_id}/reboot", {"POST": api_nodes.reboot_node}),
+    ("/pools/{pool_id}/nodes/{node_id}/reimage", {"POST": api_nodes.reimage_node}),
+    ("/pools/{pool_id}/nodes/{node_id}/disablescheduling", {"POST": api_nodes.disable_scheduling}),
+    ("/pools/{pool_id}/nodes/{node_id}/enablescheduling", {"POST": api_nodes.enable_scheduling}),
     ("/pools/{pool_id}/nodes/{node_id}/files", {"GET": api_files.list_node_files}),
     (
         "/pools/{pool_id}/nodes/{node_id}/files/{path}",
@@ -204,12 +208,8 @@ class Emulator:
         request_id = str(uuid.uuid4())
         base_url = f"{request.scheme}://{request.host}"
         response = await self._answer(request, request_id, base_url)
-        response.headers["request-id"] = request_id
-        crid = request.headers.get("client-request-id")
-        if crid:
-            response.headers["client-request-id"] = crid
-        response.headers["Date"] = formatdate(usegmt=True)
-        response.headers.setdefault("Server", "batchspec-emulator")
+        if not response.prepared:  # a streamed file sent its headers already (api_files)
+            response.headers.update(standard_headers(request, request_id))
         access_log.info(
             "%s %s %d %.1fms",
             request.method,

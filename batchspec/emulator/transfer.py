@@ -20,6 +20,7 @@ import mimetypes
 import os
 import weakref
 import xml.etree.ElementTree as ET
+from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import quote
 
@@ -290,9 +291,14 @@ def match_output_files(pattern: str, wd: Path, env: dict[str, str]) -> list[tupl
 
 
 async def upload_output_files(output_files: list[dict], wd: Path, env: dict[str, str],
-                              exit_code: int | None) -> None:
-    """Upload the output files whose condition holds for `exit_code`; raise TransferError."""
+                              exit_code: int | None, log_dir: Path | None = None) -> None:
+    """Upload the output files whose condition holds for `exit_code`; raise TransferError.
+
+    With `log_dir`, each upload and failure is logged to fileuploadout.txt / fileuploaderr.txt
+    there, as the service's node agent does in the task directory.
+    """
     jobs = []
+    journal = _Journal(log_dir) if log_dir is not None and output_files else None
     for spec in output_files or []:
         condition = (spec.get("uploadOptions") or {}).get("uploadCondition")
         if not should_upload(condition, exit_code):
@@ -300,28 +306,71 @@ async def upload_output_files(output_files: list[dict], wd: Path, env: dict[str,
         container = ((spec.get("destination") or {}).get("container") or {})
         container_url = container.get("containerUrl") or ""
         prefix = (container.get("path") or "").strip("/")
+        headers = {h["name"]: h.get("value") or "" for h in container.get("uploadHeaders") or []}
         pattern = spec.get("filePattern") or ""
         has_magic = glob.has_magic(pattern)
-        for path, relative in match_output_files(pattern, wd, env):
+        matches = match_output_files(pattern, wd, env)
+        if journal and not matches:
+            journal.out(f"No files matched pattern {pattern!r}")
+        for path, relative in matches:
             if has_magic:
                 name = f"{prefix}/{relative}" if prefix else relative
             else:
                 name = prefix or relative
-            jobs.append(_put_file(path, container_url, name))
-    await _gather_fail_fast(jobs)
+            jobs.append(_put_file(path, container_url, name, headers, journal))
+    try:
+        await _gather_fail_fast(jobs)
+    finally:
+        if journal:
+            journal.close()
 
 
-async def _put_file(path: Path, container_url: str, blob_name: str) -> None:
+class _Journal:
+    """fileuploadout.txt / fileuploaderr.txt; never holds a SAS."""
+
+    def __init__(self, directory: Path):
+        self._directory = directory
+        self._lines: dict[str, list[str]] = {"fileuploadout.txt": [], "fileuploaderr.txt": []}
+
+    def out(self, line: str) -> None:
+        self._lines["fileuploadout.txt"].append(f"{_timestamp()} {line}\n")
+
+    def err(self, line: str) -> None:
+        self._lines["fileuploaderr.txt"].append(f"{_timestamp()} {line}\n")
+
+    def close(self) -> None:
+        for name, lines in self._lines.items():
+            with open(self._directory / name, "a", encoding="utf-8") as log:
+                log.writelines(lines)
+
+
+def _timestamp() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+async def _put_file(path: Path, container_url: str, blob_name: str, extra_headers: dict,
+                    journal: _Journal | None) -> None:
     url = _blob_url(container_url, blob_name)
     detail = [{"name": "FilePath", "value": str(path)}, {"name": "Url", "value": redact(url)}]
+    try:
+        await _put_file_parts(path, url, detail, extra_headers)
+    except TransferError as exc:
+        if journal:
+            journal.err(f"Upload of {path} to {redact(url)} failed: {exc.code}: {exc.message}")
+        raise
+    if journal:
+        journal.out(f"Uploaded {path} to {redact(url)}")
+
+
+async def _put_file_parts(path: Path, url: str, detail: list[dict], extra_headers: dict) -> None:
     size = path.stat().st_size
-    content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    content = {"x-ms-blob-content-type":
+               mimetypes.guess_type(path.name)[0] or "application/octet-stream", **extra_headers}
     try:
         if size <= PUT_BLOB_LIMIT:
             with open(path, "rb") as body:
                 await _put(url, "", body, detail, {
-                    "x-ms-blob-type": "BlockBlob", "x-ms-blob-content-type": content_type,
-                    "Content-Length": str(size)})
+                    **content, "x-ms-blob-type": "BlockBlob", "Content-Length": str(size)})
             return
         block_ids = []
         with open(path, "rb") as body:
@@ -334,7 +383,7 @@ async def _put_file(path: Path, container_url: str, blob_name: str) -> None:
                 index += 1
         block_list = "".join(f"<Latest>{b}</Latest>" for b in block_ids)
         xml = f'<?xml version="1.0" encoding="utf-8"?><BlockList>{block_list}</BlockList>'.encode()
-        await _put(url, "comp=blocklist", xml, detail, {"x-ms-blob-content-type": content_type,
+        await _put(url, "comp=blocklist", xml, detail, {**content,
                                                         "Content-Length": str(len(xml))})
     except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
         raise TransferError("servererror", "FileUploadMiscError",

@@ -145,11 +145,18 @@ def _argv_command(*quoted: str) -> str:
 
 
 def _pid_gone(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] == "Z"  # a zombie waiting for init is dead too
+    """True once `pid` is dead (a zombie waiting for init counts); waits up to 2 s."""
+    deadline = time.monotonic() + 2
+    while True:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except FileNotFoundError:
+            return True
+        if stat.rsplit(")", 1)[1].split()[0] == "Z":
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
 
 
 # --- layout and environment -----------------------------------------------------------------
@@ -303,6 +310,10 @@ def test_program_not_found_and_launch_failure(ctx):
     missing = _run(TaskRun(ctx, "job1", _task("nf", "no-such-program-xyz --flag")).run())
     assert missing.exit_code is None and missing.result == "failure"
     assert missing.failure_info["code"] == "CommandProgramNotFound"
+    bad_limit = _run(
+        TaskRun(ctx, "job1", _task("bl", "/bin/true", constraints={"maxWallClockTime": "soon"}))
+        .run())
+    assert bad_limit.exit_code is None and bad_limit.failure_info["code"] == "CommandLaunchFailed"
     unterminated = _run(TaskRun(ctx, "job1", _task("uq", "echo 'oops")).run())
     assert unterminated.exit_code is None
     assert unterminated.failure_info["code"] == "CommandLaunchFailed"
@@ -543,6 +554,25 @@ def test_output_files_on_success(ctx, azurite):
         "x.bin",
     }
     assert client.download_blob("tree/sub/b.txt").readall() == b"b\n"
+    assert client.get_blob_client("tree/a.txt").get_blob_properties().content_settings \
+        .content_type == "text/plain"
+    journal = (run.task_dir / "fileuploadout.txt").read_text()
+    assert "tree/sub/deeper/c.txt" in journal and "sig=" not in journal
+    assert (run.task_dir / "fileuploaderr.txt").read_text() == ""
+
+
+def test_upload_headers_are_sent(ctx, azurite):
+    url, client = _container(azurite)
+    headers = [{"name": "x-ms-blob-content-type", "value": "application/x-report"},
+               {"name": "x-ms-meta-origin", "value": "batch"}]
+    task = _task("hdr", "/bin/sh -c 'echo r > report.txt'", outputFiles=[{
+        "filePattern": "report.txt",
+        "destination": {"container": {"containerUrl": url, "uploadHeaders": headers}},
+        "uploadOptions": {"uploadCondition": "taskcompletion"}}])
+    assert _run(TaskRun(ctx, "job1", task).run()).result == "success"
+    props = client.get_blob_client("report.txt").get_blob_properties()
+    assert props.content_settings.content_type == "application/x-report"
+    assert props.metadata == {"origin": "batch"}
 
 
 def test_output_files_on_failure(ctx, azurite):
@@ -584,6 +614,8 @@ def test_upload_failure_fails_the_task_without_leaking_the_sas(ctx, azurite):
     assert outcome.failure_info["category"] == "usererror"
     assert "sig=" not in json.dumps(outcome.failure_info)
     assert _names(client) == set()
+    errors = (run.task_dir / "fileuploaderr.txt").read_text()
+    assert "FileUploadAccessDenied" in errors and "sig=" not in errors
 
 
 def test_large_output_file_goes_up_in_blocks(ctx, azurite, monkeypatch):
@@ -606,3 +638,31 @@ def test_large_output_file_goes_up_in_blocks(ctx, azurite, monkeypatch):
     assert outcome.result == "success", outcome.failure_info
     assert client.download_blob("big.bin").readall() == payload
     assert len(client.get_blob_client("big.bin").get_block_list()[0]) == 9
+
+
+def test_start_task_resource_files_with_odd_blob_names(ctx, azurite):
+    odd = "dir with space/ünï #1+%20.txt"
+    url, _ = _container(azurite, {odd: b"odd", "plain.txt": b"plain"})
+    start = {
+        "commandLine": "/bin/sh -c 'cat \"$AZ_BATCH_NODE_STARTUP_WORKING_DIR/" + odd + "\"'",
+        "resourceFiles": [{"storageContainerUrl": url}],
+    }
+    outcome = _run(run_start_task(ctx, start))
+    assert outcome.result == "success", outcome.failure_info
+    assert (ctx.root / "startup" / "stdout.txt").read_text() == "odd"
+    assert (ctx.root / "startup" / "wd" / "plain.txt").read_bytes() == b"plain"
+    # A re-run (as after a reboot) keeps the startup working directory.
+    (ctx.root / "startup" / "wd" / "marker").write_text("kept")
+    again = _run(run_start_task(ctx, {"commandLine": "/bin/cat marker"}))
+    assert again.exit_code == 0
+    assert (ctx.root / "startup" / "stdout.txt").read_text() == "kept"
+
+
+def test_unreachable_storage_is_a_download_error_without_the_sas(ctx):
+    url = f"http://127.0.0.1:{_free_port()}/acct/c/a.txt?sv=2023&sig=SECRETSIG"
+    outcome = _run(TaskRun(ctx, "job1", _task("down", "/bin/true", resourceFiles=[
+        {"httpUrl": url, "filePath": "a.txt"}])).run())
+    assert outcome.exit_code is None
+    assert outcome.failure_info["code"] == "BlobDownloadMiscError"
+    assert outcome.failure_info["category"] == "servererror"
+    assert "SECRETSIG" not in json.dumps(outcome.failure_info)

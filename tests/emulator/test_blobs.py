@@ -94,7 +94,7 @@ def test_resource_file_with_bad_sas_fails_the_task_before_it_runs(client, job, c
     assert info.result == "failure"
     assert info.exit_code is None
     assert info.failure_info.category == "usererror"
-    assert info.failure_info.code
+    assert info.failure_info.code == "BlobAccessDenied"
     assert "sig=" not in (info.failure_info.message or "")
 
 

@@ -140,6 +140,11 @@ def test_node_files_list_recursively(client, shared_pool):
     assert {"shared", "shared/marker.txt", "startup/stdout.txt"} <= names
     top = {f.name for f in client.list_node_files(shared_pool, node.id, recursive=False)}
     assert "shared/marker.txt" not in top and "shared" in top
+    props = client.get_node_file_properties(shared_pool, node.id, "shared/marker.txt")
+    assert props.content_length == len(b"prepared\n")
+    assert props.is_directory is False
+    assert props.url.endswith("/files/shared/marker.txt")
+    assert props.file_mode.startswith("0100")
 
 
 def test_node_get_reports_slots_and_state(client, shared_pool):
@@ -179,3 +184,23 @@ def test_resize_down_and_pool_delete_requeue_then_kill_running_tasks(client):
     assert all(t.state == "active" for t in tasks)
     assert sum(t.execution_info.requeue_count for t in tasks) == 2
     client.begin_delete_job(job_id, polling_interval=0.05).result()
+
+
+def test_stop_resize_keeps_the_nodes_the_pool_has(client):
+    pool_id = unique("stop")
+    client.create_pool(pool_options(pool_id, nodes=1))
+    wait_pool_ready(client, pool_id, 1)
+    client.begin_resize_pool(pool_id, bm.BatchPoolResizeOptions(target_dedicated_nodes=5))
+    client.begin_stop_pool_resize(pool_id, polling_interval=0.1).result()
+    pool = client.get_pool(pool_id)
+    assert pool.allocation_state == "steady"
+    assert pool.current_dedicated_nodes == 1
+    assert len(list(client.list_nodes(pool_id))) == 1
+    client.begin_delete_pool(pool_id, polling_interval=0.1).result()
+
+
+def test_node_file_can_be_deleted(client, shared_pool):
+    node = next(iter(client.list_nodes(shared_pool)))
+    client.delete_node_file(shared_pool, node.id, "startup/stderr.txt")
+    names = {f.name for f in client.list_node_files(shared_pool, node.id, recursive=True)}
+    assert "startup/stderr.txt" not in names and "startup/stdout.txt" in names

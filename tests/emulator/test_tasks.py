@@ -45,12 +45,11 @@ def test_200_tasks_over_3_nodes_x_2_slots_complete_with_their_exit_codes(client,
     assert len(nodes_used) == 3
 
 
-def test_failed_task_is_retried_up_to_max_task_retry_count(client, job):
-    # Fails twice, then succeeds: a counter file in the shared dir survives retries.
-    counter = f"$AZ_BATCH_NODE_SHARED_DIR/{job}.count"
-    script = (
-        f"n=$(cat {counter} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {counter}; [ $n -ge 3 ]"
-    )
+def test_failed_task_is_retried_up_to_max_task_retry_count(client, job, tmp_path):
+    # Fails twice, then succeeds. Every node is this host, so an absolute path counts the
+    # attempts wherever the retries land.
+    counter = tmp_path / "attempts"
+    script = f"echo x >> {counter}; [ $(wc -l < {counter}) -ge 3 ]"
     constraints = bm.BatchTaskConstraints(max_task_retry_count=5)
     client.create_task(job, task("flaky", sh(script), constraints=constraints))
     client.create_task(
@@ -60,12 +59,26 @@ def test_failed_task_is_retried_up_to_max_task_retry_count(client, job):
     wait_job_done(client, job, 2)
     flaky = client.get_task(job, "flaky")
     hopeless = client.get_task(job, "hopeless")
-    # The counter is per node; a retry may land elsewhere, so only the bounds are certain.
     assert flaky.execution_info.result == "success"
-    assert 0 <= flaky.execution_info.retry_count <= 5
+    assert flaky.execution_info.retry_count == 2
+    assert counter.read_text() == "x\n" * 3
     assert hopeless.execution_info.retry_count == 2
     assert hopeless.execution_info.exit_code == 9
     assert hopeless.execution_info.last_retry_time is not None
+
+
+def test_job_max_task_retry_count_applies_to_tasks_without_their_own(client, shared_pool):
+    job_id = unique("jretry")
+    client.create_job(
+        bm.BatchJobCreateOptions(
+            id=job_id,
+            pool_info=bm.BatchPoolInfo(pool_id=shared_pool),
+            constraints=bm.BatchJobConstraints(max_task_retry_count=1),
+        )
+    )
+    client.create_task(job_id, task("once-more", sh("exit 1")))
+    wait_job_done(client, job_id, 1)
+    assert client.get_task(job_id, "once-more").execution_info.retry_count == 1
 
 
 def test_task_exceeding_max_wall_clock_time_is_killed(client, job):
@@ -234,6 +247,9 @@ def test_list_tasks_pages_filters_and_selects(client, job):
     assert sorted(t.id for t in either) == ["p01", "p02"]
     prefixed = list(client.list_tasks(job, filter="startswith(id, 'p1')"))
     assert len(prefixed) == 10
+    one = client.get_task(job, "p03", select=["id", "executionInfo"])
+    assert one.id == "p03" and one.execution_info.exit_code == 1
+    assert one.command_line is None
     with pytest.raises(HttpResponseError) as info:
         list(client.list_tasks(job, filter="state eq"))
     assert info.value.error.code == "InvalidQueryParameterValue"
@@ -249,18 +265,20 @@ def test_terminate_running_task_ends_it_with_task_ended(client, job):
     assert info.failure_info.code == "TaskEnded"
 
 
-def test_reactivate_failed_task_runs_it_again(client, job):
-    client.create_task(job, task("again", sh("exit 4")))
+def test_reactivate_failed_task_runs_it_again(client, job, tmp_path):
+    runs = tmp_path / "runs"
+    client.create_task(job, task("again", sh(f"echo x >> {runs}; [ $(wc -l < {runs}) -ge 2 ]")))
     wait_job_done(client, job, 1)
+    assert client.get_task(job, "again").execution_info.result == "failure"
     client.reactivate_task(job, "again")
-    assert client.get_task(job, "again").state in ("active", "preparing", "running", "completed")
     wait_for(lambda: client.get_task(job, "again").state == "completed", 10)
-    assert client.get_task(job, "again").execution_info.exit_code == 4
-    client.create_task(job, task("fine", "/bin/true"))
-    wait_job_done(client, job, 2)
-    with pytest.raises(HttpResponseError) as info:
-        client.reactivate_task(job, "fine")
-    assert info.value.status_code == 409
+    info = client.get_task(job, "again").execution_info
+    assert info.result == "success"
+    assert info.retry_count == 0
+    assert runs.read_text() == "x\nx\n"
+    with pytest.raises(HttpResponseError) as exc:  # a task that succeeded cannot be reactivated
+        client.reactivate_task(job, "again")
+    assert exc.value.status_code == 409
 
 
 def test_job_with_terminatejob_completes_when_all_tasks_complete(client, shared_pool):
@@ -399,3 +417,86 @@ def test_higher_priority_job_runs_first_and_max_parallel_tasks_is_honoured(clien
     for (_, end), (start, _) in zip(highs, highs[1:], strict=False):
         assert start >= end
     client.begin_delete_pool(pool_id, polling_interval=0.1).result()
+
+
+def test_replace_job_and_task_round_trip_what_get_returned(client, job):
+    body = client.get_job(job)
+    body.priority = 42
+    body.metadata = [bm.BatchMetadataItem(name="owner", value="tests")]
+    client.replace_job(job, body)
+    fetched = client.get_job(job)
+    assert fetched.priority == 42
+    assert fetched.metadata[0].value == "tests"
+    assert fetched.etag != body.etag
+
+    client.create_task(job, task("slow", "/bin/sleep 30"))
+    t = client.get_task(job, "slow")
+    t.constraints = bm.BatchTaskConstraints(max_task_retry_count=3, max_wall_clock_time="PT1H")
+    client.replace_task(job, "slow", t)
+    assert client.get_task(job, "slow").constraints.max_task_retry_count == 3
+    wait_for(lambda: client.get_task(job, "slow").state == "running", 10)
+
+
+def test_delete_running_task_kills_it_and_it_is_gone(client, job, tmp_path):
+    pid_file = tmp_path / "pid"
+    client.create_task(job, task("doomed", sh(f"echo $$ > {pid_file}; exec sleep 60")))
+    wait_for(lambda: pid_file.exists() and pid_file.read_text().strip(), 10)
+    pid = int(pid_file.read_text())
+    client.delete_task(job, "doomed")
+    with pytest.raises(ResourceNotFoundError):
+        client.get_task(job, "doomed")
+
+    def gone() -> bool:
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                return fh.read().split(")")[-1].split()[0] == "Z"
+        except FileNotFoundError:
+            return True
+
+    wait_for(gone, 10)
+
+
+def test_delete_task_file_removes_it(client, job):
+    client.create_task(job, task("files", sh("echo a > keep.txt; echo b > drop.txt")))
+    wait_job_done(client, job, 1)
+    client.delete_task_file(job, "files", "wd/drop.txt")
+    names = {f.name for f in client.list_task_files(job, "files", recursive=True)}
+    assert "wd/keep.txt" in names and "wd/drop.txt" not in names
+
+
+def test_list_jobs_filters_by_state(client, shared_pool):
+    prefix = unique("lj")
+    for i in range(3):
+        client.create_job(
+            bm.BatchJobCreateOptions(
+                id=f"{prefix}-{i}", pool_info=bm.BatchPoolInfo(pool_id=shared_pool)
+            )
+        )
+    client.begin_terminate_job(
+        f"{prefix}-1", {"terminateReason": "x"}, polling_interval=0.1
+    ).result()
+    active = {
+        j.id for j in client.list_jobs(filter=f"state eq 'active' and startswith(id, '{prefix}')")
+    }
+    assert active == {f"{prefix}-0", f"{prefix}-2"}
+
+
+def test_large_stdout_is_streamed_whole_and_by_range(client, job):
+    # 3 MB of a repeating 16-byte pattern: bigger than the server's in-memory threshold.
+    script = "import sys; sys.stdout.write('0123456789abcdef' * 196608)"
+    client.create_task(job, task("big", f'python3 -c "{script}"'))
+    wait_job_done(client, job, 1)
+    data = b"".join(client.download_task_file(job, "big", "stdout.txt"))
+    assert len(data) == 16 * 196608
+    assert data[:16] == b"0123456789abcdef" and data[-16:] == b"0123456789abcdef"
+    tail = b"".join(
+        client.download_task_file(job, "big", "stdout.txt", ocp_range="bytes=1048570-3145727")
+    )
+    assert len(tail) == 3145727 - 1048570 + 1
+    assert tail[:6] == b"abcdef"
+    assert client.get_task_file_properties(job, "big", "stdout.txt").content_length == len(data)
+
+
+def test_subtasks_of_an_ordinary_task_are_empty(client, job):
+    client.create_task(job, task("plain", "/bin/true"))
+    assert list(client.list_subtasks(job, "plain")) == []

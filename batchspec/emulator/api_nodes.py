@@ -1,0 +1,88 @@
+"""REST handlers for compute node operations: reboot, reimage, remove nodes, and enabling or
+disabling task scheduling on a node."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from . import errors
+from .api_pools import get_node_doc, get_pool_doc
+from .common import Ctx, empty
+from .store import key
+
+_END_OPTIONS = ("requeue", "terminate", "taskcompletion", "retaineddata")
+
+
+def _option(ctx: Ctx, name: str, allowed: tuple[str, ...] = _END_OPTIONS) -> str:
+    body = ctx.body() if ctx.raw_body.strip() else {}
+    value = body.get(name) or "requeue"
+    if value not in allowed:
+        raise errors.invalid_value(name, value)
+    return value
+
+
+def _ready_node(ctx: Ctx, pool_id: str, node_id: str) -> dict:
+    get_pool_doc(ctx, pool_id, allow_deleting=False)
+    node = get_node_doc(ctx, pool_id, node_id)
+    if node["state"] in ("leavingpool", "rebooting", "reimaging"):
+        raise errors.conflict(
+            "OperationInvalidForCurrentState",
+            f"The operation is not valid for the node's current state ({node['state']}).",
+        )
+    return node
+
+
+def reboot_node(ctx: Ctx, pool_id: str, node_id: str) -> web.Response:
+    """POST /pools/{poolId}/nodes/{nodeId}/reboot: 202; the start task runs again."""
+    node = _ready_node(ctx, pool_id, node_id)
+    how = _option(ctx, "nodeRebootOption")
+    ctx.sched.nodes.reboot(key(pool_id), key(node["id"]), how, reimage=False)
+    return empty(202, None, ctx, f"/pools/{pool_id}/nodes/{node_id}/reboot")
+
+
+def reimage_node(ctx: Ctx, pool_id: str, node_id: str) -> web.Response:
+    """POST /pools/{poolId}/nodes/{nodeId}/reimage: 202; the node directory is wiped."""
+    node = _ready_node(ctx, pool_id, node_id)
+    how = _option(ctx, "nodeReimageOption")
+    ctx.sched.nodes.reboot(key(pool_id), key(node["id"]), how, reimage=True)
+    return empty(202, None, ctx, f"/pools/{pool_id}/nodes/{node_id}/reimage")
+
+
+def disable_scheduling(ctx: Ctx, pool_id: str, node_id: str) -> web.Response:
+    """POST .../disablescheduling: no new tasks on the node (200)."""
+    node = _ready_node(ctx, pool_id, node_id)
+    how = _option(ctx, "nodeDisableSchedulingOption", ("requeue", "terminate", "taskcompletion"))
+    ctx.sched.nodes.set_scheduling(key(pool_id), key(node["id"]), False, how)
+    return empty(200, None, ctx, f"/pools/{pool_id}/nodes/{node_id}/disablescheduling")
+
+
+def enable_scheduling(ctx: Ctx, pool_id: str, node_id: str) -> web.Response:
+    """POST .../enablescheduling: the node takes tasks again (200)."""
+    node = _ready_node(ctx, pool_id, node_id)
+    ctx.sched.nodes.set_scheduling(key(pool_id), key(node["id"]), True)
+    return empty(200, None, ctx, f"/pools/{pool_id}/nodes/{node_id}/enablescheduling")
+
+
+def remove_nodes(ctx: Ctx, pool_id: str) -> web.Response:
+    """POST /pools/{poolId}/removenodes: 202; the targets shrink by the nodes removed."""
+    pool = get_pool_doc(ctx, pool_id, allow_deleting=False)
+    body = ctx.body()
+    ids = body.get("nodeList")
+    if not isinstance(ids, list) or not ids:
+        raise errors.missing_property("nodeList")
+    if len(ids) > 100:
+        raise errors.invalid_value("nodeList", len(ids), "at most 100 nodes a request")
+    how = body.get("nodeDeallocationOption") or "requeue"
+    if how not in _END_OPTIONS:
+        raise errors.invalid_value("nodeDeallocationOption", how)
+    if pool.get("allocationState") != "steady":
+        raise errors.conflict("PoolNotSteady", "The pool is not in a steady allocation state.")
+    nks = []
+    for node_id in ids:
+        if not isinstance(node_id, str):
+            raise errors.invalid_value("nodeList", node_id)
+        node = get_node_doc(ctx, pool_id, node_id)
+        if key(node["id"]) not in nks:
+            nks.append(key(node["id"]))
+    ctx.sched.nodes.remove_nodes(key(pool_id), nks, how)
+    return empty(202, pool, ctx, f"/pools/{pool_id}/removenodes")

@@ -1,0 +1,112 @@
+"""Job lifecycle rules, mixed into the Scheduler: terminate (running tasks end, the job
+completes once none runs), onAllTasksComplete, constraints.maxWallClockTime, async delete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING
+
+from . import model
+
+if TYPE_CHECKING:
+    from .scheduler import Running
+
+_TEN_YEARS = 10 * 365 * 86400.0  # "unlimited" durations are ~10675199 days
+# How a run ended when the job decided: its task was terminated, or deleted with the job.
+TERMINATE, DELETE = "terminate", "delete"
+
+
+class JobLifecycle:
+    """Job state transitions; expects the Scheduler's store, running, job_running, queues."""
+
+    running: dict[tuple[str, str], Running]
+    job_running: dict[str, int]
+
+    def terminate_job(self, jk: str, reason: str) -> None:
+        """Job -> terminating; running tasks are ended; completed once none runs."""
+        job = self.store.jobs[jk]
+        if job["state"] in ("completed", "terminating", "deleting"):
+            return
+        model.set_state(job, "terminating")
+        job.setdefault("executionInfo", {})["terminateReason"] = reason
+        model.touch(job)
+        self.store.put_job(job)
+        for r in [r for r in self.running.values() if r.job_key == jk]:
+            r.end_reason = r.end_reason or TERMINATE
+            self._kill(r)
+        self._maybe_finish_terminate(jk)
+
+    def arm_job_timer(self, jk: str) -> None:
+        """Enforce the job's constraints.maxWallClockTime (from its creation time)."""
+        old = self._job_timers.pop(jk, None)
+        if old:
+            old.cancel()
+        job = self.store.jobs.get(jk)
+        if job is None or job["state"] not in ("active", "disabled"):
+            return
+        limit = model.parse_duration((job.get("constraints") or {}).get("maxWallClockTime"))
+        if limit is None or limit > _TEN_YEARS:
+            return
+        created = datetime.strptime(job["creationTime"], "%Y-%m-%dT%H:%M:%S.%fZ")
+        elapsed = (datetime.now(timezone.utc).replace(tzinfo=None) - created).total_seconds()
+        self._job_timers[jk] = asyncio.get_running_loop().call_later(
+            max(0.0, limit - elapsed), self._job_expired, jk
+        )
+
+    def _job_expired(self, jk: str) -> None:
+        self._job_timers.pop(jk, None)
+        job = self.store.jobs.get(jk)
+        if job is not None and job["state"] in ("active", "disabled"):
+            self.terminate_job(jk, "MaxWallClockTimeExpiry")
+
+    def _maybe_finish_terminate(self, jk: str) -> None:
+        job = self.store.jobs.get(jk)
+        if job is None or job["state"] != "terminating":
+            return
+        if self.job_running.get(jk, 0) > 0:
+            self.spawn(self._finish_terminate_later(jk))
+            return
+        model.set_state(job, "completed")
+        job.setdefault("executionInfo", {})["endTime"] = model.now_iso()
+        model.touch(job)
+        self.store.put_job(job)
+
+    async def _finish_terminate_later(self, jk: str) -> None:
+        runs = [r for r in self.running.values() if r.job_key == jk]
+        for r in runs:
+            await r.done.wait()
+        # The finishing runs completed their tasks; give their callbacks a turn.
+        await asyncio.sleep(0)
+        if self.job_running.get(jk, 0) == 0:
+            self._maybe_finish_terminate(jk)
+
+    def check_job(self, jk: str) -> None:
+        """onAllTasksComplete=terminatejob: terminate once every task is completed.
+
+        As in the service, a job with no tasks has all its tasks complete.
+        """
+        job = self.store.jobs.get(jk)
+        if job is None:
+            return
+        if job["state"] == "terminating":
+            self._maybe_finish_terminate(jk)
+            return
+        if job["state"] != "active" or job.get("onAllTasksComplete") != "terminatejob":
+            return
+        if all(t.get("state") == "completed" for t in self.store.tasks.get(jk, {}).values()):
+            self.terminate_job(jk, "AllTasksComplete")
+
+    async def delete_job(self, jk: str) -> None:
+        """Finish an asynchronous job delete: end its runs, then drop it and its tasks."""
+        runs = [r for r in self.running.values() if r.job_key == jk]
+        for r in runs:
+            r.end_reason = DELETE
+            self._kill(r)
+        for r in runs:
+            await r.done.wait()
+        await asyncio.sleep(self.nodes.allocation_delay)
+        self.queues.pop(jk, None)
+        self.job_running.pop(jk, None)
+        self.store.delete_job(jk)
