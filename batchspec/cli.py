@@ -6,6 +6,7 @@ import json
 import sys
 
 import click
+from azure.core.exceptions import AzureError
 from rich.console import Console
 
 from batchspec import __version__, render
@@ -27,6 +28,29 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
+        except AzureError as exc:
+            # The service refused or failed: its own message is what the user needs.
+            message = getattr(exc, "message", None) or str(exc)
+            click.echo(f"error: {message.strip().splitlines()[0]}", err=True)
+            _debug_traceback()
+            sys.exit(1)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit):
+            raise
+        except Exception as exc:  # a bug: one line for the user, the traceback on request
+            click.echo(
+                f"internal error: {type(exc).__name__}: {exc} (set BATCHSPEC_DEBUG=1 for the traceback)",
+                err=True,
+            )
+            _debug_traceback()
+            sys.exit(1)
+
+
+def _debug_traceback() -> None:
+    import os
+    import traceback
+
+    if os.environ.get("BATCHSPEC_DEBUG"):
+        traceback.print_exc()
 
 
 def _console() -> Console:

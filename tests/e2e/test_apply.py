@@ -289,3 +289,21 @@ def test_force_unlock_frees_a_held_lock(workspace: Workspace, blob_service: Blob
         assert workspace.apply().returncode == 0
     finally:
         held._stop.set()
+
+
+def test_changed_application_code_updates_the_start_task_and_reruns_every_task(workspace: Workspace,
+                                                                              batch_client):
+    assert workspace.apply().returncode == 0
+    script = workspace.root / "node" / "topn_task.py"
+    script.write_text(script.read_text().replace('"Word\\tCount"', '"WORD\\tCOUNT"'))
+    plan = _plan(workspace)
+    pool = [c for c in plan["changes"] if c["kind"] == "pool"][0]
+    assert pool["action"] == "update"
+    assert pool["reasons"] == ["startTask: changed (nodes are rebooted to run the new one)"]
+    assert {(c["id"], c["action"]) for c in plan["changes"] if c["kind"] == "task"} == {
+        ("topn-taskdata0", "replace"), ("topn-taskdata1", "replace"), ("topn-taskdata2", "replace")}
+    result = workspace.apply()
+    assert result.returncode == 0, result.stdout + result.stderr
+    for i in range(3):
+        assert (workspace.root / "out" / f"taskdata{i}_OUTPUT.txt").read_text().startswith("WORD\tCOUNT\n")
+    assert "No changes." in workspace.apply().stdout
