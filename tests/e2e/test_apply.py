@@ -10,6 +10,7 @@ import time
 from azure.storage.blob import BlobServiceClient
 
 from e2e_support import Workspace, expected_output
+from helpers import ROOT
 
 
 def _no_secrets(ws: Workspace, *results: subprocess.CompletedProcess) -> None:
@@ -307,3 +308,19 @@ def test_changed_application_code_updates_the_start_task_and_reruns_every_task(w
     for i in range(3):
         assert (workspace.root / "out" / f"taskdata{i}_OUTPUT.txt").read_text().startswith("WORD\tCOUNT\n")
     assert "No changes." in workspace.apply().stdout
+
+
+def test_the_sweep_example_runs_a_matrix_then_its_merge_task(workspace: Workspace):
+    spec = (ROOT / "specs" / "sweep.yaml").read_text().replace("sweep", workspace.name)
+    (workspace.root / "sweep.yaml").write_text(spec)
+    result = workspace.run("apply", "sweep.yaml", "--auto-approve")
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = workspace.root / "out" / workspace.name
+    draws = sorted(p.name for p in (out / "draws").iterdir())
+    assert draws == ["100-1.txt", "100-2.txt", "1000-1.txt", "1000-2.txt", "10000-1.txt", "10000-2.txt"]
+    values = [float((out / "draws" / d).read_text()) for d in draws]
+    summary = (out / "summary.txt").read_text().split()
+    assert summary[:3] == ["6", "results,", "mean"]
+    assert float(summary[3]) == round(sum(values) / len(values), 4)
+    again = workspace.run("apply", "sweep.yaml", "--auto-approve")
+    assert "No changes." in again.stdout
