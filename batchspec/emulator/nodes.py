@@ -258,6 +258,11 @@ class NodeManager:
         self.used.pop((pk, nk), None)
         node = self.store.nodes[pk][nk]
         node["runningTasksCount"] = node["runningTaskSlotsCount"] = 0
+        if node["state"] != "creating":
+            # At once, not when the boot coroutine first runs: until its start task has
+            # succeeded the node must not look schedulable (its stored state may be "idle").
+            model.set_state(node, "starting")
+            self.store.put_node(pk, node)
         self._boots[(pk, nk)] = self.sched.spawn(self._run_boot(pk, nk))
 
     async def _run_boot(self, pk: str, nk: str) -> None:

@@ -14,7 +14,13 @@ def test_kill_9_mid_run_then_restart_loses_nothing_and_requeues_running_tasks(tm
     first = start_server(data)
     try:
         client = first.client()
-        client.create_pool(pool_options("durable", nodes=2, slots=2))
+        # Tasks succeed only after their node's start task finished (it runs again on restart).
+        ready = "$AZ_BATCH_NODE_SHARED_DIR/ready"
+        start = bm.BatchStartTask(
+            command_line=f"/bin/sh -c 'rm -f {ready}; sleep 0.5; touch {ready}'",
+            wait_for_success=True,
+        )
+        client.create_pool(pool_options("durable", nodes=2, slots=2, start_task=start))
         wait_pool_ready(client, "durable", 2)
         client.create_job(
             bm.BatchJobCreateOptions(
@@ -35,7 +41,9 @@ def test_kill_9_mid_run_then_restart_loses_nothing_and_requeues_running_tasks(tm
         client.create_tasks(
             "durable-job",
             [
-                bm.BatchTaskCreateOptions(id=f"t{i:02d}", command_line="/bin/sleep 0.4")
+                bm.BatchTaskCreateOptions(
+                    id=f"t{i:02d}", command_line=f"/bin/sh -c 'test -f {ready} && sleep 0.4'"
+                )
                 for i in range(24)
             ],
         )
@@ -59,7 +67,14 @@ def test_kill_9_mid_run_then_restart_loses_nothing_and_requeues_running_tasks(tm
         assert client.get_task("durable-job", "sleeper").execution_info.requeue_count == 1
         tasks = list(client.list_tasks("durable-job"))
         assert any(t.execution_info.requeue_count >= 1 for t in tasks)
-        assert sorted(n.id for n in client.list_nodes("durable")) == nodes_before
+        nodes = {n.id: n for n in client.list_nodes("durable")}
+        assert sorted(nodes) == nodes_before
+        # No task overlapped its node's start task of the new boot (waitForSuccess holds even
+        # for nodes that were idle in the database when the emulator came back).
+        for t in tasks:
+            boot = nodes[t.node_info.node_id].start_task_info
+            info = t.execution_info
+            assert info.start_time >= boot.end_time or info.end_time <= boot.start_time, t.id
     finally:
         second.stop()
         second._log.close()
