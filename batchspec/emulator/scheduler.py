@@ -41,6 +41,8 @@ class Running:
     pool_key: str
     node_key: str
     slots: int
+    job: dict
+    task: dict  # the document itself: still valid if the task is deleted meanwhile
     run: object | None = None
     future: asyncio.Task | None = None
     end_reason: str | None = None
@@ -221,7 +223,7 @@ class Scheduler(JobLifecycle):
         task = self.store.tasks[jk][tk]
         node = self.store.nodes[pk][nk]
         pool = self.store.pools[pk]
-        r = Running(jk, tk, pk, nk, slots)
+        r = Running(jk, tk, pk, nk, slots, self.store.jobs[jk], task)
         self.running[(jk, tk)] = r
         self.job_running[jk] = self.job_running.get(jk, 0) + 1
         self.nodes.task_started(pk, nk, slots, task)
@@ -243,18 +245,18 @@ class Scheduler(JobLifecycle):
     async def _attempt(self, r: Running) -> None:
         from .agent import TaskRun  # imported late: the agent is an independent module
 
-        job = self.store.jobs[r.job_key]
-        task = self.store.tasks[r.job_key][r.task_key]
-        info = task.setdefault("executionInfo", {})
-        info.setdefault("retryCount", 0)
-        info.setdefault("requeueCount", 0)
-        for stale in ("endTime", "exitCode", "result", "failureInfo"):
-            info.pop(stale, None)
-        info["startTime"] = model.now_iso()
-        model.set_state(task, "running")
-        self.store.put_task(r.job_key, task)
+        job, task = r.job, r.task
         outcome = None
         try:
+            info = task.setdefault("executionInfo", {})
+            info.setdefault("retryCount", 0)
+            info.setdefault("requeueCount", 0)
+            for stale in ("endTime", "exitCode", "result", "failureInfo"):
+                info.pop(stale, None)
+            info["startTime"] = model.now_iso()
+            model.set_state(task, "running")
+            if self._current(r):  # a task deleted meanwhile must not come back
+                self.store.put_task(r.job_key, task)
             if r.end_reason is None:
                 r.run = TaskRun(
                     self.nodes.context(r.pool_key, r.node_key),
@@ -268,7 +270,8 @@ class Scheduler(JobLifecycle):
             log.exception("task %s/%s: agent error", job["id"], task["id"])
             outcome = exc
         finally:
-            self.running.pop((r.job_key, r.task_key), None)
+            if self.running.get((r.job_key, r.task_key)) is r:
+                del self.running[(r.job_key, r.task_key)]
             self.job_running[r.job_key] = max(0, self.job_running.get(r.job_key, 1) - 1)
             self.nodes.task_finished(r.pool_key, r.node_key, r.slots, task, outcome)
             r.done.set()
@@ -277,6 +280,8 @@ class Scheduler(JobLifecycle):
             self._finish(r, task, outcome)
         except Exception:  # never leave a task stuck in "running" because of a bug here
             log.exception("task %s/%s: completing failed", job["id"], task["id"])
+            if not self._current(r):
+                return
             info = task.setdefault("executionInfo", {})
             info.update(
                 endTime=model.now_iso(),
@@ -289,9 +294,13 @@ class Scheduler(JobLifecycle):
             )
             self.complete(r.job_key, task)
 
+    def _current(self, r: Running) -> bool:
+        """Whether the run's task document is still the stored one (not deleted/replaced)."""
+        return self.store.tasks.get(r.job_key, {}).get(r.task_key) is r.task
+
     def _finish(self, r: Running, task: dict, outcome) -> None:
         jk = r.job_key
-        if r.end_reason == DELETE or self.store.tasks.get(jk, {}).get(r.task_key) is not task:
+        if r.end_reason == DELETE or not self._current(r):
             return
         if r.end_reason == REQUEUE:
             self._requeue_doc(task)

@@ -500,3 +500,15 @@ def test_large_stdout_is_streamed_whole_and_by_range(client, job):
 def test_subtasks_of_an_ordinary_task_are_empty(client, job):
     client.create_task(job, task("plain", "/bin/true"))
     assert list(client.list_subtasks(job, "plain")) == []
+
+
+def test_task_deleted_while_starting_releases_its_slot(client, job):
+    # Add and delete at once, many times: whichever moment the delete lands in, the slot
+    # must come back and the task must stay gone.
+    for i in range(10):
+        client.create_task(job, task(f"flash{i}", "/bin/sleep 5"))
+        client.delete_task(job, f"flash{i}")
+    client.create_tasks(job, [task(f"after{i}", "/bin/true") for i in range(6)])
+    wait_job_done(client, job, 6, timeout=20)
+    ids = {t.id for t in client.list_tasks(job)}
+    assert ids == {f"after{i}" for i in range(6)}
