@@ -269,6 +269,10 @@ class Emulator:
                     "api-version", version, "The specified api-version is not supported."
                 )
             handler, params = resolve(request.method, raw_path)
+            if self.sched is None:  # the port is open a moment before recovery is done
+                raise errors.BatchServiceError(
+                    503, "ServerBusy", "The service is starting. Please retry your request."
+                )
             ctx = Ctx(request, self.store, self.sched, base_url, request_id, query, raw_body)
             result = handler(ctx, **params)
             if inspect.isawaitable(result):
