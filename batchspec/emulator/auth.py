@@ -3,8 +3,9 @@
 The string to sign is built exactly as `azure.batch._patch.BatchSharedKeyAuthPolicy` builds it:
 the method, eleven standard headers, the sorted `ocp-*` headers, `/<account><path>` and the
 sorted, URL-decoded query parameters. Clients disagree on small points (the SDK signs
-`content-length: 0` for a body-less POST, older msrest-based `az batch` may sign an empty value
-or the real length), so the verifier accepts any of those variants.
+`content-length: 0` for a body-less POST where others sign an empty value; the msrest-based
+signer of azure-batch 14.x, which `az batch` uses, signs `%2F`/`%5C` in the path as `/`), so
+the verifier accepts each of those variants.
 """
 
 from __future__ import annotations
@@ -106,10 +107,17 @@ def verify(
     # The SDK signs "0" for a body-less POST/PUT/PATCH/DELETE when no length is set yet; other
     # clients sign an empty value, or "0" even on GET. Accept each of those.
     variants: list[str | None] = [None, "0", ""]
-    for cl in variants:
-        expected = sign(key, string_to_sign(method, headers, account, raw_path, raw_query, cl))
-        if hmac.compare_digest(expected, signature):
-            return
+    # The msrest-based signer (azure-batch 14.x, hence `az batch`) signs %2F and %5C in the
+    # path as "/", e.g. in file paths.
+    paths = [raw_path]
+    legacy = raw_path.replace("%5C", "/").replace("%2F", "/")
+    if legacy != raw_path:
+        paths.append(legacy)
+    for path in paths:
+        for cl in variants:
+            expected = sign(key, string_to_sign(method, headers, account, path, raw_query, cl))
+            if hmac.compare_digest(expected, signature):
+                return
     raise _unauthenticated(
         "AuthenticationFailed",
         "Server failed to authenticate the request. Make sure the value of Authorization header "
