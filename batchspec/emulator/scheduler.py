@@ -184,14 +184,17 @@ class Scheduler(JobLifecycle):
             limit = -1
         tasks = self.store.tasks.get(jk, {})
         queue = self.queues[jk]
-        for tk in list(queue):
-            if not free:
-                return False
-            if limit != -1 and self.job_running.get(jk, 0) >= limit:
-                return True
+        running = self.job_running.get(jk, 0)
+        # Walk the queue in place (no copy: it can hold many thousands of tasks) and stop as
+        # soon as the pool is full; the queue is changed only after the walk.
+        placed: list[tuple[str, str, int]] = []
+        stale: list[str] = []
+        for tk in queue:
+            if not free or (limit != -1 and running >= limit):
+                break
             task = tasks.get(tk)
             if task is None or task.get("state") != "active":
-                queue.pop(tk, None)
+                stale.append(tk)
                 continue
             if task.get("dependsOn") and not self._dependencies_met(jk, task):
                 continue
@@ -203,9 +206,14 @@ class Scheduler(JobLifecycle):
             free[nk] -= need
             if free[nk] <= 0:
                 del free[nk]
+            placed.append((tk, nk, need))
+            running += 1
+        for tk in stale:
+            queue.pop(tk, None)
+        for tk, nk, need in placed:
             queue.pop(tk, None)
             self._start(pk, nk, jk, tk, need)
-        return True
+        return bool(free)
 
     def _dependencies_met(self, jk: str, task: dict) -> bool:
         tasks = self.store.tasks.get(jk, {})
