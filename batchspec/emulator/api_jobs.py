@@ -194,19 +194,7 @@ def replace_job(ctx: Ctx, job_id: str) -> web.Response:
 def task_counts(ctx: Ctx, job_id: str) -> web.Response:
     """GET /jobs/{jobId}/taskcounts: task and slot counts by state."""
     job = get_job_doc(ctx, job_id)
-    counts = dict.fromkeys(("active", "running", "completed", "succeeded", "failed"), 0)
-    slots = dict(counts)
-    for t in ctx.store.tasks.get(key(job["id"]), {}).values():
-        state = t.get("state")
-        n = t.get("requiredSlots") or 1
-        bucket = "running" if state == "preparing" else state
-        if bucket in counts:
-            counts[bucket] += 1
-            slots[bucket] += n
-        if state == "completed":
-            ok = (t.get("executionInfo") or {}).get("result") == "success"
-            counts["succeeded" if ok else "failed"] += 1
-            slots["succeeded" if ok else "failed"] += n
+    counts, slots = ctx.store.task_counts(key(job["id"]))
     return json_response(
         200,
         {

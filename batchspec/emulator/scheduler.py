@@ -247,6 +247,7 @@ class Scheduler(JobLifecycle):
             "taskRootDirectoryUrl": f"{node_url}/files/{rel}",
         }
         model.set_state(task, "preparing")
+        self.store.account(jk, task)
         r.future = asyncio.create_task(self._attempt(r))
         r.future.add_done_callback(_log_failure)
 
