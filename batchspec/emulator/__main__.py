@@ -20,6 +20,7 @@ from aiohttp import web
 from . import DEV_ACCOUNT_KEY, DEV_ACCOUNT_NAME
 from .faults import Faults
 from .server import Emulator, Settings
+from .store import DataDirBusy
 
 
 def _rate(text: str) -> float:
@@ -107,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("batchspec.emulator.access").setLevel(logging.WARNING)
     try:
         asyncio.run(serve(args))
-    except OSError as exc:  # e.g. the port is taken
+    except (OSError, DataDirBusy) as exc:  # e.g. the port is taken
         print(f"batchspec-emulator: {exc}", file=sys.stderr)
         return 1
     return 0

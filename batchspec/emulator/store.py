@@ -10,6 +10,7 @@ Everything runs on the event loop thread: no locking, and one sqlite connection.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import sqlite3
 import time
@@ -41,11 +42,22 @@ def key(id_: str) -> str:
     return id_.lower()
 
 
+class DataDirBusy(Exception):
+    """Another emulator already serves this data directory."""
+
+
 class Store:
     """In-memory documents with write-through persistence to `<data-dir>/batch.sqlite`."""
 
     def __init__(self, data_dir: Path):
         data_dir.mkdir(parents=True, exist_ok=True)
+        # Two emulators on one data dir would both run every task: refuse the second.
+        self._lock = open(data_dir / "emulator.lock", "w")  # noqa: SIM115 - held while open
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._lock.close()
+            raise DataDirBusy(f"{data_dir} is in use by another emulator") from None
         self.db = sqlite3.connect(str(data_dir / "batch.sqlite"), isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         # NORMAL in WAL mode survives a process kill (the OS keeps the pages); only a power
@@ -85,6 +97,7 @@ class Store:
             self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         finally:
             self.db.close()
+            self._lock.close()
 
     # Pools and nodes
 

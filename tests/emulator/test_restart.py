@@ -149,3 +149,32 @@ def _alive(pid: int) -> bool:
             return fh.read().split(")")[-1].split()[0] != "Z"  # a zombie is dead
     except FileNotFoundError:
         return False
+
+
+def test_second_emulator_on_the_same_data_dir_is_refused(tmp_path):
+    import subprocess
+    import sys
+
+    first = start_server(tmp_path / "data")
+    try:
+        second = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "batchspec.emulator",
+                "--port",
+                "0",
+                "--data-dir",
+                str(tmp_path / "data"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert second.returncode == 1
+        assert "in use by another emulator" in second.stderr
+        assert "Traceback" not in second.stderr
+        assert list(first.client().list_supported_images())  # the first one is unharmed
+    finally:
+        first.stop()
+        first._log.close()
