@@ -72,7 +72,7 @@ def test_failing_wait_for_success_start_task_leaves_node_starttaskfailed(client)
     client.begin_delete_pool(pool_id, polling_interval=0.1).result()
 
 
-def test_resize_up_and_down_removes_idle_nodes(client):
+def test_resize_up_and_down_removes_idle_nodes_first(client):
     pool_id = unique("resize")
     client.create_pool(pool_options(pool_id, nodes=1))
     wait_pool_ready(client, pool_id, 1)
@@ -80,11 +80,22 @@ def test_resize_up_and_down_removes_idle_nodes(client):
         pool_id, bm.BatchPoolResizeOptions(target_dedicated_nodes=3), polling_interval=0.1
     ).result()
     wait_pool_ready(client, pool_id, 3)
+    job_id = unique("j")
+    client.create_job(
+        bm.BatchJobCreateOptions(id=job_id, pool_info=bm.BatchPoolInfo(pool_id=pool_id))
+    )
+    client.create_task(job_id, bm.BatchTaskCreateOptions(id="busy", command_line="/bin/sleep 30"))
+    wait_for(lambda: client.get_task(job_id, "busy").state == "running", 10)
+    busy_node = client.get_task(job_id, "busy").node_info.node_id
     client.begin_resize_pool(
         pool_id, bm.BatchPoolResizeOptions(target_dedicated_nodes=1), polling_interval=0.1
     ).result()
     wait_pool_ready(client, pool_id, 1)
+    assert [n.id for n in client.list_nodes(pool_id)] == [busy_node]
+    busy = client.get_task(job_id, "busy")
+    assert busy.state == "running" and busy.execution_info.requeue_count == 0
     assert client.get_pool(pool_id).current_dedicated_nodes == 1
+    client.begin_delete_job(job_id, polling_interval=0.1).result()
     client.begin_delete_pool(pool_id, polling_interval=0.1).result()
 
 
