@@ -54,7 +54,7 @@ def test_unknown_api_version_is_refused(server):
 
 def test_older_dotted_api_version_is_accepted(server):
     older = server.client(api_version="2024-07-01.20.0")
-    assert isinstance(list(older.list_supported_images()), list)
+    assert len(list(older.list_supported_images())) >= 3
 
 
 def _raw(client, method: str, path: str, **kwargs):
