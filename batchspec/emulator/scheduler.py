@@ -21,15 +21,11 @@ from datetime import datetime
 from pathlib import Path
 
 from . import model
-from .jobs import DELETE, TERMINATE, JobLifecycle
+from .jobs import DELETE, REQUEUE, TERMINATE, JobLifecycle
 from .nodes import NodeManager
 from .store import Store, key
 
 log = logging.getLogger("batchspec.emulator")
-
-# A run ended because its node went away: the task goes back to the queue (see jobs.py for
-# the other reasons a run can be ended from outside).
-REQUEUE = "requeue"
 
 
 @dataclass
@@ -365,13 +361,17 @@ class Scheduler(JobLifecycle):
         job = self.store.jobs.get(jk)
         if job is None:
             return
+        action = None
         if (
             task["executionInfo"].get("result") == "failure"
             and job.get("onTaskFailure") == "performexitoptionsjobaction"
-            and model.job_action(task) == "terminate"
             and job["state"] == "active"
         ):
+            action = model.job_action(task)
+        if action == "terminate":
             self.terminate_job(jk, "TaskFailed")
+        elif action == "disable":  # the service's equivalent: disable with requeue
+            self.disable_job(jk, "requeue")
         else:
             self.check_job(jk)
         self.kick()  # dependents may now run

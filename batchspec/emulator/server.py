@@ -104,6 +104,8 @@ _TABLE: list[tuple[str, dict[str, Callable]]] = [
         },
     ),
     ("/jobs/{job_id}/terminate", {"POST": api_jobs.terminate_job}),
+    ("/jobs/{job_id}/disable", {"POST": api_jobs.disable_job}),
+    ("/jobs/{job_id}/enable", {"POST": api_jobs.enable_job}),
     ("/jobs/{job_id}/taskcounts", {"GET": api_jobs.task_counts}),
     ("/jobs/{job_id}/tasks", {"GET": api_tasks.list_tasks, "POST": api_tasks.create_task}),
     ("/jobs/{job_id}/addtaskcollection", {"POST": api_tasks.add_task_collection}),

@@ -512,3 +512,34 @@ def test_task_deleted_while_starting_releases_its_slot(client, job):
     wait_job_done(client, job, 6, timeout=20)
     ids = {t.id for t in client.list_tasks(job)}
     assert ids == {f"after{i}" for i in range(6)}
+
+
+def test_disabled_job_runs_nothing_can_move_pool_and_resumes_when_enabled(client, shared_pool):
+    other = unique("other")
+    client.create_pool(pool_options(other, nodes=1))
+    job_id = unique("dis")
+    client.create_job(
+        bm.BatchJobCreateOptions(id=job_id, pool_info=bm.BatchPoolInfo(pool_id=shared_pool))
+    )
+    client.create_task(job_id, task("running", "/bin/sleep 30"))
+    wait_for(lambda: client.get_task(job_id, "running").state == "running", 10)
+    client.begin_disable_job(
+        job_id, bm.BatchJobDisableOptions(disable_tasks="requeue"), polling_interval=0.05
+    ).result()
+    assert client.get_job(job_id).state == "disabled"
+    requeued = client.get_task(job_id, "running")
+    assert requeued.state == "active" and requeued.execution_info.requeue_count == 1
+    client.create_task(job_id, task("waiting", "/bin/true"))
+    wait_pool_ready(client, other, 1)
+    body = client.get_job(job_id)
+    body.pool_info = bm.BatchPoolInfo(pool_id=other)
+    client.replace_job(job_id, body)  # allowed only while disabled
+    assert client.get_task(job_id, "waiting").state == "active"
+    client.terminate_task(job_id, "running")  # not running now: it completes at once
+    ended = client.get_task(job_id, "running")
+    assert ended.state == "completed" and ended.execution_info.failure_info.code == "TaskEnded"
+    client.begin_enable_job(job_id, polling_interval=0.05).result()
+    wait_for(lambda: client.get_task(job_id, "waiting").state == "completed", 10)
+    assert client.get_task(job_id, "waiting").node_info.pool_id == other
+    client.begin_terminate_job(job_id, {"terminateReason": "done"}, polling_interval=0.05).result()
+    client.begin_delete_pool(other, polling_interval=0.05).result()
