@@ -93,6 +93,8 @@ class Scheduler(JobLifecycle):
                 self.spawn(self.delete_job(jk))
             elif job["state"] == "terminating":
                 self._maybe_finish_terminate(jk)
+            elif job["state"] == "disabling":  # nothing runs after a restart: done disabling
+                self.spawn(self._finish_disable(jk, []))
             else:
                 self.arm_job_timer(jk)
                 self.check_job(jk)
