@@ -200,13 +200,16 @@ def resize_pool(ctx: Ctx, pool_id: str) -> web.Response:
     body = ctx.body()
     check_conditions(ctx, pool)
     _check_node_counts(body)
+    how = body.get("nodeDeallocationOption") or "requeue"
+    if how not in ("requeue", "terminate", "taskcompletion", "retaineddata"):
+        raise errors.invalid_value("nodeDeallocationOption", how)
     for name in ("targetDedicatedNodes", "targetLowPriorityNodes"):
         if body.get(name) is not None:
             pool[name] = body[name]
     if body.get("resizeTimeout"):
         pool["resizeTimeout"] = body["resizeTimeout"]
     model.touch(pool)
-    ctx.sched.nodes.resize(key(pool_id))
+    ctx.sched.nodes.resize(key(pool_id), how)
     return empty(202, pool, ctx, f"/pools/{pool_id}/resize")
 
 

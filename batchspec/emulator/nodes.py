@@ -161,15 +161,18 @@ class NodeManager:
     def _target(pool: dict) -> int:
         return (pool.get("targetDedicatedNodes") or 0) + (pool.get("targetLowPriorityNodes") or 0)
 
-    def resize(self, pk: str) -> None:
-        """Start (or restart) moving the pool toward its target node counts."""
+    def resize(self, pk: str, how: str = "requeue") -> None:
+        """Start (or restart) moving the pool toward its target node counts.
+
+        `how` is the nodeDeallocationOption for busy nodes released by a shrink.
+        """
         pool = self.store.pools[pk]
         model.set_state(pool, "resizing", field="allocationState")
         self.store.put_pool(pool)
         old = self._resizes.pop(pk, None)
         if old:
             old.cancel()
-        self._resizes[pk] = self.sched.spawn(self._allocate(pk))
+        self._resizes[pk] = self.sched.spawn(self._allocate(pk, how))
 
     def stop_resize(self, pk: str) -> None:
         """Stop a resize: the pool keeps the nodes it has now."""
@@ -179,7 +182,7 @@ class NodeManager:
         pool = self.store.pools[pk]
         self._settle(pk, pool)
 
-    async def _allocate(self, pk: str) -> None:
+    async def _allocate(self, pk: str, how: str = "requeue") -> None:
         await asyncio.sleep(self.allocation_delay)
         pool = self.store.pools.get(pk)
         if pool is None or pool["state"] != "active":
@@ -207,6 +210,7 @@ class NodeManager:
                     key=lambda nk: (order.get(nodes[nk]["state"], 1), self.used.get((pk, nk), 0)),
                 )
                 for nk in victims[: len(have) - wanted]:
+                    await self._end_runs(pk, nk, how)
                     await self.remove_node(pk, nk)
         self._resizes.pop(pk, None)
         self._settle(pk, pool)

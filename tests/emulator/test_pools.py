@@ -214,3 +214,26 @@ def test_node_file_can_be_deleted(client, shared_pool):
     client.delete_node_file(shared_pool, node.id, "startup/stderr.txt")
     names = {f.name for f in client.list_node_files(shared_pool, node.id, recursive=True)}
     assert "startup/stderr.txt" not in names and "startup/stdout.txt" in names
+
+
+def test_shrink_with_terminate_ends_the_busy_nodes_tasks(client):
+    pool_id = unique("shrinkterm")
+    client.create_pool(pool_options(pool_id, nodes=1))
+    wait_pool_ready(client, pool_id, 1)
+    job_id = unique("j")
+    client.create_job(
+        bm.BatchJobCreateOptions(id=job_id, pool_info=bm.BatchPoolInfo(pool_id=pool_id))
+    )
+    client.create_task(job_id, bm.BatchTaskCreateOptions(id="t", command_line="/bin/sleep 30"))
+    wait_for(lambda: client.get_task(job_id, "t").state == "running", 10)
+    client.begin_resize_pool(
+        pool_id,
+        bm.BatchPoolResizeOptions(target_dedicated_nodes=0, node_deallocation_option="terminate"),
+        polling_interval=0.05,
+    ).result()
+    wait_pool_ready(client, pool_id, 0)
+    t = client.get_task(job_id, "t")
+    assert t.state == "completed"
+    assert t.execution_info.failure_info.code == "TaskEnded"
+    assert t.execution_info.requeue_count == 0
+    client.begin_delete_pool(pool_id, polling_interval=0.05).result()
