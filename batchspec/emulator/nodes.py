@@ -169,20 +169,33 @@ class NodeManager:
         pool = self.store.pools[pk]
         model.set_state(pool, "resizing", field="allocationState")
         self.store.put_pool(pool)
-        old = self._resizes.pop(pk, None)
-        if old:
-            old.cancel()
-        self._resizes[pk] = self.sched.spawn(self._allocate(pk, how))
+        # A resize in progress finishes first (it may be half-way through releasing a node);
+        # this one then moves the pool on to the newest targets.
+        self._resizes[pk] = self.sched.spawn(self._allocate(pk, how, self._resizes.get(pk)))
 
     def stop_resize(self, pk: str) -> None:
         """Stop a resize: the pool keeps the nodes it has now."""
         old = self._resizes.pop(pk, None)
         if old:
             old.cancel()
+        # Nodes a shrink had picked but not released yet stay in the pool.
+        for nk, node in self.store.nodes.get(pk, {}).items():
+            if node["state"] == "leavingpool":
+                model.set_state(node, "running" if self.used.get((pk, nk)) else "idle")
+                self.store.put_node(pk, node)
         pool = self.store.pools[pk]
         self._settle(pk, pool)
+        self.sched.kick()
 
-    async def _allocate(self, pk: str, how: str = "requeue") -> None:
+    async def _allocate(
+        self, pk: str, how: str = "requeue", previous: asyncio.Task | None = None
+    ) -> None:
+        if previous is not None and not previous.done():
+            try:
+                await asyncio.wait([previous])
+            except asyncio.CancelledError:  # stop resize: stop the earlier one too
+                previous.cancel()
+                raise
         await asyncio.sleep(self.allocation_delay)
         pool = self.store.pools.get(pk)
         if pool is None or pool["state"] != "active":
@@ -209,11 +222,15 @@ class NodeManager:
                     have,
                     key=lambda nk: (order.get(nodes[nk]["state"], 1), self.used.get((pk, nk), 0)),
                 )
-                for nk in victims[: len(have) - wanted]:
+                victims = victims[: len(have) - wanted]
+                for nk in victims:  # first, so no new task lands on them meanwhile
+                    model.set_state(nodes[nk], "leavingpool")
+                for nk in victims:
                     await self._end_runs(pk, nk, how)
                     await self.remove_node(pk, nk)
-        self._resizes.pop(pk, None)
-        self._settle(pk, pool)
+        if self._resizes.get(pk) is asyncio.current_task():
+            self._resizes.pop(pk, None)
+            self._settle(pk, pool)  # (a newer resize waiting on this one settles instead)
         self.sched.kick()
 
     def _settle(self, pk: str, pool: dict) -> None:
@@ -438,7 +455,8 @@ class NodeManager:
         for nk in nks:
             await self._end_runs(pk, nk, how)
             await self.remove_node(pk, nk)
-        self._resizes.pop(pk, None)
         pool = self.store.pools.get(pk)
-        if pool is not None:
-            self._settle(pk, pool)
+        if self._resizes.get(pk) is asyncio.current_task():
+            self._resizes.pop(pk, None)
+            if pool is not None:
+                self._settle(pk, pool)

@@ -237,3 +237,39 @@ def test_shrink_with_terminate_ends_the_busy_nodes_tasks(client):
     assert t.execution_info.failure_info.code == "TaskEnded"
     assert t.execution_info.requeue_count == 0
     client.begin_delete_pool(pool_id, polling_interval=0.05).result()
+
+
+def test_back_to_back_resizes_end_at_the_last_target(client):
+    pool_id = unique("rapid")
+    client.create_pool(pool_options(pool_id, nodes=1))
+    for target in (3, 1, 4, 2):
+        client.begin_resize_pool(pool_id, bm.BatchPoolResizeOptions(target_dedicated_nodes=target))
+    wait_pool_ready(client, pool_id, 2)
+    assert client.get_pool(pool_id).current_dedicated_nodes == 2
+    client.begin_delete_pool(pool_id, polling_interval=0.05).result()
+
+
+def test_stop_resize_during_a_shrink_keeps_the_busy_node(client):
+    pool_id = unique("stopshrink")
+    client.create_pool(pool_options(pool_id, nodes=1))
+    wait_pool_ready(client, pool_id, 1)
+    job_id = unique("j")
+    client.create_job(
+        bm.BatchJobCreateOptions(id=job_id, pool_info=bm.BatchPoolInfo(pool_id=pool_id))
+    )
+    client.create_task(job_id, bm.BatchTaskCreateOptions(id="t", command_line="/bin/sleep 30"))
+    wait_for(lambda: client.get_task(job_id, "t").state == "running", 10)
+    client.begin_resize_pool(
+        pool_id,
+        bm.BatchPoolResizeOptions(
+            target_dedicated_nodes=0, node_deallocation_option="taskcompletion"
+        ),
+    )
+    wait_for(lambda: next(iter(client.list_nodes(pool_id))).state == "leavingpool", 10)
+    client.begin_stop_pool_resize(pool_id, polling_interval=0.05).result()
+    node = next(iter(client.list_nodes(pool_id)))
+    assert node.state == "running"
+    assert client.get_pool(pool_id).allocation_state == "steady"
+    assert client.get_task(job_id, "t").state == "running"
+    client.begin_delete_job(job_id, polling_interval=0.05).result()
+    client.begin_delete_pool(pool_id, polling_interval=0.05).result()
