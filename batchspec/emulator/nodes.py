@@ -35,27 +35,34 @@ _SCHEDULABLE = ("idle", "running")
 
 
 def reap_orphans(root: Path) -> int:
-    """Kill the process groups of processes whose working directory is under `root`.
+    """Kill processes a previous emulator started on the nodes under `root`.
 
-    Linux only (reads /proc); anywhere else it does nothing. Returns how many were found.
+    They are recognised by the AZ_BATCH_NODE_ROOT_DIR the agent gives every task and start
+    task (inherited by their children), not by their working directory: a developer's shell
+    sitting in a node directory is not a task. Linux only (reads /proc); elsewhere nothing
+    happens. Returns how many processes were killed.
     """
     proc = Path("/proc")
     if not proc.is_dir() or not root.exists():
         return 0
     base = str(root.resolve()) + os.sep
+    marker = b"AZ_BATCH_NODE_ROOT_DIR="
     found = 0
     for entry in proc.iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
-            cwd = os.readlink(entry / "cwd")
+            environ = (entry / "environ").read_bytes()
         except OSError:  # gone, or not ours to inspect
             continue
-        if not (cwd + os.sep).startswith(base):
+        for var in environ.split(b"\0"):
+            if var.startswith(marker) and (
+                var[len(marker) :].decode(errors="replace") + os.sep
+            ).startswith(base):
+                break
+        else:
             continue
         found += 1
-        with contextlib.suppress(OSError):
-            os.killpg(os.getpgid(int(entry.name)), signal.SIGKILL)
         with contextlib.suppress(OSError):
             os.kill(int(entry.name), signal.SIGKILL)
     if found:

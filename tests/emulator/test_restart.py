@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 from azure.batch import models as bm
 from azure.core.exceptions import HttpResponseError
@@ -51,6 +53,10 @@ def test_kill_9_mid_run_then_restart_loses_nothing_and_requeues_running_tasks(tm
         orphan = int(once.read_text())
         wait_for(lambda: client.get_job_task_counts("durable-job").task_counts.running > 1, 10)
         nodes_before = sorted(n.id for n in client.list_nodes("durable"))
+        # A developer's process sitting in a node directory is not a task: it must survive.
+        bystander = subprocess.Popen(
+            ["sleep", "60"], cwd=data / "nodes" / "durable" / nodes_before[0]
+        )
     finally:
         first.kill9()
         first._log.close()
@@ -62,6 +68,7 @@ def test_kill_9_mid_run_then_restart_loses_nothing_and_requeues_running_tasks(tm
         assert client.get_job("durable-job").state == "active"
         assert len(list(client.list_tasks("durable-job"))) == 25
         wait_for(lambda: not _alive(orphan), 10)
+        assert bystander.poll() is None
         counts = wait_job_done(client, "durable-job", 25, timeout=60)
         assert counts.task_counts.succeeded == 25
         assert client.get_task("durable-job", "sleeper").execution_info.requeue_count == 1
@@ -78,6 +85,8 @@ def test_kill_9_mid_run_then_restart_loses_nothing_and_requeues_running_tasks(tm
     finally:
         second.stop()
         second._log.close()
+        bystander.kill()
+        bystander.wait()
 
 
 def test_injected_503s_and_dropped_connections_are_retried_by_the_sdk(tmp_path):
@@ -152,7 +161,6 @@ def _alive(pid: int) -> bool:
 
 
 def test_second_emulator_on_the_same_data_dir_is_refused(tmp_path):
-    import subprocess
     import sys
 
     first = start_server(tmp_path / "data")
