@@ -359,3 +359,21 @@ def test_msrest_style_signature_with_decoded_path_is_accepted(server, client, sh
     with pytest.raises(HttpResponseError) as info:
         b"".join(wrong.download_node_file(shared_pool, node.id, "shared/marker.txt"))
     assert info.value.status_code == 403
+
+
+def test_custom_account_name_and_key_replace_the_development_ones(tmp_path):
+    import base64
+
+    from emulator_support import start_server
+
+    key = base64.b64encode(b"k" * 64).decode()
+    srv = start_server(tmp_path / "data", "--account-name", "myaccount", "--account-key", key)
+    try:
+        mine = BatchClient(srv.url, AzureNamedKeyCredential("myaccount", key))
+        assert list(mine.list_supported_images())
+        with pytest.raises(HttpResponseError) as info:
+            list(srv.client().list_supported_images())  # the dev credentials
+        assert info.value.status_code == 403
+    finally:
+        srv.stop()
+        srv._log.close()
