@@ -14,9 +14,14 @@ import base64
 import hashlib
 import hmac
 from collections.abc import Mapping
+from datetime import datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
 from urllib.parse import parse_qs
 
 from .errors import BatchServiceError
+
+# Like Azure, a signed request is only good for a while around the time it says it was made.
+MAX_CLOCK_SKEW = timedelta(minutes=15)
 
 _SIGNED_HEADERS = (
     "content-encoding",
@@ -117,6 +122,7 @@ def verify(
         for cl in variants:
             expected = sign(key, string_to_sign(method, headers, account, path, raw_query, cl))
             if hmac.compare_digest(expected, signature):
+                _check_date(headers)
                 return
     raise _unauthenticated(
         "AuthenticationFailed",
@@ -124,3 +130,30 @@ def verify(
         "is formed correctly including the signature.",
         403,
     )
+
+
+def _check_date(headers: Mapping[str, str]) -> None:
+    """The request's ocp-date (or Date) must be within MAX_CLOCK_SKEW of now: a replayed or
+    long-delayed signed request is refused, as the service does."""
+    value = headers.get("ocp-date") or headers.get("Date")
+    if not value:
+        return
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        when = None
+    if when is None:
+        raise _unauthenticated(
+            "AuthenticationFailed",
+            "Server failed to authenticate the request. The date header is invalid.",
+            403,
+        )
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    if abs(datetime.now(timezone.utc) - when) > MAX_CLOCK_SKEW:
+        raise _unauthenticated(
+            "AuthenticationFailed",
+            "Server failed to authenticate the request. The request date is more than 15 minutes "
+            "away from the server's time.",
+            403,
+        )

@@ -377,3 +377,15 @@ def test_custom_account_name_and_key_replace_the_development_ones(tmp_path):
     finally:
         srv.stop()
         srv._log.close()
+
+
+def test_request_dated_far_from_now_is_refused(client):
+    from datetime import datetime, timedelta, timezone
+
+    stale = datetime.now(timezone.utc) - timedelta(hours=1)
+    with pytest.raises(HttpResponseError) as info:
+        list(client.list_supported_images(ocp_date=stale))
+    assert info.value.status_code == 403
+    assert info.value.error.code == "AuthenticationFailed"
+    recent = datetime.now(timezone.utc) - timedelta(minutes=1)
+    assert list(client.list_supported_images(ocp_date=recent))
