@@ -543,3 +543,33 @@ def test_disabled_job_runs_nothing_can_move_pool_and_resumes_when_enabled(client
     assert client.get_task(job_id, "waiting").node_info.pool_id == other
     client.begin_terminate_job(job_id, {"terminateReason": "done"}, polling_interval=0.05).result()
     client.begin_delete_pool(other, polling_interval=0.05).result()
+
+
+def test_unlimited_retries_run_until_success(client, job, tmp_path):
+    counter = tmp_path / "attempts"
+    script = f"echo x >> {counter}; [ $(wc -l < {counter}) -ge 4 ]"
+    client.create_task(
+        job,
+        task("stubborn", sh(script), constraints=bm.BatchTaskConstraints(max_task_retry_count=-1)),
+    )
+    wait_job_done(client, job, 1)
+    info = client.get_task(job, "stubborn").execution_info
+    assert info.result == "success" and info.retry_count == 3
+
+
+def test_plain_range_header_works_like_ocp_range(client, job):
+    from azure.core.rest import HttpRequest
+
+    client.create_task(job, task("r", "python3 -c \"print('abcdefghij')\""))
+    wait_job_done(client, job, 1)
+    response = client.send_request(
+        HttpRequest(
+            "GET",
+            f"/jobs/{job}/tasks/r/files/stdout.txt?api-version=2025-06-01",
+            headers={"Range": "bytes=3-5"},
+        ),
+        stream=True,
+    )
+    assert response.status_code == 200
+    assert response.read() == b"def"
+    assert response.headers["ocp-batch-file-isdirectory"] == "false"
