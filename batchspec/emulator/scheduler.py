@@ -23,6 +23,7 @@ from pathlib import Path
 from . import model
 from .jobs import DELETE, REQUEUE, TERMINATE, JobLifecycle
 from .nodes import NodeManager
+from .scaling import AutoScaler
 from .store import Store, key
 
 log = logging.getLogger("batchspec.emulator")
@@ -64,6 +65,7 @@ class Scheduler(JobLifecycle):
         self.account_name = account_name
         self.account_url = account_url
         self.nodes = NodeManager(self, data_dir / "nodes", allocation_delay)
+        self.autoscaler = AutoScaler(self)
         self.running: dict[tuple[str, str], Running] = {}
         # Active tasks per job in FIFO order (dict as an ordered set).
         self.queues: dict[str, dict[str, None]] = {}
@@ -99,6 +101,7 @@ class Scheduler(JobLifecycle):
                 self.arm_job_timer(jk)
                 self.check_job(jk)
         await self.nodes.recover()
+        self.autoscaler.recover()
         self._loop_task = asyncio.create_task(self._dispatch_loop())
         self.kick()
 
@@ -108,6 +111,7 @@ class Scheduler(JobLifecycle):
             self._loop_task.cancel()
         for timer in self._job_timers.values():
             timer.cancel()
+        self.autoscaler.stop()
         for r in list(self.running.values()):
             r.end_reason = r.end_reason or REQUEUE
             self._kill(r)

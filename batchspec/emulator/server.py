@@ -21,7 +21,7 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
-from . import api_files, api_jobs, api_nodes, api_pools, api_tasks, auth, errors
+from . import api_autoscale, api_files, api_jobs, api_nodes, api_pools, api_tasks, auth, errors
 from .common import MAX_BODY, Ctx, json_response, standard_headers
 from .faults import Faults
 from .scheduler import Scheduler
@@ -78,6 +78,9 @@ _TABLE: list[tuple[str, dict[str, Callable]]] = [
     ("/pools/{pool_id}/stopresize", {"POST": api_pools.stop_resize}),
     ("/pools/{pool_id}/updateproperties", {"POST": api_pools.replace_pool_properties}),
     ("/pools/{pool_id}/removenodes", {"POST": api_nodes.remove_nodes}),
+    ("/pools/{pool_id}/enableautoscale", {"POST": api_autoscale.enable_auto_scale}),
+    ("/pools/{pool_id}/disableautoscale", {"POST": api_autoscale.disable_auto_scale}),
+    ("/pools/{pool_id}/evaluateautoscale", {"POST": api_autoscale.evaluate_auto_scale}),
     ("/pools/{pool_id}/nodes", {"GET": api_pools.list_nodes}),
     ("/pools/{pool_id}/nodes/{node_id}", {"GET": api_pools.get_node}),
     ("/pools/{pool_id}/nodes/{node_id}/reboot", {"POST": api_nodes.reboot_node}),
