@@ -8,7 +8,7 @@ from . import errors, model
 from .common import Ctx, check_conditions, created, empty, entity, json_response, paged
 from .store import key
 
-MAX_NODES_PER_POOL = 64  # the emulator's "quota": every node is a directory and processes
+MAX_NODES_PER_POOL = model.MAX_NODES_PER_POOL
 MAX_SLOTS_PER_NODE = 256  # the service's own limit
 
 _FOREVER = "P10675199DT2H48M5.4775807S"

@@ -12,6 +12,8 @@ from .store import new_etag
 
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
+MAX_NODES_PER_POOL = 64  # the emulator's "quota": every node is a directory and processes
+
 
 def now_iso() -> str:
     """The current UTC time in the service's ISO 8601 form."""

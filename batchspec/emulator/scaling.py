@@ -21,7 +21,7 @@ log = logging.getLogger("batchspec.emulator")
 MIN_INTERVAL = 5 * 60  # seconds: the service's bounds for autoScaleEvaluationInterval
 MAX_INTERVAL = 168 * 3600
 DEFAULT_INTERVAL = "PT15M"
-MAX_NODES = 64  # as for a fixed-size pool (api_pools.MAX_NODES_PER_POOL)
+MAX_NODES = model.MAX_NODES_PER_POOL
 
 
 def interval_seconds(value: str | None) -> float | None:
