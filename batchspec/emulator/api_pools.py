@@ -188,7 +188,7 @@ def delete_pool(ctx: Ctx, pool_id: str) -> web.Response:
     pool = get_pool_doc(ctx, pool_id)
     check_conditions(ctx, pool)
     if pool["state"] != "deleting":
-        model.set_state(pool, "deleting")
+        model.set_state_only(pool, "deleting")
         model.touch(pool)
         ctx.store.put_pool(pool)
         ctx.sched.spawn(ctx.sched.nodes.delete_pool(key(pool_id)))

@@ -48,6 +48,13 @@ def set_state(doc: dict, state: str, *, field: str = "state") -> None:
     doc[field] = state
 
 
+def set_state_only(node: dict, state: str) -> None:
+    """Nodes (and pools) have no previousState in the REST model: state and its time only."""
+    if node.get("state") != state:
+        node["state"] = state
+        node["stateTransitionTime"] = now_iso()
+
+
 def require_object(body: object) -> dict:
     """The request body must be a JSON object."""
     if not isinstance(body, dict):

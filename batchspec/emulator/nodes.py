@@ -145,7 +145,7 @@ class NodeManager:
         node["runningTaskSlotsCount"] = self.used[(pk, nk)]
         node["totalTasksRun"] = node.get("totalTasksRun", 0) + 1
         if node["state"] == "idle":
-            model.set_state(node, "running")
+            model.set_state_only(node, "running")
             self.store.put_node(pk, node)
 
     def task_finished(self, pk: str, nk: str, slots: int, task: dict, outcome) -> None:
@@ -159,7 +159,7 @@ class NodeManager:
         if getattr(outcome, "result", None) == "success":
             node["totalTasksSucceeded"] = node.get("totalTasksSucceeded", 0) + 1
         if node["state"] == "running" and node["runningTasksCount"] == 0:
-            model.set_state(node, "idle")
+            model.set_state_only(node, "idle")
             self.store.put_node(pk, node)
 
     # Allocation
@@ -188,7 +188,7 @@ class NodeManager:
         # Nodes a shrink had picked but not released yet stay in the pool.
         for nk, node in self.store.nodes.get(pk, {}).items():
             if node["state"] == "leavingpool":
-                model.set_state(node, "running" if self.used.get((pk, nk)) else "idle")
+                model.set_state_only(node, "running" if self.used.get((pk, nk)) else "idle")
                 self.store.put_node(pk, node)
         pool = self.store.pools[pk]
         self._settle(pk, pool)
@@ -231,7 +231,7 @@ class NodeManager:
                 )
                 victims = victims[: len(have) - wanted]
                 for nk in victims:  # first, so no new task lands on them meanwhile
-                    model.set_state(nodes[nk], "leavingpool")
+                    model.set_state_only(nodes[nk], "leavingpool")
                 for nk in victims:
                     await self._end_runs(pk, nk, how)
                     await self.remove_node(pk, nk)
@@ -289,7 +289,7 @@ class NodeManager:
         if node["state"] != "creating":
             # At once, not when the boot coroutine first runs: until its start task has
             # succeeded the node must not look schedulable (its stored state may be "idle").
-            model.set_state(node, "starting")
+            model.set_state_only(node, "starting")
             self.store.put_node(pk, node)
         self._boots[(pk, nk)] = self.sched.spawn(self._run_boot(pk, nk))
 
@@ -300,7 +300,7 @@ class NodeManager:
         await asyncio.to_thread(prepare_node, ctx)
         pool = self.store.pools[pk]
         node = self.store.nodes[pk][nk]
-        model.set_state(node, "starting")
+        model.set_state_only(node, "starting")
         node["lastBootTime"] = model.now_iso()
         start_task = pool.get("startTask")
         if not start_task:
@@ -356,7 +356,7 @@ class NodeManager:
             info["lastRetryTime"] = model.now_iso()
 
     def _set_node(self, pk: str, node: dict, state: str) -> None:
-        model.set_state(node, state)
+        model.set_state_only(node, state)
         self.store.put_node(pk, node)
         if state == "idle":
             self.sched.kick()
@@ -369,7 +369,7 @@ class NodeManager:
         node = self.store.nodes.get(pk, {}).get(nk)
         if node is None:
             return
-        model.set_state(node, "leavingpool")
+        model.set_state_only(node, "leavingpool")
         runs = self.sched.requeue_node_tasks(pk, nk)
         for r in runs:
             await r.done.wait()
@@ -413,7 +413,7 @@ class NodeManager:
     def reboot(self, pk: str, nk: str, how: str, *, reimage: bool) -> None:
         """Reboot (or reimage: the node directory is wiped) a node; its start task runs again."""
         node = self.store.nodes[pk][nk]
-        model.set_state(node, "reimaging" if reimage else "rebooting")
+        model.set_state_only(node, "reimaging" if reimage else "rebooting")
         self.store.put_node(pk, node)
         old = self._boots.pop((pk, nk), None)
         if old:
@@ -452,7 +452,7 @@ class NodeManager:
                 else "targetLowPriorityNodes"
             )
             pool[name] = max(0, (pool.get(name) or 0) - 1)
-            model.set_state(node, "leavingpool")
+            model.set_state_only(node, "leavingpool")
         model.set_state(pool, "resizing", field="allocationState")
         model.touch(pool)
         self.store.put_pool(pool)

@@ -30,10 +30,13 @@ CREATE INDEX IF NOT EXISTS tasks_by_seq ON tasks (job, seq);
 _last_etag = 0
 
 
+_FILETIME_EPOCH = 116444736000000000  # 1601-01-01 to 1970-01-01 in 100 ns ticks
+
+
 def new_etag() -> str:
-    """A fresh, strictly increasing ETag in the service's `0x8D...` hex style."""
+    """A fresh, strictly increasing ETag in the service's `0x8D...` style (a FILETIME)."""
     global _last_etag
-    _last_etag = max(time.time_ns() // 100, _last_etag + 1)
+    _last_etag = max(time.time_ns() // 100 + _FILETIME_EPOCH, _last_etag + 1)
     return f"0x{_last_etag:X}"
 
 
