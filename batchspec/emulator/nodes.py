@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("batchspec.emulator")
 
 _SCHEDULABLE = ("idle", "running")
+_RECENT_TASKS = 10  # how many of its latest task attempts a node reports
 
 
 def reap_orphans(root: Path) -> int:
@@ -137,13 +138,24 @@ class NodeManager:
                     free[nk] = f
         return free
 
-    def task_started(self, pk: str, nk: str, slots: int, task: dict) -> None:
-        """Account a task attempt on a node."""
+    def task_started(self, pk: str, nk: str, slots: int, task: dict, job_id: str) -> None:
+        """Account a task attempt on a node (and list it among the node's recentTasks)."""
         node = self.store.nodes[pk][nk]
         self.used[(pk, nk)] = self.used.get((pk, nk), 0) + slots
         node["runningTasksCount"] = node.get("runningTasksCount", 0) + 1
         node["runningTaskSlotsCount"] = self.used[(pk, nk)]
         node["totalTasksRun"] = node.get("totalTasksRun", 0) + 1
+        recent = node.setdefault("recentTasks", [])
+        recent.append(
+            {
+                "taskUrl": task.get("url"),
+                "jobId": job_id,
+                "taskId": task["id"],
+                "taskState": "running",
+                "executionInfo": task.get("executionInfo"),  # the live document: stays current
+            }
+        )
+        del recent[:-_RECENT_TASKS]
         if node["state"] == "idle":
             model.set_state_only(node, "running")
             self.store.put_node(pk, node)
@@ -156,6 +168,10 @@ class NodeManager:
             return
         node["runningTasksCount"] = max(0, node.get("runningTasksCount", 0) - 1)
         node["runningTaskSlotsCount"] = self.used[(pk, nk)]
+        for entry in reversed(node.get("recentTasks") or []):
+            if entry["taskId"] == task["id"] and entry["taskState"] == "running":
+                entry["taskState"] = "completed"
+                break
         if getattr(outcome, "result", None) == "success":
             node["totalTasksSucceeded"] = node.get("totalTasksSucceeded", 0) + 1
         if node["state"] == "running" and node["runningTasksCount"] == 0:

@@ -236,7 +236,7 @@ class Scheduler(JobLifecycle):
         r = Running(jk, tk, pk, nk, slots, self.store.jobs[jk], task)
         self.running[(jk, tk)] = r
         self.job_running[jk] = self.job_running.get(jk, 0) + 1
-        self.nodes.task_started(pk, nk, slots, task)
+        self.nodes.task_started(pk, nk, slots, task, self.store.jobs[jk]["id"])
         job_id = self.store.jobs[jk]["id"]
         rel = f"workitems/{job_id}/job-1/{task['id']}"
         node_url = f"{self.account_url}/pools/{pool['id']}/nodes/{node['id']}"

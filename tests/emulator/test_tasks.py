@@ -182,6 +182,11 @@ def test_working_dir_files_are_listed_and_readable(client, job):
     names = {f.name for f in client.list_task_files(job, "wd", recursive=True)}
     assert "wd/sub/f.txt" in names
     assert b"".join(client.download_task_file(job, "wd", "wd/sub/f.txt")) == b"deep\n"
+    info = client.get_task(job, "wd").node_info
+    recent = client.get_node(info.pool_id, info.node_id).recent_tasks
+    mine = [r for r in recent if r.job_id == job and r.task_id == "wd"]
+    assert len(mine) == 1
+    assert mine[0].task_state == "completed" and mine[0].execution_info.exit_code == 0
 
 
 def test_add_collection_reports_task_exists_per_task(client, job):
