@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from azure.batch import models as bm
 from azure.core.exceptions import HttpResponseError
+
 from emulator_support import UBUNTU, unique, wait_for, wait_pool_ready
 
 PENDING = "$TargetDedicatedNodes = min(3, max(0, $PendingTasks.GetSample(1)));"

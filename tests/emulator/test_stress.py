@@ -11,6 +11,7 @@ import pytest
 from azure.batch import models as bm
 from azure.batch.models import CreateTasksError
 from azure.core.exceptions import HttpResponseError
+
 from emulator_support import pool_options, start_server, wait_for
 
 OPS = ["pool", "resize", "job", "tasks", "deljob", "delpool", "term", "reboot", "disable",

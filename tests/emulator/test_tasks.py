@@ -8,6 +8,7 @@ import threading
 import pytest
 from azure.batch import models as bm
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
+
 from emulator_support import pool_options, unique, wait_for, wait_job_done, wait_pool_ready
 
 
