@@ -324,3 +324,16 @@ def test_the_sweep_example_runs_a_matrix_then_its_merge_task(workspace: Workspac
     assert float(summary[3]) == round(sum(values) / len(values), 4)
     again = workspace.run("apply", "sweep.yaml", "--auto-approve")
     assert "No changes." in again.stdout
+
+
+def test_local_status_and_logs_show_the_running_services(workspace: Workspace):
+    status = json.loads(workspace.run("local", "status", "--json").stdout)
+    assert status["running"] is True
+    assert status["batch"]["endpoint"].startswith("http://127.0.0.1:")
+    assert status["storage"]["blob_endpoint"].startswith("http://127.0.0.1:")
+    assert set(status) == {"running", "batch", "storage"}
+    assert set(status["storage"]) == {"blob_endpoint", "account_name", "account_key", "connection_string"}
+    logs = workspace.run("local", "logs", "emulator", "-n", "5")
+    assert logs.returncode == 0
+    assert logs.stdout.startswith("==> ") and "emulator" in logs.stdout.splitlines()[0]
+    assert len(logs.stdout.splitlines()) >= 2
