@@ -195,6 +195,7 @@ def main() -> int:
         print(json.dumps((child_apply if mode == "apply" else child_plan)(Path(root))))
         return 0
     n = args.tasks or (300 if args.quick else 10_000)
+    c.compile_package()
     root = workdir(n)
     try:
         with c.LocalServices():
