@@ -56,9 +56,10 @@ def download_pending(target: Target, desired: DesiredState) -> list[str]:
     d = desired.download
     blobs = storage.read_blobs(target.blob, d.container, d.prefix)
     root = Path(d.to)
+    resolved_root = root.resolve()
     pending = []
     for name, blob in blobs.items():
-        local = safe_local_path(root, name)
+        local = safe_local_path(root, name, resolved_root=resolved_root)
         if local is None:
             pending.append(name)  # refused at download time, with the reason
             continue
