@@ -13,6 +13,8 @@ from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from batchspec.ownership import STORAGE_FINGERPRINT, STORAGE_OWNER, STORAGE_SHA256
 
+_PAGE = 5000  # the service's largest page
+
 
 @dataclass(frozen=True)
 class LiveContainer:
@@ -69,7 +71,7 @@ def read_blobs(service: BlobServiceClient, container: str, prefix: str | None = 
 
 
 def _list_page(client: ContainerClient, prefix: str | None, marker: str | None) -> ET.Element:
-    params = {"restype": "container", "comp": "list", "include": "metadata", "maxresults": "5000"}
+    params = {"restype": "container", "comp": "list", "include": "metadata", "maxresults": str(_PAGE)}
     if prefix:
         params["prefix"] = prefix
     if marker:

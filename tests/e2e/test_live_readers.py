@@ -1,0 +1,81 @@
+"""The live readers parse raw pages for speed; they must agree with the SDKs' own listings.
+
+They reach into the clients' pipelines, so an SDK upgrade that changes those internals fails
+here rather than in a user's plan. Page sizes are lowered so that paging is exercised too.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from azure.batch import models as bm
+from azure.storage.blob import BlobServiceClient, ContentSettings
+
+from batchspec.live import batch as live_batch
+from batchspec.live import storage as live_storage
+from batchspec.ownership import STORAGE_SHA256
+
+
+def test_blob_listing_matches_the_sdk_across_pages(blob_service: BlobServiceClient, monkeypatch):
+    name = "r" + uuid.uuid4().hex[:12]
+    container = blob_service.create_container(name)
+    names = ["a.txt", "dir/b c.txt", "ünï/çødé.txt", "x&y=z?.txt", "plain"]
+    for i, blob in enumerate(names):
+        container.upload_blob(
+            blob,
+            f"content {i}".encode(),
+            metadata={STORAGE_SHA256: f"{i:064d}"} if i % 2 else None,
+            content_settings=ContentSettings(content_type="text/plain"),
+        )
+    monkeypatch.setattr(live_storage, "_PAGE", 2)
+    fast = live_storage.read_blobs(blob_service, name)
+    sdk = {b.name: b for b in container.list_blobs(include=["metadata"])}
+    assert set(fast) == set(sdk) == set(names)
+    for blob_name, b in sdk.items():
+        live = fast[blob_name]
+        assert live.size == b.size
+        assert live.etag == b.etag
+        assert live.sha256 == (b.metadata or {}).get(STORAGE_SHA256)
+        assert live.content_md5 == bytes(b.content_settings.content_md5)
+    assert set(live_storage.read_blobs(blob_service, name, prefix="dir/")) == {"dir/b c.txt"}
+    blob_service.delete_container(name)
+
+
+def test_task_listing_matches_the_sdk_across_pages(batch_client, monkeypatch):
+    pool_id, job_id = "r" + uuid.uuid4().hex[:10], "r" + uuid.uuid4().hex[:10]
+    batch_client.create_pool(
+        bm.BatchPoolCreateOptions(
+            id=pool_id,
+            vm_size="standard_d2s_v3",
+            target_dedicated_nodes=0,
+            virtual_machine_configuration=bm.VirtualMachineConfiguration(
+                image_reference=bm.BatchVmImageReference(
+                    publisher="canonical", offer="ubuntu-24_04-lts", sku="server"
+                ),
+                node_agent_sku_id="batch.node.ubuntu 24.04",
+            ),
+        )
+    )
+    batch_client.create_job(bm.BatchJobCreateOptions(id=job_id, pool_info=bm.BatchPoolInfo(pool_id=pool_id)))
+    ids = [f"t-{i}" for i in range(7)]
+    batch_client.create_tasks(
+        job_id,
+        [
+            bm.BatchTaskCreateOptions(
+                id=i, command_line="true", environment_settings=[bm.EnvironmentSetting(name="X", value=i)]
+            )
+            for i in ids
+        ],
+    )
+    monkeypatch.setattr(live_batch, "_PAGE", 3)
+    fast = live_batch.read_tasks(batch_client, job_id)
+    sdk = [t.as_dict() for t in batch_client.list_tasks(job_id, select=live_batch._TASK_FIELDS)]
+    assert sorted(t["id"] for t in fast) == sorted(ids)
+    by_id = {t["id"]: t for t in sdk}
+    for task in fast:
+        expected = by_id[task["id"]]
+        for key in ("state", "commandLine", "environmentSettings"):
+            assert task.get(key) == expected.get(key)
+    assert live_batch.read_tasks(batch_client, "no-such-job") == []
+    batch_client.begin_delete_job(job_id, polling_interval=1).result()
+    batch_client.begin_delete_pool(pool_id, polling_interval=1).result()
