@@ -67,7 +67,7 @@ def test_every_schema_field_has_a_description():
 
 
 def test_example_specs_point_editors_at_the_schema():
-    from conftest import ROOT
+    from helpers import ROOT
 
     for spec in (ROOT / "specs").glob("*.yaml"):
         assert spec.read_text().startswith("# yaml-language-server: $schema="), spec
