@@ -147,3 +147,17 @@ def test_a_killed_and_restarted_emulator_loses_no_task(tmp_path, azurite, figure
         if proc.poll() is None:
             proc.kill()
         emulator.stop()
+
+
+def test_the_temporary_file_of_a_killed_download_is_gone_after_the_next_apply(tmp_path, clean):
+    ws = rs.Workspace.create(tmp_path / "ws", new_name(), clean.env)
+    assert ws.apply().returncode == 0
+    out = ws.root / "out"
+    (out / "taskdata0_OUTPUT.txt").unlink()  # as if the apply was killed while downloading it
+    (out / ".taskdata0_OUTPUT.txt.k1ll3d_0.part").write_text("Word\tCo")
+    unrelated = out / ".notes.txt.k1ll3d_0.part"  # another file's: not this download's to remove
+    unrelated.write_text("keep")
+    again = ws.apply()
+    assert again.returncode == 0, again.stdout + again.stderr
+    unrelated.unlink()
+    ws.check_outputs()
