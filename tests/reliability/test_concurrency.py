@@ -12,7 +12,7 @@ from reliability_support import new_name
 def _both(ws: rs.Workspace, *args: str) -> list[tuple[int, str, str]]:
     procs = [ws.popen_apply("--var", rs.slow(0.3), *args) for _ in range(2)]
     outputs = [p.communicate(timeout=180) for p in procs]
-    return [(p.returncode, out, err) for p, (out, err) in zip(procs, outputs)]
+    return [(p.returncode, out, err) for p, (out, err) in zip(procs, outputs, strict=True)]
 
 
 def _converged(ws: rs.Workspace, stack: rs.Stack) -> list:
