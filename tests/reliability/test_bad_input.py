@@ -133,8 +133,17 @@ def test_blobs_named_to_escape_the_download_folder_are_never_written_outside_it(
     before = _files_outside(tmp_path, ws.root / "out")
     container = clean.blob_service().get_container_client(f"{ws.name}-out")
     # Azurite stores a backslash as '/', so '..\\x' arrives as '../x'.
-    hostile = ["..\\escape1.txt", "a\\..\\..\\escape2.txt", "/abs.txt", "C:/drive.txt", "./dot.txt",
-               "x//y.txt", "link/evil.txt", "..", "a/.."]
+    hostile = [
+        "..\\escape1.txt",
+        "a\\..\\..\\escape2.txt",
+        "/abs.txt",
+        "C:/drive.txt",
+        "./dot.txt",
+        "x//y.txt",
+        "link/evil.txt",
+        "..",
+        "a/..",
+    ]
     for name in [*hostile, "ok/ünï $(x) `y`.txt"]:
         try:
             container.upload_blob(name, b"payload", overwrite=True)
@@ -159,7 +168,7 @@ HOSTILE_NAMES = [
     "`touch pwned2`.txt",
     "a;touch pwned3.txt",
     "b|touch pwned4&.txt",
-    "it's \"quoted\".txt",
+    'it\'s "quoted".txt',
     "two  spaces.txt",
     "ünïcødé ✓ 名前.txt",
     "$HOME ${PATH}.txt",
@@ -168,7 +177,8 @@ HOSTILE_NAMES = [
 # The direct form (no shell: the node splits words), and through /bin/sh -c with the inner
 # command quoted for sh and the whole quoted again for the node.
 COMMANDS = {
-    "direct": "python3 $AZ_BATCH_NODE_SHARED_DIR/topn_task.py --filepath {{ item.name | shquote }} --numwords 3",
+    "direct": "python3 $AZ_BATCH_NODE_SHARED_DIR/topn_task.py --filepath {{ item.name | shquote }}"
+    " --numwords 3",
     "shell": "/bin/sh -c {{ ('cd . && python3 \"$AZ_BATCH_NODE_SHARED_DIR/topn_task.py\" --filepath '"
     " ~ (item.name | shquote) ~ ' --numwords 3') | shquote }}",
 }
