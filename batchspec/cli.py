@@ -27,6 +27,32 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
+        except Exception as exc:
+            from azure.core.exceptions import AzureError
+
+            if not isinstance(exc, AzureError):
+                raise
+            # A service refused a request (e.g. a wrong key) or stayed unreachable after the
+            # retries: say which and why, without a Python traceback.
+            click.echo(_service_error(exc), err=True)
+            sys.exit(1)
+
+
+def _service_error(exc: Exception) -> str:
+    status = getattr(exc, "status_code", None)
+    code = getattr(exc, "error_code", None) or getattr(getattr(exc, "error", None), "code", None)
+    code = getattr(code, "value", code)  # storage gives an enum
+    text = (getattr(exc, "message", None) or str(exc) or type(exc).__name__).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    if status is None:
+        return f"error: a service could not be reached: {first}"
+    line = f"error: the service refused a request ({status}{f' {code}' if code else ''}): {first}"
+    if status in (401, 403):
+        line += (
+            "\nhint: check the account name and key (AZURE_BATCH_ACCOUNT_KEY, "
+            "AZURE_STORAGE_ACCOUNT_KEY or the connection string) or the credential's role"
+        )
+    return line
 
 
 def _console() -> Console:
