@@ -59,6 +59,7 @@ class FaultPlan:
     rate_503: float = 0.0
     drop_rate: float = 0.0
     seed: int | None = None
+    methods: frozenset[str] | None = None  # fault only these HTTP methods (None: all)
     counts: Counter = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
@@ -67,9 +68,12 @@ class FaultPlan:
                 raise ValueError(f"{name} must be between 0 and 1")
         self._rng = random.Random(self.seed)
 
-    def draw(self) -> str:
+    def draw(self, method: str = "GET") -> str:
         """'forward', '503', 'drop-before' or 'drop-after' for the next request."""
         self.counts["requests"] += 1
+        if self.methods is not None and method.upper() not in self.methods:
+            self.counts["forward"] += 1
+            return "forward"  # no draw: the faulted methods' sequence stays reproducible
         roll = self._rng.random()
         if roll < self.drop_rate:
             outcome = "drop-before" if self._rng.random() < 0.5 else "drop-after"
@@ -99,7 +103,7 @@ def make_app(upstream: str, faults: FaultPlan) -> web.Application:
     async def handle(request: web.Request) -> web.StreamResponse:
         if request.rel_url.path == STATS_PATH:
             return web.json_response(dict(sorted(faults.counts.items())))
-        outcome = faults.draw()
+        outcome = faults.draw(request.method)
         if outcome == "drop-before":
             return _drop(request)
         if outcome == "503":
@@ -167,6 +171,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--503-rate", dest="rate_503", type=_rate, default=0.0, help="fraction answered 503")
     p.add_argument("--drop-rate", type=_rate, default=0.0, help="fraction of connections dropped")
     p.add_argument("--seed", type=int, default=None, help="seed of the fault draws")
+    p.add_argument("--methods", default="", help="fault only these methods, e.g. POST,PATCH (default: all)")
     args = p.parse_args(argv)
     upstream = URL(args.upstream)
     if upstream.scheme not in ("http", "https") or not upstream.host:
@@ -175,7 +180,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 async def serve(args: argparse.Namespace) -> None:
-    faults = FaultPlan(args.rate_503, args.drop_rate, args.seed)
+    methods = frozenset(m.strip().upper() for m in args.methods.split(",") if m.strip()) or None
+    faults = FaultPlan(args.rate_503, args.drop_rate, args.seed, methods)
     runner = web.AppRunner(make_app(args.upstream, faults), access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, HOST, args.listen_port, reuse_address=True)

@@ -14,6 +14,7 @@ from urllib.parse import quote
 import requests
 from azure.batch import BatchClient
 from azure.core.credentials import AzureNamedKeyCredential
+from azure.core.pipeline.policies import RetryPolicy
 from azure.core.pipeline.transport import RequestsTransport
 from azure.storage.blob import (
     BlobSasPermissions,
@@ -39,6 +40,19 @@ _RETRY = {
     "retry_backoff_factor": 0.2,
     "retry_backoff_max": 8,
 }
+
+
+class _BatchRetry(RetryPolicy):
+    """azure-core retries a POST or PATCH whose connection dropped without an answer only if
+    told to; by default such an error ends the call (and the apply). Batch creates carry the
+    caller's id, so a repeated one is at worst answered "exists", which apply checks against
+    its own owner tag and fingerprint."""
+
+    _ALL_METHODS = frozenset({"HEAD", "GET", "PUT", "DELETE", "OPTIONS", "TRACE", "POST", "PATCH"})
+
+    def configure_retries(self, options):
+        options.setdefault("retry_on_methods", self._ALL_METHODS)
+        return super().configure_retries(options)
 
 
 def _transport(pool_size: int) -> RequestsTransport:
@@ -233,7 +247,7 @@ def _build(
         batch_endpoint,
         batch_credential,
         transport=_transport(pool_size),
-        **_RETRY,
+        retry_policy=_BatchRetry(**_RETRY),
         per_retry_policies=policies,
     )
     # Storage has its own retry policy; its default first backoff (15 s) is far too slow.

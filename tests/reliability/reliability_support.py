@@ -133,9 +133,12 @@ def emulator(
     return Service("emulator", argv, data_dir.parent / "logs" / f"emulator-{data_dir.name}.log")
 
 
-def faultproxy(upstream: str, log: Path, *, rate_503: float, drop: float, seed: int) -> Service:
+def faultproxy(
+    upstream: str, log: Path, *, rate_503: float, drop: float, seed: int, methods: str = ""
+) -> Service:
     argv = [sys.executable, "-m", "batchspec.faultproxy", "--listen-port", "0", "--upstream", upstream]
     argv += ["--503-rate", str(rate_503), "--drop-rate", str(drop), "--seed", str(seed)]
+    argv += ["--methods", methods] if methods else []
     return Service("faultproxy", argv, log)
 
 

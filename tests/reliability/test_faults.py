@@ -135,3 +135,30 @@ def test_the_node_agent_retries_a_transient_storage_fault(tmp_path, clean):
         assert task.execution_info.result == "success", (failure.code, failure.details)
     finally:
         proxy.stop()
+
+
+def test_batch_creates_whose_connection_dropped_are_retried_without_duplicates(tmp_path, clean, figures):
+    """A create (POST) whose connection drops may or may not have been done by the service.
+    In front of the Batch emulator, the proxy drops POSTs only, with seed 190: create pool is
+    dropped after the service made the pool, create job before it reached the service, the add
+    collection after the tasks were added. Apply retries each and recognises its own pool and
+    tasks in the 'exists' answers."""
+    proxy = rs.faultproxy(
+        clean.batch.url, tmp_path / "proxy.log", rate_503=0, drop=0.5, seed=190, methods="POST"
+    ).start()
+    try:
+        env = rs.azure_env(proxy.url, clean.blob_url, clean.home)
+        ws = rs.Workspace.create(tmp_path / "ws", new_name(), env)
+        result = ws.apply()
+        assert result.returncode == 0, result.stdout + result.stderr
+        ws.check_outputs()
+        stats = rs.proxy_stats(proxy)
+        assert stats["drop-after"] >= 2 and stats["drop-before"] >= 1, stats
+        tasks = list(clean.batch_client().list_tasks(f"{ws.name}-job"))
+        assert sorted(t.id for t in tasks) == ["topn-taskdata0", "topn-taskdata1", "topn-taskdata2"]
+        assert all(t.execution_info.retry_count == 0 for t in tasks)
+        again = ws.apply()
+        assert again.returncode == 0 and "No changes." in again.stdout, again.stdout + again.stderr
+        figures["dropped_creates"] = dict(stats)
+    finally:
+        proxy.stop()
