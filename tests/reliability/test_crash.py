@@ -68,6 +68,7 @@ def test_applies_killed_at_seeded_moments_converge_on_the_next_apply(tmp_path, c
         ws = rs.Workspace.create(tmp_path / f"run{i}", new_name(), env, inputs=6)
         killed, before = _kill_in_phase(ws.popen_apply("--var", rs.slow(TASK_SECONDS)), marker, delay)
         assert killed, f"iteration {i}: apply ended before the kill in phase {phase}:\n{before}"
+        parts = len(list((ws.root / "out").glob(".*.part"))) if (ws.root / "out").exists() else 0
 
         started = time.monotonic()
         if i == 0:  # the killed holder's lease lapses by itself
@@ -83,6 +84,8 @@ def test_applies_killed_at_seeded_moments_converge_on_the_next_apply(tmp_path, c
         ids = _task_ids(clean, ws)
         assert sorted(ids) == sorted(f"topn-taskdata{n}" for n in range(6)), ids
         assert len(ids) == len(set(ids))
+        if phase in ("task wait", "download"):  # tasks submitted before the kill are not redone
+            assert "submitting" not in rerun.stdout and "removing" not in rerun.stdout, rerun.stdout
         again = ws.apply("--var", rs.slow(TASK_SECONDS))
         assert again.returncode == 0 and "No changes." in again.stdout, again.stdout + again.stderr
 
@@ -94,6 +97,7 @@ def test_applies_killed_at_seeded_moments_converge_on_the_next_apply(tmp_path, c
                 "phase": phase,
                 "delay_s": delay,
                 "rerun_s": round(rerun_seconds, 1),
+                "part_files_left_by_the_kill": parts,
                 "rerun_plan": next((ln for ln in rerun.stdout.splitlines() if ln.startswith("Plan:")), ""),
             }
         )

@@ -36,7 +36,9 @@ def test_apply_under_injected_faults_converges_with_byte_identical_outputs(tmp_p
         f"{p.stem}.out": p.read_bytes()[::-1] for p in sorted((ws.root / "blobs").glob("*.bin"))
     }
     reference = rs.reverse_workspace(tmp_path / "clean", new_name(), clean.env, SIZES, seed=11, retries=0)
+    started = time.monotonic()
     assert reference.apply().returncode == 0
+    clean_seconds = time.monotonic() - started
     assert _outputs(reference) == outputs
 
     # Converged despite the faults: a second apply finds nothing to do, no task was duplicated.
@@ -67,6 +69,7 @@ def test_apply_under_injected_faults_converges_with_byte_identical_outputs(tmp_p
         "batch_503_or_dropped": emulator["503"],
         "task_retries": sum(t.execution_info.retry_count for t in tasks),
         "first_apply_seconds": round(apply_seconds, 1),
+        "same_apply_on_clean_services_seconds": round(clean_seconds, 1),
         "input_bytes": sum(SIZES),
     }
 
@@ -160,5 +163,44 @@ def test_batch_creates_whose_connection_dropped_are_retried_without_duplicates(t
         again = ws.apply()
         assert again.returncode == 0 and "No changes." in again.stdout, again.stdout + again.stderr
         figures["dropped_creates"] = dict(stats)
+    finally:
+        proxy.stop()
+
+
+def test_the_fault_proxy_without_faults_passes_requests_and_answers_through_untouched(tmp_path, clean):
+    import os
+    import subprocess
+    import sys
+
+    from azure.core.exceptions import ResourceNotFoundError
+    from azure.storage.blob import BlobServiceClient
+
+    bad = subprocess.run(
+        [sys.executable, "-m", "batchspec.faultproxy", "--upstream", clean.azurite.url, "--503-rate", "1.5"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert bad.returncode == 2 and "a rate is between 0 and 1" in bad.stderr
+    proxy = rs.faultproxy(clean.azurite.url, tmp_path / "proxy.log", rate_503=0, drop=0, seed=1).start()
+    try:
+        via = BlobServiceClient.from_connection_string(
+            rs.connection_string(proxy.url), max_single_put_size=2**20
+        )
+        container = via.get_container_client(new_name())
+        container.create_container(metadata={"k": "v"})
+        data = os.urandom(5 * 2**20 + 3)  # put as blocks
+        container.upload_blob("dir/ü $(x).bin", data, metadata={"sha": "1"})
+        blob = container.get_blob_client("dir/ü $(x).bin")
+        assert blob.download_blob(max_concurrency=3).readall() == data  # ranged GETs
+        props = blob.get_blob_properties()  # HEAD
+        assert props.size == len(data) and props.metadata == {"sha": "1"}
+        direct = clean.blob_service().get_blob_client(container.container_name, "dir/ü $(x).bin")
+        assert direct.get_blob_properties().etag == props.etag
+        with pytest.raises(ResourceNotFoundError) as missing:
+            container.get_blob_client("absent").download_blob()
+        assert missing.value.error_code == "BlobNotFound"
+        stats = rs.proxy_stats(proxy)
+        assert stats["requests"] == stats["forward"] >= 6 and stats["503"] == 0
     finally:
         proxy.stop()
