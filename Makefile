@@ -28,6 +28,7 @@ demo: setup
 	@for f in specs/out/*_OUTPUT.txt; do echo; echo "== $$f"; cat "$$f"; done
 
 test: setup
+	$(BIN)/ruff check batchspec tests node benchmarks
 	$(BIN)/python -m pytest
 
 lint: setup

@@ -235,7 +235,10 @@ class Applier:
             self.ui.step(f"rebooting {len(nodes)} node(s) to run the new start task")
             for node in nodes:
                 try:
-                    client.begin_reboot_node(pool.id, node["id"], polling_interval=self.poll).result()
+                    # requeue: tasks running there go back to the queue, to run after the new start task
+                    client.begin_reboot_node(
+                        pool.id, node["id"], {"nodeRebootOption": "requeue"}, polling_interval=self.poll
+                    ).result()
                 except HttpResponseError as exc:
                     self.outcome.problems.append(f"node {node['id']}: reboot failed: {_short(exc)}")
 

@@ -6,6 +6,7 @@ import json
 import sys
 
 import click
+from azure.core.exceptions import AzureError
 from rich.console import Console
 
 from batchspec import __version__, render
@@ -27,15 +28,29 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
-        except Exception as exc:
-            from azure.core.exceptions import AzureError
-
-            if not isinstance(exc, AzureError):
-                raise
-            # A service refused a request (e.g. a wrong key) or stayed unreachable after the
-            # retries: say which and why, without a Python traceback.
+        except AzureError as exc:
+            # The service refused (e.g. a wrong key) or stayed unreachable after the retries:
+            # its own message is what the user needs, with a hint for a refused key.
             click.echo(_service_error(exc), err=True)
+            _debug_traceback()
             sys.exit(1)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit):
+            raise
+        except Exception as exc:  # a bug: one line for the user, the traceback on request
+            click.echo(
+                f"internal error: {type(exc).__name__}: {exc} (set BATCHSPEC_DEBUG=1 for the traceback)",
+                err=True,
+            )
+            _debug_traceback()
+            sys.exit(1)
+
+
+def _debug_traceback() -> None:
+    import os
+    import traceback
+
+    if os.environ.get("BATCHSPEC_DEBUG"):
+        traceback.print_exc()
 
 
 def _service_error(exc: Exception) -> str:

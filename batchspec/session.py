@@ -25,13 +25,15 @@ def plan(target: Target, desired: DesiredState, overrides: dict[str, Any]) -> Pl
 
 
 def is_plan_file(path: str) -> bool:
-    """A saved plan is JSON that names its format; anything else is taken for a spec."""
+    """A saved plan is named *.plan / *.json, or is JSON that names the plan format."""
     p = Path(path)
     if not p.is_file():
         return False
+    if p.suffix in (".plan", ".json"):
+        return True
     with p.open("rb") as f:
-        head = f.read(64).lstrip()
-    return head.startswith(b"{")
+        head = f.read(4096).lstrip()
+    return head.startswith(b"{") and PLAN_FORMAT.encode() in head
 
 
 def load_plan_file(path: str) -> Plan:

@@ -20,7 +20,7 @@ from azure.storage.blob import (
     BlobSasPermissions,
     BlobServiceClient,
     ContainerSasPermissions,
-    ExponentialRetry,
+    LinearRetry,
     UserDelegationKey,
     generate_blob_sas,
     generate_container_sas,
@@ -34,7 +34,7 @@ TARGETS = ("local", "azure")
 # backoff; enough attempts to ride out a busy or flaky service without hand-written loops.
 _RETRY = {
     "retry_total": 12,
-    "retry_connect": 12,
+    "retry_connect": 4,  # nothing listening: fail within seconds, not a minute
     "retry_read": 12,
     "retry_status": 12,
     "retry_backoff_factor": 0.2,
@@ -253,9 +253,8 @@ def _build(
     # Storage has its own retry policy; its default first backoff (15 s) is far too slow.
     storage_options = {
         "transport": _transport(pool_size),
-        "retry_policy": ExponentialRetry(
-            initial_backoff=0.3, increment_base=2, retry_total=10, random_jitter_range=0.3
-        ),
+        # Linear: storage's exponential policy waits 15 s, then grows past minutes.
+        "retry_policy": LinearRetry(backoff=0.8, random_jitter_range=0.4, retry_total=10),
         # storage clients take no per_retry_policies; these run after their retry policy too
         "_additional_pipeline_policies": policies,
     }

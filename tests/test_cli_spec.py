@@ -71,3 +71,13 @@ def test_example_specs_point_editors_at_the_schema():
 
     for spec in (ROOT / "specs").glob("*.yaml"):
         assert spec.read_text().startswith("# yaml-language-server: $schema="), spec
+
+
+def test_every_example_spec_is_valid(cli):
+    from helpers import ROOT
+
+    specs = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "specs").glob("*.yaml"))
+    assert len(specs) >= 2
+    result = cli("validate", *specs)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count(": valid (") == len(specs)

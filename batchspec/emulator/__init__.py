@@ -6,4 +6,4 @@ It is a development service, not a sandbox: task commands run as the invoking us
 # Well-known development credentials, like Azurite's devstoreaccount1: public by design, and
 # accepted only by the emulator.
 DEV_ACCOUNT_NAME = "devbatch"
-DEV_ACCOUNT_KEY = "kq0/QmMXrnxiegwC25nXLk6A1pgz9gpinqPoCFy4ir1emlPkXqYcKn0sN4SQ/CCrp+imrrFvWGI+bRx/+PkUNw=="
+DEV_ACCOUNT_KEY = "kq0/QmMXrnxiegwC25nXLk6A1pgz9gpinqPoCFy4ir1emlPkXqYcKn0sN4SQ/CCrp+imrrFvWGI+bRx/+PkUNw=="  # noqa: E501

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -20,6 +21,7 @@ from aiohttp import web
 from . import DEV_ACCOUNT_KEY, DEV_ACCOUNT_NAME
 from .faults import Faults
 from .server import Emulator, Settings
+from .store import DataDirBusy
 
 
 def _rate(text: str) -> float:
@@ -63,8 +65,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def _use_pidfd_child_watcher() -> None:
+    """Before Python 3.12, asyncio waits for each child process in a thread of its own
+    (ThreadedChildWatcher): starting that thread was a sixth of the emulator's time per
+    task. Where Linux offers pidfds, wait for children on the event loop instead."""
+    if sys.version_info >= (3, 12) or not hasattr(os, "pidfd_open"):
+        return  # 3.12+ already picks the pidfd watcher when it can
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except OSError:  # kernel before 5.3, or pidfds not permitted
+        return
+    watcher = asyncio.PidfdChildWatcher()
+    watcher.attach_loop(asyncio.get_running_loop())
+    asyncio.set_child_watcher(watcher)
+
+
 async def serve(args: argparse.Namespace) -> None:
     """Run until SIGTERM/SIGINT."""
+    _use_pidfd_child_watcher()
     settings = Settings(
         data_dir=args.data_dir.resolve(),
         account_name=args.account_name,
@@ -107,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("batchspec.emulator.access").setLevel(logging.WARNING)
     try:
         asyncio.run(serve(args))
-    except OSError as exc:  # e.g. the port is taken
+    except (OSError, DataDirBusy) as exc:  # e.g. the port is taken
         print(f"batchspec-emulator: {exc}", file=sys.stderr)
         return 1
     return 0

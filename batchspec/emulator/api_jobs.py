@@ -132,6 +132,36 @@ def terminate_job(ctx: Ctx, job_id: str) -> web.Response:
     return empty(202, job, ctx, f"/jobs/{job_id}/terminate")
 
 
+def disable_job(ctx: Ctx, job_id: str) -> web.Response:
+    """POST /jobs/{jobId}/disable: 202; no new tasks start until the job is enabled."""
+    job = get_job_doc(ctx, job_id, allow_deleting=False)
+    body = ctx.body()
+    check_conditions(ctx, job)
+    how = body.get("disableTasks")
+    if how is None:
+        raise errors.missing_property("disableTasks")
+    if how not in ("requeue", "terminate", "wait"):
+        raise errors.invalid_value("disableTasks", how)
+    if job["state"] in ("completed", "terminating"):
+        raise errors.conflict("JobCompleted", "The specified job is already in a completed state.")
+    if job["state"] != "active":
+        raise errors.conflict("JobNotActive", "The specified job is not active.")
+    ctx.sched.disable_job(key(job_id), how)
+    return empty(202, job, ctx, f"/jobs/{job_id}/disable")
+
+
+def enable_job(ctx: Ctx, job_id: str) -> web.Response:
+    """POST /jobs/{jobId}/enable: 202; a disabled job schedules tasks again."""
+    job = get_job_doc(ctx, job_id, allow_deleting=False)
+    check_conditions(ctx, job)
+    if job["state"] in ("completed", "terminating"):
+        raise errors.conflict("JobCompleted", "The specified job is already in a completed state.")
+    if job["state"] != "disabled":
+        raise errors.conflict("JobNotDisabled", "The specified job is not disabled.")
+    ctx.sched.enable_job(key(job_id))
+    return empty(202, job, ctx, f"/jobs/{job_id}/enable")
+
+
 def _apply_update(ctx: Ctx, job: dict, body: dict, replace: bool) -> None:
     _check_job_options(body)
     if "poolInfo" in body or replace:
@@ -194,19 +224,7 @@ def replace_job(ctx: Ctx, job_id: str) -> web.Response:
 def task_counts(ctx: Ctx, job_id: str) -> web.Response:
     """GET /jobs/{jobId}/taskcounts: task and slot counts by state."""
     job = get_job_doc(ctx, job_id)
-    counts = dict.fromkeys(("active", "running", "completed", "succeeded", "failed"), 0)
-    slots = dict(counts)
-    for t in ctx.store.tasks.get(key(job["id"]), {}).values():
-        state = t.get("state")
-        n = t.get("requiredSlots") or 1
-        bucket = "running" if state == "preparing" else state
-        if bucket in counts:
-            counts[bucket] += 1
-            slots[bucket] += n
-        if state == "completed":
-            ok = (t.get("executionInfo") or {}).get("result") == "success"
-            counts["succeeded" if ok else "failed"] += 1
-            slots["succeeded" if ok else "failed"] += n
+    counts, slots = ctx.store.task_counts(key(job["id"]))
     return json_response(
         200,
         {

@@ -8,7 +8,7 @@ from . import errors, model
 from .common import Ctx, check_conditions, created, empty, entity, json_response, paged
 from .store import key
 
-MAX_NODES_PER_POOL = 64  # the emulator's "quota": every node is a directory and processes
+MAX_NODES_PER_POOL = model.MAX_NODES_PER_POOL
 MAX_SLOTS_PER_NODE = 256  # the service's own limit
 
 _FOREVER = "P10675199DT2H48M5.4775807S"
@@ -109,10 +109,9 @@ def create_pool(ctx: Ctx) -> web.Response:
         raise errors.missing_property("virtualMachineConfiguration.nodeAgentSKUId")
     if sku.lower() not in {s.lower() for s, *_ in SUPPORTED_IMAGES}:
         raise errors.invalid_value("virtualMachineConfiguration.nodeAgentSKUId", sku)
-    if body.get("enableAutoScale"):
-        raise errors.invalid_value(
-            "enableAutoScale", True, "autoscale is not supported by the emulator"
-        )
+    from .api_autoscale import check_create  # late: api_autoscale imports this module
+
+    scaling = check_create(body)
     _check_node_counts(body)
     model.check_int(body, "taskSlotsPerNode", 1, MAX_SLOTS_PER_NODE)
     _check_start_task(body.get("startTask"))
@@ -143,7 +142,7 @@ def create_pool(ctx: Ctx) -> web.Response:
         "currentLowPriorityNodes": 0,
         "targetDedicatedNodes": body.get("targetDedicatedNodes") or 0,
         "targetLowPriorityNodes": body.get("targetLowPriorityNodes") or 0,
-        "enableAutoScale": False,
+        **scaling,
         "enableInterNodeCommunication": bool(body.get("enableInterNodeCommunication")),
         "taskSlotsPerNode": body.get("taskSlotsPerNode") or 1,
         "taskSchedulingPolicy": {"nodeFillType": policy.get("nodeFillType", "spread")},
@@ -163,6 +162,8 @@ def create_pool(ctx: Ctx) -> web.Response:
     model.touch(doc)
     ctx.store.put_pool(doc)
     ctx.sched.nodes.resize(pk)
+    if doc["enableAutoScale"]:
+        ctx.sched.autoscaler.enable(pk)  # evaluates at once, as the service does on create
     return created(ctx, doc, f"/pools/{pool_id}")
 
 
@@ -187,7 +188,7 @@ def delete_pool(ctx: Ctx, pool_id: str) -> web.Response:
     pool = get_pool_doc(ctx, pool_id)
     check_conditions(ctx, pool)
     if pool["state"] != "deleting":
-        model.set_state(pool, "deleting")
+        model.set_state_only(pool, "deleting")
         model.touch(pool)
         ctx.store.put_pool(pool)
         ctx.sched.spawn(ctx.sched.nodes.delete_pool(key(pool_id)))
@@ -199,14 +200,21 @@ def resize_pool(ctx: Ctx, pool_id: str) -> web.Response:
     pool = get_pool_doc(ctx, pool_id, allow_deleting=False)
     body = ctx.body()
     check_conditions(ctx, pool)
+    if pool.get("enableAutoScale"):
+        raise errors.conflict(
+            "AutoScalingEnabled", "The pool has autoscale enabled: disable it to resize by hand."
+        )
     _check_node_counts(body)
+    how = body.get("nodeDeallocationOption") or "requeue"
+    if how not in ("requeue", "terminate", "taskcompletion", "retaineddata"):
+        raise errors.invalid_value("nodeDeallocationOption", how)
     for name in ("targetDedicatedNodes", "targetLowPriorityNodes"):
         if body.get(name) is not None:
             pool[name] = body[name]
     if body.get("resizeTimeout"):
         pool["resizeTimeout"] = body["resizeTimeout"]
     model.touch(pool)
-    ctx.sched.nodes.resize(key(pool_id))
+    ctx.sched.nodes.resize(key(pool_id), how)
     return empty(202, pool, ctx, f"/pools/{pool_id}/resize")
 
 

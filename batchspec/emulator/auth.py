@@ -3,8 +3,9 @@
 The string to sign is built exactly as `azure.batch._patch.BatchSharedKeyAuthPolicy` builds it:
 the method, eleven standard headers, the sorted `ocp-*` headers, `/<account><path>` and the
 sorted, URL-decoded query parameters. Clients disagree on small points (the SDK signs
-`content-length: 0` for a body-less POST, older msrest-based `az batch` may sign an empty value
-or the real length), so the verifier accepts any of those variants.
+`content-length: 0` for a body-less POST where others sign an empty value; the msrest-based
+signer of azure-batch 14.x, which `az batch` uses, signs `%2F`/`%5C` in the path as `/`), so
+the verifier accepts each of those variants.
 """
 
 from __future__ import annotations
@@ -13,9 +14,14 @@ import base64
 import hashlib
 import hmac
 from collections.abc import Mapping
+from datetime import datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
 from urllib.parse import parse_qs
 
 from .errors import BatchServiceError
+
+# Like Azure, a signed request is only good for a while around the time it says it was made.
+MAX_CLOCK_SKEW = timedelta(minutes=15)
 
 _SIGNED_HEADERS = (
     "content-encoding",
@@ -106,13 +112,48 @@ def verify(
     # The SDK signs "0" for a body-less POST/PUT/PATCH/DELETE when no length is set yet; other
     # clients sign an empty value, or "0" even on GET. Accept each of those.
     variants: list[str | None] = [None, "0", ""]
-    for cl in variants:
-        expected = sign(key, string_to_sign(method, headers, account, raw_path, raw_query, cl))
-        if hmac.compare_digest(expected, signature):
-            return
+    # The msrest-based signer (azure-batch 14.x, hence `az batch`) signs %2F and %5C in the
+    # path as "/", e.g. in file paths.
+    paths = [raw_path]
+    legacy = raw_path.replace("%5C", "/").replace("%2F", "/")
+    if legacy != raw_path:
+        paths.append(legacy)
+    for path in paths:
+        for cl in variants:
+            expected = sign(key, string_to_sign(method, headers, account, path, raw_query, cl))
+            if hmac.compare_digest(expected, signature):
+                _check_date(headers)
+                return
     raise _unauthenticated(
         "AuthenticationFailed",
         "Server failed to authenticate the request. Make sure the value of Authorization header "
         "is formed correctly including the signature.",
         403,
     )
+
+
+def _check_date(headers: Mapping[str, str]) -> None:
+    """The request's ocp-date (or Date) must be within MAX_CLOCK_SKEW of now: a replayed or
+    long-delayed signed request is refused, as the service does."""
+    value = headers.get("ocp-date") or headers.get("Date")
+    if not value:
+        return
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        when = None
+    if when is None:
+        raise _unauthenticated(
+            "AuthenticationFailed",
+            "Server failed to authenticate the request. The date header is invalid.",
+            403,
+        )
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    if abs(datetime.now(timezone.utc) - when) > MAX_CLOCK_SKEW:
+        raise _unauthenticated(
+            "AuthenticationFailed",
+            "Server failed to authenticate the request. The request date is more than 15 minutes "
+            "away from the server's time.",
+            403,
+        )

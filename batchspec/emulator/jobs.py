@@ -15,7 +15,8 @@ if TYPE_CHECKING:
 
 _TEN_YEARS = 10 * 365 * 86400.0  # "unlimited" durations are ~10675199 days
 # How a run ended when the job decided: its task was terminated, or deleted with the job.
-TERMINATE, DELETE = "terminate", "delete"
+# (REQUEUE: its node went away or its job was disabled with requeue; the task is queued again.)
+TERMINATE, DELETE, REQUEUE = "terminate", "delete", "requeue"
 
 
 class JobLifecycle:
@@ -37,6 +38,40 @@ class JobLifecycle:
             r.end_reason = r.end_reason or TERMINATE
             self._kill(r)
         self._maybe_finish_terminate(jk)
+
+    def disable_job(self, jk: str, disable_tasks: str) -> None:
+        """Job -> disabling -> disabled; running tasks are requeued, terminated or waited for."""
+        job = self.store.jobs[jk]
+        model.set_state(job, "disabling")
+        model.touch(job)
+        self.store.put_job(job)
+        runs = [r for r in self.running.values() if r.job_key == jk]
+        if disable_tasks != "wait":
+            for r in runs:
+                r.end_reason = r.end_reason or (
+                    REQUEUE if disable_tasks == "requeue" else TERMINATE
+                )
+                self._kill(r)
+        self.spawn(self._finish_disable(jk, runs))
+
+    async def _finish_disable(self, jk: str, runs: list[Running]) -> None:
+        for r in runs:
+            await r.done.wait()
+        job = self.store.jobs.get(jk)
+        if job is not None and job["state"] == "disabling":
+            model.set_state(job, "disabled")
+            model.touch(job)
+            self.store.put_job(job)
+
+    def enable_job(self, jk: str) -> None:
+        """A disabled job becomes active again (enabling is instantaneous here)."""
+        job = self.store.jobs[jk]
+        model.set_state(job, "enabling")
+        model.set_state(job, "active")
+        model.touch(job)
+        self.store.put_job(job)
+        self.check_job(jk)
+        self.kick()
 
     def arm_job_timer(self, jk: str) -> None:
         """Enforce the job's constraints.maxWallClockTime (from its creation time)."""

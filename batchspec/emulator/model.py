@@ -12,6 +12,8 @@ from .store import new_etag
 
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
+MAX_NODES_PER_POOL = 64  # the emulator's "quota": every node is a directory and processes
+
 
 def now_iso() -> str:
     """The current UTC time in the service's ISO 8601 form."""
@@ -44,6 +46,13 @@ def set_state(doc: dict, state: str, *, field: str = "state") -> None:
     else:
         doc[f"{field}TransitionTime"] = now
     doc[field] = state
+
+
+def set_state_only(node: dict, state: str) -> None:
+    """Nodes (and pools) have no previousState in the REST model: state and its time only."""
+    if node.get("state") != state:
+        node["state"] = state
+        node["stateTransitionTime"] = now_iso()
 
 
 def require_object(body: object) -> dict:

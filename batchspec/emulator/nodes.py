@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import model
+from .nodeops import NodeOperations
 from .store import key
 
 if TYPE_CHECKING:
@@ -32,30 +33,38 @@ if TYPE_CHECKING:
 log = logging.getLogger("batchspec.emulator")
 
 _SCHEDULABLE = ("idle", "running")
+_RECENT_TASKS = 10  # how many of its latest task attempts a node reports
 
 
 def reap_orphans(root: Path) -> int:
-    """Kill the process groups of processes whose working directory is under `root`.
+    """Kill processes a previous emulator started on the nodes under `root`.
 
-    Linux only (reads /proc); anywhere else it does nothing. Returns how many were found.
+    They are recognised by the AZ_BATCH_NODE_ROOT_DIR the agent gives every task and start
+    task (inherited by their children), not by their working directory: a developer's shell
+    sitting in a node directory is not a task. Linux only (reads /proc); elsewhere nothing
+    happens. Returns how many processes were killed.
     """
     proc = Path("/proc")
     if not proc.is_dir() or not root.exists():
         return 0
     base = str(root.resolve()) + os.sep
+    marker = b"AZ_BATCH_NODE_ROOT_DIR="
     found = 0
     for entry in proc.iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
-            cwd = os.readlink(entry / "cwd")
+            environ = (entry / "environ").read_bytes()
         except OSError:  # gone, or not ours to inspect
             continue
-        if not (cwd + os.sep).startswith(base):
+        for var in environ.split(b"\0"):
+            if var.startswith(marker) and (
+                var[len(marker) :].decode(errors="replace") + os.sep
+            ).startswith(base):
+                break
+        else:
             continue
         found += 1
-        with contextlib.suppress(OSError):
-            os.killpg(os.getpgid(int(entry.name)), signal.SIGKILL)
         with contextlib.suppress(OSError):
             os.kill(int(entry.name), signal.SIGKILL)
     if found:
@@ -63,7 +72,7 @@ def reap_orphans(root: Path) -> int:
     return found
 
 
-class NodeManager:
+class NodeManager(NodeOperations):
     """Nodes of every pool: allocation, boot, slot accounting and removal."""
 
     def __init__(self, scheduler: Scheduler, root: Path, allocation_delay: float):
@@ -130,15 +139,26 @@ class NodeManager:
                     free[nk] = f
         return free
 
-    def task_started(self, pk: str, nk: str, slots: int, task: dict) -> None:
-        """Account a task attempt on a node."""
+    def task_started(self, pk: str, nk: str, slots: int, task: dict, job_id: str) -> None:
+        """Account a task attempt on a node (and list it among the node's recentTasks)."""
         node = self.store.nodes[pk][nk]
         self.used[(pk, nk)] = self.used.get((pk, nk), 0) + slots
         node["runningTasksCount"] = node.get("runningTasksCount", 0) + 1
         node["runningTaskSlotsCount"] = self.used[(pk, nk)]
         node["totalTasksRun"] = node.get("totalTasksRun", 0) + 1
+        recent = node.setdefault("recentTasks", [])
+        recent.append(
+            {
+                "taskUrl": task.get("url"),
+                "jobId": job_id,
+                "taskId": task["id"],
+                "taskState": "running",
+                "executionInfo": task.get("executionInfo"),  # the live document: stays current
+            }
+        )
+        del recent[:-_RECENT_TASKS]
         if node["state"] == "idle":
-            model.set_state(node, "running")
+            model.set_state_only(node, "running")
             self.store.put_node(pk, node)
 
     def task_finished(self, pk: str, nk: str, slots: int, task: dict, outcome) -> None:
@@ -149,10 +169,14 @@ class NodeManager:
             return
         node["runningTasksCount"] = max(0, node.get("runningTasksCount", 0) - 1)
         node["runningTaskSlotsCount"] = self.used[(pk, nk)]
+        for entry in reversed(node.get("recentTasks") or []):
+            if entry["taskId"] == task["id"] and entry["taskState"] == "running":
+                entry["taskState"] = "completed"
+                break
         if getattr(outcome, "result", None) == "success":
             node["totalTasksSucceeded"] = node.get("totalTasksSucceeded", 0) + 1
         if node["state"] == "running" and node["runningTasksCount"] == 0:
-            model.set_state(node, "idle")
+            model.set_state_only(node, "idle")
             self.store.put_node(pk, node)
 
     # Allocation
@@ -161,25 +185,41 @@ class NodeManager:
     def _target(pool: dict) -> int:
         return (pool.get("targetDedicatedNodes") or 0) + (pool.get("targetLowPriorityNodes") or 0)
 
-    def resize(self, pk: str) -> None:
-        """Start (or restart) moving the pool toward its target node counts."""
+    def resize(self, pk: str, how: str = "requeue") -> None:
+        """Start (or restart) moving the pool toward its target node counts.
+
+        `how` is the nodeDeallocationOption for busy nodes released by a shrink.
+        """
         pool = self.store.pools[pk]
         model.set_state(pool, "resizing", field="allocationState")
         self.store.put_pool(pool)
-        old = self._resizes.pop(pk, None)
-        if old:
-            old.cancel()
-        self._resizes[pk] = self.sched.spawn(self._allocate(pk))
+        # A resize in progress finishes first (it may be half-way through releasing a node);
+        # this one then moves the pool on to the newest targets.
+        self._resizes[pk] = self.sched.spawn(self._allocate(pk, how, self._resizes.get(pk)))
 
     def stop_resize(self, pk: str) -> None:
         """Stop a resize: the pool keeps the nodes it has now."""
         old = self._resizes.pop(pk, None)
         if old:
             old.cancel()
+        # Nodes a shrink had picked but not released yet stay in the pool.
+        for nk, node in self.store.nodes.get(pk, {}).items():
+            if node["state"] == "leavingpool":
+                model.set_state_only(node, "running" if self.used.get((pk, nk)) else "idle")
+                self.store.put_node(pk, node)
         pool = self.store.pools[pk]
         self._settle(pk, pool)
+        self.sched.kick()
 
-    async def _allocate(self, pk: str) -> None:
+    async def _allocate(
+        self, pk: str, how: str = "requeue", previous: asyncio.Task | None = None
+    ) -> None:
+        if previous is not None and not previous.done():
+            try:
+                await asyncio.wait([previous])
+            except asyncio.CancelledError:  # stop resize: stop the earlier one too
+                previous.cancel()
+                raise
         await asyncio.sleep(self.allocation_delay)
         pool = self.store.pools.get(pk)
         if pool is None or pool["state"] != "active":
@@ -206,10 +246,15 @@ class NodeManager:
                     have,
                     key=lambda nk: (order.get(nodes[nk]["state"], 1), self.used.get((pk, nk), 0)),
                 )
-                for nk in victims[: len(have) - wanted]:
+                victims = victims[: len(have) - wanted]
+                for nk in victims:  # first, so no new task lands on them meanwhile
+                    model.set_state_only(nodes[nk], "leavingpool")
+                for nk in victims:
+                    await self._end_runs(pk, nk, how)
                     await self.remove_node(pk, nk)
-        self._resizes.pop(pk, None)
-        self._settle(pk, pool)
+        if self._resizes.get(pk) is asyncio.current_task():
+            self._resizes.pop(pk, None)
+            self._settle(pk, pool)  # (a newer resize waiting on this one settles instead)
         self.sched.kick()
 
     def _settle(self, pk: str, pool: dict) -> None:
@@ -258,6 +303,11 @@ class NodeManager:
         self.used.pop((pk, nk), None)
         node = self.store.nodes[pk][nk]
         node["runningTasksCount"] = node["runningTaskSlotsCount"] = 0
+        if node["state"] != "creating":
+            # At once, not when the boot coroutine first runs: until its start task has
+            # succeeded the node must not look schedulable (its stored state may be "idle").
+            model.set_state_only(node, "starting")
+            self.store.put_node(pk, node)
         self._boots[(pk, nk)] = self.sched.spawn(self._run_boot(pk, nk))
 
     async def _run_boot(self, pk: str, nk: str) -> None:
@@ -267,7 +317,7 @@ class NodeManager:
         await asyncio.to_thread(prepare_node, ctx)
         pool = self.store.pools[pk]
         node = self.store.nodes[pk][nk]
-        model.set_state(node, "starting")
+        model.set_state_only(node, "starting")
         node["lastBootTime"] = model.now_iso()
         start_task = pool.get("startTask")
         if not start_task:
@@ -323,7 +373,7 @@ class NodeManager:
             info["lastRetryTime"] = model.now_iso()
 
     def _set_node(self, pk: str, node: dict, state: str) -> None:
-        model.set_state(node, state)
+        model.set_state_only(node, state)
         self.store.put_node(pk, node)
         if state == "idle":
             self.sched.kick()
@@ -336,7 +386,7 @@ class NodeManager:
         node = self.store.nodes.get(pk, {}).get(nk)
         if node is None:
             return
-        model.set_state(node, "leavingpool")
+        model.set_state_only(node, "leavingpool")
         runs = self.sched.requeue_node_tasks(pk, nk)
         for r in runs:
             await r.done.wait()
@@ -358,78 +408,3 @@ class NodeManager:
         if pool is not None:
             await asyncio.to_thread(shutil.rmtree, self.root / pool["id"], True)
         self.store.delete_pool(pk)
-
-    # Node operations
-
-    async def _end_runs(self, pk: str, nk: str, how: str) -> None:
-        """End a node's runs as a reboot/removal option says, and wait for them.
-
-        requeue (default): kill and requeue; terminate: kill, task completes with TaskEnded;
-        taskcompletion / retaineddata: let them finish.
-        """
-        runs = [r for r in self.sched.running.values() if r.pool_key == pk and r.node_key == nk]
-        if how == "terminate":
-            for r in runs:
-                r.end_reason = r.end_reason or "terminate"
-                self.sched.kill_run(r)
-        elif how not in ("taskcompletion", "retaineddata"):
-            runs = self.sched.requeue_node_tasks(pk, nk)
-        for r in runs:
-            await r.done.wait()
-
-    def reboot(self, pk: str, nk: str, how: str, *, reimage: bool) -> None:
-        """Reboot (or reimage: the node directory is wiped) a node; its start task runs again."""
-        node = self.store.nodes[pk][nk]
-        model.set_state(node, "reimaging" if reimage else "rebooting")
-        self.store.put_node(pk, node)
-        old = self._boots.pop((pk, nk), None)
-        if old:
-            old.cancel()
-        self._boots[(pk, nk)] = self.sched.spawn(self._reboot(pk, nk, how, reimage))
-
-    async def _reboot(self, pk: str, nk: str, how: str, reimage: bool) -> None:
-        await self._end_runs(pk, nk, how)
-        if reimage:
-            await asyncio.to_thread(shutil.rmtree, self.context(pk, nk).root, True)
-        node = self.store.nodes.get(pk, {}).get(nk)
-        if node is None:
-            return
-        node.pop("startTaskInfo", None)
-        self._boots.pop((pk, nk), None)
-        self._boot(pk, nk)
-
-    def set_scheduling(self, pk: str, nk: str, enabled: bool, how: str = "requeue") -> None:
-        """Enable or disable task scheduling on a node (disabling ends runs per `how`)."""
-        node = self.store.nodes[pk][nk]
-        node["schedulingState"] = "enabled" if enabled else "disabled"
-        self.store.put_node(pk, node)
-        if enabled:
-            self.sched.kick()
-        elif how != "taskcompletion":
-            self.sched.spawn(self._end_runs(pk, nk, how))
-
-    def remove_nodes(self, pk: str, nks: list[str], how: str) -> None:
-        """Remove specific nodes; the pool's targets shrink by as many."""
-        pool = self.store.pools[pk]
-        for nk in nks:
-            node = self.store.nodes[pk][nk]
-            name = (
-                "targetDedicatedNodes"
-                if node.get("isDedicated", True)
-                else "targetLowPriorityNodes"
-            )
-            pool[name] = max(0, (pool.get(name) or 0) - 1)
-            model.set_state(node, "leavingpool")
-        model.set_state(pool, "resizing", field="allocationState")
-        model.touch(pool)
-        self.store.put_pool(pool)
-        self._resizes[pk] = self.sched.spawn(self._remove(pk, nks, how))
-
-    async def _remove(self, pk: str, nks: list[str], how: str) -> None:
-        for nk in nks:
-            await self._end_runs(pk, nk, how)
-            await self.remove_node(pk, nk)
-        self._resizes.pop(pk, None)
-        pool = self.store.pools.get(pk)
-        if pool is not None:
-            self._settle(pk, pool)

@@ -21,15 +21,12 @@ from datetime import datetime
 from pathlib import Path
 
 from . import model
-from .jobs import DELETE, TERMINATE, JobLifecycle
+from .jobs import DELETE, REQUEUE, TERMINATE, JobLifecycle
 from .nodes import NodeManager
+from .scaling import AutoScaler
 from .store import Store, key
 
 log = logging.getLogger("batchspec.emulator")
-
-# A run ended because its node went away: the task goes back to the queue (see jobs.py for
-# the other reasons a run can be ended from outside).
-REQUEUE = "requeue"
 
 
 @dataclass
@@ -41,6 +38,8 @@ class Running:
     pool_key: str
     node_key: str
     slots: int
+    job: dict
+    task: dict  # the document itself: still valid if the task is deleted meanwhile
     run: object | None = None
     future: asyncio.Task | None = None
     end_reason: str | None = None
@@ -66,6 +65,7 @@ class Scheduler(JobLifecycle):
         self.account_name = account_name
         self.account_url = account_url
         self.nodes = NodeManager(self, data_dir / "nodes", allocation_delay)
+        self.autoscaler = AutoScaler(self)
         self.running: dict[tuple[str, str], Running] = {}
         # Active tasks per job in FIFO order (dict as an ordered set).
         self.queues: dict[str, dict[str, None]] = {}
@@ -95,10 +95,13 @@ class Scheduler(JobLifecycle):
                 self.spawn(self.delete_job(jk))
             elif job["state"] == "terminating":
                 self._maybe_finish_terminate(jk)
+            elif job["state"] == "disabling":  # nothing runs after a restart: done disabling
+                self.spawn(self._finish_disable(jk, []))
             else:
                 self.arm_job_timer(jk)
                 self.check_job(jk)
         await self.nodes.recover()
+        self.autoscaler.recover()
         self._loop_task = asyncio.create_task(self._dispatch_loop())
         self.kick()
 
@@ -108,6 +111,7 @@ class Scheduler(JobLifecycle):
             self._loop_task.cancel()
         for timer in self._job_timers.values():
             timer.cancel()
+        self.autoscaler.stop()
         for r in list(self.running.values()):
             r.end_reason = r.end_reason or REQUEUE
             self._kill(r)
@@ -182,14 +186,17 @@ class Scheduler(JobLifecycle):
             limit = -1
         tasks = self.store.tasks.get(jk, {})
         queue = self.queues[jk]
-        for tk in list(queue):
-            if not free:
-                return False
-            if limit != -1 and self.job_running.get(jk, 0) >= limit:
-                return True
+        running = self.job_running.get(jk, 0)
+        # Walk the queue in place (no copy: it can hold many thousands of tasks) and stop as
+        # soon as the pool is full; the queue is changed only after the walk.
+        placed: list[tuple[str, str, int]] = []
+        stale: list[str] = []
+        for tk in queue:
+            if not free or (limit != -1 and running >= limit):
+                break
             task = tasks.get(tk)
             if task is None or task.get("state") != "active":
-                queue.pop(tk, None)
+                stale.append(tk)
                 continue
             if task.get("dependsOn") and not self._dependencies_met(jk, task):
                 continue
@@ -201,9 +208,14 @@ class Scheduler(JobLifecycle):
             free[nk] -= need
             if free[nk] <= 0:
                 del free[nk]
+            placed.append((tk, nk, need))
+            running += 1
+        for tk in stale:
+            queue.pop(tk, None)
+        for tk, nk, need in placed:
             queue.pop(tk, None)
             self._start(pk, nk, jk, tk, need)
-        return True
+        return bool(free)
 
     def _dependencies_met(self, jk: str, task: dict) -> bool:
         tasks = self.store.tasks.get(jk, {})
@@ -221,10 +233,10 @@ class Scheduler(JobLifecycle):
         task = self.store.tasks[jk][tk]
         node = self.store.nodes[pk][nk]
         pool = self.store.pools[pk]
-        r = Running(jk, tk, pk, nk, slots)
+        r = Running(jk, tk, pk, nk, slots, self.store.jobs[jk], task)
         self.running[(jk, tk)] = r
         self.job_running[jk] = self.job_running.get(jk, 0) + 1
-        self.nodes.task_started(pk, nk, slots, task)
+        self.nodes.task_started(pk, nk, slots, task, self.store.jobs[jk]["id"])
         job_id = self.store.jobs[jk]["id"]
         rel = f"workitems/{job_id}/job-1/{task['id']}"
         node_url = f"{self.account_url}/pools/{pool['id']}/nodes/{node['id']}"
@@ -237,24 +249,25 @@ class Scheduler(JobLifecycle):
             "taskRootDirectoryUrl": f"{node_url}/files/{rel}",
         }
         model.set_state(task, "preparing")
+        self.store.account(jk, task)
         r.future = asyncio.create_task(self._attempt(r))
         r.future.add_done_callback(_log_failure)
 
     async def _attempt(self, r: Running) -> None:
         from .agent import TaskRun  # imported late: the agent is an independent module
 
-        job = self.store.jobs[r.job_key]
-        task = self.store.tasks[r.job_key][r.task_key]
-        info = task.setdefault("executionInfo", {})
-        info.setdefault("retryCount", 0)
-        info.setdefault("requeueCount", 0)
-        for stale in ("endTime", "exitCode", "result", "failureInfo"):
-            info.pop(stale, None)
-        info["startTime"] = model.now_iso()
-        model.set_state(task, "running")
-        self.store.put_task(r.job_key, task)
+        job, task = r.job, r.task
         outcome = None
         try:
+            info = task.setdefault("executionInfo", {})
+            info.setdefault("retryCount", 0)
+            info.setdefault("requeueCount", 0)
+            for stale in ("endTime", "exitCode", "result", "failureInfo"):
+                info.pop(stale, None)
+            info["startTime"] = model.now_iso()
+            model.set_state(task, "running")
+            if self._current(r):  # a task deleted meanwhile must not come back
+                self.store.put_task(r.job_key, task)
             if r.end_reason is None:
                 r.run = TaskRun(
                     self.nodes.context(r.pool_key, r.node_key),
@@ -268,7 +281,8 @@ class Scheduler(JobLifecycle):
             log.exception("task %s/%s: agent error", job["id"], task["id"])
             outcome = exc
         finally:
-            self.running.pop((r.job_key, r.task_key), None)
+            if self.running.get((r.job_key, r.task_key)) is r:
+                del self.running[(r.job_key, r.task_key)]
             self.job_running[r.job_key] = max(0, self.job_running.get(r.job_key, 1) - 1)
             self.nodes.task_finished(r.pool_key, r.node_key, r.slots, task, outcome)
             r.done.set()
@@ -277,6 +291,8 @@ class Scheduler(JobLifecycle):
             self._finish(r, task, outcome)
         except Exception:  # never leave a task stuck in "running" because of a bug here
             log.exception("task %s/%s: completing failed", job["id"], task["id"])
+            if not self._current(r):
+                return
             info = task.setdefault("executionInfo", {})
             info.update(
                 endTime=model.now_iso(),
@@ -289,9 +305,13 @@ class Scheduler(JobLifecycle):
             )
             self.complete(r.job_key, task)
 
+    def _current(self, r: Running) -> bool:
+        """Whether the run's task document is still the stored one (not deleted/replaced)."""
+        return self.store.tasks.get(r.job_key, {}).get(r.task_key) is r.task
+
     def _finish(self, r: Running, task: dict, outcome) -> None:
         jk = r.job_key
-        if r.end_reason == DELETE or self.store.tasks.get(jk, {}).get(r.task_key) is not task:
+        if r.end_reason == DELETE or not self._current(r):
             return
         if r.end_reason == REQUEUE:
             self._requeue_doc(task)
@@ -347,13 +367,17 @@ class Scheduler(JobLifecycle):
         job = self.store.jobs.get(jk)
         if job is None:
             return
+        action = None
         if (
             task["executionInfo"].get("result") == "failure"
             and job.get("onTaskFailure") == "performexitoptionsjobaction"
-            and model.job_action(task) == "terminate"
             and job["state"] == "active"
         ):
+            action = model.job_action(task)
+        if action == "terminate":
             self.terminate_job(jk, "TaskFailed")
+        elif action == "disable":  # the service's equivalent: disable with requeue
+            self.disable_job(jk, "requeue")
         else:
             self.check_job(jk)
         self.kick()  # dependents may now run

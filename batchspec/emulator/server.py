@@ -21,7 +21,7 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
-from . import api_files, api_jobs, api_nodes, api_pools, api_tasks, auth, errors
+from . import api_autoscale, api_files, api_jobs, api_nodes, api_pools, api_tasks, auth, errors
 from .common import MAX_BODY, Ctx, json_response, standard_headers
 from .faults import Faults
 from .scheduler import Scheduler
@@ -78,6 +78,9 @@ _TABLE: list[tuple[str, dict[str, Callable]]] = [
     ("/pools/{pool_id}/stopresize", {"POST": api_pools.stop_resize}),
     ("/pools/{pool_id}/updateproperties", {"POST": api_pools.replace_pool_properties}),
     ("/pools/{pool_id}/removenodes", {"POST": api_nodes.remove_nodes}),
+    ("/pools/{pool_id}/enableautoscale", {"POST": api_autoscale.enable_auto_scale}),
+    ("/pools/{pool_id}/disableautoscale", {"POST": api_autoscale.disable_auto_scale}),
+    ("/pools/{pool_id}/evaluateautoscale", {"POST": api_autoscale.evaluate_auto_scale}),
     ("/pools/{pool_id}/nodes", {"GET": api_pools.list_nodes}),
     ("/pools/{pool_id}/nodes/{node_id}", {"GET": api_pools.get_node}),
     ("/pools/{pool_id}/nodes/{node_id}/reboot", {"POST": api_nodes.reboot_node}),
@@ -104,6 +107,8 @@ _TABLE: list[tuple[str, dict[str, Callable]]] = [
         },
     ),
     ("/jobs/{job_id}/terminate", {"POST": api_jobs.terminate_job}),
+    ("/jobs/{job_id}/disable", {"POST": api_jobs.disable_job}),
+    ("/jobs/{job_id}/enable", {"POST": api_jobs.enable_job}),
     ("/jobs/{job_id}/taskcounts", {"GET": api_jobs.task_counts}),
     ("/jobs/{job_id}/tasks", {"GET": api_tasks.list_tasks, "POST": api_tasks.create_task}),
     ("/jobs/{job_id}/addtaskcollection", {"POST": api_tasks.add_task_collection}),
@@ -269,6 +274,10 @@ class Emulator:
                     "api-version", version, "The specified api-version is not supported."
                 )
             handler, params = resolve(request.method, raw_path)
+            if self.sched is None:  # the port is open a moment before recovery is done
+                raise errors.BatchServiceError(
+                    503, "ServerBusy", "The service is starting. Please retry your request."
+                )
             ctx = Ctx(request, self.store, self.sched, base_url, request_id, query, raw_body)
             result = handler(ctx, **params)
             if inspect.isawaitable(result):

@@ -10,6 +10,7 @@ Everything runs on the event loop thread: no locking, and one sqlite connection.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import sqlite3
 import time
@@ -29,10 +30,13 @@ CREATE INDEX IF NOT EXISTS tasks_by_seq ON tasks (job, seq);
 _last_etag = 0
 
 
+_FILETIME_EPOCH = 116444736000000000  # 1601-01-01 to 1970-01-01 in 100 ns ticks
+
+
 def new_etag() -> str:
-    """A fresh, strictly increasing ETag in the service's `0x8D...` hex style."""
+    """A fresh, strictly increasing ETag in the service's `0x8D...` style (a FILETIME)."""
     global _last_etag
-    _last_etag = max(time.time_ns() // 100, _last_etag + 1)
+    _last_etag = max(time.time_ns() // 100 + _FILETIME_EPOCH, _last_etag + 1)
     return f"0x{_last_etag:X}"
 
 
@@ -41,11 +45,22 @@ def key(id_: str) -> str:
     return id_.lower()
 
 
+class DataDirBusy(Exception):
+    """Another emulator already serves this data directory."""
+
+
 class Store:
     """In-memory documents with write-through persistence to `<data-dir>/batch.sqlite`."""
 
     def __init__(self, data_dir: Path):
         data_dir.mkdir(parents=True, exist_ok=True)
+        # Two emulators on one data dir would both run every task: refuse the second.
+        self._lock = open(data_dir / "emulator.lock", "w")  # noqa: SIM115 - held while open
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._lock.close()
+            raise DataDirBusy(f"{data_dir} is in use by another emulator") from None
         self.db = sqlite3.connect(str(data_dir / "batch.sqlite"), isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         # NORMAL in WAL mode survives a process kill (the OS keeps the pages); only a power
@@ -56,6 +71,10 @@ class Store:
         self.nodes: dict[str, dict[str, dict]] = {}
         self.jobs: dict[str, dict] = {}
         self.tasks: dict[str, dict[str, dict]] = {}
+        # Task counts per job, kept up to date on every change so that taskcounts (which
+        # clients poll) costs O(1) instead of a pass over the job's tasks.
+        self._buckets: dict[str, dict[str, tuple[str, int]]] = {}
+        self._counts: dict[str, dict[str, list[int]]] = {}
         self._seq = 0
         self._load()
 
@@ -72,6 +91,7 @@ class Store:
             "SELECT job, key, seq, doc FROM tasks ORDER BY seq"
         ):
             self.tasks.setdefault(job, {})[k] = json.loads(doc)
+            self.account(job, self.tasks[job][k])
             self._seq = max(self._seq, seq)
 
     def close(self) -> None:
@@ -80,6 +100,7 @@ class Store:
             self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         finally:
             self.db.close()
+            self._lock.close()
 
     # Pools and nodes
 
@@ -131,6 +152,8 @@ class Store:
         """Remove a job and all of its tasks."""
         self.jobs.pop(job_key, None)
         self.tasks.pop(job_key, None)
+        self._buckets.pop(job_key, None)
+        self._counts.pop(job_key, None)
         self.db.execute("BEGIN")
         self.db.execute("DELETE FROM jobs WHERE key = ?", (job_key,))
         self.db.execute("DELETE FROM tasks WHERE job = ?", (job_key,))
@@ -152,6 +175,7 @@ class Store:
             else:
                 seq = None
             tasks[k] = doc
+            self.account(job_key, doc)
             rows.append((job_key, k, seq, doc.get("state"), json.dumps(doc)))
         self.db.execute("BEGIN")
         # Keep the original seq on update: ON CONFLICT leaves it untouched.
@@ -165,4 +189,49 @@ class Store:
     def delete_task(self, job_key: str, task_key: str) -> None:
         """Remove one task."""
         self.tasks.get(job_key, {}).pop(task_key, None)
+        self._uncount(job_key, task_key)
         self.db.execute("DELETE FROM tasks WHERE job = ? AND key = ?", (job_key, task_key))
+
+    # Task counts
+
+    def account(self, job_key: str, doc: dict) -> None:
+        """Re-count one task after its state changed (persisted or not, e.g. `preparing`)."""
+        k = key(doc["id"])
+        self._uncount(job_key, k)
+        state = doc.get("state")
+        if state == "completed":
+            ok = (doc.get("executionInfo") or {}).get("result") == "success"
+            bucket = "succeeded" if ok else "failed"
+        elif state in ("preparing", "running"):
+            bucket = "running"
+        else:
+            bucket = "active"
+        slots = doc.get("requiredSlots") or 1
+        self._buckets.setdefault(job_key, {})[k] = (bucket, slots)
+        entry = self._counts.setdefault(job_key, {}).setdefault(bucket, [0, 0])
+        entry[0] += 1
+        entry[1] += slots
+
+    def _uncount(self, job_key: str, task_key: str) -> None:
+        old = self._buckets.get(job_key, {}).pop(task_key, None)
+        if old is not None:
+            entry = self._counts[job_key][old[0]]
+            entry[0] -= 1
+            entry[1] -= old[1]
+
+    def task_counts(self, job_key: str) -> tuple[dict[str, int], dict[str, int]]:
+        """(task counts, slot counts) by state: active, running, completed, succeeded, failed."""
+        counts = self._counts.get(job_key, {})
+        out: tuple[dict[str, int], dict[str, int]] = ({}, {})
+        for i in (0, 1):
+            get = {
+                b: counts.get(b, [0, 0])[i] for b in ("active", "running", "succeeded", "failed")
+            }
+            out[i].update(
+                active=get["active"],
+                running=get["running"],
+                completed=get["succeeded"] + get["failed"],
+                succeeded=get["succeeded"],
+                failed=get["failed"],
+            )
+        return out

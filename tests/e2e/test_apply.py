@@ -10,6 +10,7 @@ import time
 from azure.storage.blob import BlobServiceClient
 
 from e2e_support import Workspace, expected_output
+from helpers import ROOT
 
 
 def _no_secrets(ws: Workspace, *results: subprocess.CompletedProcess) -> None:
@@ -289,3 +290,50 @@ def test_force_unlock_frees_a_held_lock(workspace: Workspace, blob_service: Blob
         assert workspace.apply().returncode == 0
     finally:
         held._stop.set()
+
+
+def test_changed_application_code_updates_the_start_task_and_reruns_every_task(workspace: Workspace,
+                                                                              batch_client):
+    assert workspace.apply().returncode == 0
+    script = workspace.root / "node" / "topn_task.py"
+    script.write_text(script.read_text().replace('"Word\\tCount"', '"WORD\\tCOUNT"'))
+    plan = _plan(workspace)
+    pool = [c for c in plan["changes"] if c["kind"] == "pool"][0]
+    assert pool["action"] == "update"
+    assert pool["reasons"] == ["startTask: changed (nodes are rebooted to run the new one)"]
+    assert {(c["id"], c["action"]) for c in plan["changes"] if c["kind"] == "task"} == {
+        ("topn-taskdata0", "replace"), ("topn-taskdata1", "replace"), ("topn-taskdata2", "replace")}
+    result = workspace.apply()
+    assert result.returncode == 0, result.stdout + result.stderr
+    for i in range(3):
+        assert (workspace.root / "out" / f"taskdata{i}_OUTPUT.txt").read_text().startswith("WORD\tCOUNT\n")
+    assert "No changes." in workspace.apply().stdout
+
+
+def test_the_sweep_example_runs_a_matrix_then_its_merge_task(workspace: Workspace):
+    spec = (ROOT / "specs" / "sweep.yaml").read_text().replace("sweep", workspace.name)
+    (workspace.root / "sweep.yaml").write_text(spec)
+    result = workspace.run("apply", "sweep.yaml", "--auto-approve")
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = workspace.root / "out" / workspace.name
+    draws = sorted(p.name for p in (out / "draws").iterdir())
+    assert draws == ["100-1.txt", "100-2.txt", "1000-1.txt", "1000-2.txt", "10000-1.txt", "10000-2.txt"]
+    values = [float((out / "draws" / d).read_text()) for d in draws]
+    summary = (out / "summary.txt").read_text().split()
+    assert summary[:3] == ["6", "results,", "mean"]
+    assert float(summary[3]) == round(sum(values) / len(values), 4)
+    again = workspace.run("apply", "sweep.yaml", "--auto-approve")
+    assert "No changes." in again.stdout
+
+
+def test_local_status_and_logs_show_the_running_services(workspace: Workspace):
+    status = json.loads(workspace.run("local", "status", "--json").stdout)
+    assert status["running"] is True
+    assert status["batch"]["endpoint"].startswith("http://127.0.0.1:")
+    assert status["storage"]["blob_endpoint"].startswith("http://127.0.0.1:")
+    assert set(status) == {"running", "batch", "storage"}
+    assert set(status["storage"]) == {"blob_endpoint", "account_name", "account_key", "connection_string"}
+    logs = workspace.run("local", "logs", "emulator", "-n", "5")
+    assert logs.returncode == 0
+    assert logs.stdout.startswith("==> ") and "emulator" in logs.stdout.splitlines()[0]
+    assert len(logs.stdout.splitlines()) >= 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from azure.batch import models as bm
 from azure.core.exceptions import HttpResponseError
+
 from emulator_support import pool_options, unique, wait_for, wait_pool_ready
 
 

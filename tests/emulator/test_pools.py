@@ -73,7 +73,7 @@ def test_failing_wait_for_success_start_task_leaves_node_starttaskfailed(client)
     client.begin_delete_pool(pool_id, polling_interval=0.1).result()
 
 
-def test_resize_up_and_down_removes_idle_nodes(client):
+def test_resize_up_and_down_removes_idle_nodes_first(client):
     pool_id = unique("resize")
     client.create_pool(pool_options(pool_id, nodes=1))
     wait_pool_ready(client, pool_id, 1)
@@ -81,11 +81,22 @@ def test_resize_up_and_down_removes_idle_nodes(client):
         pool_id, bm.BatchPoolResizeOptions(target_dedicated_nodes=3), polling_interval=0.1
     ).result()
     wait_pool_ready(client, pool_id, 3)
+    job_id = unique("j")
+    client.create_job(
+        bm.BatchJobCreateOptions(id=job_id, pool_info=bm.BatchPoolInfo(pool_id=pool_id))
+    )
+    client.create_task(job_id, bm.BatchTaskCreateOptions(id="busy", command_line="/bin/sleep 30"))
+    wait_for(lambda: client.get_task(job_id, "busy").state == "running", 10)
+    busy_node = client.get_task(job_id, "busy").node_info.node_id
     client.begin_resize_pool(
         pool_id, bm.BatchPoolResizeOptions(target_dedicated_nodes=1), polling_interval=0.1
     ).result()
     wait_pool_ready(client, pool_id, 1)
+    assert [n.id for n in client.list_nodes(pool_id)] == [busy_node]
+    busy = client.get_task(job_id, "busy")
+    assert busy.state == "running" and busy.execution_info.requeue_count == 0
     assert client.get_pool(pool_id).current_dedicated_nodes == 1
+    client.begin_delete_job(job_id, polling_interval=0.1).result()
     client.begin_delete_pool(pool_id, polling_interval=0.1).result()
 
 
@@ -204,3 +215,62 @@ def test_node_file_can_be_deleted(client, shared_pool):
     client.delete_node_file(shared_pool, node.id, "startup/stderr.txt")
     names = {f.name for f in client.list_node_files(shared_pool, node.id, recursive=True)}
     assert "startup/stderr.txt" not in names and "startup/stdout.txt" in names
+
+
+def test_shrink_with_terminate_ends_the_busy_nodes_tasks(client):
+    pool_id = unique("shrinkterm")
+    client.create_pool(pool_options(pool_id, nodes=1))
+    wait_pool_ready(client, pool_id, 1)
+    job_id = unique("j")
+    client.create_job(
+        bm.BatchJobCreateOptions(id=job_id, pool_info=bm.BatchPoolInfo(pool_id=pool_id))
+    )
+    client.create_task(job_id, bm.BatchTaskCreateOptions(id="t", command_line="/bin/sleep 30"))
+    wait_for(lambda: client.get_task(job_id, "t").state == "running", 10)
+    client.begin_resize_pool(
+        pool_id,
+        bm.BatchPoolResizeOptions(target_dedicated_nodes=0, node_deallocation_option="terminate"),
+        polling_interval=0.05,
+    ).result()
+    wait_pool_ready(client, pool_id, 0)
+    t = client.get_task(job_id, "t")
+    assert t.state == "completed"
+    assert t.execution_info.failure_info.code == "TaskEnded"
+    assert t.execution_info.requeue_count == 0
+    client.begin_delete_pool(pool_id, polling_interval=0.05).result()
+
+
+def test_back_to_back_resizes_end_at_the_last_target(client):
+    pool_id = unique("rapid")
+    client.create_pool(pool_options(pool_id, nodes=1))
+    for target in (3, 1, 4, 2):
+        client.begin_resize_pool(pool_id, bm.BatchPoolResizeOptions(target_dedicated_nodes=target))
+    wait_pool_ready(client, pool_id, 2)
+    assert client.get_pool(pool_id).current_dedicated_nodes == 2
+    client.begin_delete_pool(pool_id, polling_interval=0.05).result()
+
+
+def test_stop_resize_during_a_shrink_keeps_the_busy_node(client):
+    pool_id = unique("stopshrink")
+    client.create_pool(pool_options(pool_id, nodes=1))
+    wait_pool_ready(client, pool_id, 1)
+    job_id = unique("j")
+    client.create_job(
+        bm.BatchJobCreateOptions(id=job_id, pool_info=bm.BatchPoolInfo(pool_id=pool_id))
+    )
+    client.create_task(job_id, bm.BatchTaskCreateOptions(id="t", command_line="/bin/sleep 30"))
+    wait_for(lambda: client.get_task(job_id, "t").state == "running", 10)
+    client.begin_resize_pool(
+        pool_id,
+        bm.BatchPoolResizeOptions(
+            target_dedicated_nodes=0, node_deallocation_option="taskcompletion"
+        ),
+    )
+    wait_for(lambda: next(iter(client.list_nodes(pool_id))).state == "leavingpool", 10)
+    client.begin_stop_pool_resize(pool_id, polling_interval=0.05).result()
+    node = next(iter(client.list_nodes(pool_id)))
+    assert node.state == "running"
+    assert client.get_pool(pool_id).allocation_state == "steady"
+    assert client.get_task(job_id, "t").state == "running"
+    client.begin_delete_job(job_id, polling_interval=0.05).result()
+    client.begin_delete_pool(pool_id, polling_interval=0.05).result()

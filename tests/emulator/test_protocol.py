@@ -54,7 +54,7 @@ def test_unknown_api_version_is_refused(server):
 
 def test_older_dotted_api_version_is_accepted(server):
     older = server.client(api_version="2024-07-01.20.0")
-    assert isinstance(list(older.list_supported_images()), list)
+    assert len(list(older.list_supported_images())) >= 3
 
 
 def _raw(client, method: str, path: str, **kwargs):
@@ -316,3 +316,76 @@ def test_invalid_task_in_a_collection_is_a_per_task_client_error(client, job):
     ).json()
     statuses = [r["status"] for r in result["value"]]
     assert statuses == ["success", "clienterror", "clienterror"]
+
+
+class _LegacySigner:
+    """Signs like azure-batch 14.x's msrest SharedKeyAuth (what `az batch` uses): %2F and %5C
+    in the path are signed as "/", and a body-less request signs no content-length."""
+
+    def __init__(self, name: str, key: str):
+        from azure.batch._patch import BatchSharedKeyAuthPolicy
+
+        class Policy(BatchSharedKeyAuthPolicy):
+            def on_request(self, request):
+                http = request.http_request
+                original = http.url
+                path, sep, query = original.partition("?")
+                http.url = path.replace("%5C", "/").replace("%2F", "/") + sep + query
+                try:
+                    super().on_request(request)
+                finally:
+                    http.url = original
+
+        self.policy = Policy(AzureNamedKeyCredential(name, key))
+
+
+def test_msrest_style_signature_with_decoded_path_is_accepted(server, client, shared_pool):
+    legacy = BatchClient(
+        server.url,
+        AzureNamedKeyCredential(DEV_ACCOUNT_NAME, DEV_ACCOUNT_KEY),
+        authentication_policy=_LegacySigner(DEV_ACCOUNT_NAME, DEV_ACCOUNT_KEY).policy,
+    )
+    node = next(iter(legacy.list_nodes(shared_pool)))
+    data = b"".join(legacy.download_node_file(shared_pool, node.id, "shared/marker.txt"))
+    assert data == b"prepared\n"
+    # And a wrong key still fails with the legacy signing.
+    wrong = BatchClient(
+        server.url,
+        AzureNamedKeyCredential(DEV_ACCOUNT_NAME, DEV_ACCOUNT_KEY),
+        authentication_policy=_LegacySigner(
+            DEV_ACCOUNT_NAME, DEV_ACCOUNT_KEY[:-6] + "AAAA=="
+        ).policy,
+    )
+    with pytest.raises(HttpResponseError) as info:
+        b"".join(wrong.download_node_file(shared_pool, node.id, "shared/marker.txt"))
+    assert info.value.status_code == 403
+
+
+def test_custom_account_name_and_key_replace_the_development_ones(tmp_path):
+    import base64
+
+    from emulator_support import start_server
+
+    key = base64.b64encode(b"k" * 64).decode()
+    srv = start_server(tmp_path / "data", "--account-name", "myaccount", "--account-key", key)
+    try:
+        mine = BatchClient(srv.url, AzureNamedKeyCredential("myaccount", key))
+        assert list(mine.list_supported_images())
+        with pytest.raises(HttpResponseError) as info:
+            list(srv.client().list_supported_images())  # the dev credentials
+        assert info.value.status_code == 403
+    finally:
+        srv.stop()
+        srv._log.close()
+
+
+def test_request_dated_far_from_now_is_refused(client):
+    from datetime import datetime, timedelta, timezone
+
+    stale = datetime.now(timezone.utc) - timedelta(hours=1)
+    with pytest.raises(HttpResponseError) as info:
+        list(client.list_supported_images(ocp_date=stale))
+    assert info.value.status_code == 403
+    assert info.value.error.code == "AuthenticationFailed"
+    recent = datetime.now(timezone.utc) - timedelta(minutes=1)
+    assert list(client.list_supported_images(ocp_date=recent))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 from azure.batch import models as bm
 from azure.core.exceptions import HttpResponseError
@@ -15,7 +17,13 @@ def test_kill_9_mid_run_then_restart_loses_nothing_and_requeues_running_tasks(tm
     first = start_server(data)
     try:
         client = first.client()
-        client.create_pool(pool_options("durable", nodes=2, slots=2))
+        # Tasks succeed only after their node's start task finished (it runs again on restart).
+        ready = "$AZ_BATCH_NODE_SHARED_DIR/ready"
+        start = bm.BatchStartTask(
+            command_line=f"/bin/sh -c 'rm -f {ready}; sleep 0.5; touch {ready}'",
+            wait_for_success=True,
+        )
+        client.create_pool(pool_options("durable", nodes=2, slots=2, start_task=start))
         wait_pool_ready(client, "durable", 2)
         client.create_job(
             bm.BatchJobCreateOptions(
@@ -36,7 +44,9 @@ def test_kill_9_mid_run_then_restart_loses_nothing_and_requeues_running_tasks(tm
         client.create_tasks(
             "durable-job",
             [
-                bm.BatchTaskCreateOptions(id=f"t{i:02d}", command_line="/bin/sleep 0.4")
+                bm.BatchTaskCreateOptions(
+                    id=f"t{i:02d}", command_line=f"/bin/sh -c 'test -f {ready} && sleep 0.4'"
+                )
                 for i in range(24)
             ],
         )
@@ -44,6 +54,10 @@ def test_kill_9_mid_run_then_restart_loses_nothing_and_requeues_running_tasks(tm
         orphan = int(once.read_text())
         wait_for(lambda: client.get_job_task_counts("durable-job").task_counts.running > 1, 10)
         nodes_before = sorted(n.id for n in client.list_nodes("durable"))
+        # A developer's process sitting in a node directory is not a task: it must survive.
+        bystander = subprocess.Popen(
+            ["sleep", "60"], cwd=data / "nodes" / "durable" / nodes_before[0]
+        )
     finally:
         first.kill9()
         first._log.close()
@@ -55,15 +69,25 @@ def test_kill_9_mid_run_then_restart_loses_nothing_and_requeues_running_tasks(tm
         assert client.get_job("durable-job").state == "active"
         assert len(list(client.list_tasks("durable-job"))) == 25
         wait_for(lambda: not _alive(orphan), 10)
+        assert bystander.poll() is None
         counts = wait_job_done(client, "durable-job", 25, timeout=60)
         assert counts.task_counts.succeeded == 25
         assert client.get_task("durable-job", "sleeper").execution_info.requeue_count == 1
         tasks = list(client.list_tasks("durable-job"))
         assert any(t.execution_info.requeue_count >= 1 for t in tasks)
-        assert sorted(n.id for n in client.list_nodes("durable")) == nodes_before
+        nodes = {n.id: n for n in client.list_nodes("durable")}
+        assert sorted(nodes) == nodes_before
+        # No task overlapped its node's start task of the new boot (waitForSuccess holds even
+        # for nodes that were idle in the database when the emulator came back).
+        for t in tasks:
+            boot = nodes[t.node_info.node_id].start_task_info
+            info = t.execution_info
+            assert info.start_time >= boot.end_time or info.end_time <= boot.start_time, t.id
     finally:
         second.stop()
         second._log.close()
+        bystander.kill()
+        bystander.wait()
 
 
 def test_injected_503s_and_dropped_connections_are_retried_by_the_sdk(tmp_path):
@@ -135,3 +159,31 @@ def _alive(pid: int) -> bool:
             return fh.read().split(")")[-1].split()[0] != "Z"  # a zombie is dead
     except FileNotFoundError:
         return False
+
+
+def test_second_emulator_on_the_same_data_dir_is_refused(tmp_path):
+    import sys
+
+    first = start_server(tmp_path / "data")
+    try:
+        second = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "batchspec.emulator",
+                "--port",
+                "0",
+                "--data-dir",
+                str(tmp_path / "data"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert second.returncode == 1
+        assert "in use by another emulator" in second.stderr
+        assert "Traceback" not in second.stderr
+        assert list(first.client().list_supported_images())  # the first one is unharmed
+    finally:
+        first.stop()
+        first._log.close()

@@ -8,6 +8,7 @@ import threading
 import pytest
 from azure.batch import models as bm
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
+
 from emulator_support import pool_options, unique, wait_for, wait_job_done, wait_pool_ready
 
 
@@ -182,6 +183,11 @@ def test_working_dir_files_are_listed_and_readable(client, job):
     names = {f.name for f in client.list_task_files(job, "wd", recursive=True)}
     assert "wd/sub/f.txt" in names
     assert b"".join(client.download_task_file(job, "wd", "wd/sub/f.txt")) == b"deep\n"
+    info = client.get_task(job, "wd").node_info
+    recent = client.get_node(info.pool_id, info.node_id).recent_tasks
+    mine = [r for r in recent if r.job_id == job and r.task_id == "wd"]
+    assert len(mine) == 1
+    assert mine[0].task_state == "completed" and mine[0].execution_info.exit_code == 0
 
 
 def test_add_collection_reports_task_exists_per_task(client, job):
@@ -500,3 +506,76 @@ def test_large_stdout_is_streamed_whole_and_by_range(client, job):
 def test_subtasks_of_an_ordinary_task_are_empty(client, job):
     client.create_task(job, task("plain", "/bin/true"))
     assert list(client.list_subtasks(job, "plain")) == []
+
+
+def test_task_deleted_while_starting_releases_its_slot(client, job):
+    # Add and delete at once, many times: whichever moment the delete lands in, the slot
+    # must come back and the task must stay gone.
+    for i in range(10):
+        client.create_task(job, task(f"flash{i}", "/bin/sleep 5"))
+        client.delete_task(job, f"flash{i}")
+    client.create_tasks(job, [task(f"after{i}", "/bin/true") for i in range(6)])
+    wait_job_done(client, job, 6, timeout=20)
+    ids = {t.id for t in client.list_tasks(job)}
+    assert ids == {f"after{i}" for i in range(6)}
+
+
+def test_disabled_job_runs_nothing_can_move_pool_and_resumes_when_enabled(client, shared_pool):
+    other = unique("other")
+    client.create_pool(pool_options(other, nodes=1))
+    job_id = unique("dis")
+    client.create_job(
+        bm.BatchJobCreateOptions(id=job_id, pool_info=bm.BatchPoolInfo(pool_id=shared_pool))
+    )
+    client.create_task(job_id, task("running", "/bin/sleep 30"))
+    wait_for(lambda: client.get_task(job_id, "running").state == "running", 10)
+    client.begin_disable_job(
+        job_id, bm.BatchJobDisableOptions(disable_tasks="requeue"), polling_interval=0.05
+    ).result()
+    assert client.get_job(job_id).state == "disabled"
+    requeued = client.get_task(job_id, "running")
+    assert requeued.state == "active" and requeued.execution_info.requeue_count == 1
+    client.create_task(job_id, task("waiting", "/bin/true"))
+    wait_pool_ready(client, other, 1)
+    body = client.get_job(job_id)
+    body.pool_info = bm.BatchPoolInfo(pool_id=other)
+    client.replace_job(job_id, body)  # allowed only while disabled
+    assert client.get_task(job_id, "waiting").state == "active"
+    client.terminate_task(job_id, "running")  # not running now: it completes at once
+    ended = client.get_task(job_id, "running")
+    assert ended.state == "completed" and ended.execution_info.failure_info.code == "TaskEnded"
+    client.begin_enable_job(job_id, polling_interval=0.05).result()
+    wait_for(lambda: client.get_task(job_id, "waiting").state == "completed", 10)
+    assert client.get_task(job_id, "waiting").node_info.pool_id == other
+    client.begin_terminate_job(job_id, {"terminateReason": "done"}, polling_interval=0.05).result()
+    client.begin_delete_pool(other, polling_interval=0.05).result()
+
+
+def test_unlimited_retries_run_until_success(client, job, tmp_path):
+    counter = tmp_path / "attempts"
+    script = f"echo x >> {counter}; [ $(wc -l < {counter}) -ge 4 ]"
+    client.create_task(
+        job,
+        task("stubborn", sh(script), constraints=bm.BatchTaskConstraints(max_task_retry_count=-1)),
+    )
+    wait_job_done(client, job, 1)
+    info = client.get_task(job, "stubborn").execution_info
+    assert info.result == "success" and info.retry_count == 3
+
+
+def test_plain_range_header_works_like_ocp_range(client, job):
+    from azure.core.rest import HttpRequest
+
+    client.create_task(job, task("r", "python3 -c \"print('abcdefghij')\""))
+    wait_job_done(client, job, 1)
+    response = client.send_request(
+        HttpRequest(
+            "GET",
+            f"/jobs/{job}/tasks/r/files/stdout.txt?api-version=2025-06-01",
+            headers={"Range": "bytes=3-5"},
+        ),
+        stream=True,
+    )
+    assert response.status_code == 200
+    assert response.read() == b"def"
+    assert response.headers["ocp-batch-file-isdirectory"] == "false"
