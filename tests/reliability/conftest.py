@@ -37,11 +37,14 @@ def clean(rel_home, azurite):
     emulator.stop()
 
 
-@pytest.fixture(scope="session")
-def faulty(rel_home, azurite):
-    emulator = rs.emulator(rel_home / "batch-faulty", rate_503=FAULT_503, drop=FAULT_DROP, seed=503).start()
+@pytest.fixture
+def faulty(rel_home, azurite, tmp_path):
+    """Fresh per test: each test's n-th request meets the same seeded fault. Seed 505 drops
+    proxy requests 18 (before Azurite) and 45 (after it), seed 503 drops emulator requests
+    4 and 5, and both answer 503s in between."""
+    emulator = rs.emulator(tmp_path / "batch-faulty", rate_503=FAULT_503, drop=FAULT_DROP, seed=503).start()
     proxy = rs.faultproxy(
-        azurite.url, rel_home / "logs" / "faultproxy.log", rate_503=FAULT_503, drop=FAULT_DROP, seed=505
+        azurite.url, tmp_path / "faultproxy.log", rate_503=FAULT_503, drop=FAULT_DROP, seed=505
     ).start()
     stack = Stack(rel_home, emulator, proxy.url, azurite, proxy)
     yield stack

@@ -88,7 +88,7 @@ def test_a_corrupt_tampered_or_foreign_saved_plan_is_refused(tmp_path, clean):
     unreadable = {
         "truncated.plan": (ws.root / "good.plan").read_text()[:100],
         "garbage.plan": "{\x00\xff not json",
-        "list.plan": "{}" and "[1, 2]",
+        "list.plan": "[1, 2]",
         "format.plan": json.dumps({**good, "format": "batchspec-plan/99"}),
         "nochanges.plan": json.dumps({k: v for k, v in good.items() if k != "changes"}),
         "badaction.plan": json.dumps({**good, "changes": [{**good["changes"][0], "action": "explode"}]}),
@@ -102,18 +102,23 @@ def test_a_corrupt_tampered_or_foreign_saved_plan_is_refused(tmp_path, clean):
         ),
         "digest.plan": json.dumps({**good, "desired": "0" * 64}),
     }
+    why = {
+        "foreign-name.plan": f"the saved plan is for spec {other.name!r}, not {ws.name!r}",
+        "tampered.plan": "the live state changed since the plan was saved",
+        "digest.plan": "the spec or its files changed since the plan was saved",
+    }
     for name, text in {**unreadable, **refused}.items():
         (ws.root / name).write_text(text, encoding="utf-8", errors="surrogateescape")
     for name in unreadable:
         r = ws.run("apply", name)
         assert r.returncode == 2, (name, r.stdout, r.stderr)
         assert "Traceback" not in r.stderr
-        assert "not a readable batchspec plan" in r.stderr or "list.plan" in r.stderr, (name, r.stderr)
+        assert f"{name}: not a readable batchspec plan" in r.stderr, (name, r.stderr)
     for name in refused:
         r = ws.run("apply", name)
         assert r.returncode == 1, (name, r.stdout, r.stderr)
         assert "Traceback" not in r.stderr
-        assert "changed since the plan was saved" in r.stderr or "the saved plan is for spec" in r.stderr
+        assert why[name] in r.stderr, (name, r.stderr)
     assert rs.owned(ws, clean) == {"containers": [], "pools": [], "jobs": []}
     # the good plan still applies exactly
     assert ws.run("apply", "good.plan").returncode == 0

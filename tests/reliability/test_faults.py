@@ -56,9 +56,9 @@ def test_apply_under_injected_faults_converges_with_byte_identical_outputs(tmp_p
 
     proxy = rs.proxy_stats(faulty.proxy) - proxy_before
     emulator = rs.emulator_statuses(faulty.batch) - emulator_before
-    # The faults did happen, on both services (at these rates a run without any is impossible).
-    assert proxy["503"] > 0 and proxy["drop-before"] + proxy["drop-after"] > 0, proxy
-    assert emulator["503"] > 0, emulator
+    # The faults did happen, of every kind, on both services (see the `faulty` fixture's seeds).
+    assert proxy["503"] > 0 and proxy["drop-before"] > 0 and proxy["drop-after"] > 0, proxy
+    assert emulator["503"] >= 3, emulator
     figures["faults"] = {
         "rates": {"503": FAULT_503, "drop": FAULT_DROP},
         "storage_requests": proxy["requests"],
