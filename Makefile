@@ -35,8 +35,12 @@ lint: setup
 	$(BIN)/ruff check batchspec tests node benchmarks
 	$(BIN)/ruff format --check batchspec tests node benchmarks
 
+# Every benchmarks/*.py except helper modules (_*.py); `make bench BENCH_ARGS=--quick` for a smoke
+# run, `BENCH_ARGS=--check` to fail on a missed target. Figures go to benchmarks/results.json.
+BENCH_ARGS ?=
 bench: setup
-	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	@for b in benchmarks/*.py; do case "$${b##*/}" in _*) continue;; esac; \
+		echo "== $$b"; $(BIN)/python $$b $(BENCH_ARGS) || exit 1; done
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .batchspec out

@@ -40,12 +40,20 @@ class Lock:
         self.release()
 
     def acquire(self) -> None:
-        self._ensure_blob()
         deadline = time.monotonic() + self._wait
+        ensured = False
         while True:
             try:
                 self._lease = self._blob.acquire_lease(lease_duration=_LEASE_SECONDS)
                 break
+            except ResourceNotFoundError:
+                # The lock blob (or its container) does not exist yet: make it, once. Trying the
+                # lease first saves two requests on every apply once the blob exists.
+                if ensured:
+                    raise
+                self._ensure_blob()
+                ensured = True
+                continue
             except HttpResponseError as exc:
                 if (
                     getattr(exc, "error_code", None)

@@ -18,11 +18,12 @@ from batchspec.ownership import STORAGE_OWNER, STORAGE_SHA256
 _LARGE = 8 * 1024 * 1024  # above this a blob is sent in parallel blocks
 
 
-def safe_local_path(root: Path, blob_name: str) -> Path | None:
+def safe_local_path(root: Path, blob_name: str, *, resolved_root: Path | None = None) -> Path | None:
     """Where blob `blob_name` goes under `root`, or None if the name would leave it.
 
     Refused: absolute names, backslashes, drive letters, `.`/`..` segments, empty segments, and
-    names that resolve outside `root` through a symlink already in it.
+    names that resolve outside `root` through a symlink already in it. `resolved_root` is
+    `root.resolve()` when the caller already has it (once per download, not once per blob).
     """
     if (
         not blob_name
@@ -36,7 +37,7 @@ def safe_local_path(root: Path, blob_name: str) -> Path | None:
     if any(p in ("", ".", "..") for p in parts):
         return None
     path = root.joinpath(*PurePosixPath(blob_name).parts)
-    base = root.resolve()
+    base = resolved_root if resolved_root is not None else root.resolve()
     try:
         path.resolve().relative_to(base)
     except ValueError:
@@ -80,9 +81,10 @@ def download(
 ) -> list[tuple[str, Exception]]:
     """Download blobs under `root`, each written to a temporary file then renamed into place."""
     root.mkdir(parents=True, exist_ok=True)
+    resolved_root = root.resolve()
 
     def one(name: str) -> None:
-        target = safe_local_path(root, name)
+        target = safe_local_path(root, name, resolved_root=resolved_root)
         if target is None:
             raise ValueError(f"refused blob name {name!r}: it would be written outside {root}")
         target.parent.mkdir(parents=True, exist_ok=True)

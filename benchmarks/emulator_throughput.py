@@ -7,14 +7,15 @@ it, from the first add request until every task is completed:
 - add collection: the SDK's `create_tasks` (100 tasks a request, 4 threads);
 - naive baseline: one `create_task` request per task.
 
-Prints tasks/s for both; writes nothing (the data dir is a temporary directory).
+Prints tasks/s for both and merges them into benchmarks/results.json (the shared format of
+`benchmarks/_common.py`); target: >= 50 tasks/s with add collection. The emulator's data dir is a
+temporary directory.
 
-    python benchmarks/emulator_throughput.py [--tasks 1000]
+    python benchmarks/emulator_throughput.py [--quick] [--check] [--tasks 1000]
 """
 
 from __future__ import annotations
 
-import argparse
 import signal
 import subprocess
 import sys
@@ -27,6 +28,7 @@ from azure.batch import BatchClient
 from azure.batch import models as bm
 from azure.core.credentials import AzureNamedKeyCredential
 
+import _common as c
 from batchspec.emulator import DEV_ACCOUNT_KEY, DEV_ACCOUNT_NAME
 
 REPO = Path(__file__).resolve().parents[1]
@@ -91,9 +93,10 @@ def run(client: BatchClient, job_id: str, n: int, bulk: bool) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tasks", type=int, default=1000, help="tasks per run (default 1000)")
+    parser = c.parser(__doc__)
+    parser.add_argument("--tasks", type=int, help="tasks per run (default 1000, --quick 200)")
     args = parser.parse_args()
+    args.tasks = args.tasks or (200 if args.quick else 1000)
     with tempfile.TemporaryDirectory(prefix="batchspec-bench-") as tmp:
         proc, url = start(Path(tmp) / "data")
         try:
@@ -125,7 +128,21 @@ def main() -> int:
     print(f"emulator throughput, {args.tasks} tasks, pool 4 nodes x 2 slots:")
     print(f"  add collection (create_tasks): {bulk:8.1f} tasks/s")
     print(f"  one create_task per task:      {naive:8.1f} tasks/s")
-    return 0
+    rows = [
+        c.Row(
+            f"{args.tasks} trivial tasks, 4 nodes x 2 slots",
+            "tasks/s",
+            round(bulk, 1),
+            baseline=round(naive, 1),
+            ratio=bulk / naive,
+            target=">= 50 tasks/s",
+            met=bulk >= 50,
+            note="batchspec column: add collection (create_tasks); baseline: one create_task per task",
+        )
+    ]
+    return c.report(
+        "emulator_throughput", rows, quick=args.quick, check=args.check, params={"tasks": args.tasks}
+    )
 
 
 if __name__ == "__main__":

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import urllib.parse
 from typing import Any
 
 from azure.batch import BatchClient
-from azure.core.exceptions import ResourceNotFoundError
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from azure.core.rest import HttpRequest
 
 from batchspec.ownership import TASK_FINGERPRINT_ENV
 
@@ -40,13 +42,49 @@ def read_job(client: BatchClient, job_id: str) -> dict[str, Any] | None:
 
 
 def read_tasks(client: BatchClient, job_id: str, fields: list[str] | None = None) -> list[dict[str, Any]]:
-    """Every task of a job with only the fields the planner needs, a thousand per request."""
+    """Every task of a job with only the fields the planner needs, a thousand per request.
+
+    The pages are read as plain JSON through the client's pipeline (its authentication, retries
+    and policies): `list_tasks` builds an SDK model per task and `as_dict()` turns it back into the
+    same JSON, which costs most of a 10,000-task plan's time.
+    """
+    params = {"$select": ",".join(fields or _TASK_FIELDS), "maxresults": str(_PAGE)}
+    tasks: list[dict[str, Any]] = []
+    url: str | None = f"/jobs/{urllib.parse.quote(job_id, safe='')}/tasks"
+    while url:
+        page = _get_json(client, url, params)
+        if page is None:
+            return []
+        tasks.extend(page.get("value") or [])
+        url, params = _next_link(page.get("odata.nextLink"))
+    return tasks
+
+
+def _get_json(client: BatchClient, url: str, params: dict[str, str]) -> dict[str, Any] | None:
+    """GET a Batch resource as JSON with the client's api-version; None if it does not exist."""
+    api_version = client._config.api_version  # the version the SDK itself sends
+    request = HttpRequest(
+        "GET", url, params={**params, "api-version": api_version}, headers={"Accept": "application/json"}
+    )
     try:
-        return [
-            t.as_dict() for t in client.list_tasks(job_id, select=fields or _TASK_FIELDS, max_results=_PAGE)
-        ]
+        response = client.send_request(request)  # the client's error policy raises for 4xx/5xx
     except ResourceNotFoundError:
-        return []
+        return None
+    if response.status_code == 404:
+        return None
+    if response.status_code != 200:
+        raise HttpResponseError(response=response)
+    return response.json()
+
+
+def _next_link(link: str | None) -> tuple[str | None, dict[str, str]]:
+    """The next page's path and query (the api-version is set again, as the SDK's pager does)."""
+    if not link:
+        return None, {}
+    parsed = urllib.parse.urlsplit(link)
+    query = {k: v for k, v in urllib.parse.parse_qsl(parsed.query, keep_blank_values=True)}
+    query.pop("api-version", None)
+    return urllib.parse.urlunsplit((parsed.scheme, parsed.netloc, parsed.path, "", "")), query
 
 
 def read_nodes(client: BatchClient, pool_id: str) -> list[dict[str, Any]]:

@@ -20,6 +20,9 @@ def read(target: Target, desired: DesiredState, *, with_download: bool = True) -
         pool_f = pool.submit(batch.read_pool, target.batch, desired.pool.id)
         job_f = pool.submit(batch.read_job, target.batch, desired.job.id)
         tasks_f = pool.submit(batch.read_tasks, target.batch, desired.job.id)
+        agent_f = None
+        if desired.pool.node_agent_sku_id is None:
+            agent_f = pool.submit(batch.resolve_node_agent_sku, target.batch, desired.pool.image.to_dict())
         containers = containers_f.result()
         wanted = {c.name for c in desired.containers}
         with_uploads = {b.container for b in desired.blobs}
@@ -28,15 +31,14 @@ def read(target: Target, desired: DesiredState, *, with_download: bool = True) -
             for name in with_uploads
             if name in containers
         }
+        pending_f = None
+        if with_download and desired.download and desired.download.container in containers:
+            pending_f = pool.submit(download_pending, target, desired)
         blobs = {name: f.result() for name, f in blob_fs.items()}
         live_pool, job, tasks = pool_f.result(), job_f.result(), tasks_f.result()
+        agent = agent_f.result() if agent_f else None
+        pending = pending_f.result() if pending_f else []
     owned_elsewhere = sorted(n for n, c in containers.items() if c.owner == desired.name and n not in wanted)
-    agent = None
-    if desired.pool.node_agent_sku_id is None:
-        agent = batch.resolve_node_agent_sku(target.batch, desired.pool.image.to_dict())
-    pending = []
-    if with_download and desired.download and desired.download.container in containers:
-        pending = download_pending(target, desired)
     return LiveState(
         containers={n: c for n, c in containers.items() if n in wanted},
         blobs=blobs,
@@ -54,9 +56,10 @@ def download_pending(target: Target, desired: DesiredState) -> list[str]:
     d = desired.download
     blobs = storage.read_blobs(target.blob, d.container, d.prefix)
     root = Path(d.to)
+    resolved_root = root.resolve()
     pending = []
     for name, blob in blobs.items():
-        local = safe_local_path(root, name)
+        local = safe_local_path(root, name, resolved_root=resolved_root)
         if local is None:
             pending.append(name)  # refused at download time, with the reason
             continue

@@ -22,14 +22,15 @@ def file_item(name: str, path: str, size: int) -> dict[str, Any]:
     }
 
 
-def blob_item(blob: Blob, base_dir: Path) -> dict[str, Any]:
-    item = file_item(blob.name, _shown(Path(blob.source), base_dir), blob.size)
+def blob_item(blob: Blob, base_dir: Path, *, resolved_base: Path | None = None) -> dict[str, Any]:
+    base = resolved_base if resolved_base is not None else base_dir.resolve()
+    item = file_item(blob.name, _shown(Path(blob.source), base), blob.size)
     return {**item, "container": blob.container, "ref": blob.ref, "sha256": blob.sha256}
 
 
-def _shown(path: Path, base_dir: Path) -> str:
+def _shown(path: Path, resolved_base: Path) -> str:
     try:
-        return path.relative_to(base_dir.resolve()).as_posix()
+        return path.relative_to(resolved_base).as_posix()
     except ValueError:
         return path.as_posix()
 
@@ -50,7 +51,12 @@ def items(
         name, prefix = (spec, "") if isinstance(spec, str) else (spec["name"], spec.get("prefix", ""))
         if name not in blobs_by_container:
             return f"forEach.container {name!r} is not a container of this spec"
-        return [blob_item(b, base_dir) for b in blobs_by_container[name] if b.name.startswith(prefix)]
+        base = base_dir.resolve()  # once, not per blob
+        return [
+            blob_item(b, base_dir, resolved_base=base)
+            for b in blobs_by_container[name]
+            if b.name.startswith(prefix)
+        ]
     if kind == "range":
         start, stop, step = (
             (0, spec, 1)

@@ -30,16 +30,20 @@ def match(base_dir: Path, pattern: str) -> list[LocalFile]:
         if glob.has_magic(part):
             break
         fixed.append(part)
-    anchor = (base_dir / Path(*fixed)) if fixed else base_dir
+    anchor = os.path.normpath((base_dir / Path(*fixed)) if fixed else base_dir)
+    base = os.fspath(base_dir)
     found: list[LocalFile] = []
+    # String paths (os.path) rather than Path objects: the same results, several times faster
+    # for globs that match thousands of files.
     for hit in sorted(glob.glob(pattern, root_dir=base_dir, recursive=True)):
-        path = (base_dir / hit).resolve() if not os.path.isabs(hit) else Path(hit).resolve()
-        if not path.is_file():
+        unresolved = hit if os.path.isabs(hit) else os.path.join(base, hit)
+        real = os.path.realpath(unresolved)  # what Path.resolve() computes
+        if not os.path.isfile(real):
+            Path(unresolved).resolve()  # raises on a symlink loop, as before
             continue
-        unresolved = base_dir / hit if not os.path.isabs(hit) else Path(hit)
-        relative = os.path.relpath(os.path.normpath(unresolved), os.path.normpath(anchor))
+        relative = os.path.relpath(os.path.normpath(unresolved), anchor)
         found.append(
-            LocalFile(path=path, relative=relative.replace(os.sep, "/"), shown=hit.replace(os.sep, "/"))
+            LocalFile(path=Path(real), relative=relative.replace(os.sep, "/"), shown=hit.replace(os.sep, "/"))
         )
     return found
 

@@ -1,0 +1,364 @@
+"""Blob transfers against Azurite on this machine: batchspec vs a sequential SDK loop vs azcopy.
+
+Two sets of files, each uploaded then downloaded by the three, in rounds (order: sequential loop,
+azcopy, batchspec), each into its own fresh container:
+
+- small: 1,000 files of 64 KiB (target: batchspec >= 2.5x the loop and faster than azcopy);
+- large: 20 files of 32 MiB (target: >= 1.5x the loop and faster than azcopy).
+
+batchspec runs through the functions `apply` uses: `transfer.upload` with the blobs of a built
+spec, and for downloads `live.state.download_pending` (list, compare with the local files) then
+`transfer.download`, with the clients of `targets.connect("local")` at the CLI's default
+parallelism (16). A second run transfers nothing: a fresh plan has no blob change and
+`download_pending` is empty.
+
+azcopy (`@azure-tools/azcopy-linux`, a dev-only peer) is installed on demand into `.cache/azcopy`
+with npm (not in package.json); the binary needs libsecret, which is fetched with
+`apt-get download` into the same cache when the system lacks it. It runs against Azurite over
+plain http with a container SAS and `--from-to`. If it cannot run, the output says why.
+
+    python benchmarks/transfers.py [--quick] [--check] [--rounds 2]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import _common as c
+
+AZCOPY_DIR = c.CACHE / "azcopy"
+AZCOPY_BIN = AZCOPY_DIR / "node_modules/@azure-tools/azcopy-linux/dist/bin/azcopy_linux_amd64"
+LIBSECRET = AZCOPY_DIR / "libsecret/usr/lib/x86_64-linux-gnu"
+
+SPEC = """\
+name: benchxfer
+storage:
+  containers:
+    small: {upload: [small/*.bin]}
+    large: {upload: [large/*.bin]}
+pool:
+  id: benchxfer-pool
+  vmSize: standard_d2s_v3
+  image: {publisher: canonical, offer: ubuntu-24_04-lts, sku: server}
+  targetDedicatedNodes: 0
+job:
+  id: benchxfer-job
+  tasks: {forEach: {range: 1}, id: "t{{ item }}", commandLine: /bin/true}
+download: {container: small, to: down/small}
+"""
+
+
+# -- azcopy -----------------------------------------------------------------------------------
+
+
+def azcopy_env(tmp: Path) -> dict:
+    env = dict(os.environ)
+    env["AZCOPY_LOG_LOCATION"] = str(tmp / "azcopy-logs")
+    env["AZCOPY_JOB_PLAN_LOCATION"] = str(tmp / "azcopy-plans")
+    if LIBSECRET.exists():
+        env["LD_LIBRARY_PATH"] = f"{LIBSECRET}:{env.get('LD_LIBRARY_PATH', '')}".rstrip(":")
+    return env
+
+
+def ensure_azcopy(tmp: Path) -> tuple[Path | None, str]:
+    """The azcopy binary, installed on demand; or None and why it cannot run here."""
+    if not AZCOPY_BIN.exists():
+        npm = shutil.which("npm")
+        if not npm:
+            return None, "npm not found to install @azure-tools/azcopy-linux"
+        r = subprocess.run(
+            [npm, "install", "--no-save", "--no-audit", "--no-fund", "--prefix", str(AZCOPY_DIR),
+             "@azure-tools/azcopy-linux"],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if r.returncode != 0 or not AZCOPY_BIN.exists():
+            return None, f"npm install @azure-tools/azcopy-linux failed: {r.stderr.strip()[-300:]}"
+    AZCOPY_BIN.chmod(0o755)  # npm does not keep the binary's executable bit
+    probe = subprocess.run([AZCOPY_BIN, "--version"], capture_output=True, text=True, env=azcopy_env(tmp))
+    if probe.returncode != 0 and "libsecret" in probe.stderr and not LIBSECRET.exists():
+        # The binary links libsecret-1.so.0 (for its credential cache); fetch the Debian package
+        # without installing it system-wide.
+        deb_dir = AZCOPY_DIR / "deb"
+        deb_dir.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            ["apt-get", "download", "libsecret-1-0"], cwd=deb_dir, capture_output=True, check=False
+        )
+        for deb in deb_dir.glob("libsecret-1-0_*.deb"):
+            subprocess.run(["dpkg-deb", "-x", str(deb), str(AZCOPY_DIR / "libsecret")], check=False)
+        probe = subprocess.run([AZCOPY_BIN, "--version"], capture_output=True, text=True, env=azcopy_env(tmp))
+    if probe.returncode != 0:
+        return None, f"azcopy does not run here: {probe.stderr.strip()[-300:]}"
+    return AZCOPY_BIN, probe.stdout.strip()
+
+
+def azcopy(binary: Path, tmp: Path, src: str, dst: str, from_to: str) -> float:
+    cmd = [
+        str(binary),
+        "copy",
+        src,
+        dst,
+        "--from-to",
+        from_to,
+        "--log-level",
+        "ERROR",
+        "--output-level",
+        "quiet",
+    ]
+    with c.timer() as t:
+        r = subprocess.run(cmd, capture_output=True, text=True, env=azcopy_env(tmp))
+    if r.returncode != 0:
+        raise SystemExit(f"azcopy failed: {r.stdout[-1000:]} {r.stderr[-1000:]}")
+    return t["s"]
+
+
+# -- the three ways ---------------------------------------------------------------------------
+
+
+def container_sas(name: str) -> str:
+    from azure.storage.blob import ContainerSasPermissions, generate_container_sas
+
+    from batchspec import local
+
+    s = local.status().storage
+    token = generate_container_sas(
+        s["account_name"], name, account_key=s["account_key"],
+        permission=ContainerSasPermissions(read=True, write=True, create=True, list=True),
+        expiry=datetime.now(timezone.utc) + timedelta(hours=2),
+    )  # fmt: skip
+    return f"{s['blob_endpoint']}/{name}?{token}"
+
+
+def sdk_client():
+    """A BlobServiceClient as the tutorial makes it: from the connection string, SDK defaults."""
+    from azure.storage.blob import BlobServiceClient
+
+    from batchspec import local
+
+    return BlobServiceClient.from_connection_string(local.status().storage["connection_string"])
+
+
+def fresh_container(service, name: str, metadata: dict | None = None) -> None:
+    from azure.core.exceptions import ResourceNotFoundError
+
+    try:
+        service.delete_container(name)
+    except ResourceNotFoundError:
+        pass
+    service.create_container(name, metadata=metadata)
+
+
+def seq_upload(service, container: str, files: list[Path]) -> float:
+    with c.timer() as t:
+        client = service.get_container_client(container)
+        for f in files:
+            with open(f, "rb") as data:
+                client.upload_blob(f.name, data, overwrite=True)
+    return t["s"]
+
+
+def seq_download(service, container: str, to: Path) -> float:
+    to.mkdir(parents=True, exist_ok=True)
+    with c.timer() as t:
+        client = service.get_container_client(container)
+        for b in client.list_blobs():
+            with open(to / b.name, "wb") as f:
+                f.write(client.download_blob(b.name).readall())
+    return t["s"]
+
+
+def bs_upload(target, desired, container: str) -> float:
+    from batchspec import transfer
+
+    blobs = [b for b in desired.blobs if b.container == container]
+    with c.timer() as t:
+        failures = transfer.upload(target.blob, blobs, desired.name, parallelism=16)
+    if failures:
+        raise SystemExit(f"batchspec upload failed: {failures[:3]}")
+    return t["s"]
+
+
+def bs_download(target, desired) -> float:
+    """Applier._download's path: what is pending, then the parallel download."""
+    from batchspec import transfer
+    from batchspec.live import state as live_state
+
+    d = desired.download
+    with c.timer() as t:
+        pending = live_state.download_pending(target, desired)
+        failures = transfer.download(target.blob, d.container, pending, Path(d.to), parallelism=16)
+    if failures:
+        raise SystemExit(f"batchspec download failed: {failures[:3]}")
+    return t["s"]
+
+
+def same_files(a: Path, b: Path) -> bool:
+    names = sorted(p.name for p in a.iterdir())
+    return names == sorted(p.name for p in b.iterdir()) and all(
+        (a / n).read_bytes() == (b / n).read_bytes() for n in names
+    )
+
+
+# -- the benchmark ----------------------------------------------------------------------------
+
+
+def make_files(folder: Path, count: int, size: int) -> list[Path]:
+    folder.mkdir(parents=True)
+    files = []
+    for i in range(count):
+        path = folder / f"f{i:05d}.bin"
+        path.write_bytes(os.urandom(size))
+        files.append(path)
+    return files
+
+
+def measure(kind: str, files: list[Path], rounds: int, root: Path, azcopy_bin: Path | None) -> dict:
+    """Seconds per round for each way and direction, plus the second-run checks."""
+    from batchspec import session
+    from batchspec.live import state as live_state
+    from batchspec.ownership import STORAGE_OWNER
+    from batchspec.spec.build import build
+
+    desired = build(str(root / "spec.yaml"), {})
+    d = desired.download
+    desired = dataclasses.replace(
+        desired, download=dataclasses.replace(d, container=kind, to=str(root / "down" / kind))
+    )
+    target, _ = c.connect(parallelism=16)
+    sdk = sdk_client()
+    times: dict[str, list[float]] = {
+        k: [] for k in ("seq_up", "az_up", "bs_up", "seq_down", "az_down", "bs_down")
+    }
+    for r in range(rounds):
+        down = root / f"down-{kind}-{r}"
+        fresh_container(sdk, f"seq-{kind}")
+        times["seq_up"].append(seq_upload(sdk, f"seq-{kind}", files))
+        if azcopy_bin:
+            fresh_container(sdk, f"az-{kind}")
+            src = str(root / kind / "*")
+            times["az_up"].append(azcopy(azcopy_bin, root, src, container_sas(f"az-{kind}"), "LocalBlob"))
+        fresh_container(sdk, kind, {STORAGE_OWNER: desired.name})
+        times["bs_up"].append(bs_upload(target, desired, kind))
+        # downloads, each from the container it uploaded, into an empty folder
+        times["seq_down"].append(seq_download(sdk, f"seq-{kind}", down / "seq"))
+        if azcopy_bin:
+            (down / "az").mkdir(parents=True)
+            sas = container_sas(f"az-{kind}")
+            base, _, query = sas.partition("?")
+            times["az_down"].append(
+                azcopy(azcopy_bin, root, f"{base}/*?{query}", str(down / "az"), "BlobLocal")
+            )
+        shutil.rmtree(desired.download.to, ignore_errors=True)
+        times["bs_down"].append(bs_download(target, desired))
+        for way in ("seq", "az") if azcopy_bin else ("seq",):
+            if not same_files(root / kind, down / way):
+                raise SystemExit(f"{way} download of {kind} differs from the files")
+        if not same_files(root / kind, Path(desired.download.to)):
+            raise SystemExit(f"batchspec download of {kind} differs from the files")
+        shutil.rmtree(down)
+    # A second run: nothing to upload, nothing to download.
+    with c.timer() as t_plan:
+        plan = session.plan(target, desired, {})
+    with c.timer() as t_pending:
+        pending = live_state.download_pending(target, desired)
+    target.close()
+    return {
+        "times": times,
+        "second_uploads": sum(1 for ch in plan.of("blob") if ch.id.startswith(f"{kind}/")),
+        "second_downloads": len(pending),
+        "second_s": t_plan["s"] + t_pending["s"],
+    }
+
+
+def rows_for(kind: str, n: int, size: int, m: dict, factor: float, azcopy_note: str) -> list[c.Row]:
+    mib = n * size / 2**20
+    unit, amount = ("files/s", n) if kind == "small" else ("MiB/s", mib)
+    rows = []
+    for direction in ("up", "down"):
+        t = m["times"]
+        rate = {
+            w: amount / c.median(t[f"{w}_{direction}"]) if t[f"{w}_{direction}"] else None
+            for w in ("seq", "az", "bs")
+        }
+        ratio = rate["bs"] / rate["seq"]
+        met = ratio >= factor and (rate["az"] is None or rate["bs"] > rate["az"])
+        rows.append(
+            c.Row(
+                f"{'upload' if direction == 'up' else 'download'} {n} x {size // 1024} KiB",
+                unit,
+                round(rate["bs"], 1),
+                baseline=round(rate["seq"], 1),
+                peer=None if rate["az"] is None else round(rate["az"], 1),
+                ratio=ratio,
+                target=f">= {factor}x loop, > azcopy",
+                met=met,
+                runs=t[f"bs_{direction}"],
+                note=(
+                    "seconds per round: batchspec "
+                    + ", ".join(f"{x:.2f}" for x in t[f"bs_{direction}"])
+                    + "; loop "
+                    + ", ".join(f"{x:.2f}" for x in t[f"seq_{direction}"])
+                    + (
+                        "; azcopy " + ", ".join(f"{x:.2f}" for x in t[f"az_{direction}"])
+                        if t[f"az_{direction}"]
+                        else ""
+                    )
+                    + ("" if t[f"az_{direction}"] else f"; {azcopy_note}")
+                ),
+            )
+        )
+    moved = m["second_uploads"] + m["second_downloads"]
+    rows.append(
+        c.Row(
+            f"second run, {kind}: blobs transferred",
+            "",
+            moved,
+            target="0",
+            met=moved == 0,
+            note=f"plan + download check took {m['second_s']:.2f} s",
+        )
+    )
+    return rows
+
+
+def main() -> int:
+    p = c.parser(__doc__)
+    p.add_argument("--rounds", type=int, help="rounds of each measurement (default 2, --quick 1)")
+    args = p.parse_args()
+    rounds = args.rounds or (1 if args.quick else 2)
+    small_n, small_size = (100, 64 * 1024) if args.quick else (1000, 64 * 1024)
+    large_n, large_size = (3, 8 * 2**20) if args.quick else (20, 32 * 2**20)
+    root = Path(tempfile.mkdtemp(prefix="batchspec-bench-xfer-"))
+    rows = []
+    try:
+        (root / "spec.yaml").write_text(SPEC)
+        small = make_files(root / "small", small_n, small_size)
+        large = make_files(root / "large", large_n, large_size)
+        azcopy_bin, azcopy_info = ensure_azcopy(root)
+        print(f"azcopy: {azcopy_info}" if azcopy_bin else f"azcopy SKIPPED: {azcopy_info}")
+        with c.LocalServices():
+            m_small = measure("small", small, rounds, root, azcopy_bin)
+            m_large = measure("large", large, rounds, root, azcopy_bin)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    note = "" if azcopy_bin else f"azcopy not run: {azcopy_info}"
+    rows += rows_for("small", small_n, small_size, m_small, 2.5, note)
+    rows += rows_for("large", large_n, large_size, m_large, 1.5, note)
+    return c.report(
+        "transfers",
+        rows,
+        quick=args.quick,
+        check=args.check,
+        params={"rounds": rounds, "small": [small_n, small_size], "large": [large_n, large_size],
+                "azcopy": azcopy_info, "small_s": m_small, "large_s": m_large},
+    )  # fmt: skip
+
+
+if __name__ == "__main__":
+    sys.exit(main())
