@@ -22,7 +22,7 @@ from batchspec.errors import ApplyError
 from batchspec.live import batch as live_batch
 from batchspec.live import state as live_state
 from batchspec.model import DesiredState
-from batchspec.ownership import STORAGE_FINGERPRINT, STORAGE_OWNER
+from batchspec.ownership import FINGERPRINT, OWNER, STORAGE_FINGERPRINT, STORAGE_OWNER
 from batchspec.plan import Action, Plan, task_stamp
 from batchspec.targets import Target
 
@@ -190,7 +190,12 @@ class Applier:
                     hint="set pool.nodeAgentSkuId",
                 )
             self.ui.step(f"creating pool {pool.id} ({pool.vm_size})")
-            self.t.batch.create_pool(payloads.pool(pool, self.desired.name, agent, self.t.sas))
+            try:
+                self.t.batch.create_pool(payloads.pool(pool, self.desired.name, agent, self.t.sas))
+            except ResourceExistsError:
+                self._check_own_create(
+                    "pool", live_batch.read_pool(self.t.batch, pool.id), pool.fingerprint()
+                )
         elif change and change.action == Action.UPDATE:
             self._update_pool(change.details)
         if self._tasks_will_run():
@@ -322,7 +327,10 @@ class Applier:
         if change.action in (Action.CREATE, Action.REPLACE):
             self._wait_gone(read, f"job {job.id}")
             self.ui.step(f"creating job {job.id}")
-            self.t.batch.create_job(payloads.job(job, owner))
+            try:
+                self.t.batch.create_job(payloads.job(job, owner))
+            except ResourceExistsError:
+                self._check_own_create("job", read(), job.fingerprint())
         elif change.action == Action.UPDATE:
             self.ui.step(f"updating job {job.id}")
             self.t.batch.update_job(job.id, payloads.job_update(job, owner))
@@ -484,6 +492,18 @@ class Applier:
             return None
 
     # -- helpers ----------------------------------------------------------------------------
+
+    def _check_own_create(self, kind: str, live: dict[str, Any] | None, fingerprint: str) -> None:
+        """A create answered 'exists': fine if it is this spec's own, as asked for (a retried
+        request whose first attempt the service had done); otherwise someone else made it."""
+        meta = live_batch.metadata(live)
+        if live and meta.get(OWNER) == self.desired.name and meta.get(FINGERPRINT) == fingerprint:
+            return
+        raise ApplyError(
+            f"{kind} {(live or {}).get('id', '')!r} appeared meanwhile and is not this spec's "
+            "as planned; not touching it",
+            hint="run plan again",
+        )
 
     def _wait_gone(self, read: Callable[[], Any], what: str) -> None:
         said = False

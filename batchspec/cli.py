@@ -29,9 +29,9 @@ class _Group(click.Group):
             click.echo("interrupted", err=True)
             sys.exit(130)
         except AzureError as exc:
-            # The service refused or failed: its own message is what the user needs.
-            message = getattr(exc, "message", None) or str(exc)
-            click.echo(f"error: {message.strip().splitlines()[0]}", err=True)
+            # The service refused (e.g. a wrong key) or stayed unreachable after the retries:
+            # its own message is what the user needs, with a hint for a refused key.
+            click.echo(_service_error(exc), err=True)
             _debug_traceback()
             sys.exit(1)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit):
@@ -51,6 +51,23 @@ def _debug_traceback() -> None:
 
     if os.environ.get("BATCHSPEC_DEBUG"):
         traceback.print_exc()
+
+
+def _service_error(exc: Exception) -> str:
+    status = getattr(exc, "status_code", None)
+    code = getattr(exc, "error_code", None) or getattr(getattr(exc, "error", None), "code", None)
+    code = getattr(code, "value", code)  # storage gives an enum
+    text = (getattr(exc, "message", None) or str(exc) or type(exc).__name__).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    if status is None:
+        return f"error: a service could not be reached: {first}"
+    line = f"error: the service refused a request ({status}{f' {code}' if code else ''}): {first}"
+    if status in (401, 403):
+        line += (
+            "\nhint: check the account name and key (AZURE_BATCH_ACCOUNT_KEY, "
+            "AZURE_STORAGE_ACCOUNT_KEY or the connection string) or the credential's role"
+        )
+    return line
 
 
 def _console() -> Console:

@@ -14,6 +14,7 @@ from urllib.parse import quote
 import requests
 from azure.batch import BatchClient
 from azure.core.credentials import AzureNamedKeyCredential
+from azure.core.pipeline.policies import RetryPolicy
 from azure.core.pipeline.transport import RequestsTransport
 from azure.storage.blob import (
     BlobSasPermissions,
@@ -39,6 +40,19 @@ _RETRY = {
     "retry_backoff_factor": 0.2,
     "retry_backoff_max": 8,
 }
+
+
+class _BatchRetry(RetryPolicy):
+    """azure-core retries a POST or PATCH whose connection dropped without an answer only if
+    told to; by default such an error ends the call (and the apply). Batch creates carry the
+    caller's id, so a repeated one is at worst answered "exists", which apply checks against
+    its own owner tag and fingerprint."""
+
+    _ALL_METHODS = frozenset({"HEAD", "GET", "PUT", "DELETE", "OPTIONS", "TRACE", "POST", "PATCH"})
+
+    def configure_retries(self, options):
+        options.setdefault("retry_on_methods", self._ALL_METHODS)
+        return super().configure_retries(options)
 
 
 _READ_SIZE = 256 * 1024  # azure-storage-blob's DATA_BLOCK_SIZE
@@ -245,7 +259,7 @@ def _build(
         batch_endpoint,
         batch_credential,
         transport=_transport(pool_size, trust_env=trust_env),
-        **_RETRY,
+        retry_policy=_BatchRetry(**_RETRY),
         per_retry_policies=policies,
     )
     # Storage has its own retry policy; its default first backoff (15 s) is far too slow.
@@ -269,5 +283,13 @@ def _build(
         sas=sas,
         batch_endpoint=batch_endpoint,
         storage_endpoint=blob.url.split("?")[0],
-        poll=0.25 if name == "local" else 5.0,
+        # Services on loopback are emulators (the local target's, or ones a test points the
+        # azure target at): they answer at once, so poll as often as the local target does.
+        poll=0.25 if name == "local" or _loopback(batch_endpoint) else 5.0,
     )
+
+
+def _loopback(endpoint: str) -> bool:
+    from urllib.parse import urlsplit
+
+    return (urlsplit(endpoint).hostname or "") in ("127.0.0.1", "localhost", "::1")

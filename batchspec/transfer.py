@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import re
 import tempfile
@@ -87,6 +88,9 @@ def download(
         if target is None:
             raise ValueError(f"refused blob name {name!r}: it would be written outside {root}")
         target.parent.mkdir(parents=True, exist_ok=True)
+        # A download killed midway left its temporary file (mkstemp: 8 random characters).
+        for stale in target.parent.glob(f".{glob.escape(target.name)}.{'?' * 8}.part"):
+            stale.unlink(missing_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
         try:
             with os.fdopen(fd, "wb") as f:
