@@ -15,7 +15,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from azure.batch import models as bm
-from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import (
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+)
 
 from batchspec import payloads, transfer
 from batchspec.errors import ApplyError
@@ -37,6 +42,7 @@ _SETTLING_NODE_STATES = {
     "leavingpool",
 }
 _STDERR_TAIL = 2048
+_OUTAGE = 300.0  # seconds of an unreachable Batch service that waiting for tasks rides out
 
 
 class Reporter(Protocol):
@@ -390,19 +396,41 @@ class Applier:
     # -- waiting, downloads, summary --------------------------------------------------------
 
     def _wait(self) -> bool:
-        """Wait until every task of the job completed; False on timeout."""
+        """Wait until every task of the job completed; False on timeout.
+
+        The tasks run on without us, so an unreachable service (a restart, a network blip) is
+        waited out here, up to `_OUTAGE` in a row, rather than failing the apply.
+        """
         job_id = self.desired.job.id
         start = time.monotonic()
         said = False
+        outage_since: float | None = None
         while True:
-            counts = self.t.batch.get_job_task_counts(job_id).task_counts
+            try:
+                counts = self.t.batch.get_job_task_counts(job_id).task_counts
+                done = counts.active + counts.running == 0 and self._none_incomplete(job_id)
+            except ServiceRequestError as exc:
+                now = time.monotonic()
+                if outage_since is None:
+                    outage_since = now
+                    self.ui.note("the Batch service cannot be reached; still waiting for it")
+                elif now - outage_since > _OUTAGE:
+                    raise ApplyError(
+                        f"the Batch service could not be reached for {_OUTAGE:.0f} s ({_short(exc)}); "
+                        "the tasks go on: run apply again to resume waiting"
+                    ) from None
+                self._expired_or_sleep()
+                if self.outcome.timed_out:
+                    return False
+                continue
+            outage_since = None
             figures = {
                 "active": counts.active,
                 "running": counts.running,
                 "succeeded": counts.succeeded,
                 "failed": counts.failed,
             }
-            if counts.active + counts.running == 0 and self._none_incomplete(job_id):
+            if done:
                 if said:
                     self.ui.task_counts(figures, time.monotonic() - start)
                 return True
@@ -410,9 +438,14 @@ class Applier:
                 self.ui.step("waiting for tasks")
                 said = True
             self.ui.task_counts(figures, time.monotonic() - start)
-            if self.deadline and time.monotonic() >= self.deadline:
-                self.outcome.timed_out = True
+            self._expired_or_sleep()
+            if self.outcome.timed_out:
                 return False
+
+    def _expired_or_sleep(self) -> None:
+        if self.deadline and time.monotonic() >= self.deadline:
+            self.outcome.timed_out = True
+        else:
             time.sleep(self.poll)
 
     def _none_incomplete(self, job_id: str) -> bool:

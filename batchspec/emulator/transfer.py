@@ -18,6 +18,7 @@ import base64
 import glob
 import mimetypes
 import os
+import random
 import weakref
 import xml.etree.ElementTree as ET
 from datetime import datetime, timezone
@@ -41,13 +42,36 @@ _DEFAULT_FILE_MODE = 0o770  # the service's default for resource files on Linux 
 class TransferError(Exception):
     """A transfer failed; carries the REST TaskFailureInformation to report."""
 
-    def __init__(self, category: str, code: str, message: str, details: list[dict]):
+    def __init__(self, category: str, code: str, message: str, details: list[dict],
+                 *, transient: bool = False):
         super().__init__(message)
         self.category, self.code, self.message, self.details = category, code, message, details
+        self.transient = transient  # a busy or flaky store: worth another try
 
     def failure_info(self) -> dict:
         return {"category": self.category, "code": self.code, "message": self.message,
                 "details": self.details}
+
+
+_ATTEMPTS = 6  # the node agent rides out a busy store (503s, drops) before failing the task
+
+
+def _transient_status(status: int) -> bool:
+    return status in (408, 429) or status >= 500
+
+
+async def _retrying(operation, *args):
+    """Run a transfer, again with backoff while it fails transiently, as Azure's agent does."""
+    delay = 0.2
+    for attempt in range(_ATTEMPTS):
+        try:
+            return await operation(*args)
+        except TransferError as exc:
+            if not exc.transient or attempt == _ATTEMPTS - 1:
+                raise
+        await asyncio.sleep(delay * (0.5 + random.random()))
+        delay = min(delay * 2, 5.0)
+    return None
 
 
 def redact(url: str) -> str:
@@ -144,7 +168,7 @@ async def _download_one(rf: dict, wd: Path) -> None:
         if not file_path:
             raise TransferError("usererror", "ResourceFileCreateFailed",
                                 "filePath is required with httpUrl.", detail)
-        await _get_to_file(url, _inside(wd, file_path, "filePath", detail), mode, detail)
+        await _retrying(_get_to_file, url, _inside(wd, file_path, "filePath", detail), mode, detail)
         return
     container_url = rf.get("storageContainerUrl")
     if not container_url:
@@ -154,13 +178,13 @@ async def _download_one(rf: dict, wd: Path) -> None:
     detail = [{"name": "FilePath", "value": file_path},
               {"name": "ContainerUrl", "value": redact(container_url)}]
     target_dir = _inside(wd, file_path or ".", "filePath", detail)
-    names = await _list_blobs(container_url, rf.get("blobPrefix") or "", detail)
+    names = await _retrying(_list_blobs, container_url, rf.get("blobPrefix") or "", detail)
     jobs = []
     for name in names:
         blob_detail = [{"name": "FilePath", "value": os.path.join(file_path, name)},
                        {"name": "Url", "value": redact(_blob_url(container_url, name))}]
         target = _inside(target_dir, name, "blob name", blob_detail)
-        jobs.append(_get_to_file(_blob_url(container_url, name), target, mode, blob_detail))
+        jobs.append(_retrying(_get_to_file, _blob_url(container_url, name), target, mode, blob_detail))
     await _gather_fail_fast(jobs)
 
 
@@ -182,7 +206,7 @@ async def _list_blobs(container_url: str, prefix: str, detail: list[dict]) -> li
             raise TransferError(
                 "servererror", "ResourceContainerListMiscError",
                 "Miscellaneous error encountered while listing one of the specified Azure Blob "
-                "container(s).", [*detail, _message(exc)]) from None
+                "container(s).", [*detail, _message(exc)], transient=True) from None
         if status in (401, 403):
             raise TransferError("usererror", "ResourceContainerAccessDenied",
                                 "Access for one of the specified Azure Blob container(s) is "
@@ -192,7 +216,7 @@ async def _list_blobs(container_url: str, prefix: str, detail: list[dict]) -> li
                                 "ResourceContainerListMiscError",
                                 "Miscellaneous error encountered while listing one of the "
                                 "specified Azure Blob container(s).",
-                                [*detail, _status(status)])
+                                [*detail, _status(status)], transient=_transient_status(status))
         root = ET.fromstring(body)
         names += [el.text or "" for el in root.iterfind("./Blobs/Blob/Name")]
         marker = root.findtext("NextMarker") or ""
@@ -223,7 +247,8 @@ async def _get_to_file(url: str, target: Path, mode: int, detail: list[dict]) ->
                 raise TransferError("servererror", "BlobDownloadMiscError",
                                     "Miscellaneous error encountered while downloading one of "
                                     "the specified Azure Blob(s).",
-                                    [*detail, _status(resp.status)])
+                                    [*detail, _status(resp.status)],
+                                    transient=_transient_status(resp.status))
             try:
                 with open(target, "wb") as out:
                     async for chunk in resp.content.iter_chunked(_CHUNK):
@@ -237,7 +262,7 @@ async def _get_to_file(url: str, target: Path, mode: int, detail: list[dict]) ->
         raise TransferError("servererror", "BlobDownloadMiscError",
                             "Miscellaneous error encountered while downloading one of the "
                             "specified Azure Blob(s).",
-                            [*detail, _message(exc)]) from None
+                            [*detail, _message(exc)], transient=True) from None
     os.chmod(target, mode)
 
 
@@ -353,7 +378,7 @@ async def _put_file(path: Path, container_url: str, blob_name: str, extra_header
     url = _blob_url(container_url, blob_name)
     detail = [{"name": "FilePath", "value": str(path)}, {"name": "Url", "value": redact(url)}]
     try:
-        await _put_file_parts(path, url, detail, extra_headers)
+        await _retrying(_put_file_parts, path, url, detail, extra_headers)
     except TransferError as exc:
         if journal:
             journal.err(f"Upload of {path} to {redact(url)} failed: {exc.code}: {exc.message}")
@@ -388,7 +413,9 @@ async def _put_file_parts(path: Path, url: str, detail: list[dict], extra_header
     except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
         raise TransferError("servererror", "FileUploadMiscError",
                             "The compute node hit an unexpected error when uploading output files.",
-                            [*detail, _message(exc)]) from None
+                            [*detail, _message(exc)],
+                            transient=not isinstance(exc, OSError) or isinstance(
+                                exc, (aiohttp.ClientError, asyncio.TimeoutError))) from None
 
 
 async def _put(url: str, query: str, body, detail: list[dict], headers: dict) -> None:
@@ -409,4 +436,4 @@ async def _put(url: str, query: str, body, detail: list[dict], headers: dict) ->
                                 "attempting to upload an output file.", [*detail, *status])
         raise TransferError("servererror", "FileUploadMiscError",
                             "The compute node hit an unexpected error when uploading output files.",
-                            [*detail, *status])
+                            [*detail, *status], transient=_transient_status(resp.status))

@@ -127,19 +127,12 @@ def test_a_killed_and_restarted_emulator_loses_no_task(tmp_path, azurite, figure
         os.kill(emulator.proc.pid, signal.SIGKILL)  # the service alone, as a crash
         emulator.proc.wait(timeout=30)
         down_at = time.monotonic()
-        time.sleep(1.0)  # apply meets a dead service for a while
+        time.sleep(5.0)  # longer than the connection retries: the wait itself must ride it out
         emulator = rs.emulator(data, port=port).start()
         stack.batch = emulator
         out, err = proc.communicate(timeout=180)
-        # The waiting apply rides out a short outage (connection retries: 4, about 3 s). If
-        # the restart took longer it stops with one clear line, and the next apply finishes
-        # the work without submitting anything again: no task is lost either way.
-        rode_out = proc.returncode == 0
-        if not rode_out:
-            assert proc.returncode == 1 and err.startswith("error: a service could not be reached"), out + err
-            again = ws.apply("--lock-timeout", "30s")
-            assert again.returncode == 0, again.stdout + again.stderr
-            assert "submitting" not in again.stdout and "removing" not in again.stdout, again.stdout
+        assert proc.returncode == 0, out + err
+        assert "the Batch service cannot be reached; still waiting for it" in out
         ws.check_outputs()
         tasks = list(stack.batch_client().list_tasks(f"{ws.name}-job"))
         assert sorted(t.id for t in tasks) == sorted(f"topn-taskdata{n}" for n in range(6))
@@ -153,7 +146,6 @@ def test_a_killed_and_restarted_emulator_loses_no_task(tmp_path, azurite, figure
             "tasks": len(tasks),
             "running_at_kill": len(running),
             "requeued": len(requeued),
-            "apply_rode_out_the_outage": rode_out,
             "outputs_complete_s_after_kill": round(time.monotonic() - down_at, 1),
         }
     finally:

@@ -74,15 +74,6 @@ def test_apply_under_injected_faults_converges_with_byte_identical_outputs(tmp_p
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="emulator bug: the node agent (batchspec/emulator/transfer.py) does not retry a "
-    "transient storage failure. One 503 ServerBusy (or one dropped connection) on a resource "
-    "file download fails the whole attempt with BlobDownloadMiscError (HttpStatusCode 503); "
-    "output uploads fail the same way with FileUploadMiscError. Azure Storage clients are "
-    "expected to retry 503/timeouts; with maxTaskRetryCount 0 the task fails.",
-)
 def test_the_node_agent_retries_a_transient_storage_fault(tmp_path, clean):
     """The task's one resource file sits behind a proxy whose first answer is a 503 (seed 36 at
     rate 0.5 draws 503 once, then forwards the next five requests)."""
