@@ -15,22 +15,23 @@ from batchspec.plan import Plan
 def run(target: Any, plan: Plan, step: Callable[[str], None], *, timeout: float = 1800) -> None:
     deadline = time.monotonic() + timeout
     poll = target.poll
-    for change in plan.of("job"):
-        step(f"deleting job {change.id}")
-        _delete_and_wait(
-            lambda i=change.id: target.batch.begin_delete_job(i, polling_interval=poll).result(),
-            lambda i=change.id: live_batch.read_job(target.batch, i),
-            poll,
-            deadline,
-        )
-    for change in plan.of("pool"):
-        step(f"deleting pool {change.id} (the service removes its nodes first)")
-        _delete_and_wait(
-            lambda i=change.id: target.batch.begin_delete_pool(i, polling_interval=poll).result(),
-            lambda i=change.id: live_batch.read_pool(target.batch, i),
-            poll,
-            deadline,
-        )
+    deleters = {
+        "job": (target.batch.begin_delete_job, live_batch.read_job, ""),
+        "pool": (
+            target.batch.begin_delete_pool,
+            live_batch.read_pool,
+            " (the service removes its nodes first)",
+        ),
+    }
+    for kind, (delete, read, aside) in deleters.items():  # jobs before the pools they run on
+        for change in plan.of(kind):
+            step(f"deleting {kind} {change.id}{aside}")
+            _delete_and_wait(
+                lambda d=delete, i=change.id: d(i, polling_interval=poll).result(),
+                lambda r=read, i=change.id: r(target.batch, i),
+                poll,
+                deadline,
+            )
     for change in plan.of("container"):
         step(f"deleting container {change.id}")
         try:

@@ -37,6 +37,16 @@ class _Record:
         return sha256_text(canonical_json(self.to_dict()))
 
 
+class _Extra:
+    """Records with pass-through REST properties keep them as canonical JSON (hashable)."""
+
+    extra_json: str
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        return json.loads(self.extra_json)
+
+
 @dataclass(frozen=True)
 class Container(_Record):
     name: str
@@ -150,7 +160,7 @@ class Image(_Record):
 
 
 @dataclass(frozen=True)
-class Pool(_Record):
+class Pool(_Record, _Extra):
     id: str
     vm_size: str
     image: Image
@@ -164,10 +174,6 @@ class Pool(_Record):
     display_name: str | None = None
     metadata: Pairs = ()
     extra_json: str = "{}"
-
-    @property
-    def extra(self) -> dict[str, Any]:
-        return json.loads(self.extra_json)
 
     def to_dict(self) -> dict[str, Any]:
         return _prune(
@@ -190,7 +196,7 @@ class Pool(_Record):
 
 
 @dataclass(frozen=True)
-class Task(_Record):
+class Task(_Record, _Extra):
     id: str
     command_line: str
     display_name: str | None = None
@@ -204,10 +210,6 @@ class Task(_Record):
     elevated: bool | None = None
     depends_on: tuple[str, ...] = ()
     extra_json: str = "{}"
-
-    @property
-    def extra(self) -> dict[str, Any]:
-        return json.loads(self.extra_json)
 
     def to_dict(self) -> dict[str, Any]:
         return _prune(
@@ -230,7 +232,7 @@ class Task(_Record):
 
 
 @dataclass(frozen=True)
-class Job(_Record):
+class Job(_Record, _Extra):
     id: str
     pool_id: str
     display_name: str | None = None
@@ -243,10 +245,6 @@ class Job(_Record):
     uses_task_dependencies: bool = False
     metadata: Pairs = ()
     extra_json: str = "{}"
-
-    @property
-    def extra(self) -> dict[str, Any]:
-        return json.loads(self.extra_json)
 
     def to_dict(self) -> dict[str, Any]:
         return _prune(

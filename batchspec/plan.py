@@ -235,16 +235,25 @@ def live_digest(live: LiveState) -> str:
     return sha256_text(canonical_json(facts))
 
 
+def _clash(kind: str, rid: str, owner: str | None, name: str, clashes: list[str]) -> bool:
+    """Record (and say) that an existing resource is not this spec's."""
+    if owner == name:
+        return False
+    who = f"owned by spec {owner!r}" if owner else "not created by batchspec"
+    clashes.append(f"{kind} {rid!r} already exists and is {who}")
+    return True
+
+
 def _containers(desired: DesiredState, live: LiveState, clashes: list[str]) -> list[Change]:
     changes = []
     for container in desired.containers:
         existing = live.containers.get(container.name)
         if existing is None:
             changes.append(Change("container", container.name, Action.CREATE))
-        elif existing.owner != desired.name:
-            owner = f"owned by spec {existing.owner!r}" if existing.owner else "not created by batchspec"
-            clashes.append(f"container {container.name!r} already exists and is {owner}")
-        elif existing.fingerprint != container.fingerprint():
+        elif (
+            not _clash("container", container.name, existing.owner, desired.name, clashes)
+            and existing.fingerprint != container.fingerprint()
+        ):
             changes.append(Change("container", container.name, Action.UPDATE, ("metadata changed",)))
     return changes
 
@@ -292,9 +301,7 @@ def _pool(desired: DesiredState, live: LiveState, clashes: list[str]) -> Change 
     if current is None:
         return Change("pool", pool.id, Action.CREATE, details=details)
     meta = metadata(current)
-    if meta.get(OWNER) != desired.name:
-        owner = f"owned by spec {meta[OWNER]!r}" if meta.get(OWNER) else "not created by batchspec"
-        clashes.append(f"pool {pool.id!r} already exists and is {owner}")
+    if _clash("pool", pool.id, meta.get(OWNER), desired.name, clashes):
         return None
     if current.get("state") == "deleting":
         return Change("pool", pool.id, Action.CREATE, ("the existing pool is being deleted",), details)
@@ -395,9 +402,7 @@ def _job(desired: DesiredState, live: LiveState, clashes: list[str], pool_change
     if current is None:
         return Change("job", job.id, Action.CREATE)
     meta = metadata(current)
-    if meta.get(OWNER) != desired.name:
-        owner = f"owned by spec {meta[OWNER]!r}" if meta.get(OWNER) else "not created by batchspec"
-        clashes.append(f"job {job.id!r} already exists and is {owner}")
+    if _clash("job", job.id, meta.get(OWNER), desired.name, clashes):
         return None
     if current.get("state") == "deleting":
         return Change("job", job.id, Action.CREATE, ("the existing job is being deleted",))

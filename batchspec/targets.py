@@ -116,25 +116,19 @@ class SasIssuer:
         return self._url(container, blob, token)
 
     def container_read(self, container: str) -> str:
-        start, expiry = self._window()
-        token = generate_container_sas(
-            self._account,
-            container,
-            start=start,
-            expiry=expiry,
-            permission=ContainerSasPermissions(read=True, list=True),
-            **self._signing(start, expiry),
-        )
-        return self._url(container, None, token)
+        return self._container(container, ContainerSasPermissions(read=True, list=True))
 
     def container_write(self, container: str) -> str:
+        return self._container(container, ContainerSasPermissions(create=True, write=True))
+
+    def _container(self, container: str, permission: ContainerSasPermissions) -> str:
         start, expiry = self._window()
         token = generate_container_sas(
             self._account,
             container,
             start=start,
             expiry=expiry,
-            permission=ContainerSasPermissions(create=True, write=True),
+            permission=permission,
             **self._signing(start, expiry),
         )
         return self._url(container, None, token)
