@@ -475,6 +475,7 @@ class Applier:
                 names,
                 root,
                 parallelism=self.parallelism,
+                sizes=pending,
                 on_done=lambda n: advance(1),
             )
         for name, exc in failures:

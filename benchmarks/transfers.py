@@ -192,7 +192,9 @@ def bs_download(target, desired) -> float:
     d = desired.download
     with c.timer() as t:
         pending = live_state.download_pending(target, desired)
-        failures = transfer.download(target.blob, d.container, pending, Path(d.to), parallelism=16)
+        failures = transfer.download(
+            target.blob, d.container, list(pending), Path(d.to), parallelism=16, sizes=pending
+        )
     if failures:
         raise SystemExit(f"batchspec download failed: {failures[:3]}")
     return t["s"]

@@ -37,7 +37,7 @@ def read(target: Target, desired: DesiredState, *, with_download: bool = True) -
         blobs = {name: f.result() for name, f in blob_fs.items()}
         live_pool, job, tasks = pool_f.result(), job_f.result(), tasks_f.result()
         agent = agent_f.result() if agent_f else None
-        pending = pending_f.result() if pending_f else []
+        pending = list(pending_f.result()) if pending_f else []
     owned_elsewhere = sorted(n for n, c in containers.items() if c.owner == desired.name and n not in wanted)
     return LiveState(
         containers={n: c for n, c in containers.items() if n in wanted},
@@ -51,17 +51,17 @@ def read(target: Target, desired: DesiredState, *, with_download: bool = True) -
     )
 
 
-def download_pending(target: Target, desired: DesiredState) -> list[str]:
-    """Blob names of the download container whose local copy is missing or differs."""
+def download_pending(target: Target, desired: DesiredState) -> dict[str, int]:
+    """Blobs of the download container whose local copy is missing or differs, with their sizes."""
     d = desired.download
     blobs = storage.read_blobs(target.blob, d.container, d.prefix)
     root = Path(d.to)
     resolved_root = root.resolve()
-    pending = []
-    for name, blob in blobs.items():
+    pending: dict[str, int] = {}
+    for name, blob in sorted(blobs.items()):
         local = safe_local_path(root, name, resolved_root=resolved_root)
         if local is None:
-            pending.append(name)  # refused at download time, with the reason
+            pending[name] = blob.size  # refused at download time, with the reason
             continue
         if (
             not local.is_file()
@@ -69,8 +69,8 @@ def download_pending(target: Target, desired: DesiredState) -> list[str]:
             or blob.content_md5
             and _md5(local) != blob.content_md5
         ):
-            pending.append(name)
-    return sorted(pending)
+            pending[name] = blob.size
+    return pending
 
 
 def _md5(path: Path) -> bytes:
