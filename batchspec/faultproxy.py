@@ -32,6 +32,8 @@ import aiohttp
 from aiohttp import web
 from yarl import URL
 
+from batchspec.emulator.faults import rate as _rate
+
 HOST = "127.0.0.1"
 _HOP_BY_HOP = {
     "connection",
@@ -153,12 +155,6 @@ def _drop(request: web.Request) -> web.StreamResponse:
     # The connection is gone; aiohttp discards whatever is returned.
     return web.Response(status=503)
 
-
-def _rate(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError("a rate is between 0 and 1")
-    return value
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import string
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,3 +25,12 @@ def run_cli(
         timeout=timeout,
         env={**os.environ, **(env or {})},
     )
+
+
+def expected_output(text: str, numwords: int) -> list[str]:
+    """The top words of a text, computed independently of the node script (for assertions)."""
+    words = [w.strip(string.punctuation) for w in text.split()]
+    counts = Counter(w for w in words if w)
+    order = {w: i for i, w in reversed(list(enumerate(w for w in words if w)))}
+    top = sorted(counts, key=lambda w: (-counts[w], order[w]))[:numwords]
+    return [f"{w}:\t{counts[w]}" for w in top]

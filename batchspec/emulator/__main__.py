@@ -20,15 +20,9 @@ from aiohttp import web
 
 from . import DEV_ACCOUNT_KEY, DEV_ACCOUNT_NAME
 from .faults import Faults
+from .faults import rate as _rate
 from .server import Emulator, Settings
 from .store import DataDirBusy
-
-
-def _rate(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError("a rate is between 0 and 1")
-    return value
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

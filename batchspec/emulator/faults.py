@@ -6,6 +6,7 @@ one seeded random generator, so a given seed and request sequence reproduce the 
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import random
 from dataclasses import dataclass, field
@@ -47,3 +48,11 @@ class Faults:
     def should_503(self) -> bool:
         """Draw: answer 503 ServerBusy."""
         return bool(self.rate_503) and self._rng.random() < self.rate_503
+
+
+def rate(text: str) -> float:
+    """An argparse type: a fraction of requests, between 0 and 1."""
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError("a rate is between 0 and 1")
+    return value

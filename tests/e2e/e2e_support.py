@@ -82,15 +82,3 @@ class Workspace:
 
     def secrets(self) -> list[str]:
         return [self.status["batch"]["account_key"], self.status["storage"]["account_key"]]
-
-
-def expected_output(text: str, numwords: int) -> list[str]:
-    """The top words of a text, computed independently of the node script (for assertions)."""
-    import string
-    from collections import Counter
-
-    words = [w.strip(string.punctuation) for w in text.split()]
-    counts = Counter(w for w in words if w)
-    order = {w: i for i, w in reversed(list(enumerate(w for w in words if w)))}
-    top = sorted(counts, key=lambda w: (-counts[w], order[w]))[:numwords]
-    return [f"{w}:\t{counts[w]}" for w in top]

@@ -9,8 +9,8 @@ import time
 
 from azure.storage.blob import BlobServiceClient
 
-from e2e_support import Workspace, expected_output
-from helpers import ROOT
+from e2e_support import Workspace
+from helpers import ROOT, expected_output
 
 
 def _no_secrets(ws: Workspace, *results: subprocess.CompletedProcess) -> None:

@@ -9,7 +9,6 @@ import re
 import shutil
 import signal
 import socket
-import string
 import subprocess
 import sys
 import threading
@@ -25,7 +24,7 @@ from azure.storage.blob import BlobServiceClient
 
 from batchspec.emulator import DEV_ACCOUNT_KEY, DEV_ACCOUNT_NAME
 from batchspec.local import AZURITE_ACCOUNT, AZURITE_KEY, _azurite_command
-from helpers import ROOT
+from helpers import ROOT, expected_output
 
 LISTENING = re.compile(r"listen(?:s|ing) on (https?://[\d.]+:\d+)")
 
@@ -425,11 +424,3 @@ class Workspace:
         found = sorted(p.name for p in out.iterdir())
         assert found == sorted(f"{s}_OUTPUT.txt" for s in self.expected_outputs()), found
 
-
-def expected_output(text: str, numwords: int) -> list[str]:
-    """The top words of a text, computed independently of the node script."""
-    words = [w.strip(string.punctuation) for w in text.split()]
-    counts = Counter(w for w in words if w)
-    order = {w: i for i, w in reversed(list(enumerate(w for w in words if w)))}
-    top = sorted(counts, key=lambda w: (-counts[w], order[w]))[:numwords]
-    return [f"{w}:\t{counts[w]}" for w in top]
