@@ -1,7 +1,7 @@
 """Blob transfers against Azurite on this machine: batchspec vs a sequential SDK loop vs azcopy.
 
-Two sets of files, each uploaded then downloaded by the three, in rounds (order: sequential loop,
-azcopy, batchspec), each into its own fresh container:
+Two sets of files, each uploaded then downloaded by the three, in rounds (the order of the three
+rotates from round to round; dirty pages are flushed before each), each into its own container:
 
 - small: 1,000 files of 64 KiB (target: batchspec >= 2.5x the loop and faster than azcopy);
 - large: 20 files of 32 MiB (target: >= 1.5x the loop and faster than azcopy).
@@ -17,7 +17,7 @@ with npm (not in package.json); the binary needs libsecret, which is fetched wit
 `apt-get download` into the same cache when the system lacks it. It runs against Azurite over
 plain http with a container SAS and `--from-to`. If it cannot run, the output says why.
 
-    python benchmarks/transfers.py [--quick] [--check] [--rounds 2]
+    python benchmarks/transfers.py [--quick] [--check] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -178,7 +178,7 @@ def bs_upload(target, desired, container: str) -> float:
 
     blobs = [b for b in desired.blobs if b.container == container]
     with c.timer() as t:
-        failures = transfer.upload(target.blob, blobs, desired.name, parallelism=16)
+        failures = transfer.upload(target, blobs, desired.name, parallelism=16)
     if failures:
         raise SystemExit(f"batchspec upload failed: {failures[:3]}")
     return t["s"]
@@ -193,7 +193,7 @@ def bs_download(target, desired) -> float:
     with c.timer() as t:
         pending = live_state.download_pending(target, desired)
         failures = transfer.download(
-            target.blob, d.container, list(pending), Path(d.to), parallelism=16, sizes=pending
+            target, d.container, list(pending), Path(d.to), parallelism=16, sizes=pending
         )
     if failures:
         raise SystemExit(f"batchspec download failed: {failures[:3]}")
@@ -220,8 +220,18 @@ def make_files(folder: Path, count: int, size: int) -> list[Path]:
     return files
 
 
+def settle() -> None:
+    """Flush dirty pages before a timed run, so that no way pays for the writeback of the
+    previous way's files (Azurite keeps blobs on disk; rounds write gigabytes)."""
+    os.sync()
+
+
 def measure(kind: str, files: list[Path], rounds: int, root: Path, azcopy_bin: Path | None) -> dict:
-    """Seconds per round for each way and direction, plus the second-run checks."""
+    """Seconds per round for each way and direction, plus the second-run checks.
+
+    Each round runs the ways in a rotated order (a way that always ran last would always run
+    against the most loaded Azurite), each into a container of its own.
+    """
     from batchspec import session
     from batchspec.live import state as live_state
     from batchspec.ownership import STORAGE_OWNER
@@ -237,33 +247,43 @@ def measure(kind: str, files: list[Path], rounds: int, root: Path, azcopy_bin: P
     times: dict[str, list[float]] = {
         k: [] for k in ("seq_up", "az_up", "bs_up", "seq_down", "az_down", "bs_down")
     }
-    for r in range(rounds):
-        down = root / f"down-{kind}-{r}"
-        fresh_container(sdk, f"seq-{kind}")
-        times["seq_up"].append(seq_upload(sdk, f"seq-{kind}", files))
-        if azcopy_bin:
+
+    def up(way: str) -> float:
+        if way == "seq":
+            fresh_container(sdk, f"seq-{kind}")
+            return seq_upload(sdk, f"seq-{kind}", files)
+        if way == "az":
             fresh_container(sdk, f"az-{kind}")
-            src = str(root / kind / "*")
-            times["az_up"].append(azcopy(azcopy_bin, root, src, container_sas(f"az-{kind}"), "LocalBlob"))
+            return azcopy(azcopy_bin, root, str(root / kind / "*"), container_sas(f"az-{kind}"), "LocalBlob")
         fresh_container(sdk, kind, {STORAGE_OWNER: desired.name})
-        times["bs_up"].append(bs_upload(target, desired, kind))
-        # downloads, each from the container it uploaded, into an empty folder
-        times["seq_down"].append(seq_download(sdk, f"seq-{kind}", down / "seq"))
-        if azcopy_bin:
-            (down / "az").mkdir(parents=True)
-            sas = container_sas(f"az-{kind}")
-            base, _, query = sas.partition("?")
-            times["az_down"].append(
-                azcopy(azcopy_bin, root, f"{base}/*?{query}", str(down / "az"), "BlobLocal")
-            )
+        return bs_upload(target, desired, kind)
+
+    def down(way: str, folder: Path) -> float:
+        if way == "seq":
+            return seq_download(sdk, f"seq-{kind}", folder / "seq")
+        if way == "az":
+            (folder / "az").mkdir(parents=True)
+            base, _, query = container_sas(f"az-{kind}").partition("?")
+            return azcopy(azcopy_bin, root, f"{base}/*?{query}", str(folder / "az"), "BlobLocal")
         shutil.rmtree(desired.download.to, ignore_errors=True)
-        times["bs_down"].append(bs_download(target, desired))
-        for way in ("seq", "az") if azcopy_bin else ("seq",):
-            if not same_files(root / kind, down / way):
+        return bs_download(target, desired)
+
+    ways = ["seq", "az", "bs"] if azcopy_bin else ["seq", "bs"]
+    for r in range(rounds):
+        order = ways[r % len(ways) :] + ways[: r % len(ways)]
+        folder = root / f"down-{kind}-{r}"
+        for way in order:
+            settle()
+            times[f"{way}_up"].append(up(way))
+        # downloads, each from the container it uploaded, into an empty folder
+        for way in order:
+            settle()
+            times[f"{way}_down"].append(down(way, folder))
+        for way in ways:
+            got = Path(desired.download.to) if way == "bs" else folder / way
+            if not same_files(root / kind, got):
                 raise SystemExit(f"{way} download of {kind} differs from the files")
-        if not same_files(root / kind, Path(desired.download.to)):
-            raise SystemExit(f"batchspec download of {kind} differs from the files")
-        shutil.rmtree(down)
+        shutil.rmtree(folder, ignore_errors=True)
     # A second run: nothing to upload, nothing to download.
     with c.timer() as t_plan:
         plan = session.plan(target, desired, {})
@@ -331,9 +351,9 @@ def rows_for(kind: str, n: int, size: int, m: dict, factor: float, azcopy_note: 
 
 def main() -> int:
     p = c.parser(__doc__)
-    p.add_argument("--rounds", type=int, help="rounds of each measurement (default 2, --quick 1)")
+    p.add_argument("--rounds", type=int, help="rounds of each measurement (default 3, --quick 1)")
     args = p.parse_args()
-    rounds = args.rounds or (1 if args.quick else 2)
+    rounds = args.rounds or (1 if args.quick else 3)
     small_n, small_size = (100, 64 * 1024) if args.quick else (1000, 64 * 1024)
     large_n, large_size = (3, 8 * 2**20) if args.quick else (20, 32 * 2**20)
     root = Path(tempfile.mkdtemp(prefix="batchspec-bench-xfer-"))
