@@ -159,7 +159,7 @@ class Applier:
             self.ui.step(f"uploading {len(blobs)} file(s), {total} bytes")
             with self.ui.progress("upload", len(blobs)) as advance:
                 failures = transfer.upload(
-                    self.t.blob,
+                    self.t,
                     blobs,
                     self.desired.name,
                     parallelism=self.parallelism,
@@ -470,7 +470,7 @@ class Applier:
         self.ui.step(f"downloading {len(names)} blob(s) to {root}")
         with self.ui.progress("download", len(names)) as advance:
             failures = transfer.download(
-                self.t.blob,
+                self.t,
                 d.container,
                 names,
                 root,

@@ -6,14 +6,16 @@ well-known development keys or from the environment; they are never printed or w
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from urllib.parse import quote
 
 import requests
 from azure.batch import BatchClient
-from azure.core.credentials import AzureNamedKeyCredential
+from azure.core.credentials import AzureNamedKeyCredential, TokenCredential
 from azure.core.pipeline.policies import RetryPolicy
 from azure.core.pipeline.transport import RequestsTransport
 from azure.storage.blob import (
@@ -142,6 +144,9 @@ class Target:
     batch: BatchClient
     blob: BlobServiceClient
     sas: SasIssuer
+    # An asyncio twin of `blob` (same account, credential, retries and policies), opened inside
+    # a running event loop: `async with target.blob_async() as service: ...`.
+    blob_async: Callable[[], contextlib.AbstractAsyncContextManager]
     batch_endpoint: str
     storage_endpoint: str
     poll: float = 5.0  # seconds between polls of long operations; the local services are quick
@@ -268,6 +273,34 @@ def _build(
         blob = BlobServiceClient.from_connection_string(connection_string, **storage_options)
     else:
         blob = BlobServiceClient(storage_url, credential=storage_credential, **storage_options)
+
+    @contextlib.asynccontextmanager
+    async def blob_async() -> AsyncIterator:
+        from azure.core.pipeline.transport import AioHttpTransport
+        from azure.storage.blob.aio import BlobServiceClient as AsyncBlobServiceClient
+        from azure.storage.blob.aio import LinearRetry as AsyncLinearRetry
+
+        async with contextlib.AsyncExitStack() as stack:
+            options = {
+                "transport": AioHttpTransport(
+                    use_env_settings=trust_env, connection_data_block_size=_READ_SIZE
+                ),
+                "retry_policy": AsyncLinearRetry(backoff=0.8, random_jitter_range=0.4, retry_total=10),
+                "_additional_pipeline_policies": policies,
+            }
+            if connection_string:
+                client = AsyncBlobServiceClient.from_connection_string(connection_string, **options)
+            else:
+                credential = storage_credential
+                if isinstance(credential, TokenCredential):
+                    # The same chain (environment, managed identity, az login...), in its
+                    # asyncio form: an async client needs an async credential.
+                    from azure.identity.aio import DefaultAzureCredential as AsyncDefaultAzureCredential
+
+                    credential = await stack.enter_async_context(AsyncDefaultAzureCredential())
+                client = AsyncBlobServiceClient(storage_url, credential=credential, **options)
+            yield await stack.enter_async_context(client)
+
     account_key = getattr(blob.credential, "account_key", None)
     sas = SasIssuer(blob, blob.account_name, account_key, sas_lifetime)
     return Target(
@@ -275,6 +308,7 @@ def _build(
         batch=batch,
         blob=blob,
         sas=sas,
+        blob_async=blob_async,
         batch_endpoint=batch_endpoint,
         storage_endpoint=blob.url.split("?")[0],
         # Services on loopback are emulators (the local target's, or ones a test points the

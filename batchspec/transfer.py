@@ -2,29 +2,23 @@
 
 from __future__ import annotations
 
-import glob
+import contextlib
 import os
 import re
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path, PurePosixPath
-from urllib.parse import quote
+from typing import IO
 
-from azure.core.exceptions import (
-    HttpResponseError,
-    IncompleteReadError,
-    ResourceNotFoundError,
-    ServiceResponseError,
-)
-from azure.core.rest import HttpRequest
-from azure.storage.blob import BlobServiceClient, ContainerClient, ContentSettings
+from azure.storage.blob import ContentSettings
 
+from batchspec import small_blobs
 from batchspec.model import Blob
 from batchspec.ownership import STORAGE_OWNER, STORAGE_SHA256
+from batchspec.targets import Target
 
 _LARGE = 8 * 1024 * 1024  # above this a blob is sent in parallel blocks
-_SMALL = 4 * 1024 * 1024  # at most this is fetched in one plain GET
 _DOWNLOAD_THREADS = 8
 
 
@@ -56,40 +50,48 @@ def safe_local_path(root: Path, blob_name: str, *, resolved_root: Path | None = 
 
 
 def upload(
-    service: BlobServiceClient,
+    target: Target,
     blobs: Iterable[Blob],
     owner: str,
     *,
     parallelism: int,
     on_done: Callable[[Blob], None] = lambda b: None,
 ) -> list[tuple[Blob, Exception]]:
-    """Upload each blob's file with its sha256 and owner in metadata; returns the failures."""
+    """Upload each blob's file with its sha256 and owner in metadata; returns the failures.
 
-    containers: dict[str, ContainerClient] = {}
+    Small files go on one event loop (`small_blobs`), larger ones through the SDK's uploader in
+    threads (in parallel blocks past 8 MiB).
+    """
+    blobs = list(blobs)
+
+    def metadata(blob: Blob) -> dict[str, str]:
+        return {STORAGE_SHA256: blob.sha256, STORAGE_OWNER: owner}
 
     def one(blob: Blob) -> None:
-        metadata = {STORAGE_SHA256: blob.sha256, STORAGE_OWNER: owner}
-        if blob.size <= _SMALL:
-            if blob.container not in containers:
-                containers[blob.container] = service.get_container_client(blob.container)
-            _put_small(containers[blob.container], blob, metadata)
-            return
-        client = service.get_blob_client(blob.container, blob.name)
+        client = target.blob.get_blob_client(blob.container, blob.name)
         with open(blob.source, "rb") as data:
             client.upload_blob(
                 data,
                 length=blob.size,
                 overwrite=True,
-                metadata=metadata,
+                metadata=metadata(blob),
                 content_settings=ContentSettings(content_type=_content_type(blob.name)),
                 max_concurrency=4 if blob.size > _LARGE else 1,
             )
 
-    return _run(one, list(blobs), parallelism, on_done)
+    small = [b for b in blobs if b.size <= small_blobs.LIMIT]
+    failures = small_blobs.run(
+        target.blob_async,
+        small,
+        small_blobs.uploader(metadata, _content_type),
+        in_flight=_in_flight(parallelism),
+        on_done=on_done,
+    )
+    return failures + _run(one, [b for b in blobs if b.size > small_blobs.LIMIT], parallelism, on_done)
 
 
 def download(
-    service: BlobServiceClient,
+    target: Target,
     container: str,
     names: Iterable[str],
     root: Path,
@@ -100,74 +102,83 @@ def download(
 ) -> list[tuple[str, Exception]]:
     """Download blobs under `root`, each written to a temporary file then renamed into place.
 
-    Blobs known (from `sizes`, a listing) to be small are fetched with one plain GET through the
-    client's pipeline (authentication, retries): the SDK's downloader costs more client CPU per
-    small blob than the transfer itself.
+    Blobs known (from `sizes`, a listing) to be small come down on one event loop
+    (`small_blobs`), the others through the SDK's downloader in threads.
     """
+    names = list(names)
     root.mkdir(parents=True, exist_ok=True)
     resolved_root = root.resolve()
-    container_client = service.get_container_client(container)
     sizes = sizes or {}
 
-    def one(name: str) -> None:
-        target = safe_local_path(root, name, resolved_root=resolved_root)
-        if target is None:
+    def local_path(name: str) -> Path:
+        path = safe_local_path(root, name, resolved_root=resolved_root)
+        if path is None:
             raise ValueError(f"refused blob name {name!r}: it would be written outside {root}")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        # A download killed midway left its temporary file (mkstemp: 8 random characters).
-        for stale in target.parent.glob(f".{glob.escape(target.name)}.{'?' * 8}.part"):
-            stale.unlink(missing_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+        return path
+
+    safe = (safe_local_path(root, n, resolved_root=resolved_root) for n in names)
+    _remove_stale_parts(path for path in safe if path)
+
+    def one(name: str) -> None:
+        stream = target.blob.get_blob_client(container, name).download_blob(max_concurrency=4)
+        with _part_file(local_path(name), stream.properties.last_modified.timestamp()) as f:
+            stream.readinto(f)
+
+    small = [n for n in names if sizes.get(n, small_blobs.LIMIT + 1) <= small_blobs.LIMIT]
+    failures = small_blobs.run(
+        target.blob_async,
+        small,
+        small_blobs.downloader(container, lambda name, modified: _part_file(local_path(name), modified)),
+        in_flight=_in_flight(parallelism),
+        on_done=on_done,
+    )
+    # Past about 8 threads, downloads only contend for the GIL and the store (measured).
+    large = [n for n in names if sizes.get(n, small_blobs.LIMIT + 1) > small_blobs.LIMIT]
+    return failures + _run(one, large, min(parallelism, _DOWNLOAD_THREADS), on_done)
+
+
+def _in_flight(parallelism: int) -> int:
+    # A small transfer in flight costs the client little but waits on the service: twice the
+    # parallelism keeps the service busy (measured against Azurite: 16 -> 1,000/s, 32 -> 1,300/s).
+    return max(1, parallelism) * 2
+
+
+@contextlib.contextmanager
+def _part_file(path: Path, modified: float | None) -> Iterator[IO[bytes]]:
+    """A temporary file beside `path` that replaces it on success (with modification time
+    `modified`, the blob's, which `live.state.download_pending` compares) and is removed on
+    failure."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            yield f
+        if modified is not None:
+            os.utime(tmp, (modified, modified))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+_PART = re.compile(r"^\.(.+)\.[A-Za-z0-9_]{8}\.part$")  # what mkstemp makes in _part_file
+
+
+def _remove_stale_parts(paths: Iterable[Path]) -> None:
+    """Temporary files a killed download left beside `paths`, about to be fetched again (one
+    listing per folder: a glob per blob would read the folder once per blob)."""
+    wanted: dict[Path, set[str]] = {}
+    for path in paths:
+        wanted.setdefault(path.parent, set()).add(path.name)
+    for folder, bases in wanted.items():
         try:
-            with os.fdopen(fd, "wb") as f:
-                if sizes.get(name, _SMALL + 1) <= _SMALL:
-                    f.write(_get_small(container_client, name))
-                else:
-                    service.get_blob_client(container, name).download_blob(max_concurrency=4).readinto(f)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-
-    # Past about 8 threads, small downloads only contend for the GIL and the store (measured).
-    return _run(one, list(names), min(parallelism, _DOWNLOAD_THREADS), on_done)
-
-
-def _put_small(client: ContainerClient, blob: Blob, metadata: dict[str, str]) -> None:
-    """A small file in one Put Blob through the client's pipeline (authentication, retries: a
-    Put Blob of the same bytes is idempotent); the SDK's uploader costs more per small blob."""
-    data = Path(blob.source).read_bytes()
-    headers = {
-        "x-ms-version": client.api_version,
-        "x-ms-blob-type": "BlockBlob",
-        "x-ms-blob-content-type": _content_type(blob.name),
-        "Content-Length": str(len(data)),
-        **{f"x-ms-meta-{k}": v for k, v in metadata.items()},
-    }
-    request = HttpRequest("PUT", f"{client.url}/{quote(blob.name, safe='~/')}", headers=headers, content=data)
-    response = client._client._send_request(request, stream=True)  # the raw-request hook
-    response.read()
-    if response.status_code != 201:
-        raise HttpResponseError(response=response)
-
-
-def _get_small(client: ContainerClient, name: str, attempts: int = 4) -> bytes:
-    """A whole small blob in one GET (streamed, so no policy tries to decode it as text)."""
-    url = f"{client.url}/{quote(name, safe='~/')}"
-    for attempt in range(attempts):
-        request = HttpRequest("GET", url, headers={"x-ms-version": client.api_version})
-        response = client._client._send_request(request, stream=True)  # the raw-request hook
-        if response.status_code == 404:
-            raise ResourceNotFoundError(response=response)
-        if response.status_code != 200:
-            raise HttpResponseError(response=response)
-        try:
-            return response.read()
-        except (ServiceResponseError, IncompleteReadError):
-            # The pipeline retried the request; a body cut short is retried here.
-            if attempt == attempts - 1:
-                raise
-    raise AssertionError("unreachable")
+            entries = list(os.scandir(folder))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        for entry in entries:
+            match = _PART.match(entry.name)
+            if match and match.group(1) in bases and entry.is_file(follow_symlinks=False):
+                Path(entry.path).unlink(missing_ok=True)
 
 
 def _run(fn, items: list, parallelism: int, on_done) -> list:

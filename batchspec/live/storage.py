@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
 from urllib.parse import unquote
 
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
@@ -38,6 +39,20 @@ class LiveBlob:
     sha256: str | None  # set on the blobs batchspec uploaded
     content_md5: bytes | None
     etag: str
+    last_modified: str | None = None  # as the service wrote it (RFC 1123), parsed only when needed
+
+    @property
+    def modified(self) -> float | None:
+        """Last-Modified as a POSIX timestamp (whole seconds, as the service gives it)."""
+        return http_timestamp(self.last_modified)
+
+
+def http_timestamp(http_date: str | None) -> float | None:
+    """An HTTP date header ("Wed, 25 Nov 2026 06:17:07 GMT") as a POSIX timestamp."""
+    try:
+        return parsedate_to_datetime(http_date).timestamp() if http_date else None
+    except (TypeError, ValueError):
+        return None
 
 
 def read_containers(service: BlobServiceClient, names: set[str] | None = None) -> dict[str, LiveContainer]:
@@ -108,4 +123,5 @@ def _live_blob(container: str, b: ET.Element) -> LiveBlob:
         sha256=sha256,
         content_md5=base64.b64decode(md5) if md5 else None,
         etag=props.findtext("Etag"),
+        last_modified=props.findtext("Last-Modified"),
     )

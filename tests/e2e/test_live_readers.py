@@ -37,6 +37,7 @@ def test_blob_listing_matches_the_sdk_across_pages(blob_service: BlobServiceClie
         assert live.etag == b.etag
         assert live.sha256 == (b.metadata or {}).get(STORAGE_SHA256)
         assert live.content_md5 == bytes(b.content_settings.content_md5)
+        assert live.modified == b.last_modified.timestamp()
     assert set(live_storage.read_blobs(blob_service, name, prefix="dir/")) == {"dir/b c.txt"}
     blob_service.delete_container(name)
 
