@@ -181,3 +181,42 @@ def test_job_priority_change_is_an_update(desired):
     ]
     change = diff(desired, live).of("job")[0]
     assert (change.action, change.reasons) == (Action.UPDATE, ("priority: 5 -> 0",))
+
+
+def _reference_stamp(task, pool) -> str:
+    """task_stamp as first written (json.dumps of every part and of their mapping): the stamps
+    live tasks carry must not change when the computation is made faster."""
+    import hashlib
+    import json
+
+    def enc(v):
+        return json.dumps(v, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+    d = task.to_dict()
+    parts = {
+        "commandLine": d.get("commandLine"),
+        "resourceFiles": d.get("resourceFiles"),
+        "outputFiles": d.get("outputFiles"),
+        "environment": d.get("environment"),
+        "settings": {
+            k: v
+            for k, v in d.items()
+            if k not in ("id", "commandLine", "resourceFiles", "outputFiles", "environment")
+        },
+        "application": pool.start_task.fingerprint() if pool.start_task else None,
+    }
+    order = ("commandLine", "resourceFiles", "outputFiles", "environment", "settings", "application")
+    short = ".".join(hashlib.sha256(enc(parts[p]).encode()).hexdigest()[:8] for p in order)
+    return f"{hashlib.sha256(enc(parts).encode()).hexdigest()[:32]}:{short}"
+
+
+@pytest.mark.parametrize("spec", ["topn.yaml", "sweep.yaml"])
+def test_task_stamps_are_those_live_tasks_carry(spec):
+    import dataclasses
+
+    d = build(str(ROOT / "specs" / spec), {})
+    without_start = dataclasses.replace(d.pool, start_task=None)
+    for task in d.tasks:
+        for pool in (d.pool, without_start):
+            assert task_stamp(task, pool) == _reference_stamp(task, pool)
+    assert len({task_stamp(t, d.pool) for t in d.tasks}) == len(d.tasks)
