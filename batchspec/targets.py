@@ -87,6 +87,10 @@ class SasIssuer:
         self._key = account_key
         self._lifetime = lifetime
         self._delegation: UserDelegationKey | None = None
+        # Every task of a job writes its outputs with the same scope: one container SAS serves
+        # the tasks submitted together (minted again once a twentieth of its lifetime has gone,
+        # so that no token handed out has much less than the lifetime left).
+        self._containers: dict[tuple[str, str], tuple[datetime, str]] = {}
 
     def _window(self) -> tuple[datetime, datetime]:
         now = datetime.now(timezone.utc)
@@ -124,6 +128,15 @@ class SasIssuer:
         return self._container(container, ContainerSasPermissions(create=True, write=True))
 
     def _container(self, container: str, permission: ContainerSasPermissions) -> str:
+        key = (container, str(permission))
+        now = datetime.now(timezone.utc)
+        minted, url = self._containers.get(key, (None, ""))
+        if minted is None or now - minted > self._lifetime / 20:
+            minted, url = now, self._mint_container(container, permission)
+            self._containers[key] = (minted, url)
+        return url
+
+    def _mint_container(self, container: str, permission: ContainerSasPermissions) -> str:
         start, expiry = self._window()
         token = generate_container_sas(
             self._account,
