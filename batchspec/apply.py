@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from azure.batch import models as bm
 from azure.core.exceptions import (
     HttpResponseError,
     ResourceExistsError,
@@ -22,7 +21,7 @@ from azure.core.exceptions import (
     ServiceRequestError,
 )
 
-from batchspec import payloads, transfer
+from batchspec import payloads, submit, transfer
 from batchspec.errors import ApplyError
 from batchspec.live import batch as live_batch
 from batchspec.live import state as live_state
@@ -357,14 +356,11 @@ class Applier:
         if not tasks:
             return
         self.ui.step(f"submitting {len(tasks)} task(s)")
-        bodies = [
-            bm.BatchTaskCreateOptions(payloads.task(t, task_stamp(t, self.desired.pool), self.t.sas))
-            for t in tasks
-        ]
-        try:
-            self.t.batch.create_tasks(job_id, bodies, max_concurrency=min(self.parallelism, 8))
-        except bm.CreateTasksError as exc:
-            self._check_task_failures(exc, {t.id: t for t in tasks})
+        stamps = {t.id: task_stamp(t, self.desired.pool) for t in tasks}
+        bodies = [payloads.task(t, stamps[t.id], self.t.sas) for t in tasks]
+        refused = submit.add_tasks(self.t.batch, job_id, bodies, threads=min(self.parallelism, 8))
+        if refused:
+            self._check_refused(refused, stamps)
         self.outcome.submitted = len(tasks)
 
     def _delete_task(self, job_id: str, task_id: str) -> None:
@@ -373,23 +369,19 @@ class Applier:
         except ResourceNotFoundError:
             pass
 
-    def _check_task_failures(self, exc: Any, tasks: dict[str, Any]) -> None:
-        """TaskExists with our own fingerprint is a retried request that had succeeded."""
-        problems = [_short(e) for e in exc.errors]
+    def _check_refused(self, refused: list[submit.Refused], stamps: dict[str, str]) -> None:
+        """TaskExists with our own fingerprint is a retried request that had succeeded; any
+        other refusal, a TaskExists of somebody else's task included, fails the apply."""
+        problems = []
         existing = None
-        for result in exc.failure_tasks:
-            code = (result.error.code if result.error else "") or ""
-            if code == "TaskExists":
+        for r in refused:
+            if r.code == "TaskExists":
                 if existing is None:
                     existing = {t["id"]: t for t in live_batch.read_tasks(self.t.batch, self.desired.job.id)}
-                live = existing.get(result.task_id)
-                want = (
-                    task_stamp(tasks[result.task_id], self.desired.pool) if result.task_id in tasks else None
-                )
-                if live and live_batch.task_fingerprint(live) == want:
+                live = existing.get(r.task_id)
+                if live and live_batch.task_fingerprint(live) == stamps.get(r.task_id):
                     continue
-            message = result.error.message.value if result.error and result.error.message else ""
-            problems.append(f"task {result.task_id}: {code} {message}".strip())
+            problems.append(f"task {r.task_id}: {r.code} {r.message}".strip())
         if problems:
             raise ApplyError(f"{len(problems)} task(s) could not be added: " + "; ".join(problems[:5]))
 

@@ -292,8 +292,9 @@ def test_force_unlock_frees_a_held_lock(workspace: Workspace, blob_service: Blob
         held._stop.set()
 
 
-def test_changed_application_code_updates_the_start_task_and_reruns_every_task(workspace: Workspace,
-                                                                              batch_client):
+def test_changed_application_code_updates_the_start_task_and_reruns_every_task(
+    workspace: Workspace, batch_client
+):
     assert workspace.apply().returncode == 0
     script = workspace.root / "node" / "topn_task.py"
     script.write_text(script.read_text().replace('"Word\\tCount"', '"WORD\\tCOUNT"'))
@@ -302,7 +303,10 @@ def test_changed_application_code_updates_the_start_task_and_reruns_every_task(w
     assert pool["action"] == "update"
     assert pool["reasons"] == ["startTask: changed (nodes are rebooted to run the new one)"]
     assert {(c["id"], c["action"]) for c in plan["changes"] if c["kind"] == "task"} == {
-        ("topn-taskdata0", "replace"), ("topn-taskdata1", "replace"), ("topn-taskdata2", "replace")}
+        ("topn-taskdata0", "replace"),
+        ("topn-taskdata1", "replace"),
+        ("topn-taskdata2", "replace"),
+    }
     result = workspace.apply()
     assert result.returncode == 0, result.stdout + result.stderr
     for i in range(3):

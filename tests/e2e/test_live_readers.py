@@ -42,22 +42,8 @@ def test_blob_listing_matches_the_sdk_across_pages(blob_service: BlobServiceClie
     blob_service.delete_container(name)
 
 
-def test_task_listing_matches_the_sdk_across_pages(batch_client, monkeypatch):
-    pool_id, job_id = "r" + uuid.uuid4().hex[:10], "r" + uuid.uuid4().hex[:10]
-    batch_client.create_pool(
-        bm.BatchPoolCreateOptions(
-            id=pool_id,
-            vm_size="standard_d2s_v3",
-            target_dedicated_nodes=0,
-            virtual_machine_configuration=bm.VirtualMachineConfiguration(
-                image_reference=bm.BatchVmImageReference(
-                    publisher="canonical", offer="ubuntu-24_04-lts", sku="server"
-                ),
-                node_agent_sku_id="batch.node.ubuntu 24.04",
-            ),
-        )
-    )
-    batch_client.create_job(bm.BatchJobCreateOptions(id=job_id, pool_info=bm.BatchPoolInfo(pool_id=pool_id)))
+def test_task_listing_matches_the_sdk_across_pages(batch_client, idle_job, monkeypatch):
+    job_id = idle_job
     ids = [f"t-{i}" for i in range(7)]
     batch_client.create_tasks(
         job_id,
@@ -78,5 +64,3 @@ def test_task_listing_matches_the_sdk_across_pages(batch_client, monkeypatch):
         for key in ("state", "commandLine", "environmentSettings"):
             assert task.get(key) == expected.get(key)
     assert live_batch.read_tasks(batch_client, "no-such-job") == []
-    batch_client.begin_delete_job(job_id, polling_interval=1).result()
-    batch_client.begin_delete_pool(pool_id, polling_interval=1).result()

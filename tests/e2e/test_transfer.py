@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from azure.core.exceptions import ResourceNotFoundError
 
-from batchspec import small_blobs, targets, transfer
+from batchspec import small_blobs, transfer
 from batchspec.live import state as live_state
 from batchspec.live import storage as live_storage
 from batchspec.model import Blob
@@ -32,13 +32,8 @@ SIZES = {
 
 
 @pytest.fixture
-def target(services, monkeypatch):
-    env, _ = services
-    for var in ("BATCHSPEC_HOME", "BATCHSPEC_AZURITE_PORT", "BATCHSPEC_EMULATOR_PORT"):
-        monkeypatch.setenv(var, env[var])
-    t = targets.connect("local", parallelism=4)
-    yield t
-    t.close()
+def target(local_target):
+    return local_target
 
 
 @pytest.fixture
