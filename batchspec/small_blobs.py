@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from contextlib import AbstractContextManager
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from pathlib import Path
 from typing import IO, TypeVar
 from urllib.parse import quote
@@ -27,13 +27,13 @@ from azure.core.rest import HttpRequest
 from batchspec.live.storage import http_timestamp
 from batchspec.model import Blob
 
-LIMIT = 1024 * 1024  # up to this a blob travels whole in one request (at most IN_FLIGHT x LIMIT in memory)
+LIMIT = 1024 * 1024  # up to this a blob travels whole in one request (in_flight x LIMIT bytes in memory)
 
 T = TypeVar("T")
 
 
 def run(
-    open_service: Callable[[], AbstractContextManager],
+    open_service: Callable[[], AbstractAsyncContextManager],
     items: list[T],
     work: Callable[[Containers, T], Awaitable[None]],
     *,
