@@ -29,6 +29,7 @@ demo: setup
 
 test: setup
 	$(BIN)/ruff check batchspec tests node benchmarks
+	$(BIN)/ruff format --check batchspec tests node benchmarks
 	$(BIN)/python -m pytest
 
 lint: setup

@@ -156,7 +156,6 @@ def _drop(request: web.Request) -> web.StreamResponse:
     return web.Response(status=503)
 
 
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m batchspec.faultproxy",

@@ -29,13 +29,10 @@ from batchspec.errors import LocalServiceError
 
 AZURITE_ACCOUNT = "devstoreaccount1"
 # Azurite's well-known development key: public by design, accepted only by Azurite.
-AZURITE_KEY = (
-    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-)
+AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 AZURITE_FALLBACK_VERSION = "3.37.0"
 HOST = "127.0.0.1"
-_PORTS = {"azurite": ("BATCHSPEC_AZURITE_PORT", 10000),
-          "emulator": ("BATCHSPEC_EMULATOR_PORT", 10080)}
+_PORTS = {"azurite": ("BATCHSPEC_AZURITE_PORT", 10000), "emulator": ("BATCHSPEC_EMULATOR_PORT", 10080)}
 _STOP_TIMEOUT = 10.0  # seconds between SIGTERM and SIGKILL in down()
 _REPO = Path(__file__).resolve().parent.parent
 
@@ -103,16 +100,34 @@ def up(*, wait: float = 30.0) -> LocalStatus:
         ports = _configured_ports()
         for name, port in ports.items():
             _check_port_free(name, port)
-        commands = {"azurite": [*_azurite_command(home), "--blobHost", HOST,
-                                "--blobPort", str(ports["azurite"]),
-                                "--location", str(home / "azurite"),
-                                "--skipApiVersionCheck", "--loose", "--silent",
-                                # Telemetry phones home, and its pending sends keep Azurite
-                                # alive for minutes after SIGTERM.
-                                "--disableTelemetry"],
-                    "emulator": [sys.executable, "-m", "batchspec.emulator", "--host", HOST,
-                                 "--port", str(ports["emulator"]),
-                                 "--data-dir", str(home / "batch")]}
+        commands = {
+            "azurite": [
+                *_azurite_command(home),
+                "--blobHost",
+                HOST,
+                "--blobPort",
+                str(ports["azurite"]),
+                "--location",
+                str(home / "azurite"),
+                "--skipApiVersionCheck",
+                "--loose",
+                "--silent",
+                # Telemetry phones home, and its pending sends keep Azurite
+                # alive for minutes after SIGTERM.
+                "--disableTelemetry",
+            ],
+            "emulator": [
+                sys.executable,
+                "-m",
+                "batchspec.emulator",
+                "--host",
+                HOST,
+                "--port",
+                str(ports["emulator"]),
+                "--data-dir",
+                str(home / "batch"),
+            ],
+        }
         services = {}
         try:
             for name, command in commands.items():
@@ -140,6 +155,7 @@ def down() -> None:
 
 # --- configuration --------------------------------------------------------------------------
 
+
 def _state_path() -> Path:
     return data_dir() / "local.json"
 
@@ -156,8 +172,9 @@ def _configured_ports(strict: bool = True) -> dict[str, int]:
             if not strict:
                 port = default
             else:
-                raise LocalServiceError(f"{var}={raw!r} is not a TCP port",
-                                        hint="use a number between 1 and 65535") from None
+                raise LocalServiceError(
+                    f"{var}={raw!r} is not a TCP port", hint="use a number between 1 and 65535"
+                ) from None
         ports[name] = port
     return ports
 
@@ -166,13 +183,21 @@ def _status(ports: dict[str, int], *, running: bool) -> LocalStatus:
     blob = f"http://{HOST}:{ports['azurite']}/{AZURITE_ACCOUNT}"
     return LocalStatus(
         running=running,
-        batch={"endpoint": f"http://{HOST}:{ports['emulator']}",
-               "account_name": DEV_ACCOUNT_NAME, "account_key": DEV_ACCOUNT_KEY},
-        storage={"blob_endpoint": blob, "account_name": AZURITE_ACCOUNT,
-                 "account_key": AZURITE_KEY,
-                 "connection_string": (f"DefaultEndpointsProtocol=http;"
-                                       f"AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
-                                       f"BlobEndpoint={blob};")},
+        batch={
+            "endpoint": f"http://{HOST}:{ports['emulator']}",
+            "account_name": DEV_ACCOUNT_NAME,
+            "account_key": DEV_ACCOUNT_KEY,
+        },
+        storage={
+            "blob_endpoint": blob,
+            "account_name": AZURITE_ACCOUNT,
+            "account_key": AZURITE_KEY,
+            "connection_string": (
+                f"DefaultEndpointsProtocol=http;"
+                f"AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
+                f"BlobEndpoint={blob};"
+            ),
+        },
     )
 
 
@@ -206,16 +231,22 @@ def _write_state(state: dict) -> None:
 
 # --- Azurite --------------------------------------------------------------------------------
 
+
 def _azurite_command(home: Path) -> list[str]:
     """The azurite-blob executable: the repo's, then PATH's, then one installed with npm."""
     installed = home / "npm" / "node_modules" / ".bin" / "azurite-blob"
     project = _REPO / "node_modules" / ".bin" / "azurite-blob"
-    found = (project if project.exists() else None) or shutil.which("azurite-blob") or (
-        installed if installed.exists() else None)
+    found = (
+        (project if project.exists() else None)
+        or shutil.which("azurite-blob")
+        or (installed if installed.exists() else None)
+    )
     if shutil.which("node") is None:
-        raise LocalServiceError("Node.js was not found on PATH; the local target runs Azurite, "
-                                "the Azure Storage emulator, with it",
-                                hint="install Node.js 18 or later")
+        raise LocalServiceError(
+            "Node.js was not found on PATH; the local target runs Azurite, "
+            "the Azure Storage emulator, with it",
+            hint="install Node.js 18 or later",
+        )
     if found is None:
         found = _install_azurite(home, installed)
     return [str(found)]
@@ -236,20 +267,34 @@ def _azurite_version() -> str:
 def _install_azurite(home: Path, installed: Path) -> Path:
     npm = shutil.which("npm")
     if npm is None:
-        raise LocalServiceError("Azurite is not installed and npm was not found to install it",
-                                hint="install Node.js 18 or later (it comes with npm)")
+        raise LocalServiceError(
+            "Azurite is not installed and npm was not found to install it",
+            hint="install Node.js 18 or later (it comes with npm)",
+        )
     log = home / "logs" / "npm-install.log"
     with open(log, "wb") as out:
         result = subprocess.run(
-            [npm, "install", "--prefix", str(home / "npm"), "--no-audit", "--no-fund",
-             f"azurite@{_azurite_version()}"],
-            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, check=False)
+            [
+                npm,
+                "install",
+                "--prefix",
+                str(home / "npm"),
+                "--no-audit",
+                "--no-fund",
+                f"azurite@{_azurite_version()}",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            check=False,
+        )
     if result.returncode != 0 or not installed.exists():
         raise LocalServiceError(f"installing Azurite with npm failed (see {log}):\n{_tail(log)}")
     return installed
 
 
 # --- processes ------------------------------------------------------------------------------
+
 
 def _check_port_free(name: str, port: int) -> None:
     with socket.socket() as sock:
@@ -259,25 +304,30 @@ def _check_port_free(name: str, port: int) -> None:
         except OSError:
             var = _PORTS[name][0]
             what = "Azurite" if name == "azurite" else "the Batch emulator"
-            raise LocalServiceError(f"port {port} for {what} is already in use by another "
-                                    f"process", hint=f"stop it or set {var} to a free port"
-                                    ) from None
+            raise LocalServiceError(
+                f"port {port} for {what} is already in use by another process",
+                hint=f"stop it or set {var} to a free port",
+            ) from None
 
 
 def _spawn(name: str, command: list[str], port: int) -> dict:
     log = log_paths()[name]
     with open(log, "ab") as out, open(os.devnull, "rb") as null:
-        out.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S%z')} starting: "
-                  f"{' '.join(command)}\n".encode())
+        out.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S%z')} starting: {' '.join(command)}\n".encode())
         out.flush()
         try:
-            proc = subprocess.Popen(command, stdin=null, stdout=out, stderr=subprocess.STDOUT,
-                                    cwd=data_dir(), start_new_session=True)
+            proc = subprocess.Popen(
+                command,
+                stdin=null,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=data_dir(),
+                start_new_session=True,
+            )
         except OSError as exc:
             raise LocalServiceError(f"cannot start {command[0]}: {exc.strerror or exc}") from None
     # The Popen object is dropped on purpose: the service outlives this process.
-    return {"pid": proc.pid, "start": _start_identity(proc.pid), "port": port,
-            "command": command}
+    return {"pid": proc.pid, "start": _start_identity(proc.pid), "port": port, "command": command}
 
 
 def _start_identity(pid: int) -> str | None:
@@ -289,8 +339,9 @@ def _start_identity(pid: int) -> str | None:
     except (OSError, IndexError):
         pass
     try:  # no procfs (macOS): ps gives the start time too
-        out = subprocess.run(["ps", "-o", "lstart=", "-p", str(pid)], capture_output=True,
-                             text=True, check=False).stdout.strip()
+        out = subprocess.run(
+            ["ps", "-o", "lstart=", "-p", str(pid)], capture_output=True, text=True, check=False
+        ).stdout.strip()
     except OSError:
         return None
     return out or None
@@ -335,25 +386,31 @@ def _stop(services: dict) -> None:
 
 
 def _wait_ready(services: dict, wait: float) -> None:
-    urls = {"azurite": f"http://{HOST}:{services['azurite']['port']}/{AZURITE_ACCOUNT}?comp=list",
-            "emulator": f"http://{HOST}:{services['emulator']['port']}/pools"}
+    urls = {
+        "azurite": f"http://{HOST}:{services['azurite']['port']}/{AZURITE_ACCOUNT}?comp=list",
+        "emulator": f"http://{HOST}:{services['emulator']['port']}/pools",
+    }
     pending = dict(urls)
     deadline = time.monotonic() + wait
     while True:
         for name in list(pending):
             if not _alive(services[name]):
                 _reap(services[name]["pid"])
-                raise LocalServiceError(f"{_label(name)} exited while starting (log "
-                                        f"{log_paths()[name]}):\n{_tail(log_paths()[name])}")
+                raise LocalServiceError(
+                    f"{_label(name)} exited while starting (log "
+                    f"{log_paths()[name]}):\n{_tail(log_paths()[name])}"
+                )
             if _answers(pending[name]):
                 del pending[name]
         if not pending:
             return
         if time.monotonic() >= deadline:
             name = next(iter(pending))
-            raise LocalServiceError(f"{_label(name)} did not answer on {urls[name]} within "
-                                    f"{wait:g}s (log {log_paths()[name]}):\n"
-                                    f"{_tail(log_paths()[name])}")
+            raise LocalServiceError(
+                f"{_label(name)} did not answer on {urls[name]} within "
+                f"{wait:g}s (log {log_paths()[name]}):\n"
+                f"{_tail(log_paths()[name])}"
+            )
         time.sleep(0.1)
 
 

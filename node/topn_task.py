@@ -65,9 +65,7 @@ def render(ranked: list[tuple[str, int]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Write the N most common words of a text file.")
     parser.add_argument("--filepath", required=True, help="the input text file (UTF-8)")
-    parser.add_argument(
-        "--numwords", required=True, type=positive_int, help="how many words to report"
-    )
+    parser.add_argument("--numwords", required=True, type=positive_int, help="how many words to report")
     args = parser.parse_args(argv)
 
     try:

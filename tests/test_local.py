@@ -65,8 +65,10 @@ def test_data_dir_precedence(monkeypatch, tmp_path):
     assert local.data_dir() == tmp_path / "h" / ".local" / "share" / "batchspec"
     monkeypatch.setenv("BATCHSPEC_HOME", str(tmp_path / "bh"))
     assert local.data_dir() == tmp_path / "bh"
-    assert local.log_paths() == {"azurite": tmp_path / "bh" / "logs" / "azurite.log",
-                                 "emulator": tmp_path / "bh" / "logs" / "emulator.log"}
+    assert local.log_paths() == {
+        "azurite": tmp_path / "bh" / "logs" / "azurite.log",
+        "emulator": tmp_path / "bh" / "logs" / "emulator.log",
+    }
 
 
 def test_status_before_up(home):
@@ -77,17 +79,18 @@ def test_status_before_up(home):
 
 
 def test_up_is_idempotent_serves_both_and_down_stops_exactly_those(home):
-    foreign = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1",
-                                str(_free_port())], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+    foreign = subprocess.Popen(
+        [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(_free_port())],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         status = local.up()
         assert status.running
         doc = status.to_json()
         assert set(doc) == {"running", "batch", "storage"} and doc["running"] is True
         assert set(doc["batch"]) == {"endpoint", "account_name", "account_key"}
-        assert set(doc["storage"]) == {"blob_endpoint", "account_name", "account_key",
-                                       "connection_string"}
+        assert set(doc["storage"]) == {"blob_endpoint", "account_name", "account_key", "connection_string"}
         assert doc["batch"]["account_name"] == "devbatch"
         assert doc["storage"]["account_name"] == "devstoreaccount1"
         assert json.loads(json.dumps(doc)) == doc
@@ -102,9 +105,10 @@ def test_up_is_idempotent_serves_both_and_down_stops_exactly_those(home):
         # The emulator: the real Batch client authenticates and lists pools.
         from azure.batch import BatchClient
 
-        batch = BatchClient(doc["batch"]["endpoint"],
-                            AzureNamedKeyCredential(doc["batch"]["account_name"],
-                                                    doc["batch"]["account_key"]))
+        batch = BatchClient(
+            doc["batch"]["endpoint"],
+            AzureNamedKeyCredential(doc["batch"]["account_name"], doc["batch"]["account_key"]),
+        )
         assert list(batch.list_pools()) == []
         batch.close()
 
@@ -128,10 +132,8 @@ def test_up_is_idempotent_serves_both_and_down_stops_exactly_those(home):
 
         # Data survives a restart.
         restarted = local.up()
-        blobs = BlobServiceClient.from_connection_string(
-            restarted.storage["connection_string"])
-        assert blobs.get_container_client("lifecycle").download_blob("hello.txt").readall() == \
-            b"hi"
+        blobs = BlobServiceClient.from_connection_string(restarted.storage["connection_string"])
+        assert blobs.get_container_client("lifecycle").download_blob("hello.txt").readall() == b"hi"
         blobs.close()
     finally:
         foreign.terminate()
@@ -167,16 +169,24 @@ def test_stale_state_and_recycled_pid_are_never_killed(home):
     dead.wait()
     try:
         home.mkdir(parents=True, exist_ok=True)
-        (home / "local.json").write_text(json.dumps({"services": {
-            "azurite": {"pid": bystander.pid, "start": "1", "port": 1},
-            "emulator": {"pid": dead.pid, "start": "2", "port": 2}}}))
+        (home / "local.json").write_text(
+            json.dumps(
+                {
+                    "services": {
+                        "azurite": {"pid": bystander.pid, "start": "1", "port": 1},
+                        "emulator": {"pid": dead.pid, "start": "2", "port": 2},
+                    }
+                }
+            )
+        )
         assert local.status().running is False
         local.down()
         assert bystander.poll() is None
         assert not (home / "local.json").exists()
 
-        (home / "local.json").write_text(json.dumps({"services": {
-            "azurite": {"pid": bystander.pid, "start": "1", "port": 1}}}))
+        (home / "local.json").write_text(
+            json.dumps({"services": {"azurite": {"pid": bystander.pid, "start": "1", "port": 1}}})
+        )
         status = local.up()
         assert status.running and bystander.poll() is None
         assert _state(home)["azurite"]["pid"] != bystander.pid

@@ -95,9 +95,7 @@ def test_numwords_larger_than_distinct_words_lists_them_all(tmp_path):
     assert count_words(tmp_path, text, 10) == HEADER + expected + FOOTER
 
 
-@pytest.mark.parametrize(
-    "text", ["", "   \n\t\n", "-- ... !? ()\n"], ids=["empty", "blank", "punctuation"]
-)
+@pytest.mark.parametrize("text", ["", "   \n\t\n", "-- ... !? ()\n"], ids=["empty", "blank", "punctuation"])
 def test_file_without_words_gives_header_and_footer_only(tmp_path, text):
     assert count_words(tmp_path, text, 3) == HEADER + FOOTER
 

@@ -41,12 +41,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--account-name", default=DEV_ACCOUNT_NAME)
     p.add_argument("--account-key", default=DEV_ACCOUNT_KEY)
-    p.add_argument(
-        "--fault-503-rate", type=_rate, default=0.0, help="fraction of requests answered 503"
-    )
-    p.add_argument(
-        "--fault-drop-rate", type=_rate, default=0.0, help="fraction of connections dropped"
-    )
+    p.add_argument("--fault-503-rate", type=_rate, default=0.0, help="fraction of requests answered 503")
+    p.add_argument("--fault-drop-rate", type=_rate, default=0.0, help="fraction of connections dropped")
     p.add_argument("--fault-latency-ms", type=int, default=0, help="latency added to every request")
     p.add_argument("--seed", type=int, default=None, help="seed for the fault draws")
     p.add_argument(

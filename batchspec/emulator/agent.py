@@ -45,7 +45,8 @@ _DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _FOREVER = 10 * 365 * 86400.0  # the service answers "unlimited" with a ~29000-year duration
 _DURATION = re.compile(
     r"P(?:(?P<w>\d+)W)?(?:(?P<d>\d+)D)?"
-    r"(?:T(?:(?P<h>\d+)H)?(?:(?P<m>\d+)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?")
+    r"(?:T(?:(?P<h>\d+)H)?(?:(?P<m>\d+)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?"
+)
 
 
 @dataclass(frozen=True)
@@ -104,8 +105,7 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _failure(code: str, message: str, details: list[dict] | None = None,
-             category: str = "usererror") -> dict:
+def _failure(code: str, message: str, details: list[dict] | None = None, category: str = "usererror") -> dict:
     return {"category": category, "code": code, "message": message, "details": details or []}
 
 
@@ -167,10 +167,15 @@ class _Execution:
         try:
             self._prepare_directory()
         except OSError as exc:
-            return ended(None, _failure("ResourceDirectoryCreateFailed",
-                                        "Failure encountered creating resource directory for the "
-                                        "task.", [{"name": "Message", "value": str(exc)}],
-                                        "servererror"))
+            return ended(
+                None,
+                _failure(
+                    "ResourceDirectoryCreateFailed",
+                    "Failure encountered creating resource directory for the task.",
+                    [{"name": "Message", "value": str(exc)}],
+                    "servererror",
+                ),
+            )
         if self._killed:
             return ended(None, _ended_by_user())
         staging = transfer.download_resource_files(self._spec.get("resourceFiles") or [], self.wd)
@@ -185,22 +190,40 @@ class _Execution:
             argv = split_command_line(self._spec.get("commandLine") or "", self._env)
             limit = parse_duration((self._spec.get("constraints") or {}).get("maxWallClockTime"))
         except (CommandLineError, ValueError) as exc:
-            return ended(None, _failure("CommandLaunchFailed",
-                                        "Failed to launch the specified command line.",
-                                        [{"name": "Message", "value": str(exc)}]))
+            return ended(
+                None,
+                _failure(
+                    "CommandLaunchFailed",
+                    "Failed to launch the specified command line.",
+                    [{"name": "Message", "value": str(exc)}],
+                ),
+            )
         try:
             self._process = await self._spawn(argv)
         except FileNotFoundError:
-            return ended(None, _failure("CommandProgramNotFound",
-                                        "The specified command program is not found.",
-                                        [{"name": "Program", "value": argv[0]},
-                                         {"name": "Message",
-                                          "value": "No such file or directory"}]))
+            return ended(
+                None,
+                _failure(
+                    "CommandProgramNotFound",
+                    "The specified command program is not found.",
+                    [
+                        {"name": "Program", "value": argv[0]},
+                        {"name": "Message", "value": "No such file or directory"},
+                    ],
+                ),
+            )
         except OSError as exc:
-            return ended(None, _failure("CommandLaunchFailed",
-                                        "Failed to launch the specified command line.",
-                                        [{"name": "Program", "value": argv[0]},
-                                         {"name": "Message", "value": exc.strerror or str(exc)}]))
+            return ended(
+                None,
+                _failure(
+                    "CommandLaunchFailed",
+                    "Failed to launch the specified command line.",
+                    [
+                        {"name": "Program", "value": argv[0]},
+                        {"name": "Message", "value": exc.strerror or str(exc)},
+                    ],
+                ),
+            )
 
         exited = await self._until_killed(self._process.wait(), timeout=limit)
         failure = None
@@ -211,20 +234,23 @@ class _Execution:
                 failure = _failure(
                     "TaskEnded",
                     "The task exceeded its maximum wall clock time and was terminated.",
-                    [{"name": "MaxWallClockTime",
-                      "value": self._spec["constraints"]["maxWallClockTime"]}])
+                    [{"name": "MaxWallClockTime", "value": self._spec["constraints"]["maxWallClockTime"]}],
+                )
             else:
                 failure = _ended_by_user()
         code = self._process.returncode
         exit_code = 128 - code if code < 0 else code
         if failure is None and exit_code != 0:
-            failure = _failure("FailureExitCode",
-                               "The task process exited with an unexpected exit code",
-                               [{"name": "AdditionalErrorCode", "value": "FailureExitCode"}])
+            failure = _failure(
+                "FailureExitCode",
+                "The task process exited with an unexpected exit code",
+                [{"name": "AdditionalErrorCode", "value": "FailureExitCode"}],
+            )
         if self._killed:
             return ended(exit_code, failure or _ended_by_user())
-        uploads = transfer.upload_output_files(self._spec.get("outputFiles") or [], self.wd,
-                                               self._env, exit_code, log_dir=self.directory)
+        uploads = transfer.upload_output_files(
+            self._spec.get("outputFiles") or [], self.wd, self._env, exit_code, log_dir=self.directory
+        )
         try:
             if not await self._until_killed(uploads):
                 return ended(exit_code, failure or _ended_by_user())
@@ -240,20 +266,27 @@ class _Execution:
             (self.directory / name).write_bytes(b"")
 
     async def _spawn(self, argv: list[str]) -> asyncio.subprocess.Process:
-        with open(self.directory / "stdout.txt", "ab") as out, \
-                open(self.directory / "stderr.txt", "ab") as err:
+        with (
+            open(self.directory / "stdout.txt", "ab") as out,
+            open(self.directory / "stderr.txt", "ab") as err,
+        ):
             # The child gets its own copies of the descriptors; ours close when this returns.
             return await asyncio.create_subprocess_exec(
-                *argv, cwd=self.wd, env=self._env, stdin=asyncio.subprocess.DEVNULL,
-                stdout=out, stderr=err, start_new_session=True)
+                *argv,
+                cwd=self.wd,
+                env=self._env,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                start_new_session=True,
+            )
 
     async def _until_killed(self, awaitable, timeout: float | None = None) -> bool:
         """Await `awaitable` unless kill() or `timeout` comes first; True if it finished."""
         work = asyncio.ensure_future(awaitable)
         killed = asyncio.ensure_future(self._kill_event.wait())
         try:
-            await asyncio.wait({work, killed}, timeout=timeout,
-                               return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({work, killed}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
             if work.done():
                 work.result()  # re-raise its failure
                 return True
@@ -328,8 +361,7 @@ async def run_start_task(ctx: NodeContext, start_task: dict) -> Outcome:
     """
     prepare_node(ctx)
     directory = start_task_dir(ctx)
-    env = {**_base_env(), **_settings(start_task.get("environmentSettings")),
-           **_system_env(ctx, directory)}
+    env = {**_base_env(), **_settings(start_task.get("environmentSettings")), **_system_env(ctx, directory)}
     return await _Execution(directory, start_task, env, clean_wd=False).run()
 
 
@@ -340,17 +372,23 @@ class TaskRun:
     or after `run`.
     """
 
-    def __init__(self, ctx: NodeContext, job_id: str, task: dict, *, retry_count: int = 0,
-                 job_env: dict | None = None):
+    def __init__(
+        self, ctx: NodeContext, job_id: str, task: dict, *, retry_count: int = 0, job_env: dict | None = None
+    ):
         self.ctx = ctx
         self.job_id = job_id
         self.task = task
         self.retry_count = retry_count
         directory = task_dir(ctx, job_id, task["id"])
         # Service-defined variables come last: a task cannot redefine where it runs.
-        env = {**_base_env(), **_settings(job_env), **_settings(task.get("environmentSettings")),
-               **_system_env(ctx, directory),
-               "AZ_BATCH_JOB_ID": job_id, "AZ_BATCH_TASK_ID": task["id"]}
+        env = {
+            **_base_env(),
+            **_settings(job_env),
+            **_settings(task.get("environmentSettings")),
+            **_system_env(ctx, directory),
+            "AZ_BATCH_JOB_ID": job_id,
+            "AZ_BATCH_TASK_ID": task["id"],
+        }
         self._execution = _Execution(directory, task, env, clean_wd=True)
 
     @property

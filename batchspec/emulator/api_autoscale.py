@@ -21,12 +21,8 @@ def check_formula(body: dict) -> None:
     except autoscale.FormulaError as exc:
         raise errors.invalid_value("autoScaleFormula", formula, str(exc)) from None
     interval = body.get("autoScaleEvaluationInterval")
-    if interval is not None and (
-        not isinstance(interval, str) or interval_seconds(interval) is None
-    ):
-        raise errors.invalid_value(
-            "autoScaleEvaluationInterval", interval, "between 5 minutes and 168 hours"
-        )
+    if interval is not None and (not isinstance(interval, str) or interval_seconds(interval) is None):
+        raise errors.invalid_value("autoScaleEvaluationInterval", interval, "between 5 minutes and 168 hours")
 
 
 def check_create(body: dict) -> dict:

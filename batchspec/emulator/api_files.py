@@ -153,9 +153,7 @@ async def _get(ctx: Ctx, root: Path, rel: str, url: str, head: bool) -> web.Resp
         headers["Content-Length"] = str(0 if stat.S_ISDIR(st.st_mode) else size)
         return web.Response(status=200, headers=headers)
     if stat.S_ISDIR(st.st_mode):
-        raise errors.BatchServiceError(
-            400, "InvalidFileRequest", "The specified path is a directory."
-        )
+        raise errors.BatchServiceError(400, "InvalidFileRequest", "The specified path is a directory.")
     start, end = 0, size - 1
     spec = ctx.header("ocp-range") or ctx.header("Range")
     if spec:
@@ -219,17 +217,13 @@ async def list_task_files(ctx: Ctx, job_id: str, task_id: str) -> web.Response:
 async def get_task_file(ctx: Ctx, job_id: str, task_id: str, path: str) -> web.Response:
     """GET /jobs/{jobId}/tasks/{taskId}/files/{path} (byte range via ocp-range)."""
     root = _task_root(ctx, job_id, task_id)
-    return await _get(
-        ctx, root, path, f"{_task_url(ctx, job_id, task_id)}/{quote(path)}", head=False
-    )
+    return await _get(ctx, root, path, f"{_task_url(ctx, job_id, task_id)}/{quote(path)}", head=False)
 
 
 async def task_file_properties(ctx: Ctx, job_id: str, task_id: str, path: str) -> web.Response:
     """HEAD /jobs/{jobId}/tasks/{taskId}/files/{path}."""
     root = _task_root(ctx, job_id, task_id)
-    return await _get(
-        ctx, root, path, f"{_task_url(ctx, job_id, task_id)}/{quote(path)}", head=True
-    )
+    return await _get(ctx, root, path, f"{_task_url(ctx, job_id, task_id)}/{quote(path)}", head=True)
 
 
 async def delete_task_file(ctx: Ctx, job_id: str, task_id: str, path: str) -> web.Response:
@@ -252,17 +246,13 @@ async def list_node_files(ctx: Ctx, pool_id: str, node_id: str) -> web.Response:
 async def get_node_file(ctx: Ctx, pool_id: str, node_id: str, path: str) -> web.Response:
     """GET /pools/{poolId}/nodes/{nodeId}/files/{path}."""
     root = _node_root(ctx, pool_id, node_id)
-    return await _get(
-        ctx, root, path, f"{_node_url(ctx, pool_id, node_id)}/{quote(path)}", head=False
-    )
+    return await _get(ctx, root, path, f"{_node_url(ctx, pool_id, node_id)}/{quote(path)}", head=False)
 
 
 async def node_file_properties(ctx: Ctx, pool_id: str, node_id: str, path: str) -> web.Response:
     """HEAD /pools/{poolId}/nodes/{nodeId}/files/{path}."""
     root = _node_root(ctx, pool_id, node_id)
-    return await _get(
-        ctx, root, path, f"{_node_url(ctx, pool_id, node_id)}/{quote(path)}", head=True
-    )
+    return await _get(ctx, root, path, f"{_node_url(ctx, pool_id, node_id)}/{quote(path)}", head=True)
 
 
 async def delete_node_file(ctx: Ctx, pool_id: str, node_id: str, path: str) -> web.Response:

@@ -64,9 +64,7 @@ def create_job(ctx: Ctx) -> web.Response:
     jk = key(job_id)
     existing = ctx.store.jobs.get(jk)
     if existing is not None:
-        raise (
-            errors.being_deleted("Job") if existing["state"] == "deleting" else errors.exists("Job")
-        )
+        raise (errors.being_deleted("Job") if existing["state"] == "deleting" else errors.exists("Job"))
     now = model.now_iso()
     constraints = {"maxWallClockTime": _FOREVER, "maxTaskRetryCount": 0}
     constraints.update({k: v for k, v in (body.get("constraints") or {}).items() if v is not None})
@@ -190,9 +188,7 @@ def _apply_update(ctx: Ctx, job: dict, body: dict, replace: bool) -> None:
                 job[name] = default
     if "constraints" in body or replace:
         constraints = {"maxWallClockTime": _FOREVER, "maxTaskRetryCount": 0}
-        constraints.update(
-            {k: v for k, v in (body.get("constraints") or {}).items() if v is not None}
-        )
+        constraints.update({k: v for k, v in (body.get("constraints") or {}).items() if v is not None})
         job["constraints"] = constraints
 
 

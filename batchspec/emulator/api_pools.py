@@ -98,9 +98,7 @@ def create_pool(ctx: Ctx) -> web.Response:
     vmc = body.get("virtualMachineConfiguration")
     if not vmc:
         if body.get("cloudServiceConfiguration"):
-            raise errors.invalid_value(
-                "cloudServiceConfiguration", "...", "cloud service pools are retired"
-            )
+            raise errors.invalid_value("cloudServiceConfiguration", "...", "cloud service pools are retired")
         raise errors.missing_property("virtualMachineConfiguration")
     if not isinstance(vmc, dict) or not isinstance(vmc.get("imageReference"), dict):
         raise errors.missing_property("virtualMachineConfiguration.imageReference")
@@ -121,11 +119,7 @@ def create_pool(ctx: Ctx) -> web.Response:
     pk = key(pool_id)
     existing = ctx.store.pools.get(pk)
     if existing is not None:
-        raise (
-            errors.being_deleted("Pool")
-            if existing["state"] == "deleting"
-            else errors.exists("Pool")
-        )
+        raise (errors.being_deleted("Pool") if existing["state"] == "deleting" else errors.exists("Pool"))
     now = model.now_iso()
     doc = {
         "id": pool_id,

@@ -170,9 +170,7 @@ def add_task_collection(ctx: Ctx, job_id: str) -> web.Response:
     if docs:
         ctx.store.put_tasks(jk, docs)
         ctx.sched.enqueue(jk, [key(d["id"]) for d in docs])
-    return json_response(
-        200, {"odata.metadata": f"{ctx.base_url}/$metadata#taskaddresult", "value": results}
-    )
+    return json_response(200, {"odata.metadata": f"{ctx.base_url}/$metadata#taskaddresult", "value": results})
 
 
 def get_task_doc(ctx: Ctx, job_id: str, task_id: str) -> tuple[str, str, dict]:
@@ -240,8 +238,6 @@ def reactivate_task(ctx: Ctx, job_id: str, task_id: str) -> web.Response:
     if task["state"] != "completed":
         raise errors.conflict("TaskNotCompleted", "Only a completed task can be reactivated.")
     if (task.get("executionInfo") or {}).get("result") == "success":
-        raise errors.conflict(
-            "TaskCompletedSuccessfully", "A task that succeeded cannot be reactivated."
-        )
+        raise errors.conflict("TaskCompletedSuccessfully", "A task that succeeded cannot be reactivated.")
     ctx.sched.reactivate_task(jk, tk)
     return empty(204, task, ctx, f"/jobs/{job_id}/tasks/{task_id}/reactivate")

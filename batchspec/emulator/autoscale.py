@@ -328,9 +328,7 @@ def evaluate(text: str, metrics: dict[str, float]) -> tuple[dict[str, Any], str]
     results is the service's `$Name=value;...` summary of every assigned variable.
     """
     env: dict[str, Any] = {name: Sample(metrics.get(name, 0.0)) for name in METRICS}
-    env["$TargetDedicatedNodes"] = env["$TargetDedicated"] = metrics.get(
-        "$TargetDedicatedNodes", 0.0
-    )
+    env["$TargetDedicatedNodes"] = env["$TargetDedicated"] = metrics.get("$TargetDedicatedNodes", 0.0)
     env["$TargetLowPriorityNodes"] = metrics.get("$TargetLowPriorityNodes", 0.0)
     env["$NodeDeallocationOption"] = "requeue"
     assigned: dict[str, Any] = {}

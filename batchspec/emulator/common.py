@@ -96,9 +96,7 @@ def _headers(doc: dict | None) -> dict[str, str]:
     return h
 
 
-def json_response(
-    status: int, payload: object, headers: dict[str, str] | None = None
-) -> web.Response:
+def json_response(status: int, payload: object, headers: dict[str, str] | None = None) -> web.Response:
     """A JSON response in the service's content type."""
     return web.Response(
         status=status,
@@ -127,9 +125,7 @@ def entity(ctx: Ctx, doc: dict, entity_set: str, select: bool = True) -> web.Res
 def created(ctx: Ctx, doc: dict, path: str) -> web.Response:
     """201 Created with the resource's location headers."""
     url = f"{ctx.base_url}{path}"
-    return web.Response(
-        status=201, headers={**_headers(doc), "Location": url, "DataServiceId": url}
-    )
+    return web.Response(status=201, headers={**_headers(doc), "Location": url, "DataServiceId": url})
 
 
 def empty(
@@ -205,9 +201,7 @@ def paged(ctx: Ctx, entity_set: str, items: Iterable[dict]) -> web.Response:
         try:
             skip = int(base64.urlsafe_b64decode(token.encode() + b"==").decode())
         except ValueError:
-            raise errors.invalid_query(
-                "$skiptoken", token, "not a token this service issued"
-            ) from None
+            raise errors.invalid_query("$skiptoken", token, "not a token this service issued") from None
     page: list[dict] = []
     seen = 0
     more = False
@@ -227,9 +221,7 @@ def paged(ctx: Ctx, entity_set: str, items: Iterable[dict]) -> web.Response:
         for name in ("$filter", "$select", "$expand", "recursive"):
             if q.get(name):
                 params[name] = q[name]
-        params["$skiptoken"] = (
-            base64.urlsafe_b64encode(str(skip + limit).encode()).decode().rstrip("=")
-        )
+        params["$skiptoken"] = base64.urlsafe_b64encode(str(skip + limit).encode()).decode().rstrip("=")
         payload["odata.nextLink"] = f"{ctx.base_url}{ctx.request.rel_url.raw_path}?" + urlencode(
             params, quote_via=quote
         )

@@ -56,9 +56,7 @@ def error_body(
 
 def not_found(kind: str, code: str | None = None) -> BatchServiceError:
     """`<Kind>NotFound` (404), e.g. PoolNotFound."""
-    return BatchServiceError(
-        404, code or f"{kind}NotFound", f"The specified {kind.lower()} does not exist."
-    )
+    return BatchServiceError(404, code or f"{kind}NotFound", f"The specified {kind.lower()} does not exist.")
 
 
 def exists(kind: str) -> BatchServiceError:

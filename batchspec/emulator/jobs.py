@@ -48,9 +48,7 @@ class JobLifecycle:
         runs = [r for r in self.running.values() if r.job_key == jk]
         if disable_tasks != "wait":
             for r in runs:
-                r.end_reason = r.end_reason or (
-                    REQUEUE if disable_tasks == "requeue" else TERMINATE
-                )
+                r.end_reason = r.end_reason or (REQUEUE if disable_tasks == "requeue" else TERMINATE)
                 self._kill(r)
         self.spawn(self._finish_disable(jk, runs))
 

@@ -68,9 +68,7 @@ def check_id(body: dict, name: str = "id") -> str:
     if value is None or value == "":
         raise errors.missing_property(name)
     if not isinstance(value, str) or not _ID.match(value):
-        raise errors.invalid_value(
-            name, value, "ids contain letters, digits, hyphens and underscores (1-64)"
-        )
+        raise errors.invalid_value(name, value, "ids contain letters, digits, hyphens and underscores (1-64)")
     return value
 
 
@@ -121,9 +119,7 @@ def check_constraints(body: dict, prefix: str) -> None:
     if not isinstance(c, dict):
         raise errors.invalid_value(f"{prefix}constraints", c)
     for name in ("maxWallClockTime", "retentionTime"):
-        if c.get(name) is not None and (
-            not isinstance(c[name], str) or parse_duration(c[name]) is None
-        ):
+        if c.get(name) is not None and (not isinstance(c[name], str) or parse_duration(c[name]) is None):
             raise errors.invalid_value(f"{prefix}constraints.{name}", c[name])
     if c.get("maxTaskRetryCount") is not None:
         check_int(c, "maxTaskRetryCount", -1)
@@ -209,11 +205,7 @@ def _list(body: dict, name: str, path: str) -> list:
 
 def env_dict(settings: list | None) -> dict[str, str]:
     """environmentSettings ([{name, value}]) as a dict."""
-    return {
-        e["name"]: e.get("value") or ""
-        for e in settings or []
-        if isinstance(e, dict) and "name" in e
-    }
+    return {e["name"]: e.get("value") or "" for e in settings or [] if isinstance(e, dict) and "name" in e}
 
 
 # Task rules

@@ -75,11 +75,7 @@ class NodeOperations:
         pool = self.store.pools[pk]
         for nk in nks:
             node = self.store.nodes[pk][nk]
-            name = (
-                "targetDedicatedNodes"
-                if node.get("isDedicated", True)
-                else "targetLowPriorityNodes"
-            )
+            name = "targetDedicatedNodes" if node.get("isDedicated", True) else "targetLowPriorityNodes"
             pool[name] = max(0, (pool.get(name) or 0) - 1)
             model.set_state_only(node, "leavingpool")
         model.set_state(pool, "resizing", field="allocationState")

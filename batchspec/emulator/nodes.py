@@ -58,9 +58,9 @@ def reap_orphans(root: Path) -> int:
         except OSError:  # gone, or not ours to inspect
             continue
         for var in environ.split(b"\0"):
-            if var.startswith(marker) and (
-                var[len(marker) :].decode(errors="replace") + os.sep
-            ).startswith(base):
+            if var.startswith(marker) and (var[len(marker) :].decode(errors="replace") + os.sep).startswith(
+                base
+            ):
                 break
         else:
             continue
@@ -130,10 +130,7 @@ class NodeManager(NodeOperations):
         per_node = pool.get("taskSlotsPerNode") or 1
         free = {}
         for nk, node in self.store.nodes.get(pk, {}).items():
-            if (
-                node["state"] in _SCHEDULABLE
-                and node.get("schedulingState", "enabled") == "enabled"
-            ):
+            if node["state"] in _SCHEDULABLE and node.get("schedulingState", "enabled") == "enabled":
                 f = per_node - self.used.get((pk, nk), 0)
                 if f > 0:
                     free[nk] = f
@@ -211,9 +208,7 @@ class NodeManager(NodeOperations):
         self._settle(pk, pool)
         self.sched.kick()
 
-    async def _allocate(
-        self, pk: str, how: str = "requeue", previous: asyncio.Task | None = None
-    ) -> None:
+    async def _allocate(self, pk: str, how: str = "requeue", previous: asyncio.Task | None = None) -> None:
         if previous is not None and not previous.done():
             try:
                 await asyncio.wait([previous])
@@ -286,9 +281,7 @@ class NodeManager(NodeOperations):
             "isDedicated": dedicated,
             "nodeAgentInfo": {"version": "1.12.0", "lastUpdateTime": now},
             "virtualMachineInfo": {
-                "imageReference": (pool.get("virtualMachineConfiguration") or {}).get(
-                    "imageReference"
-                )
+                "imageReference": (pool.get("virtualMachineConfiguration") or {}).get("imageReference")
             },
         }
         if pool.get("startTask"):

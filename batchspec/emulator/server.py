@@ -224,9 +224,7 @@ class Emulator:
         )
         return response
 
-    async def _answer(
-        self, request: web.Request, request_id: str, base_url: str
-    ) -> web.StreamResponse:
+    async def _answer(self, request: web.Request, request_id: str, base_url: str) -> web.StreamResponse:
         faults = self.settings.faults
         try:
             if faults.enabled:
@@ -239,8 +237,7 @@ class Emulator:
                     raise errors.BatchServiceError(
                         503,
                         "ServerBusy",
-                        "The server is currently unable to receive requests. "
-                        "Please retry your request.",
+                        "The server is currently unable to receive requests. Please retry your request.",
                     )
             try:
                 raw_body = await request.read()

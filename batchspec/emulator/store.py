@@ -87,9 +87,7 @@ class Store:
         for k, doc in self.db.execute("SELECT key, doc FROM jobs ORDER BY rowid"):
             self.jobs[k] = json.loads(doc)
             self.tasks.setdefault(k, {})
-        for job, k, seq, doc in self.db.execute(
-            "SELECT job, key, seq, doc FROM tasks ORDER BY seq"
-        ):
+        for job, k, seq, doc in self.db.execute("SELECT job, key, seq, doc FROM tasks ORDER BY seq"):
             self.tasks.setdefault(job, {})[k] = json.loads(doc)
             self.account(job, self.tasks[job][k])
             self._seq = max(self._seq, seq)
@@ -224,9 +222,7 @@ class Store:
         counts = self._counts.get(job_key, {})
         out: tuple[dict[str, int], dict[str, int]] = ({}, {})
         for i in (0, 1):
-            get = {
-                b: counts.get(b, [0, 0])[i] for b in ("active", "running", "succeeded", "failed")
-            }
+            get = {b: counts.get(b, [0, 0])[i] for b in ("active", "running", "succeeded", "failed")}
             out[i].update(
                 active=get["active"],
                 running=get["running"],

@@ -42,15 +42,20 @@ _DEFAULT_FILE_MODE = 0o770  # the service's default for resource files on Linux 
 class TransferError(Exception):
     """A transfer failed; carries the REST TaskFailureInformation to report."""
 
-    def __init__(self, category: str, code: str, message: str, details: list[dict],
-                 *, transient: bool = False):
+    def __init__(
+        self, category: str, code: str, message: str, details: list[dict], *, transient: bool = False
+    ):
         super().__init__(message)
         self.category, self.code, self.message, self.details = category, code, message, details
         self.transient = transient  # a busy or flaky store: worth another try
 
     def failure_info(self) -> dict:
-        return {"category": self.category, "code": self.code, "message": self.message,
-                "details": self.details}
+        return {
+            "category": self.category,
+            "code": self.code,
+            "message": self.message,
+            "details": self.details,
+        }
 
 
 _ATTEMPTS = 6  # the node agent rides out a busy store (503s, drops) before failing the task
@@ -136,15 +141,24 @@ async def _gather_fail_fast(coros: list) -> None:
 
 # --- resource files -------------------------------------------------------------------------
 
+
 def _inside(root: Path, relative: str, what: str, detail: list[dict]) -> Path:
     """`root/relative`, refusing absolute paths and anything that escapes `root`."""
     if os.path.isabs(relative):
-        raise TransferError("usererror", "ResourceFileCreateFailed",
-                            f"The {what} must be relative to the task working directory.", detail)
+        raise TransferError(
+            "usererror",
+            "ResourceFileCreateFailed",
+            f"The {what} must be relative to the task working directory.",
+            detail,
+        )
     target = Path(os.path.normpath(root / relative))
     if target != root and root not in target.parents:
-        raise TransferError("usererror", "ResourceFileCreateFailed",
-                            f"The {what} cannot break out of the task working directory.", detail)
+        raise TransferError(
+            "usererror",
+            "ResourceFileCreateFailed",
+            f"The {what} cannot break out of the task working directory.",
+            detail,
+        )
     return target
 
 
@@ -158,31 +172,41 @@ async def _download_one(rf: dict, wd: Path) -> None:
     file_path = rf.get("filePath") or ""
     if rf.get("autoStorageContainerName"):
         raise TransferError(
-            "usererror", "AutoStorageNotSupported",
+            "usererror",
+            "AutoStorageNotSupported",
             "The local Batch emulator has no auto-storage account: use storageContainerUrl "
             "or httpUrl with a SAS URL instead of autoStorageContainerName.",
-            [{"name": "AutoStorageContainerName", "value": rf["autoStorageContainerName"]}])
+            [{"name": "AutoStorageContainerName", "value": rf["autoStorageContainerName"]}],
+        )
     if rf.get("httpUrl"):
         url = rf["httpUrl"]
         detail = [{"name": "FilePath", "value": file_path}, {"name": "Url", "value": redact(url)}]
         if not file_path:
-            raise TransferError("usererror", "ResourceFileCreateFailed",
-                                "filePath is required with httpUrl.", detail)
+            raise TransferError(
+                "usererror", "ResourceFileCreateFailed", "filePath is required with httpUrl.", detail
+            )
         await _retrying(_get_to_file, url, _inside(wd, file_path, "filePath", detail), mode, detail)
         return
     container_url = rf.get("storageContainerUrl")
     if not container_url:
-        raise TransferError("usererror", "ResourceFileCreateFailed",
-                            "A resource file needs httpUrl, storageContainerUrl or "
-                            "autoStorageContainerName.", [{"name": "FilePath", "value": file_path}])
-    detail = [{"name": "FilePath", "value": file_path},
-              {"name": "ContainerUrl", "value": redact(container_url)}]
+        raise TransferError(
+            "usererror",
+            "ResourceFileCreateFailed",
+            "A resource file needs httpUrl, storageContainerUrl or autoStorageContainerName.",
+            [{"name": "FilePath", "value": file_path}],
+        )
+    detail = [
+        {"name": "FilePath", "value": file_path},
+        {"name": "ContainerUrl", "value": redact(container_url)},
+    ]
     target_dir = _inside(wd, file_path or ".", "filePath", detail)
     names = await _retrying(_list_blobs, container_url, rf.get("blobPrefix") or "", detail)
     jobs = []
     for name in names:
-        blob_detail = [{"name": "FilePath", "value": os.path.join(file_path, name)},
-                       {"name": "Url", "value": redact(_blob_url(container_url, name))}]
+        blob_detail = [
+            {"name": "FilePath", "value": os.path.join(file_path, name)},
+            {"name": "Url", "value": redact(_blob_url(container_url, name))},
+        ]
         target = _inside(target_dir, name, "blob name", blob_detail)
         jobs.append(_retrying(_get_to_file, _blob_url(container_url, name), target, mode, blob_detail))
     await _gather_fail_fast(jobs)
@@ -193,30 +217,39 @@ async def _list_blobs(container_url: str, prefix: str, detail: list[dict]) -> li
     names: list[str] = []
     marker = ""
     while True:
-        query = (f"restype=container&comp=list&maxresults={LIST_PAGE_SIZE}"
-                 f"&prefix={quote(prefix, safe='')}")
+        query = f"restype=container&comp=list&maxresults={LIST_PAGE_SIZE}&prefix={quote(prefix, safe='')}"
         if marker:
             query += f"&marker={quote(marker, safe='')}"
         try:
-            async with limit, session.get(_with_query(container_url, query),
-                                          headers={"x-ms-version": API_VERSION}) as resp:
+            async with (
+                limit,
+                session.get(_with_query(container_url, query), headers={"x-ms-version": API_VERSION}) as resp,
+            ):
                 body = await resp.read()
                 status = resp.status
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             raise TransferError(
-                "servererror", "ResourceContainerListMiscError",
-                "Miscellaneous error encountered while listing one of the specified Azure Blob "
-                "container(s).", [*detail, _message(exc)], transient=True) from None
+                "servererror",
+                "ResourceContainerListMiscError",
+                "Miscellaneous error encountered while listing one of the specified Azure Blob container(s).",
+                [*detail, _message(exc)],
+                transient=True,
+            ) from None
         if status in (401, 403):
-            raise TransferError("usererror", "ResourceContainerAccessDenied",
-                                "Access for one of the specified Azure Blob container(s) is "
-                                "denied.", [*detail, _status(status)])
+            raise TransferError(
+                "usererror",
+                "ResourceContainerAccessDenied",
+                "Access for one of the specified Azure Blob container(s) is denied.",
+                [*detail, _status(status)],
+            )
         if status != 200:
-            raise TransferError("usererror" if status == 404 else "servererror",
-                                "ResourceContainerListMiscError",
-                                "Miscellaneous error encountered while listing one of the "
-                                "specified Azure Blob container(s).",
-                                [*detail, _status(status)], transient=_transient_status(status))
+            raise TransferError(
+                "usererror" if status == 404 else "servererror",
+                "ResourceContainerListMiscError",
+                "Miscellaneous error encountered while listing one of the specified Azure Blob container(s).",
+                [*detail, _status(status)],
+                transient=_transient_status(status),
+            )
         root = ET.fromstring(body)
         names += [el.text or "" for el in root.iterfind("./Blobs/Blob/Name")]
         marker = root.findtext("NextMarker") or ""
@@ -229,40 +262,55 @@ async def _get_to_file(url: str, target: Path, mode: int, detail: list[dict]) ->
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise TransferError("servererror", "ResourceDirectoryCreateFailed",
-                            "Failure encountered creating resource directory for the task.",
-                            [*detail, _message(exc)]) from None
+        raise TransferError(
+            "servererror",
+            "ResourceDirectoryCreateFailed",
+            "Failure encountered creating resource directory for the task.",
+            [*detail, _message(exc)],
+        ) from None
     try:
-        async with limit, session.get(URL(url, encoded=True),
-                                      headers={"x-ms-version": API_VERSION}) as resp:
+        async with limit, session.get(URL(url, encoded=True), headers={"x-ms-version": API_VERSION}) as resp:
             if resp.status in (401, 403):
-                raise TransferError("usererror", "BlobAccessDenied",
-                                    "Access for one of the specified Azure Blob(s) is denied.",
-                                    [*detail, _status(resp.status)])
+                raise TransferError(
+                    "usererror",
+                    "BlobAccessDenied",
+                    "Access for one of the specified Azure Blob(s) is denied.",
+                    [*detail, _status(resp.status)],
+                )
             if resp.status == 404:
-                raise TransferError("usererror", "BlobNotFound",
-                                    "One of the specified Azure Blob(s) is not found.",
-                                    [*detail, _status(404)])
+                raise TransferError(
+                    "usererror",
+                    "BlobNotFound",
+                    "One of the specified Azure Blob(s) is not found.",
+                    [*detail, _status(404)],
+                )
             if resp.status != 200:
-                raise TransferError("servererror", "BlobDownloadMiscError",
-                                    "Miscellaneous error encountered while downloading one of "
-                                    "the specified Azure Blob(s).",
-                                    [*detail, _status(resp.status)],
-                                    transient=_transient_status(resp.status))
+                raise TransferError(
+                    "servererror",
+                    "BlobDownloadMiscError",
+                    "Miscellaneous error encountered while downloading one of the specified Azure Blob(s).",
+                    [*detail, _status(resp.status)],
+                    transient=_transient_status(resp.status),
+                )
             try:
                 with open(target, "wb") as out:
                     async for chunk in resp.content.iter_chunked(_CHUNK):
                         out.write(chunk)
             except OSError as exc:
-                raise TransferError("servererror", "ResourceFileWriteFailed",
-                                    "Failure encountered writing resource file.",
-                                    [*detail, _message(exc)]
-                                    ) from None
+                raise TransferError(
+                    "servererror",
+                    "ResourceFileWriteFailed",
+                    "Failure encountered writing resource file.",
+                    [*detail, _message(exc)],
+                ) from None
     except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-        raise TransferError("servererror", "BlobDownloadMiscError",
-                            "Miscellaneous error encountered while downloading one of the "
-                            "specified Azure Blob(s).",
-                            [*detail, _message(exc)], transient=True) from None
+        raise TransferError(
+            "servererror",
+            "BlobDownloadMiscError",
+            "Miscellaneous error encountered while downloading one of the specified Azure Blob(s).",
+            [*detail, _message(exc)],
+            transient=True,
+        ) from None
     os.chmod(target, mode)
 
 
@@ -280,6 +328,7 @@ def _message(exc: BaseException) -> dict:
 
 
 # --- output files ---------------------------------------------------------------------------
+
 
 def should_upload(condition: str | None, exit_code: int | None) -> bool:
     """Whether an output file with `condition` is uploaded after an exit with `exit_code`."""
@@ -315,8 +364,13 @@ def match_output_files(pattern: str, wd: Path, env: dict[str, str]) -> list[tupl
     return found
 
 
-async def upload_output_files(output_files: list[dict], wd: Path, env: dict[str, str],
-                              exit_code: int | None, log_dir: Path | None = None) -> None:
+async def upload_output_files(
+    output_files: list[dict],
+    wd: Path,
+    env: dict[str, str],
+    exit_code: int | None,
+    log_dir: Path | None = None,
+) -> None:
     """Upload the output files whose condition holds for `exit_code`; raise TransferError.
 
     With `log_dir`, each upload and failure is logged to fileuploadout.txt / fileuploaderr.txt
@@ -328,7 +382,7 @@ async def upload_output_files(output_files: list[dict], wd: Path, env: dict[str,
         condition = (spec.get("uploadOptions") or {}).get("uploadCondition")
         if not should_upload(condition, exit_code):
             continue
-        container = ((spec.get("destination") or {}).get("container") or {})
+        container = (spec.get("destination") or {}).get("container") or {}
         container_url = container.get("containerUrl") or ""
         prefix = (container.get("path") or "").strip("/")
         headers = {h["name"]: h.get("value") or "" for h in container.get("uploadHeaders") or []}
@@ -373,8 +427,9 @@ def _timestamp() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-async def _put_file(path: Path, container_url: str, blob_name: str, extra_headers: dict,
-                    journal: _Journal | None) -> None:
+async def _put_file(
+    path: Path, container_url: str, blob_name: str, extra_headers: dict, journal: _Journal | None
+) -> None:
     url = _blob_url(container_url, blob_name)
     detail = [{"name": "FilePath", "value": str(path)}, {"name": "Url", "value": redact(url)}]
     try:
@@ -389,51 +444,81 @@ async def _put_file(path: Path, container_url: str, blob_name: str, extra_header
 
 async def _put_file_parts(path: Path, url: str, detail: list[dict], extra_headers: dict) -> None:
     size = path.stat().st_size
-    content = {"x-ms-blob-content-type":
-               mimetypes.guess_type(path.name)[0] or "application/octet-stream", **extra_headers}
+    content = {
+        "x-ms-blob-content-type": mimetypes.guess_type(path.name)[0] or "application/octet-stream",
+        **extra_headers,
+    }
     try:
         if size <= PUT_BLOB_LIMIT:
             with open(path, "rb") as body:
-                await _put(url, "", body, detail, {
-                    **content, "x-ms-blob-type": "BlockBlob", "Content-Length": str(size)})
+                await _put(
+                    url,
+                    "",
+                    body,
+                    detail,
+                    {**content, "x-ms-blob-type": "BlockBlob", "Content-Length": str(size)},
+                )
             return
         block_ids = []
         with open(path, "rb") as body:
             index = 0
             while chunk := body.read(BLOCK_SIZE):
                 block_id = base64.b64encode(f"{index:08d}".encode()).decode()
-                await _put(url, f"comp=block&blockid={quote(block_id, safe='')}", chunk, detail,
-                           {"Content-Length": str(len(chunk))})
+                await _put(
+                    url,
+                    f"comp=block&blockid={quote(block_id, safe='')}",
+                    chunk,
+                    detail,
+                    {"Content-Length": str(len(chunk))},
+                )
                 block_ids.append(block_id)
                 index += 1
         block_list = "".join(f"<Latest>{b}</Latest>" for b in block_ids)
         xml = f'<?xml version="1.0" encoding="utf-8"?><BlockList>{block_list}</BlockList>'.encode()
-        await _put(url, "comp=blocklist", xml, detail, {**content,
-                                                        "Content-Length": str(len(xml))})
+        await _put(url, "comp=blocklist", xml, detail, {**content, "Content-Length": str(len(xml))})
     except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-        raise TransferError("servererror", "FileUploadMiscError",
-                            "The compute node hit an unexpected error when uploading output files.",
-                            [*detail, _message(exc)],
-                            transient=not isinstance(exc, OSError) or isinstance(
-                                exc, (aiohttp.ClientError, asyncio.TimeoutError))) from None
+        raise TransferError(
+            "servererror",
+            "FileUploadMiscError",
+            "The compute node hit an unexpected error when uploading output files.",
+            [*detail, _message(exc)],
+            transient=not isinstance(exc, OSError)
+            or isinstance(exc, (aiohttp.ClientError, asyncio.TimeoutError)),
+        ) from None
 
 
 async def _put(url: str, query: str, body, detail: list[dict], headers: dict) -> None:
     session, limit = _session()
-    async with limit, session.put(_with_query(url, query), data=body,
-                                  headers={"x-ms-version": API_VERSION, **headers}) as resp:
+    async with (
+        limit,
+        session.put(
+            _with_query(url, query), data=body, headers={"x-ms-version": API_VERSION, **headers}
+        ) as resp,
+    ):
         await resp.read()
         if resp.status in (200, 201):
             return
         status = [_status(resp.status)]
         if resp.status in (401, 403):
-            raise TransferError("usererror", "FileUploadAccessDenied",
-                                "Access to one of the specified Azure container(s) was denied "
-                                "while attempting to upload an output file.", [*detail, *status])
+            raise TransferError(
+                "usererror",
+                "FileUploadAccessDenied",
+                "Access to one of the specified Azure container(s) was denied "
+                "while attempting to upload an output file.",
+                [*detail, *status],
+            )
         if resp.status == 404:
-            raise TransferError("usererror", "FileUploadContainerNotFound",
-                                "One of the specified Azure container(s) was not found while "
-                                "attempting to upload an output file.", [*detail, *status])
-        raise TransferError("servererror", "FileUploadMiscError",
-                            "The compute node hit an unexpected error when uploading output files.",
-                            [*detail, *status], transient=_transient_status(resp.status))
+            raise TransferError(
+                "usererror",
+                "FileUploadContainerNotFound",
+                "One of the specified Azure container(s) was not found while "
+                "attempting to upload an output file.",
+                [*detail, *status],
+            )
+        raise TransferError(
+            "servererror",
+            "FileUploadMiscError",
+            "The compute node hit an unexpected error when uploading output files.",
+            [*detail, *status],
+            transient=_transient_status(resp.status),
+        )

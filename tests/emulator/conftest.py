@@ -70,9 +70,7 @@ def shared_pool(client: BatchClient) -> str:
 def job(client: BatchClient, shared_pool: str) -> str:
     """A fresh job on the shared pool."""
     job_id = unique("job")
-    client.create_job(
-        bm.BatchJobCreateOptions(id=job_id, pool_info=bm.BatchPoolInfo(pool_id=shared_pool))
-    )
+    client.create_job(bm.BatchJobCreateOptions(id=job_id, pool_info=bm.BatchPoolInfo(pool_id=shared_pool)))
     return job_id
 
 

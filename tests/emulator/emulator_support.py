@@ -28,9 +28,7 @@ AZURITE = REPO / "node_modules" / ".bin" / "azurite-blob"
 # Long enough that a test sees "resizing"/"deleting" before the change completes, even on a
 # loaded machine; short enough to keep pool operations quick.
 ALLOCATION_DELAY = "0.5"
-AZURITE_KEY = (
-    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-)
+AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 
 
 @dataclass
@@ -137,9 +135,7 @@ UBUNTU = bm.VirtualMachineConfiguration(
 )
 
 
-def pool_options(
-    pool_id: str, nodes: int = 1, slots: int = 1, **kwargs
-) -> bm.BatchPoolCreateOptions:
+def pool_options(pool_id: str, nodes: int = 1, slots: int = 1, **kwargs) -> bm.BatchPoolCreateOptions:
     """A minimal Ubuntu 24.04 pool."""
     return bm.BatchPoolCreateOptions(
         id=pool_id,

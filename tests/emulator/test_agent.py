@@ -72,10 +72,7 @@ def azurite(tmp_path_factory):
             time.sleep(0.1)
         else:
             break
-    conn = (
-        f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={KEY};"
-        f"BlobEndpoint={endpoint};"
-    )
+    conn = f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={KEY};BlobEndpoint={endpoint};"
     service = BlobServiceClient.from_connection_string(conn)
     yield service
     service.close()
@@ -311,8 +308,8 @@ def test_program_not_found_and_launch_failure(ctx):
     assert missing.exit_code is None and missing.result == "failure"
     assert missing.failure_info["code"] == "CommandProgramNotFound"
     bad_limit = _run(
-        TaskRun(ctx, "job1", _task("bl", "/bin/true", constraints={"maxWallClockTime": "soon"}))
-        .run())
+        TaskRun(ctx, "job1", _task("bl", "/bin/true", constraints={"maxWallClockTime": "soon"})).run()
+    )
     assert bad_limit.exit_code is None and bad_limit.failure_info["code"] == "CommandLaunchFailed"
     unterminated = _run(TaskRun(ctx, "job1", _task("uq", "echo 'oops")).run())
     assert unterminated.exit_code is None
@@ -351,9 +348,7 @@ def test_wall_clock_expiry_kills_the_process_tree(ctx):
 
 def test_kill_escalates_to_sigkill_and_ends_the_tree(ctx):
     # An ignored SIGTERM is inherited by the child: only SIGKILL after the grace ends them.
-    task = _task(
-        "stubborn", "/bin/sh -c 'trap \"\" TERM; sleep 60 & echo $! > child.pid; sleep 60'"
-    )
+    task = _task("stubborn", "/bin/sh -c 'trap \"\" TERM; sleep 60 & echo $! > child.pid; sleep 60'")
     run = TaskRun(ctx, "job1", task)
 
     async def scenario():
@@ -461,9 +456,7 @@ def test_bad_sas_fails_without_running_the_command(ctx, azurite, kind):
     assert outcome.exit_code is None and outcome.result == "failure"
     info = outcome.failure_info
     assert info["category"] == "usererror"
-    assert info["code"] == (
-        "BlobAccessDenied" if kind == "blob" else "ResourceContainerAccessDenied"
-    )
+    assert info["code"] == ("BlobAccessDenied" if kind == "blob" else "ResourceContainerAccessDenied")
     recorded = json.dumps(info)
     assert base in recorded and "sig=" not in recorded and "?" not in recorded
     assert not (run.working_dir / "ran").exists()
@@ -507,9 +500,7 @@ def test_auto_storage_is_reported_unsupported(ctx):
             _task("auto", "/bin/true", resourceFiles=[{"autoStorageContainerName": "inputs"}]),
         ).run()
     )
-    assert (
-        outcome.exit_code is None and "autoStorageContainerName" in outcome.failure_info["message"]
-    )
+    assert outcome.exit_code is None and "autoStorageContainerName" in outcome.failure_info["message"]
 
 
 # --- output files ---------------------------------------------------------------------------
@@ -554,8 +545,10 @@ def test_output_files_on_success(ctx, azurite):
         "x.bin",
     }
     assert client.download_blob("tree/sub/b.txt").readall() == b"b\n"
-    assert client.get_blob_client("tree/a.txt").get_blob_properties().content_settings \
-        .content_type == "text/plain"
+    assert (
+        client.get_blob_client("tree/a.txt").get_blob_properties().content_settings.content_type
+        == "text/plain"
+    )
     journal = (run.task_dir / "fileuploadout.txt").read_text()
     assert "tree/sub/deeper/c.txt" in journal and "sig=" not in journal
     assert (run.task_dir / "fileuploaderr.txt").read_text() == ""
@@ -563,12 +556,21 @@ def test_output_files_on_success(ctx, azurite):
 
 def test_upload_headers_are_sent(ctx, azurite):
     url, client = _container(azurite)
-    headers = [{"name": "x-ms-blob-content-type", "value": "application/x-report"},
-               {"name": "x-ms-meta-origin", "value": "batch"}]
-    task = _task("hdr", "/bin/sh -c 'echo r > report.txt'", outputFiles=[{
-        "filePattern": "report.txt",
-        "destination": {"container": {"containerUrl": url, "uploadHeaders": headers}},
-        "uploadOptions": {"uploadCondition": "taskcompletion"}}])
+    headers = [
+        {"name": "x-ms-blob-content-type", "value": "application/x-report"},
+        {"name": "x-ms-meta-origin", "value": "batch"},
+    ]
+    task = _task(
+        "hdr",
+        "/bin/sh -c 'echo r > report.txt'",
+        outputFiles=[
+            {
+                "filePattern": "report.txt",
+                "destination": {"container": {"containerUrl": url, "uploadHeaders": headers}},
+                "uploadOptions": {"uploadCondition": "taskcompletion"},
+            }
+        ],
+    )
     assert _run(TaskRun(ctx, "job1", task).run()).result == "success"
     props = client.get_blob_client("report.txt").get_blob_properties()
     assert props.content_settings.content_type == "application/x-report"
@@ -605,9 +607,7 @@ def test_output_files_after_wall_clock_expiry_count_as_failure(ctx, azurite):
 
 def test_upload_failure_fails_the_task_without_leaking_the_sas(ctx, azurite):
     url, client = _container(azurite, permission="rl")  # no write permission
-    run = TaskRun(
-        ctx, "job1", _task("ro", "/bin/sh -c 'echo log > log.txt'", outputFiles=_outputs(url)[1:2])
-    )
+    run = TaskRun(ctx, "job1", _task("ro", "/bin/sh -c 'echo log > log.txt'", outputFiles=_outputs(url)[1:2]))
     outcome = _run(run.run())
     assert outcome.exit_code == 0 and outcome.result == "failure"
     assert outcome.failure_info["code"] == "FileUploadAccessDenied"
@@ -660,8 +660,11 @@ def test_start_task_resource_files_with_odd_blob_names(ctx, azurite):
 
 def test_unreachable_storage_is_a_download_error_without_the_sas(ctx):
     url = f"http://127.0.0.1:{_free_port()}/acct/c/a.txt?sv=2023&sig=SECRETSIG"
-    outcome = _run(TaskRun(ctx, "job1", _task("down", "/bin/true", resourceFiles=[
-        {"httpUrl": url, "filePath": "a.txt"}])).run())
+    outcome = _run(
+        TaskRun(
+            ctx, "job1", _task("down", "/bin/true", resourceFiles=[{"httpUrl": url, "filePath": "a.txt"}])
+        ).run()
+    )
     assert outcome.exit_code is None
     assert outcome.failure_info["code"] == "BlobDownloadMiscError"
     assert outcome.failure_info["category"] == "servererror"

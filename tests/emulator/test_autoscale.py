@@ -50,9 +50,7 @@ def test_pending_tasks_drive_the_formula_when_it_is_evaluated(client):
     wait_for(lambda: client.get_pool(pool_id).allocation_state == "steady", 10)
     assert client.get_pool(pool_id).current_dedicated_nodes == 0
     job_id = unique("j")
-    client.create_job(
-        bm.BatchJobCreateOptions(id=job_id, pool_info=bm.BatchPoolInfo(pool_id=pool_id))
-    )
+    client.create_job(bm.BatchJobCreateOptions(id=job_id, pool_info=bm.BatchPoolInfo(pool_id=pool_id)))
     client.create_tasks(
         job_id, [bm.BatchTaskCreateOptions(id=f"t{i}", command_line="/bin/true") for i in range(5)]
     )
@@ -64,9 +62,7 @@ def test_pending_tasks_drive_the_formula_when_it_is_evaluated(client):
     # Enabling again (a new formula or interval) evaluates at once, as the service does.
     client.enable_pool_auto_scale(
         pool_id,
-        bm.BatchPoolEnableAutoScaleOptions(
-            auto_scale_formula=PENDING, auto_scale_evaluation_interval="PT5M"
-        ),
+        bm.BatchPoolEnableAutoScaleOptions(auto_scale_formula=PENDING, auto_scale_evaluation_interval="PT5M"),
     )
     wait_pool_ready(client, pool_id, 3)
     wait_for(lambda: client.get_job_task_counts(job_id).task_counts.completed == 5, 20)

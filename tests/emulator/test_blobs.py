@@ -102,9 +102,7 @@ def _output(container, pattern: str, condition: str, path: str | None = None) ->
     return bm.OutputFile(
         file_pattern=pattern,
         destination=bm.OutputFileDestination(
-            container=bm.OutputFileBlobContainerDestination(
-                container_url=container.sas(), path=path
-            )
+            container=bm.OutputFileBlobContainerDestination(container_url=container.sas(), path=path)
         ),
         upload_options=bm.OutputFileUploadConfiguration(upload_condition=condition),
     )

@@ -31,9 +31,7 @@ def small_pool(client, tmp_path):
 
 def _job(client, pool_id):
     job_id = unique("j")
-    client.create_job(
-        bm.BatchJobCreateOptions(id=job_id, pool_info=bm.BatchPoolInfo(pool_id=pool_id))
-    )
+    client.create_job(bm.BatchJobCreateOptions(id=job_id, pool_info=bm.BatchPoolInfo(pool_id=pool_id)))
     return job_id
 
 

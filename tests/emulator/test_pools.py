@@ -63,9 +63,7 @@ def test_failing_wait_for_success_start_task_leaves_node_starttaskfailed(client)
 
     # No task is ever scheduled on a node whose start task failed.
     job_id = unique("j")
-    client.create_job(
-        bm.BatchJobCreateOptions(id=job_id, pool_info=bm.BatchPoolInfo(pool_id=pool_id))
-    )
+    client.create_job(bm.BatchJobCreateOptions(id=job_id, pool_info=bm.BatchPoolInfo(pool_id=pool_id)))
     client.create_task(job_id, bm.BatchTaskCreateOptions(id="t", command_line="/bin/true"))
     with pytest.raises(pytest.fail.Exception):
         wait_for(lambda: client.get_task(job_id, "t").state != "active", timeout=1)
@@ -82,9 +80,7 @@ def test_resize_up_and_down_removes_idle_nodes_first(client):
     ).result()
     wait_pool_ready(client, pool_id, 3)
     job_id = unique("j")
-    client.create_job(
-        bm.BatchJobCreateOptions(id=job_id, pool_info=bm.BatchPoolInfo(pool_id=pool_id))
-    )
+    client.create_job(bm.BatchJobCreateOptions(id=job_id, pool_info=bm.BatchPoolInfo(pool_id=pool_id)))
     client.create_task(job_id, bm.BatchTaskCreateOptions(id="busy", command_line="/bin/sleep 30"))
     wait_for(lambda: client.get_task(job_id, "busy").state == "running", 10)
     busy_node = client.get_task(job_id, "busy").node_info.node_id
@@ -116,9 +112,7 @@ def test_pool_delete_is_asynchronous_deleting_then_gone(client):
 
 def test_update_properties_and_patch_change_the_pool(client):
     pool_id = unique("upd")
-    client.create_pool(
-        pool_options(pool_id, nodes=0, metadata=[bm.BatchMetadataItem(name="a", value="1")])
-    )
+    client.create_pool(pool_options(pool_id, nodes=0, metadata=[bm.BatchMetadataItem(name="a", value="1")]))
     client.update_pool(pool_id, bm.BatchPoolUpdateOptions(display_name="renamed"))
     pool = client.get_pool(pool_id)
     assert pool.display_name == "renamed"
@@ -174,9 +168,7 @@ def test_resize_down_and_pool_delete_requeue_then_kill_running_tasks(client):
     client.create_pool(pool_options(pool_id, nodes=2))
     wait_pool_ready(client, pool_id, 2)
     job_id = unique("j")
-    client.create_job(
-        bm.BatchJobCreateOptions(id=job_id, pool_info=bm.BatchPoolInfo(pool_id=pool_id))
-    )
+    client.create_job(bm.BatchJobCreateOptions(id=job_id, pool_info=bm.BatchPoolInfo(pool_id=pool_id)))
     client.create_tasks(
         job_id,
         [bm.BatchTaskCreateOptions(id=f"s{i}", command_line="/bin/sleep 30") for i in range(2)],
@@ -222,9 +214,7 @@ def test_shrink_with_terminate_ends_the_busy_nodes_tasks(client):
     client.create_pool(pool_options(pool_id, nodes=1))
     wait_pool_ready(client, pool_id, 1)
     job_id = unique("j")
-    client.create_job(
-        bm.BatchJobCreateOptions(id=job_id, pool_info=bm.BatchPoolInfo(pool_id=pool_id))
-    )
+    client.create_job(bm.BatchJobCreateOptions(id=job_id, pool_info=bm.BatchPoolInfo(pool_id=pool_id)))
     client.create_task(job_id, bm.BatchTaskCreateOptions(id="t", command_line="/bin/sleep 30"))
     wait_for(lambda: client.get_task(job_id, "t").state == "running", 10)
     client.begin_resize_pool(
@@ -255,16 +245,12 @@ def test_stop_resize_during_a_shrink_keeps_the_busy_node(client):
     client.create_pool(pool_options(pool_id, nodes=1))
     wait_pool_ready(client, pool_id, 1)
     job_id = unique("j")
-    client.create_job(
-        bm.BatchJobCreateOptions(id=job_id, pool_info=bm.BatchPoolInfo(pool_id=pool_id))
-    )
+    client.create_job(bm.BatchJobCreateOptions(id=job_id, pool_info=bm.BatchPoolInfo(pool_id=pool_id)))
     client.create_task(job_id, bm.BatchTaskCreateOptions(id="t", command_line="/bin/sleep 30"))
     wait_for(lambda: client.get_task(job_id, "t").state == "running", 10)
     client.begin_resize_pool(
         pool_id,
-        bm.BatchPoolResizeOptions(
-            target_dedicated_nodes=0, node_deallocation_option="taskcompletion"
-        ),
+        bm.BatchPoolResizeOptions(target_dedicated_nodes=0, node_deallocation_option="taskcompletion"),
     )
     wait_for(lambda: next(iter(client.list_nodes(pool_id))).state == "leavingpool", 10)
     client.begin_stop_pool_resize(pool_id, polling_interval=0.05).result()

@@ -82,9 +82,7 @@ def test_malformed_json_body_gives_invalid_request_body_not_a_traceback(client):
 
 def test_body_over_one_megabyte_is_request_body_too_large(client):
     big = b'{"id": "x", "displayName": "' + b"a" * (1024 * 1024 + 10) + b'"}'
-    response = _raw(
-        client, "POST", "/jobs", content=big, headers={"Content-Type": "application/json"}
-    )
+    response = _raw(client, "POST", "/jobs", content=big, headers={"Content-Type": "application/json"})
     assert response.status_code == 413
     assert response.json()["code"] == "RequestBodyTooLarge"
 
@@ -126,9 +124,7 @@ def test_creating_an_existing_pool_is_pool_exists_case_insensitively(client):
 
 def test_responses_carry_request_id_etag_and_echo_client_request_id(client, job):
     response = client.send_request(
-        HttpRequest(
-            "GET", f"/jobs/{job}?api-version={API}", headers={"client-request-id": "abc-123"}
-        )
+        HttpRequest("GET", f"/jobs/{job}?api-version={API}", headers={"client-request-id": "abc-123"})
     )
     assert response.status_code == 200
     assert response.headers["client-request-id"] == "abc-123"
@@ -140,9 +136,7 @@ def test_responses_carry_request_id_etag_and_echo_client_request_id(client, job)
 
 def test_create_returns_201_with_location(client):
     job_payload = {"id": unique("j"), "poolInfo": {"poolId": "somepool"}}
-    response = client.send_request(
-        HttpRequest("POST", f"/jobs?api-version={API}", json=job_payload)
-    )
+    response = client.send_request(HttpRequest("POST", f"/jobs?api-version={API}", json=job_payload))
     assert response.status_code == 201
     assert response.headers["Location"].endswith(f"/jobs/{job_payload['id']}")
     assert response.headers["DataServiceId"] == response.headers["Location"]
@@ -183,10 +177,7 @@ def test_supported_images_include_ubuntu_24_04_and_22_04_and_debian(client):
         (i.image_reference.publisher, i.image_reference.offer, i.image_reference.sku): i
         for i in client.list_supported_images()
     }
-    assert (
-        images[("canonical", "ubuntu-24_04-lts", "server")].node_agent_sku_id
-        == "batch.node.ubuntu 24.04"
-    )
+    assert images[("canonical", "ubuntu-24_04-lts", "server")].node_agent_sku_id == "batch.node.ubuntu 24.04"
     skus = {i.node_agent_sku_id for i in images.values()}
     assert "batch.node.ubuntu 22.04" in skus
     assert any(s.startswith("batch.node.debian") for s in skus)
@@ -352,9 +343,7 @@ def test_msrest_style_signature_with_decoded_path_is_accepted(server, client, sh
     wrong = BatchClient(
         server.url,
         AzureNamedKeyCredential(DEV_ACCOUNT_NAME, DEV_ACCOUNT_KEY),
-        authentication_policy=_LegacySigner(
-            DEV_ACCOUNT_NAME, DEV_ACCOUNT_KEY[:-6] + "AAAA=="
-        ).policy,
+        authentication_policy=_LegacySigner(DEV_ACCOUNT_NAME, DEV_ACCOUNT_KEY[:-6] + "AAAA==").policy,
     )
     with pytest.raises(HttpResponseError) as info:
         b"".join(wrong.download_node_file(shared_pool, node.id, "shared/marker.txt"))

@@ -26,9 +26,7 @@ def test_kill_9_mid_run_then_restart_loses_nothing_and_requeues_running_tasks(tm
         client.create_pool(pool_options("durable", nodes=2, slots=2, start_task=start))
         wait_pool_ready(client, "durable", 2)
         client.create_job(
-            bm.BatchJobCreateOptions(
-                id="durable-job", pool_info=bm.BatchPoolInfo(pool_id="durable")
-            )
+            bm.BatchJobCreateOptions(id="durable-job", pool_info=bm.BatchPoolInfo(pool_id="durable"))
         )
         # A long task that only sleeps on its first attempt: it is running when the emulator
         # dies, and the restart must kill that orphaned process.
@@ -55,9 +53,7 @@ def test_kill_9_mid_run_then_restart_loses_nothing_and_requeues_running_tasks(tm
         wait_for(lambda: client.get_job_task_counts("durable-job").task_counts.running > 1, 10)
         nodes_before = sorted(n.id for n in client.list_nodes("durable"))
         # A developer's process sitting in a node directory is not a task: it must survive.
-        bystander = subprocess.Popen(
-            ["sleep", "60"], cwd=data / "nodes" / "durable" / nodes_before[0]
-        )
+        bystander = subprocess.Popen(["sleep", "60"], cwd=data / "nodes" / "durable" / nodes_before[0])
     finally:
         first.kill9()
         first._log.close()
@@ -91,14 +87,10 @@ def test_kill_9_mid_run_then_restart_loses_nothing_and_requeues_running_tasks(tm
 
 
 def test_injected_503s_and_dropped_connections_are_retried_by_the_sdk(tmp_path):
-    srv = start_server(
-        tmp_path / "data", "--fault-503-rate", "0.3", "--fault-latency-ms", "2", "--seed", "7"
-    )
+    srv = start_server(tmp_path / "data", "--fault-503-rate", "0.3", "--fault-latency-ms", "2", "--seed", "7")
     try:
         client = srv.client()
-        client.create_job(
-            bm.BatchJobCreateOptions(id="busy", pool_info=bm.BatchPoolInfo(pool_id="nopool"))
-        )
+        client.create_job(bm.BatchJobCreateOptions(id="busy", pool_info=bm.BatchPoolInfo(pool_id="nopool")))
         client.create_tasks(
             "busy",
             [bm.BatchTaskCreateOptions(id=f"t{i}", command_line="/bin/true") for i in range(250)],

@@ -29,9 +29,7 @@ def _step(c, rng: random.Random, name: str) -> None:
         how = rng.choice(["requeue", "terminate", "taskcompletion"])
         c.begin_resize_pool(
             pool,
-            bm.BatchPoolResizeOptions(
-                target_dedicated_nodes=rng.randrange(4), node_deallocation_option=how
-            ),
+            bm.BatchPoolResizeOptions(target_dedicated_nodes=rng.randrange(4), node_deallocation_option=how),
         )
     elif op == "job":
         c.create_job(

@@ -110,9 +110,7 @@ def test_dependent_tasks_run_after_their_parents_and_block_on_failure(client, sh
             task(
                 "after",
                 "/bin/true",
-                depends_on=bm.BatchTaskDependencies(
-                    task_id_ranges=[bm.BatchTaskIdRange(start=1, end=2)]
-                ),
+                depends_on=bm.BatchTaskDependencies(task_id_ranges=[bm.BatchTaskIdRange(start=1, end=2)]),
             ),
             task("fails", sh("exit 1")),
             task("blocked", "/bin/true", depends_on=bm.BatchTaskDependencies(task_ids=["fails"])),
@@ -145,9 +143,7 @@ def test_dependent_tasks_run_after_their_parents_and_block_on_failure(client, sh
 
 def test_dependencies_need_uses_task_dependencies_on_the_job(client, job):
     with pytest.raises(HttpResponseError) as info:
-        client.create_task(
-            job, task("d", "/bin/true", depends_on=bm.BatchTaskDependencies(task_ids=["x"]))
-        )
+        client.create_task(job, task("d", "/bin/true", depends_on=bm.BatchTaskDependencies(task_ids=["x"])))
     assert info.value.error.code == "TaskDependenciesNotSpecifiedOnJob"
 
 
@@ -230,9 +226,7 @@ def test_create_task_twice_is_task_exists_and_unknown_job_is_job_not_found(clien
 
 
 def test_list_tasks_pages_filters_and_selects(client, job):
-    client.create_tasks(
-        job, [task(f"p{i:02d}", sh(f"exit {1 if i % 3 == 0 else 0}")) for i in range(25)]
-    )
+    client.create_tasks(job, [task(f"p{i:02d}", sh(f"exit {1 if i % 3 == 0 else 0}")) for i in range(25)])
     wait_job_done(client, job, 25)
     pages = list(client.list_tasks(job, max_results=10).by_page())
     assert [len(list(p)) for p in pages] == [10, 10, 5]
@@ -247,9 +241,7 @@ def test_list_tasks_pages_filters_and_selects(client, job):
     assert sorted(t.id for t in failed) == [f"p{i:02d}" for i in range(0, 25, 3)]
     assert all(t.execution_info.exit_code == 1 for t in failed)
     assert all(t.command_line is None for t in failed)  # not selected
-    either = list(
-        client.list_tasks(job, filter="(id eq 'p01' or id eq 'p02') and state eq 'completed'")
-    )
+    either = list(client.list_tasks(job, filter="(id eq 'p01' or id eq 'p02') and state eq 'completed'"))
     assert sorted(t.id for t in either) == ["p01", "p02"]
     prefixed = list(client.list_tasks(job, filter="startswith(id, 'p1')"))
     assert len(prefixed) == 10
@@ -289,9 +281,7 @@ def test_reactivate_failed_task_runs_it_again(client, job, tmp_path):
 
 def test_job_with_terminatejob_completes_when_all_tasks_complete(client, shared_pool):
     job_id = unique("auto")
-    client.create_job(
-        bm.BatchJobCreateOptions(id=job_id, pool_info=bm.BatchPoolInfo(pool_id=shared_pool))
-    )
+    client.create_job(bm.BatchJobCreateOptions(id=job_id, pool_info=bm.BatchPoolInfo(pool_id=shared_pool)))
     client.create_tasks(job_id, [task(f"a{i}", "/bin/true") for i in range(5)])
     client.update_job(job_id, bm.BatchJobUpdateOptions(all_tasks_complete_mode="terminatejob"))
     wait_for(lambda: client.get_job(job_id).state == "completed", 20)
@@ -318,15 +308,11 @@ def test_task_failure_terminates_job_with_performexitoptionsjobaction(client, sh
 
 def test_terminate_job_ends_running_tasks_and_keeps_active_ones(client, shared_pool):
     job_id = unique("term")
-    client.create_job(
-        bm.BatchJobCreateOptions(id=job_id, pool_info=bm.BatchPoolInfo(pool_id=shared_pool))
-    )
+    client.create_job(bm.BatchJobCreateOptions(id=job_id, pool_info=bm.BatchPoolInfo(pool_id=shared_pool)))
     client.create_task(job_id, task("running", "/bin/sleep 30"))
     wait_for(lambda: client.get_task(job_id, "running").state == "running", 10)
     # (the SDK needs an options body here: without one it fails to serialise the request)
-    client.begin_terminate_job(
-        job_id, {"terminateReason": "StopNow"}, polling_interval=0.1
-    ).result()
+    client.begin_terminate_job(job_id, {"terminateReason": "StopNow"}, polling_interval=0.1).result()
     wait_for(lambda: client.get_job(job_id).state == "completed", 20)
     assert client.get_task(job_id, "running").execution_info.failure_info.code == "TaskEnded"
     assert client.get_job(job_id).execution_info.termination_reason == "StopNow"
@@ -334,9 +320,7 @@ def test_terminate_job_ends_running_tasks_and_keeps_active_ones(client, shared_p
 
 def test_job_delete_is_asynchronous_and_kills_its_tasks(client, shared_pool):
     job_id = unique("jdel")
-    client.create_job(
-        bm.BatchJobCreateOptions(id=job_id, pool_info=bm.BatchPoolInfo(pool_id=shared_pool))
-    )
+    client.create_job(bm.BatchJobCreateOptions(id=job_id, pool_info=bm.BatchPoolInfo(pool_id=shared_pool)))
     client.create_task(job_id, task("s", "/bin/sleep 30"))
     wait_for(lambda: client.get_task(job_id, "s").state == "running", 10)
     poller = client.begin_delete_job(job_id, polling_interval=0.05)
@@ -365,9 +349,7 @@ def test_concurrent_clients_adding_tasks_all_land(server, job):
         c = server.client()
         try:
             for batch in range(3):
-                c.create_tasks(
-                    job, [task(f"w{worker}-{batch}-{i}", "/bin/true") for i in range(20)]
-                )
+                c.create_tasks(job, [task(f"w{worker}-{batch}-{i}", "/bin/true") for i in range(20)])
         except BaseException as exc:  # reported below
             errors.append(exc)
 
@@ -403,9 +385,7 @@ def test_higher_priority_job_runs_first_and_max_parallel_tasks_is_honoured(clien
     info = bm.BatchPoolInfo(pool_id=pool_id)
     low, high = unique("low"), unique("high")
     client.create_job(bm.BatchJobCreateOptions(id=low, pool_info=info, priority=0))
-    client.create_job(
-        bm.BatchJobCreateOptions(id=high, pool_info=info, priority=100, max_parallel_tasks=1)
-    )
+    client.create_job(bm.BatchJobCreateOptions(id=high, pool_info=info, priority=100, max_parallel_tasks=1))
     # Both slots busy, then queue low first and high second.
     client.create_tasks(low, [task(f"block{i}", "/bin/sleep 1") for i in range(2)])
     wait_for(lambda: client.get_job_task_counts(low).task_counts.running == 2, 10)
@@ -413,9 +393,7 @@ def test_higher_priority_job_runs_first_and_max_parallel_tasks_is_honoured(clien
     client.create_tasks(high, [task(f"h{i}", "/bin/sleep 0.2") for i in range(3)])
     wait_job_done(client, high, 3, timeout=30)
     wait_job_done(client, low, 6, timeout=30)
-    highs = sorted(
-        (t.execution_info.start_time, t.execution_info.end_time) for t in client.list_tasks(high)
-    )
+    highs = sorted((t.execution_info.start_time, t.execution_info.end_time) for t in client.list_tasks(high))
     lows = [t for t in client.list_tasks(low) if t.id.startswith("l")]
     # The high job's first task starts before any queued low task.
     assert highs[0][0] <= min(t.execution_info.start_time for t in lows)
@@ -474,16 +452,10 @@ def test_list_jobs_filters_by_state(client, shared_pool):
     prefix = unique("lj")
     for i in range(3):
         client.create_job(
-            bm.BatchJobCreateOptions(
-                id=f"{prefix}-{i}", pool_info=bm.BatchPoolInfo(pool_id=shared_pool)
-            )
+            bm.BatchJobCreateOptions(id=f"{prefix}-{i}", pool_info=bm.BatchPoolInfo(pool_id=shared_pool))
         )
-    client.begin_terminate_job(
-        f"{prefix}-1", {"terminateReason": "x"}, polling_interval=0.1
-    ).result()
-    active = {
-        j.id for j in client.list_jobs(filter=f"state eq 'active' and startswith(id, '{prefix}')")
-    }
+    client.begin_terminate_job(f"{prefix}-1", {"terminateReason": "x"}, polling_interval=0.1).result()
+    active = {j.id for j in client.list_jobs(filter=f"state eq 'active' and startswith(id, '{prefix}')")}
     assert active == {f"{prefix}-0", f"{prefix}-2"}
 
 
@@ -495,9 +467,7 @@ def test_large_stdout_is_streamed_whole_and_by_range(client, job):
     data = b"".join(client.download_task_file(job, "big", "stdout.txt"))
     assert len(data) == 16 * 196608
     assert data[:16] == b"0123456789abcdef" and data[-16:] == b"0123456789abcdef"
-    tail = b"".join(
-        client.download_task_file(job, "big", "stdout.txt", ocp_range="bytes=1048570-3145727")
-    )
+    tail = b"".join(client.download_task_file(job, "big", "stdout.txt", ocp_range="bytes=1048570-3145727"))
     assert len(tail) == 3145727 - 1048570 + 1
     assert tail[:6] == b"abcdef"
     assert client.get_task_file_properties(job, "big", "stdout.txt").content_length == len(data)
@@ -524,9 +494,7 @@ def test_disabled_job_runs_nothing_can_move_pool_and_resumes_when_enabled(client
     other = unique("other")
     client.create_pool(pool_options(other, nodes=1))
     job_id = unique("dis")
-    client.create_job(
-        bm.BatchJobCreateOptions(id=job_id, pool_info=bm.BatchPoolInfo(pool_id=shared_pool))
-    )
+    client.create_job(bm.BatchJobCreateOptions(id=job_id, pool_info=bm.BatchPoolInfo(pool_id=shared_pool)))
     client.create_task(job_id, task("running", "/bin/sleep 30"))
     wait_for(lambda: client.get_task(job_id, "running").state == "running", 10)
     client.begin_disable_job(

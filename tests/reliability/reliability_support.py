@@ -423,4 +423,3 @@ class Workspace:
             assert lines[7] == f"Task: topn-{stem}", (stem, lines)
         found = sorted(p.name for p in out.iterdir())
         assert found == sorted(f"{s}_OUTPUT.txt" for s in self.expected_outputs()), found
-
