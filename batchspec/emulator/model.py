@@ -170,6 +170,9 @@ def check_exit_conditions(body: dict) -> None:
         _check_exit_options(cond.get(name), f"exitConditions.{name}")
 
 
+MAX_DEPENDENCY_CHARS = 64_000  # the service's limit on dependsOn.taskIds, all ids together
+
+
 def check_depends_on(body: dict) -> None:
     """dependsOn: taskIds (strings) and taskIdRanges ({start <= end} integers)."""
     dep = body.get("dependsOn")
@@ -177,9 +180,17 @@ def check_depends_on(body: dict) -> None:
         return
     if not isinstance(dep, dict):
         raise errors.invalid_value("dependsOn", dep)
-    for i, tid in enumerate(_list(dep, "taskIds", "dependsOn.taskIds")):
+    ids = _list(dep, "taskIds", "dependsOn.taskIds")
+    for i, tid in enumerate(ids):
         if not isinstance(tid, str) or not tid:
             raise errors.invalid_value(f"dependsOn.taskIds[{i}]", tid)
+    if sum(len(tid) for tid in ids) > MAX_DEPENDENCY_CHARS:
+        raise errors.BatchServiceError(
+            400,
+            "TaskDependencyListTooLong",
+            "The task depends on too many tasks: the ids in dependsOn.taskIds exceed "
+            f"{MAX_DEPENDENCY_CHARS} characters in all.",
+        )
     for i, r in enumerate(_list(dep, "taskIdRanges", "dependsOn.taskIdRanges")):
         if (
             not isinstance(r, dict)

@@ -34,6 +34,7 @@ from batchspec.spec.schema import field_path
 from batchspec.spec.template import Renderer
 
 _TEMPLATED_PER_TASK = ("tasks", "mergeTask")
+MAX_DEPENDENCY_CHARS = 64_000  # Batch's limit on a task's dependsOn.taskIds, all ids together
 _BATCH_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
@@ -334,6 +335,15 @@ class _Builder:
         merge = job.get("mergeTask")
         if merge and not self.errors:
             ids = [t.id for t in tasks]
+            if sum(map(len, ids)) > MAX_DEPENDENCY_CHARS:
+                self.error(
+                    f"the merge task would depend on {len(ids)} tasks whose ids total "
+                    f"{sum(map(len, ids))} characters; Batch accepts at most {MAX_DEPENDENCY_CHARS} "
+                    "(TaskDependencyListTooLong): shorten the task ids or split the job",
+                    ("job", "mergeTask"),
+                    key=True,
+                )
+                return tasks, True
             task = self._task(merge, ("job", "mergeTask"), {"vars": self.vars, "tasks": ids})
             if task and self._unique(task.id, origin, "mergeTask", ("job", "mergeTask")):
                 tasks.append(Task(**{**task.__dict__, "depends_on": tuple(ids)}))

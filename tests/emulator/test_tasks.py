@@ -147,6 +147,23 @@ def test_dependencies_need_uses_task_dependencies_on_the_job(client, job):
     assert info.value.error.code == "TaskDependenciesNotSpecifiedOnJob"
 
 
+def test_a_dependency_list_over_64000_characters_is_refused(client, shared_pool):
+    job_id = unique("deps")
+    client.create_job(
+        bm.BatchJobCreateOptions(
+            id=job_id, pool_info=bm.BatchPoolInfo(pool_id=shared_pool), uses_task_dependencies=True
+        )
+    )
+    ids = [f"{i:063d}" for i in range(1000)]  # 63,000 characters: accepted
+    client.create_task(job_id, task("ok", "/bin/true", depends_on=bm.BatchTaskDependencies(task_ids=ids)))
+    with pytest.raises(HttpResponseError) as info:
+        over = [*ids, "x" * 1001]
+        client.create_task(
+            job_id, task("over", "/bin/true", depends_on=bm.BatchTaskDependencies(task_ids=over))
+        )
+    assert info.value.error.code == "TaskDependencyListTooLong"
+
+
 def test_stdout_and_stderr_can_be_read_back_whole_and_by_byte_range(client, job):
     client.create_task(
         job,
