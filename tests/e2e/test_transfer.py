@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from azure.core.exceptions import ResourceNotFoundError
 
-from batchspec import small_blobs, transfer
+from batchspec import small_blobs, targets, transfer
 from batchspec.live import state as live_state
 from batchspec.live import storage as live_storage
 from batchspec.model import Blob
@@ -31,9 +31,24 @@ SIZES = {
 }
 
 
-@pytest.fixture
-def target(local_target):
-    return local_target
+@pytest.fixture(params=["local", "azure-url-and-key"])
+def target(request, services, local_target):
+    """The local target, and the azure target given an account URL and key (not a connection
+    string): the async client is built from each as the sync one is."""
+    if request.param == "local":
+        yield local_target
+        return
+    status = services[1]
+    env = {
+        "AZURE_BATCH_ENDPOINT": status["batch"]["endpoint"],
+        "AZURE_BATCH_ACCOUNT_NAME": status["batch"]["account_name"],
+        "AZURE_BATCH_ACCOUNT_KEY": status["batch"]["account_key"],
+        "AZURE_STORAGE_ACCOUNT_URL": status["storage"]["blob_endpoint"],
+        "AZURE_STORAGE_ACCOUNT_KEY": status["storage"]["account_key"],
+    }
+    t = targets.connect("azure", env=env, parallelism=4)
+    yield t
+    t.close()
 
 
 @pytest.fixture
