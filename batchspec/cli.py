@@ -213,7 +213,8 @@ def plan_cmd(spec, var_pairs, target, as_json, out, detailed_exitcode) -> None:
     default=16,
     show_default=True,
     type=click.IntRange(1, 256),
-    help="Concurrent transfers and task submissions.",
+    help="Concurrent transfers (small blobs: twice this many requests in flight, at most 128) "
+    "and task submissions (at most 8 requests of 100 tasks).",
 )
 @click.option(
     "--timeout",

@@ -140,7 +140,8 @@ def download(
 def _in_flight(parallelism: int) -> int:
     # A small transfer in flight costs the client little but waits on the service: twice the
     # parallelism keeps the service busy (measured against Azurite: 16 -> 1,000/s, 32 -> 1,300/s).
-    return max(1, parallelism) * 2
+    # At most 128, so that at most 128 MiB of small files is held at once.
+    return min(max(1, parallelism) * 2, 128)
 
 
 @contextlib.contextmanager
