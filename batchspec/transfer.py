@@ -105,36 +105,37 @@ def download(
     Blobs known (from `sizes`, a listing) to be small come down on one event loop
     (`small_blobs`), the others through the SDK's downloader in threads.
     """
-    names = list(names)
     root.mkdir(parents=True, exist_ok=True)
     resolved_root = root.resolve()
     sizes = sizes or {}
-
-    def local_path(name: str) -> Path:
+    paths: dict[str, Path] = {}
+    refused: list[tuple[str, Exception]] = []
+    for name in names:
         path = safe_local_path(root, name, resolved_root=resolved_root)
         if path is None:
-            raise ValueError(f"refused blob name {name!r}: it would be written outside {root}")
-        return path
-
-    safe = (safe_local_path(root, n, resolved_root=resolved_root) for n in names)
-    _remove_stale_parts(path for path in safe if path)
+            refused.append(
+                (name, ValueError(f"refused blob name {name!r}: it would be written outside {root}"))
+            )
+        else:
+            paths[name] = path
+    _remove_stale_parts(paths.values())
 
     def one(name: str) -> None:
         stream = target.blob.get_blob_client(container, name).download_blob(max_concurrency=4)
-        with _part_file(local_path(name), stream.properties.last_modified.timestamp()) as f:
+        with _part_file(paths[name], stream.properties.last_modified.timestamp()) as f:
             stream.readinto(f)
 
-    small = [n for n in names if sizes.get(n, small_blobs.LIMIT + 1) <= small_blobs.LIMIT]
+    small = [n for n in paths if sizes.get(n, small_blobs.LIMIT + 1) <= small_blobs.LIMIT]
     failures = small_blobs.run(
         target.blob_async,
         small,
-        small_blobs.downloader(container, lambda name, modified: _part_file(local_path(name), modified)),
+        small_blobs.downloader(container, lambda name, modified: _part_file(paths[name], modified)),
         in_flight=_in_flight(parallelism),
         on_done=on_done,
     )
     # Past about 8 threads, downloads only contend for the GIL and the store (measured).
-    large = [n for n in names if sizes.get(n, small_blobs.LIMIT + 1) > small_blobs.LIMIT]
-    return failures + _run(one, large, min(parallelism, _DOWNLOAD_THREADS), on_done)
+    large = [n for n in paths if sizes.get(n, small_blobs.LIMIT + 1) > small_blobs.LIMIT]
+    return refused + failures + _run(one, large, min(parallelism, _DOWNLOAD_THREADS), on_done)
 
 
 def _in_flight(parallelism: int) -> int:
@@ -162,7 +163,7 @@ def _part_file(path: Path, modified: float | None) -> Iterator[IO[bytes]]:
         raise
 
 
-_PART = re.compile(r"^\.(.+)\.[A-Za-z0-9_]{8}\.part$")  # what mkstemp makes in _part_file
+_PART = re.compile(r"\.(.+)\.[A-Za-z0-9_]{8}\.part", re.DOTALL)  # what mkstemp makes in _part_file
 
 
 def _remove_stale_parts(paths: Iterable[Path]) -> None:
@@ -177,7 +178,7 @@ def _remove_stale_parts(paths: Iterable[Path]) -> None:
         except (FileNotFoundError, NotADirectoryError):
             continue
         for entry in entries:
-            match = _PART.match(entry.name)
+            match = _PART.fullmatch(entry.name)
             if match and match.group(1) in bases and entry.is_file(follow_symlinks=False):
                 Path(entry.path).unlink(missing_ok=True)
 

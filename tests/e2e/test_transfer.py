@@ -123,6 +123,18 @@ def test_a_missing_blob_fails_alone_and_leaves_no_file(target, uploaded, tmp_pat
     assert sorted(p.name for p in root.iterdir()) == ["a.txt"]
 
 
+def test_a_name_that_would_leave_the_folder_fails_before_any_request(target, uploaded, tmp_path):
+    container, _ = uploaded
+    root = tmp_path / "down"
+    failures = transfer.download(
+        target, container, ["a.txt", "../a.txt", "/etc/a.txt"], root, parallelism=2, sizes={"a.txt": 5}
+    )
+    assert sorted(name for name, _ in failures) == ["../a.txt", "/etc/a.txt"]
+    assert all(isinstance(exc, ValueError) and "outside" in str(exc) for _, exc in failures)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["down", "src"]
+    assert sorted(p.name for p in root.iterdir()) == ["a.txt"]
+
+
 def test_download_pending_trusts_size_and_time_then_checks_md5(target, uploaded, tmp_path, workspace):
     """What the next plan downloads again: nothing after a download; a copy changed in place
     (same size, new time) when its MD5 differs; not a copy whose size and time were kept."""
