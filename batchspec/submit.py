@@ -22,6 +22,7 @@ from azure.core.rest import HttpRequest
 
 MAX_TASKS = 100  # the service's limit per collection
 _SERVER_ERROR_TRIES = 5  # then the task is handed back as refused
+_TOO_LARGE = "the task alone is larger than the service accepts in a request (1 MB)"
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ def add_tasks(
                     continue
                 if _code(exc) == "RequestBodyTooLarge":
                     with lock:
-                        refused.append(Refused(chunk[0]["id"], "RequestBodyTooLarge", str(exc.message)))
+                        refused.append(Refused(chunk[0]["id"], "RequestBodyTooLarge", _TOO_LARGE))
                     continue
                 with lock:
                     failed.append(exc)
