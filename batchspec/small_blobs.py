@@ -10,6 +10,7 @@ pipeline (its authentication and its retries), not the SDK's chunking uploader a
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from pathlib import Path
@@ -63,7 +64,16 @@ def run(
             await asyncio.gather(*(one(item) for item in items))
         return failures
 
-    return asyncio.run(main()) if items else []
+    if not items:
+        return []
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(main())
+    # Called from code already running an event loop (a notebook, say): a loop of its own in a
+    # thread of its own, as asyncio.run cannot nest.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as thread:
+        return thread.submit(asyncio.run, main()).result()
 
 
 class Containers:

@@ -156,3 +156,24 @@ def test_download_pending_trusts_size_and_time_then_checks_md5(target, uploaded,
     kept.write_bytes(os.urandom(64 * 1024))
     os.utime(kept, (stamp, stamp))  # same size and time: taken as unchanged, as rsync would
     assert live_state.download_pending(target, desired) == {"a.txt": 5}
+
+
+def test_transfers_work_from_code_already_running_an_event_loop(target, tmp_path):
+    """As from a notebook: asyncio.run cannot nest, so the small blobs get a loop of their own."""
+    import asyncio
+
+    container = "x" + uuid.uuid4().hex[:12]
+    target.blob.create_container(container)
+    source = tmp_path / "n.txt"
+    source.write_bytes(b"from a loop")
+    blob = Blob(container, "n.txt", str(source), 11, hashlib.sha256(b"from a loop").hexdigest())
+
+    async def inside():
+        assert transfer.upload(target, [blob], "o", parallelism=2) == []
+        return transfer.download(
+            target, container, ["n.txt"], tmp_path / "down", parallelism=2, sizes={"n.txt": 11}
+        )
+
+    assert asyncio.run(inside()) == []
+    assert (tmp_path / "down" / "n.txt").read_bytes() == b"from a loop"
+    target.blob.delete_container(container)
