@@ -57,6 +57,9 @@ class _BatchRetry(RetryPolicy):
         return super().configure_retries(options)
 
 
+# Linear: storage's exponential policy waits 15 s, then grows past minutes.
+_STORAGE_RETRY = {"backoff": 0.8, "random_jitter_range": 0.4, "retry_total": 10}
+
 _READ_SIZE = 256 * 1024  # azure-storage-blob's DATA_BLOCK_SIZE
 
 
@@ -277,8 +280,7 @@ def _build(
     # Storage has its own retry policy; its default first backoff (15 s) is far too slow.
     storage_options = {
         "transport": _transport(pool_size, trust_env=trust_env),
-        # Linear: storage's exponential policy waits 15 s, then grows past minutes.
-        "retry_policy": LinearRetry(backoff=0.8, random_jitter_range=0.4, retry_total=10),
+        "retry_policy": LinearRetry(**_STORAGE_RETRY),
         # storage clients take no per_retry_policies; these run after their retry policy too
         "_additional_pipeline_policies": policies,
     }
@@ -298,7 +300,7 @@ def _build(
                 "transport": AioHttpTransport(
                     use_env_settings=trust_env, connection_data_block_size=_READ_SIZE
                 ),
-                "retry_policy": AsyncLinearRetry(backoff=0.8, random_jitter_range=0.4, retry_total=10),
+                "retry_policy": AsyncLinearRetry(**_STORAGE_RETRY),
                 "_additional_pipeline_policies": policies,
             }
             if connection_string:
