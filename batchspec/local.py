@@ -101,21 +101,7 @@ def up(*, wait: float = 30.0) -> LocalStatus:
         for name, port in ports.items():
             _check_port_free(name, port)
         commands = {
-            "azurite": [
-                *_azurite_command(home),
-                "--blobHost",
-                HOST,
-                "--blobPort",
-                str(ports["azurite"]),
-                "--location",
-                str(home / "azurite"),
-                "--skipApiVersionCheck",
-                "--loose",
-                "--silent",
-                # Telemetry phones home, and its pending sends keep Azurite
-                # alive for minutes after SIGTERM.
-                "--disableTelemetry",
-            ],
+            "azurite": azurite_command(home, ports["azurite"]),
             "emulator": [
                 sys.executable,
                 "-m",
@@ -232,7 +218,26 @@ def _write_state(state: dict) -> None:
 # --- Azurite --------------------------------------------------------------------------------
 
 
-def _azurite_command(home: Path) -> list[str]:
+def azurite_command(home: Path, port: int) -> list[str]:
+    """Azurite's blob service on HOST:`port`, its data under `home`/azurite."""
+    return [
+        *_azurite_executable(home),
+        "--blobHost",
+        HOST,
+        "--blobPort",
+        str(port),
+        "--location",
+        str(home / "azurite"),
+        "--skipApiVersionCheck",
+        "--loose",
+        "--silent",
+        # Telemetry phones home, and its pending sends keep Azurite
+        # alive for minutes after SIGTERM.
+        "--disableTelemetry",
+    ]
+
+
+def _azurite_executable(home: Path) -> list[str]:
     """The azurite-blob executable: the repo's, then PATH's, then one installed with npm."""
     installed = home / "npm" / "node_modules" / ".bin" / "azurite-blob"
     project = _REPO / "node_modules" / ".bin" / "azurite-blob"

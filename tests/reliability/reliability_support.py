@@ -23,7 +23,7 @@ from azure.core.credentials import AzureNamedKeyCredential
 from azure.storage.blob import BlobServiceClient
 
 from batchspec.emulator import DEV_ACCOUNT_KEY, DEV_ACCOUNT_NAME
-from batchspec.local import AZURITE_ACCOUNT, AZURITE_KEY, _azurite_command
+from batchspec.local import AZURITE_ACCOUNT, AZURITE_KEY, azurite_command
 from helpers import ROOT, expected_output
 
 LISTENING = re.compile(r"listen(?:s|ing) on (https?://[\d.]+:\d+)")
@@ -104,20 +104,7 @@ class Service:
 
 def azurite(home: Path, *, port: int = 0) -> Service:
     port = port or free_port()
-    argv = [
-        *_azurite_command(home),
-        "--blobHost",
-        "127.0.0.1",
-        "--blobPort",
-        str(port),
-        "--location",
-        str(home / "azurite"),
-        "--skipApiVersionCheck",
-        "--loose",
-        "--silent",
-        "--disableTelemetry",
-    ]
-    return Service("azurite", argv, home / "logs" / "azurite.log")
+    return Service("azurite", azurite_command(home, port), home / "logs" / "azurite.log")
 
 
 def emulator(
