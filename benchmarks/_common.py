@@ -130,6 +130,18 @@ class RequestCounter(SansIOHTTPPolicy):
         return n
 
 
+def ubuntu_vm():
+    """The Ubuntu 24.04 image and node agent the naive baselines' pools use (as the specs do)."""
+    from azure.batch import models as bm
+
+    return bm.VirtualMachineConfiguration(
+        image_reference=bm.BatchVmImageReference(
+            publisher="canonical", offer="ubuntu-24_04-lts", sku="server"
+        ),
+        node_agent_sku_id="batch.node.ubuntu 24.04",
+    )
+
+
 # -- measuring --------------------------------------------------------------------------------
 
 

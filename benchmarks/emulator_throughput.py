@@ -105,12 +105,7 @@ def main() -> int:
                 bm.BatchPoolCreateOptions(
                     id=POOL,
                     vm_size="standard_d2s_v3",
-                    virtual_machine_configuration=bm.VirtualMachineConfiguration(
-                        image_reference=bm.BatchVmImageReference(
-                            publisher="canonical", offer="ubuntu-24_04-lts", sku="server"
-                        ),
-                        node_agent_sku_id="batch.node.ubuntu 24.04",
-                    ),
+                    virtual_machine_configuration=c.ubuntu_vm(),
                     target_dedicated_nodes=4,
                     task_slots_per_node=2,
                 )

@@ -119,12 +119,7 @@ def naive_tutorial(root: Path) -> None:
         bm.BatchPoolCreateOptions(
             id="naive-pool",
             vm_size="standard_d2s_v3",
-            virtual_machine_configuration=bm.VirtualMachineConfiguration(
-                image_reference=bm.BatchVmImageReference(
-                    publisher="canonical", offer="ubuntu-24_04-lts", sku="server"
-                ),
-                node_agent_sku_id="batch.node.ubuntu 24.04",
-            ),
+            virtual_machine_configuration=c.ubuntu_vm(),
             target_dedicated_nodes=2,
             start_task=bm.BatchStartTask(
                 command_line='/bin/bash -c \'cp "$AZ_BATCH_TASK_WORKING_DIR/topn_task.py" '
