@@ -7,7 +7,6 @@ Pure: no I/O. `live.state.read` gathers what this module compares; `apply` execu
 from __future__ import annotations
 
 import functools
-import hashlib
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -526,10 +525,6 @@ def _download(desired: DesiredState, live: LiveState, task_changes: list[Change]
             )
         ]
     return []
-
-
-def digest(value: Any) -> str:
-    return hashlib.sha256(canonical_json(value).encode()).hexdigest()
 
 
 def destroy(desired: DesiredState, live: LiveState) -> Plan:
