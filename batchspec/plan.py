@@ -7,6 +7,7 @@ Pure: no I/O. `live.state.read` gathers what this module compares; `apply` execu
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -173,7 +174,8 @@ def diff(desired: DesiredState, live: LiveState) -> Plan:
     changes += _containers(desired, live, clashes)
     changes += _blobs(desired, live)
     pool_change = _pool(desired, live, clashes)
-    job_change = _job(desired, live, clashes, pool_change)
+    stamp = _stamper(desired.pool)
+    job_change = _job(desired, live, clashes, stamp)
     if clashes:
         raise PlanError(
             "; ".join(clashes),
@@ -181,7 +183,7 @@ def diff(desired: DesiredState, live: LiveState) -> Plan:
             "in the spec, or remove the existing one yourself",
         )
     changes += [c for c in (pool_change, job_change) if c]
-    task_changes, pending = _tasks(desired, live, job_change)
+    task_changes, pending = _tasks(desired, live, job_change, stamp)
     changes += task_changes
     if desired.download:
         changes += _download(desired, live, task_changes)
@@ -403,7 +405,20 @@ def _interval(current: dict[str, Any]) -> str | None:
         return value
 
 
-def _job(desired: DesiredState, live: LiveState, clashes: list[str], pool_change: Change | None):
+def _stamper(pool: Pool) -> Callable[[Task], str]:
+    """task_stamp with one computation per task id for one plan (the job and the task checks
+    of a completed job both need them)."""
+    stamps: dict[str, str] = {}
+
+    def stamp(task: Task) -> str:
+        if task.id not in stamps:
+            stamps[task.id] = task_stamp(task, pool)
+        return stamps[task.id]
+
+    return stamp
+
+
+def _job(desired: DesiredState, live: LiveState, clashes: list[str], stamp: Callable[[Task], str]):
     job, current = desired.job, live.job
     if current is None:
         return Change("job", job.id, Action.CREATE)
@@ -425,7 +440,7 @@ def _job(desired: DesiredState, live: LiveState, clashes: list[str], pool_change
         wanted = {t.id.lower(): t for t in desired.tasks}
         live_ids = {t["id"].lower() for t in live.tasks}
         stale = any(k not in live_ids for k in wanted) or any(
-            task_fingerprint(t) != task_stamp(wanted[t["id"].lower()], desired.pool)
+            task_fingerprint(t) != stamp(wanted[t["id"].lower()])
             for t in live.tasks
             if t["id"].lower() in wanted
         )
@@ -457,7 +472,9 @@ def _failed(task: dict[str, Any]) -> bool:
     return task.get("state") == "completed" and info.get("result") == "failure"
 
 
-def _tasks(desired: DesiredState, live: LiveState, job_change: Change | None) -> tuple[list[Change], int]:
+def _tasks(
+    desired: DesiredState, live: LiveState, job_change: Change | None, stamp: Callable[[Task], str]
+) -> tuple[list[Change], int]:
     fresh_job = job_change is not None and job_change.action in (Action.CREATE, Action.REPLACE)
     if fresh_job:
         reason = () if job_change.action == Action.CREATE else ("the job is replaced",)
@@ -467,14 +484,13 @@ def _tasks(desired: DesiredState, live: LiveState, job_change: Change | None) ->
     pending = 0
     for task in desired.tasks:
         existing = current.pop(task.id.lower(), None)
-        stamp = task_stamp(task, desired.pool)
         if existing is None:
             changes.append(Change("task", task.id, Action.CREATE))
             continue
-        have = task_fingerprint(existing)
-        if have != stamp:
+        have, want = task_fingerprint(existing), stamp(task)
+        if have != want:
             changes.append(
-                Change("task", task.id, Action.REPLACE, tuple(_task_reasons(task, existing, have, stamp)))
+                Change("task", task.id, Action.REPLACE, tuple(_task_reasons(task, existing, have, want)))
             )
         elif _failed(existing):
             info = existing.get("executionInfo") or {}
