@@ -10,7 +10,7 @@ from azure.core.exceptions import AzureError
 from rich.console import Console
 
 from batchspec import __version__, render
-from batchspec.errors import BatchspecError, UsageError
+from batchspec.errors import BatchspecError, SpecErrors, UsageError
 from batchspec.spec import schema, variables
 from batchspec.spec.build import build
 
@@ -137,7 +137,10 @@ def cli() -> None:
 @cli.command()
 @click.argument("specs", nargs=-1, required=True, metavar="SPEC...")
 @_var_option
-def validate(specs: tuple[str, ...], var_pairs: tuple[str, ...]) -> None:
+@click.option(
+    "--strict", is_flag=True, help="Treat warnings (e.g. a command line that needs a shell) as errors."
+)
+def validate(specs: tuple[str, ...], var_pairs: tuple[str, ...], strict: bool) -> None:
     """Check specs: every error, each with its file:line:column and field."""
     overrides = variables.parse_overrides(var_pairs)
     failed: list[BatchspecError] = []
@@ -148,6 +151,13 @@ def validate(specs: tuple[str, ...], var_pairs: tuple[str, ...]) -> None:
             failed.append(exc)
             click.echo(str(exc), err=True)
             continue
+        if strict and state.warnings:
+            errors = SpecErrors([w.as_error() for w in state.warnings])
+            failed.append(errors)
+            click.echo(str(errors), err=True)
+            continue
+        for warning in state.warnings:
+            click.echo(str(warning), err=True)
         click.echo(f"{spec}: valid ({len(state.blobs)} blob(s), {len(state.tasks)} task(s))")
     if failed:
         sys.exit(max(e.exit_code for e in failed))
@@ -193,8 +203,9 @@ def plan_cmd(spec, var_pairs, target, as_json, out, detailed_exitcode) -> None:
     if out:
         session.save_plan_file(p, out)
     if as_json:
-        click.echo(json.dumps(p.to_dict(), indent=2))
+        click.echo(json.dumps({**p.to_dict(), "warnings": [w.to_dict() for w in desired.warnings]}, indent=2))
     else:
+        render.warnings(desired.warnings, _console())
         render.plan(p, _console())
         if out:
             click.echo(f"Saved the plan to {out}; `batchspec apply {out}` applies exactly this plan.")
@@ -247,6 +258,7 @@ def apply_cmd(spec_or_plan, var_pairs, target, auto_approve, lock_timeout, paral
             p = session.plan(client, desired, overrides)
             if saved is not None:
                 session.check_saved(saved, p)
+            render.warnings(desired.warnings, console)
             render.plan(p, console)
             if not p.changes and not p.pending_tasks:
                 return

@@ -66,6 +66,36 @@ class SpecError(BatchspecError):
         return f"{where}{field}{self.message}{hint}"
 
 
+@dataclass(frozen=True)
+class SpecWarning:
+    """Something a spec may say but that would likely fail on the service; `--strict` refuses it."""
+
+    message: str
+    location: Location | None = None
+    field: str | None = None
+    hint: str | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.location}: " if self.location else ""
+        field = f"{self.field}: " if self.field else ""
+        hint = f" ({self.hint})" if self.hint else ""
+        return f"{where}warning: {field}{self.message}{hint}"
+
+    def as_error(self) -> SpecError:
+        return SpecError(self.message, location=self.location, field=self.field, hint=self.hint)
+
+    def to_dict(self) -> dict[str, str | int | None]:
+        loc = self.location
+        return {
+            "file": loc.file if loc else None,
+            "line": loc.line if loc else None,
+            "column": loc.column if loc else None,
+            "field": self.field,
+            "message": self.message,
+            "hint": self.hint,
+        }
+
+
 class SpecErrors(BatchspecError):
     """Every problem found in a spec, reported together."""
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+from batchspec.errors import SpecWarning
 
 Pairs = tuple[tuple[str, str], ...]
 
@@ -291,6 +293,8 @@ class DesiredState:
     tasks: tuple[Task, ...]
     download: Download | None = None
     wait_timeout: str | None = None
+    # Found while building, shown by validate and plan; not part of what the spec asks for.
+    warnings: tuple[SpecWarning, ...] = field(default=(), compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return _prune(

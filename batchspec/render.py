@@ -117,6 +117,12 @@ _VERB = {
 _SHOWN_PER_GROUP = 10
 
 
+def warnings(found, console: Console) -> None:
+    """Print spec warnings (SpecWarning), each on its own line."""
+    for warning in found:
+        console.print(f"[yellow]{escape(str(warning))}[/]", soft_wrap=True)
+
+
 def plan(p, console: Console, *, title: str | None = None) -> None:
     """Print a plan as `+ ~ -/+ -` lines with reasons, then the one-line summary."""
     if title:

@@ -141,7 +141,8 @@ def naive_tutorial(root: Path) -> None:
             "naive-job",
             bm.BatchTaskCreateOptions(
                 id=f"naive-{Path(name).stem}",
-                command_line=f"python3 $AZ_BATCH_NODE_SHARED_DIR/topn_task.py --filepath {name} --numwords 3",
+                command_line='/bin/bash -c \'python3 "$AZ_BATCH_NODE_SHARED_DIR/topn_task.py" '
+                f"--filepath {name} --numwords 3'",
                 resource_files=[bm.ResourceFile(http_url=url, file_path=name)],
                 output_files=[
                     bm.OutputFile(

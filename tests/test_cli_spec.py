@@ -18,9 +18,12 @@ def test_render_json_lists_the_tutorial_tasks(cli):
     assert result.returncode == 0, result.stderr
     state = json.loads(result.stdout)
     assert [t["id"] for t in state["tasks"]] == ["topn-taskdata0", "topn-taskdata1", "topn-taskdata2"]
+    # `shell: bash`: Batch runs command lines without a shell, and the task needs $AZ_BATCH_*.
     assert state["tasks"][0]["commandLine"] == (
-        "python3 $AZ_BATCH_NODE_SHARED_DIR/topn_task.py --filepath taskdata0.txt --numwords 3"
+        '/bin/bash -c \'python3 "$AZ_BATCH_NODE_SHARED_DIR/topn_task.py" --filepath taskdata0.txt '
+        "--numwords 3'"
     )
+    assert state["pool"]["startTask"]["commandLine"].startswith("/bin/bash -c 'cp ")
     assert [c["name"] for c in state["containers"]] == ["application", "input", "output"]
     assert state["pool"]["startTask"]["resourceFiles"][0]["container"] == "application"
     assert state["download"]["to"].endswith("specs/out")

@@ -184,7 +184,7 @@ def test_merge_task_depends_on_every_task(tmp_path):
 def test_var_overrides_are_typed_and_swap_inputs():
     state = build(ROOT / "specs" / "topn.yaml", {"numwords": 5, "inputs": "../tests/specs/files/in/*.txt"})
     assert [t.id for t in state.tasks] == ["topn-a", "topn-b"]
-    assert all(t.command_line.endswith("--numwords 5") for t in state.tasks)
+    assert all(t.command_line.endswith("--numwords 5'") for t in state.tasks)
 
 
 def test_vars_render_everywhere_outside_tasks(tmp_path):

@@ -187,7 +187,7 @@ class _Execution:
             return ended(None, _ended_by_user())
 
         try:
-            argv = split_command_line(self._spec.get("commandLine") or "", self._env)
+            argv = split_command_line(self._spec.get("commandLine") or "")
             limit = parse_duration((self._spec.get("constraints") or {}).get("maxWallClockTime"))
         except (CommandLineError, ValueError) as exc:
             return ended(

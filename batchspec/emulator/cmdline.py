@@ -1,13 +1,16 @@
 """Turn a Batch task command line into an argv, the way a Linux compute node does.
 
-Batch does not run a task's command line under a shell: the line is split into words and the
-program is executed directly. This module splits with POSIX quoting rules (single quotes,
-double quotes, backslash escapes) and expands ``$VAR`` / ``${VAR}`` from the *task's*
-environment outside single quotes. Nothing else a shell does happens: no command substitution
-(``$(...)``, backticks), no globbing, no pipes, redirects or ``;`` — such characters are plain
-text in the argument they belong to. An expanded value is never re-split into several words
-(unlike an unquoted expansion in sh), so a value with spaces or metacharacters stays one
-argument. An undefined variable expands to the empty string, as in sh.
+The service does not run a command line under a shell, and therefore does no environment
+variable expansion in it: "The command line does not run under a shell, and therefore cannot take
+advantage of shell features such as environment variable expansion. If you want to take advantage
+of such features, you should invoke the shell in the command line, for example ... "/bin/sh -c
+MyCommand" in Linux" (BatchTaskCreateOptions.commandLine, Azure/azure-rest-api-specs
+specification/batch, BatchService.json 2025-06-01.21.0). The line is split into words with POSIX
+quoting rules (single quotes, double quotes, backslash escapes) and nothing else: `$VAR`, `$(...)`,
+backticks, globs, pipes, redirects and `;` are plain text in the argument they belong to.
+
+Output file patterns are different: their documentation says environment variables are expanded
+before the pattern is applied; `expand_vars` does that.
 """
 
 from __future__ import annotations
@@ -22,8 +25,8 @@ class CommandLineError(ValueError):
     """The command line cannot be split (an unterminated quote, an empty line)."""
 
 
-def split_command_line(line: str, env: dict[str, str]) -> list[str]:
-    """Split `line` into argv, expanding `$VAR`/`${VAR}` from `env` outside single quotes."""
+def split_command_line(line: str) -> list[str]:
+    """Split `line` into argv with POSIX quoting rules; `$` is an ordinary character."""
     words: list[str] = []
     word: list[str] = []
     in_word = False  # distinguishes "no word yet" from an empty quoted word ('' or "")
@@ -42,7 +45,7 @@ def split_command_line(line: str, env: dict[str, str]) -> list[str]:
             word.append(line[i + 1 : end])
             in_word, i = True, end + 1
         elif c == '"':
-            i = _double_quoted(line, i + 1, env, word)
+            i = _double_quoted(line, i + 1, word)
             in_word = True
         elif c == "\\":
             # Outside quotes a backslash makes the next character literal; a trailing one is kept.
@@ -54,9 +57,6 @@ def split_command_line(line: str, env: dict[str, str]) -> list[str]:
                 word.append("\\")
                 i += 1
             in_word = True
-        elif c == "$":
-            i = _expand(line, i, env, word)
-            in_word = True
         else:
             word.append(c)
             in_word, i = True, i + 1
@@ -67,7 +67,7 @@ def split_command_line(line: str, env: dict[str, str]) -> list[str]:
     return words
 
 
-def _double_quoted(line: str, i: int, env: dict[str, str], word: list[str]) -> int:
+def _double_quoted(line: str, i: int, word: list[str]) -> int:
     """Consume a double-quoted span starting after the opening quote; return the index after it."""
     n = len(line)
     while i < n:
@@ -78,40 +78,37 @@ def _double_quoted(line: str, i: int, env: dict[str, str], word: list[str]) -> i
             if line[i + 1] != "\n":
                 word.append(line[i + 1])
             i += 2
-        elif c == "$":
-            i = _expand(line, i, env, word)
         else:
             word.append(c)
             i += 1
     raise CommandLineError("unterminated double quote in the command line")
 
 
-def _expand(line: str, i: int, env: dict[str, str], word: list[str]) -> int:
-    """Expand the `$` at line[i]; a `$` not followed by a name or `{name}` stays literal."""
-    if line.startswith("{", i + 1):
-        end = line.find("}", i + 2)
-        name = line[i + 2 : end] if end >= 0 else ""
-        if end >= 0 and _NAME.fullmatch(name):
-            word.append(env.get(name, ""))
-            return end + 1
-        word.append("$")
-        return i + 1
-    match = _NAME.match(line, i + 1)
-    if match is None:
-        word.append("$")
-        return i + 1
-    word.append(env.get(match.group(), ""))
-    return match.end()
-
-
 def expand_vars(text: str, env: dict[str, str]) -> str:
-    """Expand `$VAR`/`${VAR}` in `text` from `env` (no quoting rules); used for file patterns."""
+    """Expand `$VAR`/`${VAR}` in `text` from `env` (no quoting rules); used for file patterns.
+
+    An undefined variable expands to the empty string; a `$` not followed by a name stays.
+    """
     out: list[str] = []
     i = 0
     while i < len(text):
-        if text[i] == "$":
-            i = _expand(text, i, env, out)
-        else:
+        if text[i] != "$":
             out.append(text[i])
             i += 1
+            continue
+        if text.startswith("{", i + 1):
+            end = text.find("}", i + 2)
+            name = text[i + 2 : end] if end >= 0 else ""
+            if end >= 0 and _NAME.fullmatch(name):
+                out.append(env.get(name, ""))
+                i = end + 1
+                continue
+        else:
+            match = _NAME.match(text, i + 1)
+            if match is not None:
+                out.append(env.get(match.group(), ""))
+                i = match.end()
+                continue
+        out.append("$")
+        i += 1
     return "".join(out)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from batchspec import durations
-from batchspec.errors import SpecError, SpecErrors
+from batchspec.errors import SpecError, SpecErrors, SpecWarning
 from batchspec.model import (
     Blob,
     Container,
@@ -28,7 +28,7 @@ from batchspec.model import (
     Task,
     canonical_json,
 )
-from batchspec.spec import expand, files, schema, variables
+from batchspec.spec import commands, expand, files, schema, variables
 from batchspec.spec.loader import Document, Path_, load
 from batchspec.spec.schema import field_path
 from batchspec.spec.template import Renderer
@@ -53,6 +53,7 @@ class _Builder:
         self.vars = values
         self.renderer = Renderer(doc)
         self.errors: list[SpecError] = []
+        self.warnings: list[SpecWarning] = []
         self.base = doc.base_dir
         self.blobs: dict[str, list[Blob]] = {}
         self.blob_by_ref: dict[str, Blob] = {}
@@ -75,6 +76,8 @@ class _Builder:
         containers = self._containers(data.get("storage", {}).get("containers") or {})
         self._stop_if_errors()
         pool = self._pool(data["pool"], name)
+        if pool.start_task:
+            self._check_commands([pool.start_task.command_line], ("pool", "startTask", "commandLine"))
         tasks, uses_dependencies = self._tasks(data["job"])
         job = self._job(data["job"], name, pool.id, uses_dependencies)
         download = self._download(data.get("download"))
@@ -89,6 +92,23 @@ class _Builder:
             tasks=tuple(tasks),
             download=download,
             wait_timeout=(data.get("wait") or {}).get("timeout"),
+            warnings=tuple(self.warnings),
+        )
+
+    def _check_commands(self, lines: list[str], path: Path_) -> None:
+        """Warn once per command line template that relies on a shell no one starts."""
+        found = [f for f in map(commands.shell_feature, lines) if f]
+        if not found:
+            return
+        count = f" (in {len(found)} of {len(lines)} tasks)" if len(lines) > 1 else ""
+        self.warnings.append(
+            SpecWarning(
+                f"uses {found[0]}{count}, but Batch runs command lines without a shell: "
+                "the program gets it as plain text",
+                location=self.doc.location(path),
+                field=field_path(path),
+                hint="add `shell: bash` beside commandLine, or start the line with /bin/bash -c '...'",
+            )
         )
 
     # -- rendering --------------------------------------------------------------------------
@@ -271,7 +291,7 @@ class _Builder:
             autoscale_formula=(autoscale or {}).get("formula"),
             autoscale_interval=(autoscale or {}).get("evaluationInterval"),
             start_task=StartTask(
-                command_line=start["commandLine"],
+                command_line=_command_line(start),
                 resource_files=self._resource_files(
                     start.get("resourceFiles"), ("pool", "startTask", "resourceFiles")
                 ),
@@ -332,6 +352,7 @@ class _Builder:
                 tasks.append(task)
             if len(self.errors) > 50:  # the same mistake repeated per item says nothing new
                 break
+        self._check_commands([t.command_line for t in tasks], (*base_path, "commandLine"))
         merge = job.get("mergeTask")
         if merge and not self.errors:
             ids = [t.id for t in tasks]
@@ -345,6 +366,8 @@ class _Builder:
                 )
                 return tasks, True
             task = self._task(merge, ("job", "mergeTask"), {"vars": self.vars, "tasks": ids})
+            if task:
+                self._check_commands([task.command_line], ("job", "mergeTask", "commandLine"))
             if task and self._unique(task.id, origin, "mergeTask", ("job", "mergeTask")):
                 tasks.append(Task(**{**task.__dict__, "depends_on": tuple(ids)}))
         return tasks, bool(merge)
@@ -382,7 +405,7 @@ class _Builder:
                 self.error(str(exc), (*path, "constraints", key))
         task = Task(
             id=task_id,
-            command_line=spec["commandLine"],
+            command_line=_command_line(spec),
             display_name=spec.get("displayName"),
             resource_files=self._resource_files(spec.get("resourceFiles"), (*path, "resourceFiles")),
             output_files=self._output_files(spec.get("outputFiles"), (*path, "outputFiles")),
@@ -395,6 +418,11 @@ class _Builder:
             extra_json=canonical_json(spec.get("extra") or {}),
         )
         return task if len(self.errors) == before else None
+
+
+def _command_line(spec: dict[str, Any]) -> str:
+    shell = spec.get("shell")
+    return commands.with_shell(shell, spec["commandLine"]) if shell else spec["commandLine"]
 
 
 def _valid_id(value: Any) -> bool:

@@ -15,7 +15,7 @@ name: {name}
 vars:
   numwords: 3
   inputs: data/*.txt
-  command: python3 $AZ_BATCH_NODE_SHARED_DIR/topn_task.py
+  command: python3 "$AZ_BATCH_NODE_SHARED_DIR/topn_task.py"
 storage:
   containers:
     {name}-app: {{upload: [node/topn_task.py]}}
@@ -28,13 +28,15 @@ pool:
   targetDedicatedNodes: {nodes}
   taskSlotsPerNode: 2
   startTask:
-    commandLine: /bin/bash -c 'cp "$AZ_BATCH_TASK_WORKING_DIR/topn_task.py" "$AZ_BATCH_NODE_SHARED_DIR/"'
+    shell: bash
+    commandLine: cp "$AZ_BATCH_TASK_WORKING_DIR/topn_task.py" "$AZ_BATCH_NODE_SHARED_DIR/"
     resourceFiles: [{{container: {name}-app}}]
 job:
   id: {name}-job
   tasks:
     forEach: {{container: {name}-in}}
     id: "topn-{{{{ item.stem }}}}"
+    shell: bash
     commandLine: >-
       {{{{ vars.command }}}} --filepath {{{{ item.name | shquote }}}} --numwords {{{{ vars.numwords }}}}
     resourceFiles: [{{blob: "{{{{ item.ref }}}}"}}]

@@ -243,10 +243,9 @@ def test_the_azure_target_names_the_missing_variables(workspace: Workspace):
 
 
 def test_a_failed_start_task_stops_the_apply_with_its_stderr(workspace: Workspace):
-    spec = workspace.spec.read_text().replace(
-        """commandLine: /bin/bash -c 'cp""",
-        """commandLine: /bin/bash -c 'echo no disk space left >&2; exit 9; cp""",
-    )
+    text = workspace.spec.read_text()
+    spec = text.replace("commandLine: cp ", "commandLine: echo no disk space left >&2; exit 9; cp ")
+    assert spec != text
     workspace.spec.write_text(spec)
     result = workspace.apply()
     assert result.returncode == 1, result.stdout + result.stderr
@@ -341,3 +340,21 @@ def test_local_status_and_logs_show_the_running_services(workspace: Workspace):
     assert logs.returncode == 0
     assert logs.stdout.startswith("==> ") and "emulator" in logs.stdout.splitlines()[0]
     assert len(logs.stdout.splitlines()) >= 2
+
+
+def test_plan_warns_of_a_command_line_that_needs_a_shell_and_says_so_in_json(workspace: Workspace):
+    text = workspace.spec.read_text()
+    spec = text.replace("    shell: bash\n    commandLine: >-", "    commandLine: >-")
+    assert spec != text
+    workspace.spec.write_text(spec)
+    line = spec.splitlines().index("    commandLine: >-") + 1
+    plan = workspace.run("plan", "spec.yaml")
+    assert plan.returncode == 0, plan.stderr
+    assert (
+        f"spec.yaml:{line}:18: warning: job.tasks.commandLine: uses the variable $AZ_BATCH_NODE_SHARED_DIR"
+        in (plan.stdout)
+    )
+    as_json = json.loads(workspace.run("plan", "spec.yaml", "--json").stdout)
+    [warning] = as_json["warnings"]
+    assert (warning["line"], warning["field"]) == (line, "job.tasks.commandLine")
+    assert "shell: bash" in warning["hint"]

@@ -253,44 +253,55 @@ def test_metacharacters_reach_argv_literally(ctx):
     assert not list(ctx.root.rglob("pwned*")) and not Path("pwned").exists()
 
 
-def test_variable_expansion(ctx):
+def test_command_line_without_a_shell_passes_variables_literally(ctx):
+    # BatchTaskCreateOptions.commandLine: "does not run under a shell, and therefore cannot take
+    # advantage of shell features such as environment variable expansion".
     command = _argv_command(
-        "$FOO",
+        "$AZ_BATCH_TASK_ID",
         "${FOO}bar",
         '"$FOO"',
         "'$FOO'",
         "\\$FOO",
-        "pre${NOPE}post",
-        '"$AZ_BATCH_TASK_ID"',
+        "%FOO%",
         "$",
-        "${",
         "'$(echo hi)'",
     )
     task = _task("vars", command, environmentSettings=[{"name": "FOO", "value": "a b;$(x)"}])
     run = TaskRun(ctx, "job1", task)
     assert _run(run.run()).exit_code == 0
     assert json.loads(_stdout(run)) == [
-        "a b;$(x)",
-        "a b;$(x)bar",
-        "a b;$(x)",
+        "$AZ_BATCH_TASK_ID",
+        "${FOO}bar",
         "$FOO",
         "$FOO",
-        "prepost",
-        "vars",
+        "$FOO",
+        "%FOO%",
         "$",
-        "${",
         "$(echo hi)",
     ]
 
 
+def test_command_line_through_sh_expands_variables(ctx):
+    # "If you want to take advantage of such features, you should invoke the shell in the
+    # command line, for example ... "/bin/sh -c MyCommand" in Linux".
+    script = f'{PY} -c \'import json,sys; print(json.dumps(sys.argv[1:]))\' "$AZ_BATCH_TASK_ID" "$FOO"'
+    task = _task(
+        "viash", f"/bin/sh -c {shlex.quote(script)}", environmentSettings=[{"name": "FOO", "value": "a b"}]
+    )
+    run = TaskRun(ctx, "job1", task)
+    assert _run(run.run()).exit_code == 0
+    assert json.loads(_stdout(run)) == ["viash", "a b"]
+
+
 def test_split_command_line_errors():
     with pytest.raises(CommandLineError):
-        split_command_line("echo 'open", {})
+        split_command_line("echo 'open")
     with pytest.raises(CommandLineError):
-        split_command_line('echo "open', {})
+        split_command_line('echo "open')
     with pytest.raises(CommandLineError):
-        split_command_line("   ", {})
-    assert split_command_line("a '' \"\" b\\ c", {}) == ["a", "", "", "b c"]
+        split_command_line("   ")
+    assert split_command_line("a '' \"\" b\\ c") == ["a", "", "", "b c"]
+    assert split_command_line('x "$HOME" ${PATH}') == ["x", "$HOME", "${PATH}"]
 
 
 def test_exit_codes_and_stdio(ctx):

@@ -228,7 +228,7 @@ name: {name}
 vars:
   numwords: 3
   inputs: data/*.txt
-  command: python3 $AZ_BATCH_NODE_SHARED_DIR/topn_task.py
+  command: python3 "$AZ_BATCH_NODE_SHARED_DIR/topn_task.py"
 storage:
   containers:
     {name}-app: {{upload: ["node/*.py"]}}
@@ -249,6 +249,7 @@ job:
   tasks:
     forEach: {{container: {name}-in}}
     id: "topn-{{{{ item.stem }}}}"
+    shell: bash
     commandLine: >-
       {{{{ vars.command }}}} --filepath {{{{ item.name | shquote }}}} --numwords {{{{ vars.numwords }}}}
     resourceFiles: [{{blob: "{{{{ item.ref }}}}"}}]
@@ -281,8 +282,9 @@ job:
   tasks:
     forEach: {{container: {name}-in}}
     id: "rev-{{{{ item.stem }}}}"
+    shell: bash
     commandLine: >-
-      python3 $AZ_BATCH_NODE_SHARED_DIR/reverse.py {{{{ item.name | shquote }}}} {{{{ item.stem }}}}.out
+      python3 "$AZ_BATCH_NODE_SHARED_DIR/reverse.py" {{{{ item.name | shquote }}}} {{{{ item.stem }}}}.out
     resourceFiles: [{{blob: "{{{{ item.ref }}}}"}}]
     outputFiles: [{{pattern: "*.out", container: {name}-out}}]
     maxTaskRetryCount: {retries}
@@ -329,7 +331,7 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 
 def slow(seconds: float) -> str:
     """The `--var` that makes every task take `seconds` longer."""
-    return f"command=python3 $AZ_BATCH_NODE_SHARED_DIR/slow_topn.py {seconds}"
+    return f'command=python3 "$AZ_BATCH_NODE_SHARED_DIR/slow_topn.py" {seconds}'
 
 
 @dataclass

@@ -74,7 +74,7 @@ def test_a_var_twice_is_refused_and_a_var_value_is_never_evaluated_as_a_template
     rendered = ws.run("render", "spec.yaml", "--json", "--var", "command={{ 7 * 7 }} {% raw %}")
     assert rendered.returncode == 0, rendered.stderr
     lines = {t["commandLine"] for t in json.loads(rendered.stdout)["tasks"]}
-    assert all(line.startswith("{{ 7 * 7 }} {% raw %} --filepath") for line in lines), lines
+    assert all(line.startswith("/bin/bash -c '{{ 7 * 7 }} {% raw %} --filepath") for line in lines), lines
 
 
 def test_a_corrupt_tampered_or_foreign_saved_plan_is_refused(tmp_path, clean):
@@ -179,13 +179,22 @@ HOSTILE_NAMES = [
     "$HOME ${PATH}.txt",
     "new\tline.txt",
 ]
-# The direct form (no shell: the node splits words), and through /bin/sh -c with the inner
-# command quoted for sh and the whole quoted again for the node.
+# Three ways a name reaches a task's program: directly (no shell: the node splits the line into
+# words; the script comes as a resource file, since no variable is expanded), as a script for
+# `shell: bash` (batchspec quotes the whole for the node), and through /bin/sh -c written out, the
+# inner command quoted for sh and the whole quoted again for the node.
 COMMANDS = {
-    "direct": "python3 $AZ_BATCH_NODE_SHARED_DIR/topn_task.py --filepath {{ item.name | shquote }}"
-    " --numwords 3",
-    "shell": "/bin/sh -c {{ ('cd . && python3 \"$AZ_BATCH_NODE_SHARED_DIR/topn_task.py\" --filepath '"
-    " ~ (item.name | shquote) ~ ' --numwords 3') | shquote }}",
+    "direct": ("", "python3 topn_task.py --filepath {{ item.name | shquote }} --numwords 3"),
+    "shell": (
+        "bash",
+        'cd . && python3 "$AZ_BATCH_NODE_SHARED_DIR/topn_task.py" --filepath {{ item.name | shquote }}'
+        " --numwords 3",
+    ),
+    "explicit": (
+        "",
+        "/bin/sh -c {{ ('cd . && python3 \"$AZ_BATCH_NODE_SHARED_DIR/topn_task.py\" --filepath '"
+        " ~ (item.name | shquote) ~ ' --numwords 3') | shquote }}",
+    ),
 }
 
 
@@ -196,9 +205,18 @@ def test_input_names_with_shell_metacharacters_reach_the_task_as_plain_names(tmp
         (ws.root / "data" / name).write_text(f"alpha beta {name} " + "gamma " * (i + 1))
     spec = ws.spec.read_text()
     spec = spec.replace('id: "topn-{{ item.stem }}"', 'id: "t-{{ item.sha256[:16] }}"')
-    start = spec.index("    commandLine: >-\n      {{ vars.command }}")
+    start = spec.index("    shell: bash\n    commandLine: >-\n      {{ vars.command }}")
     end = spec.index("\n", spec.index("--numwords", start))
-    ws.spec.write_text(spec[:start] + f"    commandLine: {json.dumps(COMMANDS[form])}" + spec[end:])
+    shell, command = COMMANDS[form]
+    lines = (f"    shell: {shell}\n" if shell else "") + f"    commandLine: {json.dumps(command)}"
+    spec = spec[:start] + lines + spec[end:]
+    if form == "direct":
+        spec = spec.replace(
+            'resourceFiles: [{blob: "{{ item.ref }}"}]',
+            f'resourceFiles: [{{blob: "{{{{ item.ref }}}}"}}, {{blob: {ws.name}-app/topn_task.py}}]',
+        )
+    ws.spec.write_text(spec)
+    assert ws.run("validate", "--strict", "spec.yaml").returncode == 0
     r = ws.apply()
     assert r.returncode == 0, r.stdout + r.stderr
     assert f"tasks {len(HOSTILE_NAMES)} succeeded, 0 failed" in r.stdout
