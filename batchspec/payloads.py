@@ -101,8 +101,17 @@ def pool(p: Pool, owner: str, node_agent_sku_id: str | None, sas: SasIssuer) -> 
 
 
 def pool_properties(p: Pool, owner: str, sas: SasIssuer) -> dict[str, Any]:
-    """The body of updateproperties: it replaces the start task, packages and metadata."""
-    body: dict[str, Any] = {"applicationPackageReferences": [], "metadata": pool_metadata(p, owner)}
+    """The body of updateproperties: it replaces the start task, packages and metadata.
+
+    BatchPoolReplaceOptions requires certificateReferences, applicationPackageReferences and
+    metadata (an empty list clears each), so all three are sent although certificates are
+    deprecated (the SDK's own model omits certificateReferences).
+    """
+    body: dict[str, Any] = {
+        "certificateReferences": [],
+        "applicationPackageReferences": [],
+        "metadata": pool_metadata(p, owner),
+    }
     if p.start_task:
         body["startTask"] = start_task(p.start_task, sas)
     return body

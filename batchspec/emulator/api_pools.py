@@ -225,6 +225,9 @@ def replace_pool_properties(ctx: Ctx, pool_id: str) -> web.Response:
     pool = get_pool_doc(ctx, pool_id, allow_deleting=False)
     body = ctx.body()
     check_conditions(ctx, pool)
+    # BatchPoolReplaceOptions (BatchService.json 2025-06-01.21.0) also marks the deprecated
+    # certificateReferences required, but the service accepts a body without it: azure-batch 15.x
+    # never sends it, and its live-recorded test_batch.py replaces pool properties without it.
     for required in ("applicationPackageReferences", "metadata"):
         if required not in body:
             raise errors.missing_property(required)

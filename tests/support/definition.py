@@ -1,0 +1,157 @@
+"""The Azure Batch API definition (tests/contract/definition/BatchService.json) as a referee.
+
+`request_errors` checks a request the way the service reads it: the operation must exist, and its
+JSON body must match the operation's body schema with no property the definition does not name
+and no read-only property (the service sets those). Objects are closed here although the
+document leaves them open: a property the definition does not name is a typo or a guess, and the
+service either refuses it or silently drops it.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import urllib.parse
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+from jsonschema import Draft4Validator
+
+DEFINITION = Path(__file__).resolve().parent.parent / "contract" / "definition" / "BatchService.json"
+_DURATION = re.compile(
+    r"^-?P(?!$)(\d+(\.\d+)?Y)?(\d+(\.\d+)?M)?(\d+(\.\d+)?W)?(\d+(\.\d+)?D)?(T(?=\d)(\d+(\.\d+)?H)?(\d+(\.\d+)?M)?(\d+(\.\d+)?S)?)?$"
+)
+
+
+@cache
+def document() -> dict[str, Any]:
+    import json
+
+    return json.loads(DEFINITION.read_text("utf-8"))
+
+
+@dataclass(frozen=True)
+class Operation:
+    id: str
+    method: str
+    template: str
+    pattern: re.Pattern
+    body: str | None  # the definition name of the request body, if any
+    deprecated: bool
+
+    @property
+    def literal_segments(self) -> int:
+        return sum(1 for s in self.template.split("/") if s and not s.startswith("{"))
+
+
+@cache
+def operations() -> tuple[Operation, ...]:
+    found = []
+    for template, item in document()["paths"].items():
+        regex = re.sub(r"\\\{filePath\\\}", "(?P<filePath>.+)", re.escape(template))
+        regex = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", regex)
+        for method, op in item.items():
+            if not isinstance(op, dict) or "operationId" not in op:
+                continue
+            body = next(
+                (
+                    p["schema"]["$ref"].rsplit("/", 1)[1]
+                    for p in op.get("parameters", [])
+                    if p.get("in") == "body"
+                ),
+                None,
+            )
+            found.append(
+                Operation(
+                    op["operationId"],
+                    method.upper(),
+                    template,
+                    re.compile(f"^{regex}$"),
+                    body,
+                    bool(op.get("deprecated")),
+                )
+            )
+    # Literal segments win over parameters, as a router matches them.
+    return tuple(sorted(found, key=lambda o: -o.literal_segments))
+
+
+def operation(method: str, url: str) -> Operation | None:
+    """The operation a request is for, by method and path (the query and host are ignored)."""
+    path = urllib.parse.urlsplit(url).path
+    for op in operations():
+        if op.method == method.upper() and op.pattern.match(path):
+            return op
+    return None
+
+
+def _closed(schema: Any) -> Any:
+    if isinstance(schema, dict):
+        out = {k: _closed(v) for k, v in schema.items()}
+        if "properties" in out and "additionalProperties" not in out:
+            out["additionalProperties"] = False
+        return out
+    if isinstance(schema, list):
+        return [_closed(v) for v in schema]
+    return schema
+
+
+def _read_only_in_request(validator, read_only, instance, schema):
+    if read_only:
+        yield jsonschema.ValidationError("is read-only: the service sets it, a request may not")
+
+
+_formats = jsonschema.FormatChecker()
+
+
+@_formats.checks("duration")
+def _is_duration(value: object) -> bool:
+    return not isinstance(value, str) or bool(_DURATION.match(value))
+
+
+@_formats.checks("date-time", raises=ValueError)
+def _is_date_time(value: object) -> bool:
+    if isinstance(value, str):
+        datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return True
+
+
+@_formats.checks("int32")
+def _is_int32(value: object) -> bool:
+    return not isinstance(value, int) or -(2**31) <= value < 2**31
+
+
+_RequestValidator = jsonschema.validators.extend(Draft4Validator, {"readOnly": _read_only_in_request})
+
+
+@cache
+def _definitions() -> dict[str, Any]:
+    return _closed(copy.deepcopy(document()["definitions"]))
+
+
+@cache
+def _request_validator(name: str) -> Draft4Validator:
+    schema = {"$ref": f"#/definitions/{name}", "definitions": _definitions()}
+    return _RequestValidator(schema, format_checker=_formats)
+
+
+def _where(error: jsonschema.ValidationError) -> str:
+    return "/".join(str(p) for p in error.absolute_path) or "(body)"
+
+
+def request_errors(method: str, url: str, body: Any) -> list[str]:
+    """What is wrong with a request by the definition; empty when it conforms."""
+    op = operation(method, url)
+    if op is None:
+        return [f"{method} {urllib.parse.urlsplit(url).path}: no operation of the definition"]
+    if op.body is None:
+        return [] if body in (None, b"", "") else [f"{op.id}: takes no body"]
+    if body is None:
+        return [f"{op.id}: the body ({op.body}) is missing"]
+    return [
+        f"{op.id} {_where(e)}: {e.message}"
+        for e in sorted(_request_validator(op.body).iter_errors(body), key=lambda e: list(e.absolute_path))
+    ]
