@@ -21,7 +21,7 @@ from azure.core.exceptions import (
     ServiceRequestError,
 )
 
-from batchspec import payloads, submit, transfer
+from batchspec import payloads, submit, transfer, waiting
 from batchspec.errors import ApplyError
 from batchspec.live import batch as live_batch
 from batchspec.live import state as live_state
@@ -41,6 +41,7 @@ _SETTLING_NODE_STATES = {
     "leavingpool",
 }
 _STDERR_TAIL = 2048
+SETUP_TIMEOUT = 1800.0  # seconds; Azure allocates nodes in minutes (a resize times out at 15 by default)
 _OUTAGE = 300.0  # seconds of an unreachable Batch service that waiting for tasks rides out
 
 
@@ -87,17 +88,23 @@ class Applier:
         *,
         parallelism: int = 16,
         timeout: float | None = None,
+        setup_timeout: float = SETUP_TIMEOUT,
     ):
         self.t = target
         self.desired = desired
         self.plan = plan
         self.ui = reporter
         self.parallelism = parallelism
-        self.deadline = time.monotonic() + timeout if timeout else None
+        self.timeout = timeout  # for the tasks, counted from when waiting for them begins
+        self.setup_timeout = setup_timeout
+        self.setup = waiting.Deadline(setup_timeout, "--setup-timeout (wait.setupTimeout)")
         self.poll = target.poll
         self.outcome = Outcome(EXIT_OK)
 
     def run(self) -> Outcome:
+        # What comes before the tasks (deleting a replaced pool or job, allocating, resizing
+        # and rebooting nodes) has its own limit: on Azure it takes minutes, not task time.
+        self.setup = waiting.Deadline(self.setup_timeout, self.setup.limit)
         self._containers()
         self._blobs()
         self._pool()
@@ -222,14 +229,15 @@ class Applier:
                 f"resizing pool {pool.id} to {pool.target_dedicated_nodes} dedicated, "
                 f"{pool.target_low_priority_nodes} low-priority node(s)"
             )
-            client.begin_resize_pool(
+            poller = client.begin_resize_pool(
                 pool.id,
                 {
                     "targetDedicatedNodes": pool.target_dedicated_nodes,
                     "targetLowPriorityNodes": pool.target_low_priority_nodes,
                 },
                 polling_interval=self.poll,
-            ).result()
+            )
+            waiting.finish(poller, self.setup, f"pool {pool.id} to resize")
         if how.get("properties"):
             self.ui.step(f"updating pool {pool.id} (start task, metadata)")
             client.replace_pool_properties(
@@ -238,60 +246,74 @@ class Applier:
         if how.get("reboot"):
             nodes = live_batch.read_nodes(client, pool.id)
             self.ui.step(f"rebooting {len(nodes)} node(s) to run the new start task")
+            # All at once: a reboot takes minutes on Azure. requeue: tasks running there go
+            # back to the queue, to run after the new start task.
+            pollers = []
             for node in nodes:
                 try:
-                    # requeue: tasks running there go back to the queue, to run after the new start task
-                    client.begin_reboot_node(
+                    poller = client.begin_reboot_node(
                         pool.id, node["id"], {"nodeRebootOption": "requeue"}, polling_interval=self.poll
-                    ).result()
+                    )
+                    pollers.append((node["id"], poller))
                 except HttpResponseError as exc:
                     self.outcome.problems.append(f"node {node['id']}: reboot failed: {_short(exc)}")
+            for node_id, poller in pollers:
+                try:
+                    waiting.finish(poller, self.setup, f"node {node_id} to reboot")
+                except HttpResponseError as exc:
+                    self.outcome.problems.append(f"node {node_id}: reboot failed: {_short(exc)}")
 
     def _delete_pool(self, pool_id: str) -> None:
         try:
-            self.t.batch.begin_delete_pool(pool_id, polling_interval=self.poll).result()
+            poller = self.t.batch.begin_delete_pool(pool_id, polling_interval=self.poll)
+            waiting.finish(poller, self.setup, f"pool {pool_id} to be deleted")
         except ResourceNotFoundError:
             return
         self._wait_gone(lambda: live_batch.read_pool(self.t.batch, pool_id), f"pool {pool_id}")
 
     def _wait_steady(self) -> None:
-        while True:
-            live = live_batch.read_pool(self.t.batch, self.desired.pool.id) or {}
-            if live.get("allocationState", "steady") == "steady":
-                return
-            self._sleep("pool resize")
+        pool_id = self.desired.pool.id
+
+        def steady() -> bool:
+            live = live_batch.read_pool(self.t.batch, pool_id) or {}
+            return live.get("allocationState", "steady") == "steady"
+
+        waiting.until(steady, self.setup, self.poll, f"pool {pool_id} to finish resizing")
 
     def _wait_for_nodes(self) -> None:
         pool = self.desired.pool
         if pool.autoscale_formula or not (pool.target_dedicated_nodes or pool.target_low_priority_nodes):
             self.ui.note(f"pool {pool.id} has no fixed node count: tasks wait for nodes")
             return
-        said = False
-        while True:
+
+        def settled() -> bool:
             live = live_batch.read_pool(self.t.batch, pool.id) or {}
             nodes = live_batch.read_nodes(self.t.batch, pool.id)
             failed = [n for n in nodes if n.get("state") == "starttaskfailed"]
             if failed:
                 raise ApplyError(self._start_task_failure(failed))
-            settled = (
+            if (
                 live.get("allocationState") == "steady"
                 and nodes
                 and not any(n.get("state") in _SETTLING_NODE_STATES for n in nodes)
-            )
-            if settled:
-                usable = [n for n in nodes if n.get("state") in ("idle", "running")]
-                if not usable:
+            ):
+                if not any(n.get("state") in ("idle", "running") for n in nodes):
                     states = sorted({n.get("state") for n in nodes})
                     raise ApplyError(f"pool {pool.id} has no usable node (states: {', '.join(states)})")
-                return
+                return True
             for err in live.get("resizeErrors") or []:
                 raise ApplyError(
                     f"pool {pool.id} could not allocate nodes: {err.get('code')}: {err.get('message')}"
                 )
-            if not said:
-                self.ui.step(f"waiting for the nodes of pool {pool.id}")
-                said = True
-            self._sleep("the pool's nodes")
+            return False
+
+        waiting.until(
+            settled,
+            self.setup,
+            self.poll,
+            f"the nodes of pool {pool.id}",
+            on_first_wait=lambda: self.ui.step(f"waiting for the nodes of pool {pool.id}"),
+        )
 
     def _start_task_failure(self, nodes: list[dict[str, Any]]) -> str:
         node = nodes[0]
@@ -326,7 +348,8 @@ class Applier:
         if change.action == Action.REPLACE:
             self.ui.step(f"deleting job {job.id} to replace it")
             try:
-                self.t.batch.begin_delete_job(job.id, polling_interval=self.poll).result()
+                poller = self.t.batch.begin_delete_job(job.id, polling_interval=self.poll)
+                waiting.finish(poller, self.setup, f"job {job.id} to be deleted")
             except ResourceNotFoundError:
                 pass
         if change.action in (Action.CREATE, Action.REPLACE):
@@ -395,6 +418,7 @@ class Applier:
         """
         job_id = self.desired.job.id
         start = time.monotonic()
+        deadline = waiting.Deadline(self.timeout, "--timeout (wait.timeout)")
         said = False
         outage_since: float | None = None
         while True:
@@ -411,8 +435,7 @@ class Applier:
                         f"the Batch service could not be reached for {_OUTAGE:.0f} s ({_short(exc)}); "
                         "the tasks go on: run apply again to resume waiting"
                     ) from None
-                self._expired_or_sleep()
-                if self.outcome.timed_out:
+                if self._expired_or_sleep(deadline):
                     return False
                 continue
             outage_since = None
@@ -430,15 +453,16 @@ class Applier:
                 self.ui.step("waiting for tasks")
                 said = True
             self.ui.task_counts(figures, time.monotonic() - start)
-            self._expired_or_sleep()
-            if self.outcome.timed_out:
+            if self._expired_or_sleep(deadline):
                 return False
 
-    def _expired_or_sleep(self) -> None:
-        if self.deadline and time.monotonic() >= self.deadline:
+    def _expired_or_sleep(self, deadline: waiting.Deadline) -> bool:
+        """True (and the outcome marked timed out) once `deadline` passed; else sleep a poll."""
+        if deadline.expired():
             self.outcome.timed_out = True
-        else:
-            time.sleep(self.poll)
+            return True
+        time.sleep(self.poll)
+        return False
 
     def _none_incomplete(self, job_id: str) -> bool:
         # Task counts are eventually consistent on the real service; a filtered page is not.
@@ -532,22 +556,13 @@ class Applier:
         )
 
     def _wait_gone(self, read: Callable[[], Any], what: str) -> None:
-        said = False
-        while read() is not None:
-            if not said:
-                self.ui.step(f"waiting for {what} to be deleted")
-                said = True
-            self._sleep(f"{what} to be deleted")
-
-    def _sleep(self, what: str) -> None:
-        if self.deadline and time.monotonic() >= self.deadline:
-            self.outcome.timed_out = True
-            raise ApplyTimeout(f"timed out waiting for {what}")
-        time.sleep(self.poll)
-
-
-class ApplyTimeout(ApplyError):
-    exit_code = EXIT_TIMEOUT
+        waiting.until(
+            lambda: read() is None,
+            self.setup,
+            self.poll,
+            f"{what} to be deleted",
+            on_first_wait=lambda: self.ui.step(f"waiting for {what} to be deleted"),
+        )
 
 
 def _content_length(props: Any) -> int | None:

@@ -231,12 +231,22 @@ def plan_cmd(spec, var_pairs, target, as_json, out, detailed_exitcode) -> None:
     "--timeout",
     "timeout_text",
     metavar="DURATION",
-    help="How long to wait for the tasks (default: the spec's wait.timeout).",
+    help="How long to wait for the tasks, from when waiting for them begins "
+    "(default: the spec's wait.timeout).",
 )
-def apply_cmd(spec_or_plan, var_pairs, target, auto_approve, lock_timeout, parallelism, timeout_text):
+@click.option(
+    "--setup-timeout",
+    "setup_timeout_text",
+    metavar="DURATION",
+    help="How long to wait for deletions, node allocation, resize and reboot before the tasks "
+    "(default: the spec's wait.setupTimeout, else 30m).",
+)
+def apply_cmd(
+    spec_or_plan, var_pairs, target, auto_approve, lock_timeout, parallelism, timeout_text, setup_timeout_text
+):
     """Converge: create and update what the spec describes, run the tasks, download results."""
     from batchspec import session, targets
-    from batchspec.apply import Applier
+    from batchspec.apply import SETUP_TIMEOUT, Applier
     from batchspec.lock import Lock
 
     console = _console()
@@ -249,7 +259,8 @@ def apply_cmd(spec_or_plan, var_pairs, target, auto_approve, lock_timeout, paral
     else:
         overrides = variables.parse_overrides(var_pairs)
         desired = build(spec_or_plan, overrides)
-    timeout = _timeout(timeout_text, desired)
+    timeout = _timeout(timeout_text, desired.wait_timeout, "--timeout")
+    setup_timeout = _timeout(setup_timeout_text, desired.setup_timeout, "--setup-timeout")
     wait = _seconds(lock_timeout, "--lock-timeout")
     client = targets.connect(target, parallelism=parallelism)
     reporter = render.ConsoleReporter(console)
@@ -264,7 +275,15 @@ def apply_cmd(spec_or_plan, var_pairs, target, auto_approve, lock_timeout, paral
                 return
             if p.changes and saved is None:
                 _confirm("apply these changes", auto_approve)
-            outcome = Applier(client, desired, p, reporter, parallelism=parallelism, timeout=timeout).run()
+            outcome = Applier(
+                client,
+                desired,
+                p,
+                reporter,
+                parallelism=parallelism,
+                timeout=timeout,
+                setup_timeout=SETUP_TIMEOUT if setup_timeout is None else setup_timeout,
+            ).run()
             reporter.close()
             render.outcome(outcome, console)
     finally:
@@ -274,12 +293,12 @@ def apply_cmd(spec_or_plan, var_pairs, target, auto_approve, lock_timeout, paral
         sys.exit(outcome.exit_code)
 
 
-def _timeout(text: str | None, desired) -> float | None:
+def _timeout(text: str | None, from_spec: str | None, option: str) -> float | None:
     from batchspec import durations
 
     if text:
-        return _seconds(text, "--timeout")
-    return durations.parse(desired.wait_timeout).total_seconds() if desired.wait_timeout else None
+        return _seconds(text, option)
+    return durations.parse(from_spec).total_seconds() if from_spec else None
 
 
 @cli.command("destroy")

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
 from azure.core.exceptions import ResourceNotFoundError
 
+from batchspec import waiting
 from batchspec.live import batch as live_batch
 from batchspec.plan import Plan
 
+TIMEOUT = 1800.0  # seconds; deleting a pool removes its nodes first, minutes on Azure
 
-def run(target: Any, plan: Plan, step: Callable[[str], None], *, timeout: float = 1800) -> None:
-    deadline = time.monotonic() + timeout
+
+def run(target: Any, plan: Plan, step: Callable[[str], None], *, timeout: float = TIMEOUT) -> None:
+    deadline = waiting.Deadline(timeout, "destroy's limit of 30 min")
     poll = target.poll
     deleters = {
         "job": (target.batch.begin_delete_job, live_batch.read_job, ""),
@@ -26,28 +28,15 @@ def run(target: Any, plan: Plan, step: Callable[[str], None], *, timeout: float 
     for kind, (delete, read, aside) in deleters.items():  # jobs before the pools they run on
         for change in plan.of(kind):
             step(f"deleting {kind} {change.id}{aside}")
-            _delete_and_wait(
-                lambda d=delete, i=change.id: d(i, polling_interval=poll).result(),
-                lambda r=read, i=change.id: r(target.batch, i),
-                poll,
-                deadline,
-            )
+            what = f"{kind} {change.id} to be deleted"
+            try:
+                waiting.finish(delete(change.id, polling_interval=poll), deadline, what)
+            except ResourceNotFoundError:
+                continue
+            waiting.until(lambda r=read, i=change.id: r(target.batch, i) is None, deadline, poll, what)
     for change in plan.of("container"):
         step(f"deleting container {change.id}")
         try:
             target.blob.delete_container(change.id)
         except ResourceNotFoundError:
             pass
-
-
-def _delete_and_wait(delete, read, poll: float, deadline: float) -> None:
-    from batchspec.errors import ApplyError
-
-    try:
-        delete()
-    except ResourceNotFoundError:
-        return
-    while read() is not None:
-        if time.monotonic() > deadline:
-            raise ApplyError("timed out waiting for the service to finish deleting")
-        time.sleep(poll)

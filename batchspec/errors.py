@@ -125,5 +125,11 @@ class ApplyError(BatchspecError):
     """Applying failed part-way; running apply again resumes from live state."""
 
 
+class ApplyTimeout(ApplyError):
+    """A wait passed its limit (the tasks, or the pool and job before them); exit code 4."""
+
+    exit_code = 4
+
+
 class LockError(BatchspecError):
     """Another apply or destroy of the same spec holds the lock."""

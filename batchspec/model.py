@@ -293,6 +293,7 @@ class DesiredState:
     tasks: tuple[Task, ...]
     download: Download | None = None
     wait_timeout: str | None = None
+    setup_timeout: str | None = None
     # Found while building, shown by validate and plan; not part of what the spec asks for.
     warnings: tuple[SpecWarning, ...] = field(default=(), compare=False)
 
@@ -307,6 +308,6 @@ class DesiredState:
                 "job": self.job.to_dict(),
                 "tasks": [t.to_dict() for t in self.tasks],
                 "download": self.download.to_dict() if self.download else None,
-                "wait": {"timeout": self.wait_timeout} if self.wait_timeout else None,
+                "wait": _prune({"timeout": self.wait_timeout, "setupTimeout": self.setup_timeout}) or None,
             }
         )

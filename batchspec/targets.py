@@ -211,8 +211,13 @@ def connect(
     raise TargetError(f"unknown target {name!r}; choose one of {', '.join(TARGETS)}")
 
 
+def _with_scheme(url: str | None) -> str | None:
+    """`az batch account show` prints accountEndpoint without a scheme; the services speak https."""
+    return f"https://{url}" if url and "://" not in url else url
+
+
 def _azure(env, parallelism: int, sas_lifetime: timedelta, extra: dict) -> Target:
-    endpoint = env.get("AZURE_BATCH_ENDPOINT")
+    endpoint = _with_scheme(env.get("AZURE_BATCH_ENDPOINT"))
     account = env.get("AZURE_BATCH_ACCOUNT_NAME")
     missing = [
         v
@@ -220,7 +225,7 @@ def _azure(env, parallelism: int, sas_lifetime: timedelta, extra: dict) -> Targe
         if not value
     ]
     conn = env.get("AZURE_STORAGE_CONNECTION_STRING")
-    storage_url = env.get("AZURE_STORAGE_ACCOUNT_URL")
+    storage_url = _with_scheme(env.get("AZURE_STORAGE_ACCOUNT_URL"))
     if not conn and not storage_url:
         missing.append("AZURE_STORAGE_ACCOUNT_URL (or AZURE_STORAGE_CONNECTION_STRING)")
     if missing:

@@ -46,3 +46,20 @@ def test_without_a_storage_key_both_blob_clients_use_azure_identity():
         assert (module.split(".")[:3], name) == (["azure", "identity", "aio"], "DefaultAzureCredential")
     finally:
         target.close()
+
+
+def test_endpoints_without_a_scheme_get_https():
+    # `az batch account show --query accountEndpoint` prints acct.westeurope.batch.azure.com.
+    env = {
+        "AZURE_BATCH_ENDPOINT": "acct.westeurope.batch.azure.com",
+        "AZURE_BATCH_ACCOUNT_NAME": "acct",
+        "AZURE_BATCH_ACCOUNT_KEY": "a2V5",
+        "AZURE_STORAGE_ACCOUNT_URL": "acct.blob.core.windows.net",
+        "AZURE_STORAGE_ACCOUNT_KEY": "c3RvcmFnZQ==",
+    }
+    target = targets.connect("azure", env=env)
+    try:
+        assert target.batch_endpoint == "https://acct.westeurope.batch.azure.com"
+        assert target.storage_endpoint == "https://acct.blob.core.windows.net/"
+    finally:
+        target.close()

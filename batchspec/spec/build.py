@@ -92,6 +92,7 @@ class _Builder:
             tasks=tuple(tasks),
             download=download,
             wait_timeout=(data.get("wait") or {}).get("timeout"),
+            setup_timeout=(data.get("wait") or {}).get("setupTimeout"),
             warnings=tuple(self.warnings),
         )
 
