@@ -89,6 +89,7 @@ class Applier:
         parallelism: int = 16,
         timeout: float | None = None,
         setup_timeout: float = SETUP_TIMEOUT,
+        guard: Callable[[], None] | None = None,
     ):
         self.t = target
         self.desired = desired
@@ -100,17 +101,18 @@ class Applier:
         self.setup = waiting.Deadline(setup_timeout, "--setup-timeout (wait.setupTimeout)")
         self.poll = target.poll
         self.outcome = Outcome(EXIT_OK)
+        # Called before each step that writes (the lock's check): it raises to stop the apply.
+        self.guard = guard or (lambda: None)
 
     def run(self) -> Outcome:
         # What comes before the tasks (deleting a replaced pool or job, allocating, resizing
         # and rebooting nodes) has its own limit: on Azure it takes minutes, not task time.
         self.setup = waiting.Deadline(self.setup_timeout, self.setup.limit)
-        self._containers()
-        self._blobs()
-        self._pool()
-        self._job()
-        self._tasks()
+        for step in (self._containers, self._blobs, self._pool, self._job, self._tasks):
+            self.guard()
+            step()
         if self._wait():
+            self.guard()
             self._download()
         self.outcome.rows = self._rows()
         failed = [r for r in self.outcome.rows if r.result == "failure"]

@@ -265,7 +265,7 @@ def apply_cmd(
     client = targets.connect(target, parallelism=parallelism)
     reporter = render.ConsoleReporter(console)
     try:
-        with Lock(client.blob, desired.name, command="apply", wait=wait):
+        with Lock(client.blob, desired.name, command="apply", wait=wait) as lock:
             p = session.plan(client, desired, overrides)
             if saved is not None:
                 session.check_saved(saved, p)
@@ -283,6 +283,7 @@ def apply_cmd(
                 parallelism=parallelism,
                 timeout=timeout,
                 setup_timeout=SETUP_TIMEOUT if setup_timeout is None else setup_timeout,
+                guard=lock.check,
             ).run()
             reporter.close()
             render.outcome(outcome, console)
@@ -319,14 +320,14 @@ def destroy_cmd(spec, var_pairs, target, auto_approve, lock_timeout) -> None:
     try:
         with Lock(
             client.blob, desired.name, command="destroy", wait=_seconds(lock_timeout, "--lock-timeout")
-        ):
+        ) as lock:
             p = plan.destroy(desired, live_state.read(client, desired, with_download=False))
             render.plan(p, console)
             if not p.changes:
                 return
             _confirm("destroy these resources", auto_approve)
             reporter = render.ConsoleReporter(console)
-            destroy.run(client, p, reporter.step)
+            destroy.run(client, p, reporter.step, guard=lock.check)
             console.print(
                 f"[bold]Destroy complete:[/] {len(p.changes)} resource(s) destroyed; "
                 "local downloads are left in place."

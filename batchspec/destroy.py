@@ -14,7 +14,15 @@ from batchspec.plan import Plan
 TIMEOUT = 1800.0  # seconds; deleting a pool removes its nodes first, minutes on Azure
 
 
-def run(target: Any, plan: Plan, step: Callable[[str], None], *, timeout: float = TIMEOUT) -> None:
+def run(
+    target: Any,
+    plan: Plan,
+    step: Callable[[str], None],
+    *,
+    timeout: float = TIMEOUT,
+    guard: Callable[[], None] = lambda: None,
+) -> None:
+    """`guard` is called before each deletion (the lock's check): it raises to stop."""
     deadline = waiting.Deadline(timeout, "destroy's limit of 30 min")
     poll = target.poll
     deleters = {
@@ -27,6 +35,7 @@ def run(target: Any, plan: Plan, step: Callable[[str], None], *, timeout: float 
     }
     for kind, (delete, read, aside) in deleters.items():  # jobs before the pools they run on
         for change in plan.of(kind):
+            guard()
             step(f"deleting {kind} {change.id}{aside}")
             what = f"{kind} {change.id} to be deleted"
             try:
@@ -35,6 +44,7 @@ def run(target: Any, plan: Plan, step: Callable[[str], None], *, timeout: float 
                 continue
             waiting.until(lambda r=read, i=change.id: r(target.batch, i) is None, deadline, poll, what)
     for change in plan.of("container"):
+        guard()
         step(f"deleting container {change.id}")
         try:
             target.blob.delete_container(change.id)

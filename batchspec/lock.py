@@ -1,6 +1,11 @@
 """A lease on a lock blob serialises applies and destroys of one spec (as Terraform's azurerm
 backend does). Leases are short and renewed in the background, so a killed holder frees the
 lock by itself within a lease period; `force-unlock` breaks it at once.
+
+A lease that is not renewed in time lapses, and another apply may take the lock. So each
+renewal has its own short timeout (no request can stall the renewer past the lease), the time of
+the last renewal the service confirmed is kept, and `check()`, called before every write, stops
+the holder once the lease may have lapsed or was taken: two applies never write at once.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ import threading
 import time
 from datetime import datetime, timezone
 
-from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import BlobLeaseClient, BlobServiceClient
 
 from batchspec.errors import LockError
@@ -20,6 +25,21 @@ from batchspec.ownership import STORAGE_OWNER
 CONTAINER = "batchspec-locks"
 _LEASE_SECONDS = 15  # the shortest lease the service grants
 _RENEW_EVERY = 5.0
+_RETRY_RENEWAL = 1.0  # after a failed renewal
+_RENEW_TIMEOUT = 3.0  # connect and read timeout of one renewal, which is never retried in-request
+# The lease runs from when the service took the renewal, which is after it was sent: a lease last
+# renewed by a request sent at t is held until at least t + 15 s. `check` leaves a margin for a
+# write that starts just before that.
+_HELD_FOR = _LEASE_SECONDS - 3.0
+# The service's answers to a renewal when the lease is no longer ours: broken, expired and taken
+# by another, or the blob gone (a 409 or 404 carries one of them).
+_LOST = (
+    "LeaseIdMismatchWithLeaseOperation",
+    "LeaseIsBrokenAndCannotBeRenewed",
+    "LeaseLost",
+    "LeaseNotPresentWithLeaseOperation",
+    "BlobNotFound",
+)
 
 
 class Lock:
@@ -31,6 +51,8 @@ class Lock:
         self._lease: BlobLeaseClient | None = None
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
+        self._renewed_at = 0.0  # monotonic time a confirmed renewal (or the acquire) was sent
+        self._lost: str | None = None
 
     def __enter__(self) -> Lock:
         self.acquire()
@@ -44,7 +66,9 @@ class Lock:
         ensured = False
         while True:
             try:
+                sent = time.monotonic()
                 self._lease = self._blob.acquire_lease(lease_duration=_LEASE_SECONDS)
+                self._renewed_at = sent
                 break
             except ResourceNotFoundError:
                 # The lock blob (or its container) does not exist yet: make it, once. Trying the
@@ -87,12 +111,42 @@ class Lock:
                 pass  # expired or broken meanwhile: nothing to release
             self._lease = None
 
+    def check(self) -> None:
+        """Raise LockError unless the lease is surely still held: call it before each write."""
+        if self._lost:
+            raise LockError(
+                f"the lock of this spec was lost ({self._lost}): another apply or destroy may hold "
+                "it now, so this one stops before changing anything more",
+                hint="run the command again once the other one is done",
+            )
+        since = time.monotonic() - self._renewed_at
+        if since > _HELD_FOR:
+            raise LockError(
+                f"the lock's lease was last renewed {since:.0f} s ago and lasts {_LEASE_SECONDS} s: "
+                "it may have lapsed and another apply or destroy may hold it now, so this one stops "
+                "before changing anything more",
+                hint="the storage service did not answer the renewals; run the command again",
+            )
+
     def _renew(self) -> None:
-        while not self._stop.wait(_RENEW_EVERY):
+        wait = _RENEW_EVERY
+        while not self._stop.wait(wait):
+            sent = time.monotonic()
             try:
-                self._lease.renew()
-            except HttpResponseError:
-                pass  # a transient failure; the next renewal comes before the lease expires
+                self._lease.renew(
+                    connection_timeout=_RENEW_TIMEOUT, read_timeout=_RENEW_TIMEOUT, retry_total=0
+                )
+            except HttpResponseError as exc:
+                if getattr(exc, "error_code", None) in _LOST or exc.status_code in (404, 409):
+                    self._lost = f"{exc.status_code} {getattr(exc, 'error_code', None) or ''}".strip()
+                    return
+                wait = _RETRY_RENEWAL  # transient: try again soon, before the lease runs out
+                continue
+            except AzureError:
+                wait = _RETRY_RENEWAL  # no answer in time (a timeout, a dropped connection)
+                continue
+            self._renewed_at = sent
+            wait = _RENEW_EVERY
 
     def _ensure_blob(self) -> None:
         container = self._service.get_container_client(CONTAINER)

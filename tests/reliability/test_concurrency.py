@@ -3,9 +3,16 @@ waits for it), and the end state is correct either way."""
 
 from __future__ import annotations
 
+import signal
+import time
+
 import pytest
+from azure.core.exceptions import ResourceNotFoundError
+from azure.storage.blob import BlobLeaseClient, BlobServiceClient
 
 import reliability_support as rs
+from batchspec.errors import LockError
+from batchspec.lock import Lock
 from reliability_support import new_name
 
 
@@ -49,3 +56,58 @@ def test_two_simultaneous_applies_waiting_on_the_lock_both_succeed_and_run_each_
     assert sum("submitting 3 task(s)" in out for out in outputs) == 1, outputs
     tasks = _converged(ws, stack)
     assert all(t.execution_info.result == "success" for t in tasks)
+
+
+def test_a_lease_broken_mid_apply_stops_it_before_its_next_write(tmp_path, clean):
+    """Someone breaks the lock (force-unlock) while an apply waits for its tasks: the apply
+    notices at its next renewal and stops before downloading, instead of going on unlocked."""
+    ws = rs.Workspace.create(tmp_path / "ws", new_name(), clean.env)
+    proc = ws.popen_apply("--var", rs.slow(8))
+    lock = clean.blob_service().get_blob_client("batchspec-locks", f"{ws.name}.lock")
+    deadline = time.monotonic() + 60
+    while not _leased(lock):
+        assert time.monotonic() < deadline and proc.poll() is None, "the apply never took the lock"
+        time.sleep(0.2)
+    BlobLeaseClient(lock).break_lease(lease_break_period=0)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, out + err
+    assert "the lock of this spec was lost (409" in err
+    assert "downloading" not in out
+    assert "Traceback" not in err
+
+
+def _leased(blob) -> bool:
+    try:
+        return blob.get_blob_properties().lease.state == "leased"
+    except ResourceNotFoundError:
+        return False
+
+
+def test_renewals_that_stall_are_noticed_before_the_lease_can_lapse(tmp_path, azurite):
+    """The storage service stops answering (a stalled proxy): renewals time out on their own,
+    and `check` refuses to go on once the lease may have lapsed, before another client could
+    take the lock."""
+    proxy = rs.faultproxy(azurite.url, tmp_path / "proxy.log", rate_503=0, drop=0, seed=1).start()
+    service = BlobServiceClient.from_connection_string(rs.connection_string(proxy.url))
+    lock = Lock(service, new_name())
+    lock.acquire()
+    try:
+        lock.check()
+        proxy.proc.send_signal(signal.SIGSTOP)
+        stopped = time.monotonic()
+        while True:
+            try:
+                lock.check()
+            except LockError as exc:
+                message = str(exc)
+                break
+            assert time.monotonic() - stopped < 20, "check never noticed the stalled renewals"
+            time.sleep(0.2)
+        # The last renewal that got through was at most 5 s before the stall, and `check`
+        # gives up 3 s before a lease of 15 s could run out.
+        assert 6 < time.monotonic() - stopped < 13
+        assert "may have lapsed" in message
+    finally:
+        proxy.proc.send_signal(signal.SIGCONT)
+        lock.release()
+        proxy.stop()
