@@ -146,17 +146,48 @@ class Applier:
             client = self.t.blob.get_container_client(change.id)
             if change.action == Action.CREATE:
                 self.ui.step(f"creating container {change.id}")
-                try:
-                    client.create_container(metadata=meta)
+                if self._create_container(client, meta):
                     continue
-                except ResourceExistsError:
-                    have = client.get_container_properties().metadata or {}
-                    if have.get(STORAGE_OWNER) != owner:
-                        raise ApplyError(
-                            f"container {change.id!r} appeared meanwhile and is not "
-                            "owned by this spec; not touching it"
-                        ) from None
             client.set_container_metadata(meta)
+
+    def _create_container(self, client: Any, meta: dict[str, str]) -> bool:
+        """Create a container; False if it exists and is this spec's (a retried create).
+
+        A container deleted moments ago (by destroy) cannot be created again for 30 s or more:
+        the service answers 409 ContainerBeingDeleted meanwhile, and 404 to everything else on
+        it (Delete Container, Azure Storage docs). That is waited out within the setup limit.
+        """
+        name = client.container_name
+
+        def created() -> str | None:
+            try:
+                client.create_container(metadata=meta)
+                return "created"
+            except ResourceExistsError as exc:
+                if getattr(exc, "error_code", None) == "ContainerBeingDeleted":
+                    return None
+                try:
+                    have = client.get_container_properties().metadata or {}
+                except ResourceNotFoundError:
+                    return None  # deleted since: create it again
+            if have.get(STORAGE_OWNER) != self.desired.name:
+                raise ApplyError(
+                    f"container {name!r} appeared meanwhile and is not owned by this spec; not touching it"
+                )
+            return "ours"
+
+        return (
+            waiting.until(
+                created,
+                self.setup,
+                self.poll,
+                f"container {name} (being deleted) to be free to create",
+                on_first_wait=lambda: self.ui.note(
+                    f"container {name} is still being deleted by the service; waiting to create it again"
+                ),
+            )
+            == "created"
+        )
 
     def _blobs(self) -> None:
         changes = self.plan.of("blob")

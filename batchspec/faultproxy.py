@@ -11,6 +11,13 @@ upstream has handled it (the client never learns that its request succeeded): th
 what makes a non-idempotent retry visible. Storage SharedKey and SAS signatures do not cover the
 Host header's port, so a client that talks to the proxy instead of the upstream needs no change.
 
+With `--container-delete-seconds N` it also plays the storage service's slow container deletion:
+after a container is deleted, creating one of the same name is answered `409
+ContainerBeingDeleted` for N seconds. Azure Storage documents "After you delete a container, you
+can't create a container with the same name for at least 30 seconds. Attempting to create a
+container with the same name fails with HTTP error code 409 (Conflict)" (Delete a blob
+container, Azure Storage docs); Azurite deletes at once.
+
 Off unless started; it listens on loopback only. Once it accepts connections it prints exactly one
 line to stdout, `batchspec-faultproxy listening on http://127.0.0.1:PORT`; when stopped (SIGTERM /
 SIGINT) it prints `batchspec-faultproxy stats {JSON}` to stderr: requests seen and faults injected;
@@ -25,6 +32,7 @@ import json
 import random
 import signal
 import sys
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -49,6 +57,10 @@ _BUSY = (
     b'<?xml version="1.0" encoding="utf-8"?><Error><Code>ServerBusy</Code>'
     b"<Message>The server is currently unable to receive requests. Please retry your request."
     b"</Message></Error>"
+)
+_BEING_DELETED = (
+    b'<?xml version="1.0" encoding="utf-8"?><Error><Code>ContainerBeingDeleted</Code>'
+    b"<Message>The specified container is being deleted. Try operation later.</Message></Error>"
 )
 _CHUNK = 256 * 1024
 STATS_PATH = "/.faultproxy/stats"  # answered by the proxy itself, never faulted nor forwarded
@@ -87,10 +99,11 @@ class FaultPlan:
         return outcome
 
 
-def make_app(upstream: str, faults: FaultPlan) -> web.Application:
+def make_app(upstream: str, faults: FaultPlan, container_delete_seconds: float = 0.0) -> web.Application:
     base = URL(upstream)
     app = web.Application(client_max_size=0)
     state: dict[str, aiohttp.ClientSession] = {}
+    deleted_at: dict[str, float] = {}  # container path -> when its deletion was answered
 
     async def on_startup(_app: web.Application) -> None:
         state["session"] = aiohttp.ClientSession(
@@ -105,6 +118,16 @@ def make_app(upstream: str, faults: FaultPlan) -> web.Application:
     async def handle(request: web.Request) -> web.StreamResponse:
         if request.rel_url.path == STATS_PATH:
             return web.json_response(dict(sorted(faults.counts.items())))
+        container_op = request.query.get("restype") == "container" and request.method in ("PUT", "DELETE")
+        if container_op and request.method == "PUT":
+            since = time.monotonic() - deleted_at.get(request.rel_url.path, -1e9)
+            if since < container_delete_seconds:
+                faults.counts["being-deleted"] += 1
+                return web.Response(
+                    status=409,
+                    body=_BEING_DELETED,
+                    headers={"Content-Type": "application/xml", "x-ms-error-code": "ContainerBeingDeleted"},
+                )
         outcome = faults.draw(request.method)
         if outcome == "drop-before":
             return _drop(request)
@@ -126,6 +149,8 @@ def make_app(upstream: str, faults: FaultPlan) -> web.Application:
                 allow_redirects=False,
                 skip_auto_headers=("Accept-Encoding", "User-Agent", "Content-Type"),
             ) as upstream_resp:
+                if container_op and request.method == "DELETE" and upstream_resp.status < 300:
+                    deleted_at[request.rel_url.path] = time.monotonic()
                 if outcome == "drop-after":
                     await upstream_resp.read()
                     return _drop(request)
@@ -167,6 +192,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--drop-rate", type=_rate, default=0.0, help="fraction of connections dropped")
     p.add_argument("--seed", type=int, default=None, help="seed of the fault draws")
     p.add_argument("--methods", default="", help="fault only these methods, e.g. POST,PATCH (default: all)")
+    p.add_argument(
+        "--container-delete-seconds",
+        type=float,
+        default=0.0,
+        help="answer 409 ContainerBeingDeleted to a container create this long after its delete",
+    )
     args = p.parse_args(argv)
     upstream = URL(args.upstream)
     if upstream.scheme not in ("http", "https") or not upstream.host:
@@ -177,7 +208,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 async def serve(args: argparse.Namespace) -> None:
     methods = frozenset(m.strip().upper() for m in args.methods.split(",") if m.strip()) or None
     faults = FaultPlan(args.rate_503, args.drop_rate, args.seed, methods)
-    runner = web.AppRunner(make_app(args.upstream, faults), access_log=None, handle_signals=False)
+    app = make_app(args.upstream, faults, args.container_delete_seconds)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, HOST, args.listen_port, reuse_address=True)
     await site.start()

@@ -179,11 +179,16 @@ def check_conditions(ctx: Ctx, doc: dict) -> None:
         raise errors.condition_not_met()
 
 
+_TOKEN_MARK = b"\xfb\xff"  # encodes as "+/8", and with 8 more bytes pads with "=="
+
+
 def paged(ctx: Ctx, entity_set: str, items: Iterable[dict]) -> web.Response:
     """One page of a listing: `$filter`, `$select`, `maxresults` and `odata.nextLink`.
 
     The continuation token is the offset among matching items: the service's tokens are
-    opaque, and clients only ever pass back the link they were given.
+    opaque, and clients only ever pass back the link they were given. It is standard base64
+    behind two marker bytes, so every token holds `+`, `/` and `=`, as the service's do: a client
+    that sends the link's query back decoded (a `+` read as a space) is caught here.
     """
     q = ctx.query
     pred = compile_filter(q.get("$filter"))
@@ -199,7 +204,10 @@ def paged(ctx: Ctx, entity_set: str, items: Iterable[dict]) -> web.Response:
     skip = 0
     if token:
         try:
-            skip = int(base64.urlsafe_b64decode(token.encode() + b"==").decode())
+            raw = base64.b64decode(token.encode(), validate=True)
+            if not raw.startswith(_TOKEN_MARK) or len(raw) != len(_TOKEN_MARK) + 8:
+                raise ValueError(token)
+            skip = int.from_bytes(raw[len(_TOKEN_MARK) :], "big")
         except ValueError:
             raise errors.invalid_query("$skiptoken", token, "not a token this service issued") from None
     page: list[dict] = []
@@ -221,7 +229,7 @@ def paged(ctx: Ctx, entity_set: str, items: Iterable[dict]) -> web.Response:
         for name in ("$filter", "$select", "$expand", "recursive"):
             if q.get(name):
                 params[name] = q[name]
-        params["$skiptoken"] = base64.urlsafe_b64encode(str(skip + limit).encode()).decode().rstrip("=")
+        params["$skiptoken"] = base64.b64encode(_TOKEN_MARK + (skip + limit).to_bytes(8, "big")).decode()
         payload["odata.nextLink"] = f"{ctx.base_url}{ctx.request.rel_url.raw_path}?" + urlencode(
             params, quote_via=quote
         )

@@ -78,11 +78,15 @@ def _get_json(client: BatchClient, url: str, params: dict[str, str]) -> dict[str
 
 
 def _next_link(link: str | None) -> tuple[str | None, dict[str, str]]:
-    """The next page's path and query (the api-version is set again, as the SDK's pager does)."""
+    """The next page's path and query, as the SDK's own pager sends them: each value quoted
+    again (azure-core writes query parameters into the URL as given, so a continuation token's
+    `+` would reach the service as a space), and the api-version set again."""
     if not link:
         return None, {}
     parsed = urllib.parse.urlsplit(link)
-    query = {k: v for k, v in urllib.parse.parse_qsl(parsed.query, keep_blank_values=True)}
+    query = {
+        k: urllib.parse.quote(v) for k, v in urllib.parse.parse_qsl(parsed.query, keep_blank_values=True)
+    }
     query.pop("api-version", None)
     return urllib.parse.urlunsplit((parsed.scheme, parsed.netloc, parsed.path, "", "")), query
 

@@ -120,11 +120,19 @@ def emulator(
 
 
 def faultproxy(
-    upstream: str, log: Path, *, rate_503: float, drop: float, seed: int, methods: str = ""
+    upstream: str,
+    log: Path,
+    *,
+    rate_503: float,
+    drop: float,
+    seed: int,
+    methods: str = "",
+    container_delete_seconds: float = 0,
 ) -> Service:
     argv = [sys.executable, "-m", "batchspec.faultproxy", "--listen-port", "0", "--upstream", upstream]
     argv += ["--503-rate", str(rate_503), "--drop-rate", str(drop), "--seed", str(seed)]
     argv += ["--methods", methods] if methods else []
+    argv += ["--container-delete-seconds", str(container_delete_seconds)] if container_delete_seconds else []
     return Service("faultproxy", argv, log)
 
 
