@@ -21,7 +21,7 @@ from azure.core.exceptions import (
     ServiceRequestError,
 )
 
-from batchspec import payloads, submit, transfer, waiting
+from batchspec import grants, payloads, submit, transfer, waiting
 from batchspec.errors import ApplyError
 from batchspec.live import batch as live_batch
 from batchspec.live import state as live_state
@@ -236,7 +236,8 @@ class Applier:
                 )
             self.ui.step(f"creating pool {pool.id} ({pool.vm_size})")
             try:
-                self.t.batch.create_pool(payloads.pool(pool, self.desired.name, agent, self.t.sas))
+                body = payloads.pool(pool, self.desired.name, agent, self._grants(start_task=True))
+                self.t.batch.create_pool(body)
             except ResourceExistsError:
                 self._check_own_create(
                     "pool", live_batch.read_pool(self.t.batch, pool.id), pool.fingerprint()
@@ -249,6 +250,13 @@ class Applier:
     def _update_pool(self, how: dict[str, Any]) -> None:
         pool = self.desired.pool
         client = self.t.batch
+        # The properties (the start task and its storage access) first: nodes that the resize or
+        # autoscale below adds run the start task as it is then.
+        if how.get("properties"):
+            self.ui.step(f"updating pool {pool.id} (start task, metadata)")
+            client.replace_pool_properties(
+                pool.id, payloads.pool_properties(pool, self.desired.name, self._grants(start_task=True))
+            )
         if how.get("disableAutoscale"):
             client.disable_pool_auto_scale(pool.id)
         if how.get("autoscale"):
@@ -271,11 +279,6 @@ class Applier:
                 polling_interval=self.poll,
             )
             waiting.finish(poller, self.setup, f"pool {pool.id} to resize")
-        if how.get("properties"):
-            self.ui.step(f"updating pool {pool.id} (start task, metadata)")
-            client.replace_pool_properties(
-                pool.id, payloads.pool_properties(pool, self.desired.name, self.t.sas)
-            )
         if how.get("reboot"):
             nodes = live_batch.read_nodes(client, pool.id)
             self.ui.step(f"rebooting {len(nodes)} node(s) to run the new start task")
@@ -413,7 +416,8 @@ class Applier:
             return
         self.ui.step(f"submitting {len(tasks)} task(s)")
         stamps = {t.id: task_stamp(t, self.desired.pool) for t in tasks}
-        bodies = [payloads.task(t, stamps[t.id], self.t.sas) for t in tasks]
+        grants = self._grants(start_task=False)
+        bodies = [payloads.task(t, stamps[t.id], grants) for t in tasks]
         refused = submit.add_tasks(self.t.batch, job_id, bodies, threads=min(self.parallelism, 8))
         if refused:
             self._check_refused(refused, stamps)
@@ -575,6 +579,18 @@ class Applier:
             return None
 
     # -- helpers ----------------------------------------------------------------------------
+
+    def _grants(self, *, start_task: bool) -> grants.Grants:
+        """How the nodes reach storage: the pool's identity, else SAS URLs (longer-lived for the
+        start task, which nodes run whenever they join or reboot)."""
+        identity = self.desired.pool.identity
+        if identity and self.t.name == "local":
+            self.ui.note(
+                "pool.identityReference: the local services have no managed identities; SAS URLs instead"
+            )
+            identity = None
+        make = grants.for_start_task if start_task else grants.for_tasks
+        return make(self.t.sas, identity, self.t.storage_endpoint)
 
     def _check_own_create(self, kind: str, live: dict[str, Any] | None, fingerprint: str) -> None:
         """A create answered 'exists': fine if it is this spec's own, as asked for (a retried

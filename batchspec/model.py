@@ -179,6 +179,7 @@ class Pool(_Record, _Extra):
     display_name: str | None = None
     metadata: Pairs = ()
     extra_json: str = "{}"
+    identity: str | None = None  # resourceId of the pool's user-assigned identity for storage
 
     def to_dict(self) -> dict[str, Any]:
         return _prune(
@@ -196,6 +197,7 @@ class Pool(_Record, _Extra):
                 "startTask": self.start_task.to_dict() if self.start_task else None,
                 "metadata": dict(self.metadata),
                 "extra": self.extra,
+                "identityReference": {"resourceId": self.identity} if self.identity else None,
             }
         )
 

@@ -1,16 +1,16 @@
-"""REST request bodies (camelCase JSON) for the desired records, with SAS URLs minted at apply.
+"""REST request bodies (camelCase JSON) for the desired records, with storage access granted at apply.
 
-SAS URLs are never part of a fingerprint or a plan: they are made here, when a request is sent.
+SAS URLs are never part of a fingerprint or a plan: `grants` mints them when a request is made.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from batchspec.grants import Grants
 from batchspec.model import Job, OutputFile, Pool, ResourceFile, StartTask, Task
-from batchspec.ownership import FINGERPRINT, OWNER, TASK_FINGERPRINT_ENV
+from batchspec.ownership import FINGERPRINT, OWNER, SAS_EXPIRY, TASK_FINGERPRINT_ENV
 from batchspec.plan import job_extra_stamp, pool_stamps
-from batchspec.targets import SasIssuer
 
 _UPON = {"taskSuccess": "tasksuccess", "taskFailure": "taskfailure", "taskCompletion": "taskcompletion"}
 
@@ -27,13 +27,13 @@ def _admin() -> dict[str, Any]:
     return {"autoUser": {"scope": "pool", "elevationLevel": "admin"}}
 
 
-def resource_file(rf: ResourceFile, sas: SasIssuer) -> dict[str, Any]:
+def resource_file(rf: ResourceFile, grants: Grants) -> dict[str, Any]:
     body: dict[str, Any]
     if rf.blob:
         container, _, name = rf.blob.partition("/")
-        body = {"httpUrl": sas.blob_read(container, name), "filePath": rf.file_path or name}
+        body = {**grants.blob_read(container, name), "filePath": rf.file_path or name}
     elif rf.container:
-        body = {"storageContainerUrl": sas.container_read(rf.container)}
+        body = grants.container_read(rf.container)
         if rf.blob_prefix:
             body["blobPrefix"] = rf.blob_prefix
         if rf.file_path:
@@ -45,8 +45,8 @@ def resource_file(rf: ResourceFile, sas: SasIssuer) -> dict[str, Any]:
     return body
 
 
-def output_file(of: OutputFile, sas: SasIssuer) -> dict[str, Any]:
-    container: dict[str, Any] = {"containerUrl": sas.container_write(of.container)}
+def output_file(of: OutputFile, grants: Grants) -> dict[str, Any]:
+    container: dict[str, Any] = grants.container_write(of.container)
     if of.path:
         container["path"] = of.path
     return {
@@ -56,10 +56,10 @@ def output_file(of: OutputFile, sas: SasIssuer) -> dict[str, Any]:
     }
 
 
-def start_task(st: StartTask, sas: SasIssuer) -> dict[str, Any]:
+def start_task(st: StartTask, grants: Grants) -> dict[str, Any]:
     body: dict[str, Any] = {
         "commandLine": st.command_line,
-        "resourceFiles": [resource_file(r, sas) for r in st.resource_files],
+        "resourceFiles": [resource_file(r, grants) for r in st.resource_files],
         "environmentSettings": _env(st.environment),
         "waitForSuccess": st.wait_for_success,
     }
@@ -70,11 +70,16 @@ def start_task(st: StartTask, sas: SasIssuer) -> dict[str, Any]:
     return body
 
 
-def pool_metadata(pool: Pool, owner: str) -> list[dict[str, str]]:
-    return _meta({**dict(pool.metadata), OWNER: owner, **pool_stamps(pool)})
+def pool_metadata(pool: Pool, owner: str, grants: Grants) -> list[dict[str, str]]:
+    """The user's metadata, the owner tag, the stamps, and when the start task's SAS expire."""
+    meta = {**dict(pool.metadata), OWNER: owner, **pool_stamps(pool)}
+    if pool.start_task and pool.start_task.resource_files and grants.expiry is not None:
+        meta[SAS_EXPIRY] = grants.expiry.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _meta(meta)
 
 
-def pool(p: Pool, owner: str, node_agent_sku_id: str | None, sas: SasIssuer) -> dict[str, Any]:
+def pool(p: Pool, owner: str, node_agent_sku_id: str | None, grants: Grants) -> dict[str, Any]:
+    """The body of a pool create; `grants` are the start task's."""
     body: dict[str, Any] = {
         "id": p.id,
         "vmSize": p.vm_size,
@@ -83,7 +88,7 @@ def pool(p: Pool, owner: str, node_agent_sku_id: str | None, sas: SasIssuer) -> 
             "nodeAgentSKUId": node_agent_sku_id,
         },
         "taskSlotsPerNode": p.task_slots_per_node,
-        "metadata": pool_metadata(p, owner),
+        "metadata": pool_metadata(p, owner, grants),
     }
     if p.display_name:
         body["displayName"] = p.display_name
@@ -96,11 +101,11 @@ def pool(p: Pool, owner: str, node_agent_sku_id: str | None, sas: SasIssuer) -> 
             targetDedicatedNodes=p.target_dedicated_nodes, targetLowPriorityNodes=p.target_low_priority_nodes
         )
     if p.start_task:
-        body["startTask"] = start_task(p.start_task, sas)
+        body["startTask"] = start_task(p.start_task, grants)
     return {**body, **p.extra}
 
 
-def pool_properties(p: Pool, owner: str, sas: SasIssuer) -> dict[str, Any]:
+def pool_properties(p: Pool, owner: str, grants: Grants) -> dict[str, Any]:
     """The body of updateproperties: it replaces the start task, packages and metadata.
 
     BatchPoolReplaceOptions requires certificateReferences, applicationPackageReferences and
@@ -110,10 +115,10 @@ def pool_properties(p: Pool, owner: str, sas: SasIssuer) -> dict[str, Any]:
     body: dict[str, Any] = {
         "certificateReferences": [],
         "applicationPackageReferences": [],
-        "metadata": pool_metadata(p, owner),
+        "metadata": pool_metadata(p, owner, grants),
     }
     if p.start_task:
-        body["startTask"] = start_task(p.start_task, sas)
+        body["startTask"] = start_task(p.start_task, grants)
     return body
 
 
@@ -160,12 +165,12 @@ def job_update(j: Job, owner: str) -> dict[str, Any]:
     }
 
 
-def task(t: Task, stamp: str, sas: SasIssuer) -> dict[str, Any]:
+def task(t: Task, stamp: str, grants: Grants) -> dict[str, Any]:
     body: dict[str, Any] = {
         "id": t.id,
         "commandLine": t.command_line,
-        "resourceFiles": [resource_file(r, sas) for r in t.resource_files],
-        "outputFiles": [output_file(o, sas) for o in t.output_files],
+        "resourceFiles": [resource_file(r, grants) for r in t.resource_files],
+        "outputFiles": [output_file(o, grants) for o in t.output_files],
         "environmentSettings": _env(t.environment) + [{"name": TASK_FINGERPRINT_ENV, "value": stamp}],
     }
     if t.display_name:

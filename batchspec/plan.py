@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
 
@@ -16,7 +17,7 @@ from batchspec.errors import PlanError
 from batchspec.live.batch import metadata, task_fingerprint
 from batchspec.live.storage import LiveBlob, LiveContainer
 from batchspec.model import DesiredState, Pool, Task, canonical_json, sha256_text
-from batchspec.ownership import FINGERPRINT, OWNER
+from batchspec.ownership import FINGERPRINT, OWNER, REFRESH_BELOW, SAS_EXPIRY
 
 PLAN_FORMAT = "batchspec-plan/1"
 
@@ -68,6 +69,7 @@ class LiveState:
     job: dict[str, Any] | None
     tasks: list[dict[str, Any]]
     node_agent_sku_id: str | None = None  # resolved from supported images when the spec omits it
+    read_at: datetime | None = None  # when it was read: the clock the SAS expiry is checked against
     download_pending: list[str] = field(default_factory=list)  # blobs not yet downloaded as they are
     owned_containers: list[str] = field(default_factory=list)  # owned by this spec, not in it
 
@@ -153,9 +155,12 @@ def _application_json(pool: Pool) -> str:
 
 
 def pool_stamps(pool: Pool) -> dict[str, str]:
+    start = pool.start_task.fingerprint() if pool.start_task else ""
+    if start and pool.identity:  # its resource files reach storage another way
+        start = sha256_text(f"{start}\n{pool.identity}")
     return {
         FINGERPRINT: pool.fingerprint(),
-        "batchspec-starttask": pool.start_task.fingerprint() if pool.start_task else "",
+        "batchspec-starttask": start,
         "batchspec-extra": sha256_text(pool.extra_json),
     }
 
@@ -317,6 +322,10 @@ def _pool(desired: DesiredState, live: LiveState, clashes: list[str]) -> Change 
     if replace:
         return Change("pool", pool.id, Action.REPLACE, tuple(replace), details)
     reasons, how = _pool_update_reasons(pool, current, meta)
+    refresh = _start_task_sas(pool, meta, how, live.read_at)
+    if refresh:
+        reasons.append(refresh)
+        how["properties"] = True
     if reasons:
         return Change("pool", pool.id, Action.UPDATE, tuple(reasons), {**details, **how})
     return None
@@ -389,6 +398,45 @@ def _pool_update_reasons(pool: Pool, current: dict[str, Any], meta: dict[str, st
         reasons.append("metadata: changed")
         how["properties"] = True
     return reasons, how
+
+
+def _start_task_sas(
+    pool: Pool, meta: dict[str, str], how: dict[str, Any], now: datetime | None
+) -> str | None:
+    """Why the start task's SAS URLs must be issued again, if they must.
+
+    The pool keeps them and nodes download them whenever they join or reboot: before a resize
+    adds nodes, and once under half their life is left, they are replaced (updating the pool's
+    properties, which running nodes do not notice).
+    """
+    start = pool.start_task
+    if not start or pool.identity or not any(r.blob or r.container for r in start.resource_files):
+        return None
+    if how.get("properties"):
+        return None  # replaced with the start task anyway
+    if how.get("resize"):
+        return "startTask: resource file SAS issued again for the nodes the resize adds"
+    if now is None:
+        return None
+    expiry = _parse_time(meta.get(SAS_EXPIRY))
+    if expiry is None:
+        return (
+            "startTask: resource file SAS of unknown expiry issued again (nodes that join or reboot use them)"
+        )
+    if expiry - now < REFRESH_BELOW:
+        verb = "expired" if expiry <= now else "expire"
+        return (
+            f"startTask: resource file SAS {verb} {expiry:%Y-%m-%d %H:%M} UTC; issued again "
+            "(nodes that join or reboot use them)"
+        )
+    return None
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(timezone.utc) if text else None
+    except ValueError:
+        return None
 
 
 def _interval(current: dict[str, Any]) -> str | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import stat
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
 from pathlib import Path
 
 from batchspec.live import batch, storage
@@ -16,6 +17,7 @@ from batchspec.transfer import safe_local_path
 
 def read(target: Target, desired: DesiredState, *, with_download: bool = True) -> LiveState:
     """Read containers, uploaded blobs, the pool, the job and its tasks (concurrently)."""
+    read_at = datetime.now(timezone.utc)
     with ThreadPoolExecutor(max_workers=4) as pool:
         containers_f = pool.submit(storage.read_containers, target.blob)
         pool_f = pool.submit(batch.read_pool, target.batch, desired.pool.id)
@@ -47,6 +49,7 @@ def read(target: Target, desired: DesiredState, *, with_download: bool = True) -
         job=job if job else None,
         tasks=tasks,
         node_agent_sku_id=agent,
+        read_at=read_at,
         download_pending=pending,
         owned_containers=owned_elsewhere,
     )

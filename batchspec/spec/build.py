@@ -306,6 +306,7 @@ class _Builder:
             display_name=spec.get("displayName"),
             metadata=tuple(sorted((spec.get("metadata") or {}).items())),
             extra_json=canonical_json(spec.get("extra") or {}),
+            identity=(spec.get("identityReference") or {}).get("resourceId"),
         )
 
     def _job(self, spec: dict[str, Any], name: str, pool_id: str, uses_dependencies: bool) -> Job:

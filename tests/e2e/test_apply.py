@@ -6,7 +6,9 @@ import json
 import subprocess
 import sys
 import time
+from datetime import datetime, timedelta, timezone
 
+from azure.batch import models as bm
 from azure.storage.blob import BlobServiceClient
 
 from e2e_support import Workspace
@@ -120,7 +122,14 @@ def test_vm_size_change_is_a_replace_and_node_count_change_an_update(workspace: 
     workspace.write_spec(nodes=3)
     plan = _plan(workspace)
     assert [(c["kind"], c["action"], c["reasons"]) for c in plan["changes"]] == [
-        ("pool", "update", ["targetDedicatedNodes: 2 -> 3 (resize)"])
+        (
+            "pool",
+            "update",
+            [
+                "targetDedicatedNodes: 2 -> 3 (resize)",
+                "startTask: resource file SAS issued again for the nodes the resize adds",
+            ],
+        )
     ]
     result = workspace.apply()
     assert result.returncode == 0, result.stdout + result.stderr
@@ -358,3 +367,41 @@ def test_plan_warns_of_a_command_line_that_needs_a_shell_and_says_so_in_json(wor
     [warning] = as_json["warnings"]
     assert (warning["line"], warning["field"]) == (line, "job.tasks.commandLine")
     assert "shell: bash" in warning["hint"]
+
+
+def test_the_start_task_sas_lives_six_days_is_stamped_on_the_pool_and_issued_again_once_half_gone(
+    workspace: Workspace, batch_client
+):
+    from urllib.parse import parse_qs, urlsplit
+
+    def start_task_expiry():
+        pool = batch_client.get_pool(f"{workspace.name}-pool")
+        url = pool.start_task.resource_files[0].storage_container_url
+        se = datetime.fromisoformat(parse_qs(urlsplit(url).query)["se"][0].replace("Z", "+00:00"))
+        stamped = {m.name: m.value for m in pool.metadata}["batchspec-sas-expiry"]
+        assert datetime.fromisoformat(stamped.replace("Z", "+00:00")) == se
+        return pool, se
+
+    assert workspace.apply().returncode == 0
+    pool, se = start_task_expiry()
+    now = datetime.now(timezone.utc)
+    assert timedelta(days=6) - timedelta(minutes=5) < se - now <= timedelta(days=6)
+    assert "No changes." in workspace.run("plan", "spec.yaml").stdout
+
+    # Four days later (the stamp says so): under half of the six days is left.
+    soon = (now + timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    meta = [
+        bm.BatchMetadataItem(name=m.name, value=soon if m.name == "batchspec-sas-expiry" else m.value)
+        for m in pool.metadata
+    ]
+    batch_client.update_pool(pool.id, bm.BatchPoolUpdateOptions(metadata=meta))
+    [change] = _plan(workspace)["changes"]
+    assert (change["kind"], change["action"]) == ("pool", "update")
+    assert change["reasons"] == [
+        f"startTask: resource file SAS expire {soon[:10]} {soon[11:16]} UTC; issued again "
+        "(nodes that join or reboot use them)"
+    ]
+    result = workspace.apply()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert start_task_expiry()[1] - datetime.now(timezone.utc) > timedelta(days=5, hours=23)
+    assert "No changes." in workspace.run("plan", "spec.yaml").stdout
