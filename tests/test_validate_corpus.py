@@ -44,6 +44,11 @@ def test_the_corpus_covers_every_case():
         "template_syntax",
         "undefined_var",
         "duplicate_task_ids",
+        "template_bounds",
+        "template_loops",
+        "service_limits",
+        "service_limits_schema",
+        "container_metadata_size",
     } <= names
 
 

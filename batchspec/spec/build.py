@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from batchspec.model import (
     Task,
     canonical_json,
 )
+from batchspec.ownership import STORAGE_FINGERPRINT, STORAGE_OWNER
 from batchspec.spec import commands, expand, files, schema, variables
 from batchspec.spec.loader import Document, Path_, load
 from batchspec.spec.schema import field_path
@@ -35,6 +37,12 @@ from batchspec.spec.template import Renderer
 
 _TEMPLATED_PER_TASK = ("tasks", "mergeTask")
 MAX_DEPENDENCY_CHARS = 64_000  # Batch's limit on a task's dependsOn.taskIds, all ids together
+# autoScaleEvaluationInterval: "The minimum and maximum value are 5 minutes and 168 hours"
+# (BatchPoolCreateOptions, the Batch API definition); the service refuses others with a 400.
+AUTOSCALE_INTERVAL = (timedelta(minutes=5), timedelta(hours=168))
+# "The total size of the metadata, including both the name and value together, may not exceed
+# 8 KB" (Set Container Metadata, Blob service REST API).
+MAX_CONTAINER_METADATA = 8 * 1024
 _BATCH_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
@@ -79,6 +87,7 @@ class _Builder:
         if pool.start_task:
             self._check_commands([pool.start_task.command_line], ("pool", "startTask", "commandLine"))
         tasks, uses_dependencies = self._tasks(data["job"])
+        self._check_slots(pool, tasks)
         job = self._job(data["job"], name, pool.id, uses_dependencies)
         download = self._download(data.get("download"))
         self._stop_if_errors()
@@ -95,6 +104,18 @@ class _Builder:
             setup_timeout=(data.get("wait") or {}).get("setupTimeout"),
             warnings=tuple(self.warnings),
         )
+
+    def _check_slots(self, pool: Pool, tasks: list[Task]) -> None:
+        """A task needing more slots than a node has is never scheduled ("A Task can only be
+        scheduled to run on a compute node if the node has enough free scheduling slots")."""
+        over = next((t for t in tasks if (t.required_slots or 1) > pool.task_slots_per_node), None)
+        if over is not None:
+            where = "mergeTask" if over.depends_on else "tasks"
+            self.error(
+                f"task {over.id!r} needs {over.required_slots} slots but the pool's nodes have "
+                f"{pool.task_slots_per_node} (pool.taskSlotsPerNode): it would never run",
+                ("job", where, "requiredSlots"),
+            )
 
     def _check_commands(self, lines: list[str], path: Path_) -> None:
         """Warn once per command line template that relies on a shell no one starts."""
@@ -143,7 +164,9 @@ class _Builder:
         containers = []
         for cname, body in spec.items():
             body = body or {}
-            containers.append(Container(cname, tuple(sorted((body.get("metadata") or {}).items()))))
+            container = Container(cname, tuple(sorted((body.get("metadata") or {}).items())))
+            containers.append(container)
+            self._check_container_metadata(container)
             by_name: dict[str, tuple[Blob, Path_]] = {}
             for i, entry in enumerate(body.get("upload") or []):
                 path = ("storage", "containers", cname, "upload", i)
@@ -175,6 +198,18 @@ class _Builder:
             self.blobs[cname] = sorted((b for b, _ in by_name.values()), key=lambda b: b.name)
             self.blob_by_ref.update({b.ref: b for b in self.blobs[cname]})
         return tuple(containers)
+
+    def _check_container_metadata(self, container: Container) -> None:
+        # batchspec adds its owner tag and a fingerprint; the user's pairs share the 8 KB.
+        own = len(STORAGE_OWNER) + 40 + len(STORAGE_FINGERPRINT) + 64
+        size = own + sum(len(k.encode()) + len(v.encode()) for k, v in container.metadata)
+        if size > MAX_CONTAINER_METADATA:
+            self.error(
+                f"the container's metadata would take {size} bytes with batchspec's own tags; "
+                f"the storage service accepts at most {MAX_CONTAINER_METADATA}",
+                ("storage", "containers", container.name, "metadata"),
+                key=True,
+            )
 
     def _container_ref(self, name: Any, path: Path_) -> bool:
         if name in self.blobs:
@@ -280,6 +315,13 @@ class _Builder:
         if not autoscale:
             dedicated = dedicated if dedicated is not None else (0 if low else 1)
             low = low or 0
+        elif interval := autoscale.get("evaluationInterval"):
+            low_bound, high_bound = AUTOSCALE_INTERVAL
+            if not low_bound <= durations.parse(interval) <= high_bound:
+                self.error(
+                    f"evaluationInterval {interval} is outside what Batch accepts: PT5M to PT168H",
+                    ("pool", "autoScale", "evaluationInterval"),
+                )
         start = spec.get("startTask")
         return Pool(
             id=spec.get("id") or f"{name}-pool",

@@ -135,7 +135,7 @@ def _describe(doc: Document, error: ValidationError) -> list[SpecError]:
     if kind in ("minProperties", "maxProperties") and sub.get("x-error"):
         return [at(sub["x-error"])]
     if kind == "not" and sub.get("not", {}).get("const") is not None:
-        return [at(f"must not be {sub['not']['const']!r}")]
+        return [at(sub.get("x-error") or f"must not be {sub['not']['const']!r}")]
     if kind == "anyOf" and error.context:
         return _describe(doc, _closest(error))
     return [at(error.message)]

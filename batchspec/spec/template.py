@@ -8,9 +8,9 @@ import shlex
 from typing import Any
 
 import jinja2
-from jinja2.sandbox import SandboxedEnvironment
 
 from batchspec.errors import SpecError
+from batchspec.spec.bounded import BoundedEnvironment, TemplateBound
 from batchspec.spec.loader import Document, Path_
 from batchspec.spec.schema import field_path, is_template
 
@@ -25,7 +25,7 @@ class Renderer:
 
     def __init__(self, doc: Document):
         self.doc = doc
-        self.env = SandboxedEnvironment(
+        self.env = BoundedEnvironment(
             undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True
         )
         self.env.filters["shquote"] = shquote
@@ -43,7 +43,15 @@ class Renderer:
             template = self._compiled.get(value)
             if template is None:
                 template = self._compiled[value] = self.env.from_string(value)
-            return template.render(context)
+            return self.env.render(template, context)
+        except TemplateBound as exc:
+            raise self._error(
+                f"template exceeds a bound: {exc}",
+                path,
+                value,
+                None,
+                hint="templates must stay small and quick",
+            ) from None
         except jinja2.TemplateSyntaxError as exc:
             raise self._error(f"template syntax error: {exc.message}", path, value, exc.lineno) from None
         except jinja2.UndefinedError as exc:
