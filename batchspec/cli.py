@@ -53,7 +53,21 @@ def _debug_traceback() -> None:
         traceback.print_exc()
 
 
+# The target the running command connected to: a refused request's hint depends on its credentials.
+_CONNECTED: list = []
+
+
+def _connect(name: str, **options):
+    from batchspec import targets
+
+    target = targets.connect(name, **options)
+    _CONNECTED.append(target)
+    return target
+
+
 def _service_error(exc: Exception) -> str:
+    from batchspec import targets
+
     status = getattr(exc, "status_code", None)
     code = getattr(exc, "error_code", None) or getattr(getattr(exc, "error", None), "code", None)
     code = getattr(code, "value", code)  # storage gives an enum
@@ -63,10 +77,11 @@ def _service_error(exc: Exception) -> str:
         return f"error: a service could not be reached: {first}"
     line = f"error: the service refused a request ({status}{f' {code}' if code else ''}): {first}"
     if status in (401, 403):
-        line += (
-            "\nhint: check the account name and key (AZURE_BATCH_ACCOUNT_KEY, "
-            "AZURE_STORAGE_ACCOUNT_KEY or the connection string) or the credential's role"
+        hint = targets.auth_hint(_CONNECTED[-1] if _CONNECTED else None, exc) or (
+            "check the account name and key (AZURE_BATCH_ACCOUNT_KEY, AZURE_STORAGE_ACCOUNT_KEY "
+            "or the connection string) or the credential's role"
         )
+        line += f"\nhint: {hint}"
     return line
 
 
@@ -191,11 +206,11 @@ def schema_cmd() -> None:
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 0 for no changes, 2 for changes, 1 on error.")
 def plan_cmd(spec, var_pairs, target, as_json, out, detailed_exitcode) -> None:
     """Show what apply would change. Nothing is touched."""
-    from batchspec import session, targets
+    from batchspec import session
 
     overrides = variables.parse_overrides(var_pairs)
     desired = build(spec, overrides)
-    client = targets.connect(target)
+    client = _connect(target)
     try:
         p = session.plan(client, desired, overrides)
     finally:
@@ -245,7 +260,7 @@ def apply_cmd(
     spec_or_plan, var_pairs, target, auto_approve, lock_timeout, parallelism, timeout_text, setup_timeout_text
 ):
     """Converge: create and update what the spec describes, run the tasks, download results."""
-    from batchspec import session, targets
+    from batchspec import session
     from batchspec.apply import SETUP_TIMEOUT, Applier
     from batchspec.lock import Lock
 
@@ -262,7 +277,7 @@ def apply_cmd(
     timeout = _timeout(timeout_text, desired.wait_timeout, "--timeout")
     setup_timeout = _timeout(setup_timeout_text, desired.setup_timeout, "--setup-timeout")
     wait = _seconds(lock_timeout, "--lock-timeout")
-    client = targets.connect(target, parallelism=parallelism)
+    client = _connect(target, parallelism=parallelism)
     reporter = render.ConsoleReporter(console)
     try:
         with Lock(client.blob, desired.name, command="apply", wait=wait) as lock:
@@ -310,13 +325,13 @@ def _timeout(text: str | None, from_spec: str | None, option: str) -> float | No
 @_lock_option
 def destroy_cmd(spec, var_pairs, target, auto_approve, lock_timeout) -> None:
     """Delete everything the spec owns (never anything without its owner tag)."""
-    from batchspec import destroy, plan, targets
+    from batchspec import destroy, plan
     from batchspec.live import state as live_state
     from batchspec.lock import Lock
 
     desired = build(spec, variables.parse_overrides(var_pairs))
     console = _console()
-    client = targets.connect(target)
+    client = _connect(target)
     try:
         with Lock(
             client.blob, desired.name, command="destroy", wait=_seconds(lock_timeout, "--lock-timeout")
@@ -343,10 +358,10 @@ def destroy_cmd(spec, var_pairs, target, auto_approve, lock_timeout) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the live state as JSON.")
 def status_cmd(spec, var_pairs, target, as_json) -> None:
     """Show the live state of a spec's resources and tasks."""
-    from batchspec import status, targets
+    from batchspec import status
 
     desired = build(spec, variables.parse_overrides(var_pairs))
-    client = targets.connect(target)
+    client = _connect(target)
     try:
         report = status.read(client, desired)
     finally:
@@ -362,10 +377,10 @@ def status_cmd(spec, var_pairs, target, as_json) -> None:
 @_target_option
 def force_unlock_cmd(spec, target) -> None:
     """Break the lock of a spec whose apply or destroy was killed."""
-    from batchspec import lock, targets
+    from batchspec import lock
 
     desired = build(spec)
-    client = targets.connect(target)
+    client = _connect(target)
     try:
         held = lock.force_unlock(client.blob, desired.name)
     finally:

@@ -183,6 +183,8 @@ class Target:
     batch_endpoint: str
     storage_endpoint: str
     poll: float = 5.0  # seconds between polls of long operations; the local services are quick
+    batch_auth: str = "key"  # "key" (shared key) or "entra" (a token from azure-identity)
+    storage_auth: str = "key"
 
     def describe(self) -> str:
         return f"{self.name} (batch {self.batch_endpoint}, storage {self.storage_endpoint})"
@@ -265,7 +267,7 @@ def _azure(env, parallelism: int, sas_lifetime: timedelta, extra: dict) -> Targe
                 f"AZURE_STORAGE_ACCOUNT_KEY or configure azure-identity ({exc})"
             ) from None
     batch_credential = AzureNamedKeyCredential(account, key) if key else token_credential
-    return _build(
+    target = _build(
         "azure",
         endpoint,
         batch_credential,
@@ -276,6 +278,9 @@ def _azure(env, parallelism: int, sas_lifetime: timedelta, extra: dict) -> Targe
         sas_lifetime,
         extra,
     )
+    target.batch_auth = "key" if key else "entra"
+    target.storage_auth = "key" if target.sas._key else "entra"
+    return target
 
 
 def _build(
@@ -358,3 +363,43 @@ def _loopback(endpoint: str) -> bool:
     from urllib.parse import urlsplit
 
     return (urlsplit(endpoint).hostname or "") in ("127.0.0.1", "localhost", "::1")
+
+
+def auth_hint(target: Target | None, exc: Exception) -> str | None:
+    """What to do about a refused request (401/403), for the service and credential that failed."""
+    response = getattr(exc, "response", None)
+    url = str(getattr(getattr(response, "request", None), "url", "") or "")
+    if target is None or not url:
+        return None
+    code = str(getattr(getattr(exc, "error_code", None), "value", getattr(exc, "error_code", "")) or "")
+    if url.startswith(target.storage_endpoint.rstrip("/")):
+        if target.storage_auth == "key":
+            if code == "KeyBasedAuthenticationNotPermitted":
+                return (
+                    "the storage account does not allow shared keys: unset AZURE_STORAGE_ACCOUNT_KEY and "
+                    "AZURE_STORAGE_CONNECTION_STRING to sign in with Microsoft Entra ID (the identity "
+                    "needs Storage Blob Data Contributor on the account)"
+                )
+            return (
+                "the storage account refused its key: check AZURE_STORAGE_ACCOUNT_KEY or the "
+                "connection string"
+            )
+        return (
+            "the signed-in identity needs the role Storage Blob Data Contributor on the storage "
+            "account (it also allows the user-delegation keys that sign batchspec's SAS); a new "
+            "role assignment takes minutes to apply"
+        )
+    if target.name == "local":
+        return "the local services refused their development key: `batchspec local down`, then try again"
+    if target.batch_auth == "key":
+        return (
+            "the Batch account refused its shared key: check AZURE_BATCH_ACCOUNT_NAME and "
+            "AZURE_BATCH_ACCOUNT_KEY. An account in user-subscription pool allocation mode, or "
+            "with shared-key authentication disabled, accepts only Microsoft Entra ID: unset "
+            "AZURE_BATCH_ACCOUNT_KEY to sign in through azure-identity (az login, a managed "
+            "identity, environment credentials)"
+        )
+    return (
+        "the signed-in identity needs a data-plane role on the Batch account, such as Azure Batch "
+        "Data Contributor; `az account show` says who is signed in"
+    )

@@ -63,3 +63,38 @@ def test_endpoints_without_a_scheme_get_https():
         assert target.storage_endpoint == "https://acct.blob.core.windows.net/"
     finally:
         target.close()
+
+
+def _refused(url: str, code: str = "AuthorizationPermissionMismatch"):
+    """What auth_hint reads of a refused request: its URL and error code (no request is sent)."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(response=SimpleNamespace(request=SimpleNamespace(url=url)), error_code=code)
+
+
+def test_a_refused_request_gets_the_hint_for_its_service_and_credential():
+    signed_in = targets.connect("azure", env={**BATCH, "AZURE_STORAGE_ACCOUNT_URL": ACCOUNT_URL})
+    keyed = targets.connect(
+        "azure",
+        env={
+            **BATCH,
+            "AZURE_BATCH_ACCOUNT_KEY": "a2V5",
+            "AZURE_STORAGE_ACCOUNT_URL": ACCOUNT_URL,
+            "AZURE_STORAGE_ACCOUNT_KEY": "c3RvcmFnZQ==",
+        },
+    )
+    try:
+        batch = BATCH["AZURE_BATCH_ENDPOINT"] + "/pools?api-version=2025-06-01"
+        blob = ACCOUNT_URL + "/input?restype=container"
+        assert "Azure Batch Data Contributor" in targets.auth_hint(signed_in, _refused(batch))
+        assert "Storage Blob Data Contributor" in targets.auth_hint(signed_in, _refused(blob))
+        assert "user-subscription pool allocation mode" in targets.auth_hint(keyed, _refused(batch))
+        assert "unset AZURE_BATCH_ACCOUNT_KEY" in targets.auth_hint(keyed, _refused(batch))
+        no_keys = targets.auth_hint(keyed, _refused(blob, "KeyBasedAuthenticationNotPermitted"))
+        assert "does not allow shared keys: unset AZURE_STORAGE_ACCOUNT_KEY" in no_keys
+        assert "check AZURE_STORAGE_ACCOUNT_KEY" in targets.auth_hint(
+            keyed, _refused(blob, "AuthenticationFailed")
+        )
+    finally:
+        signed_in.close()
+        keyed.close()

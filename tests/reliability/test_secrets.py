@@ -152,7 +152,8 @@ def test_a_wrong_batch_key_is_refused_by_the_emulator_with_a_clear_error(tmp_pat
     for r in (ws.run("plan", "spec.yaml"), ws.apply()):
         assert r.returncode == 1, r.stdout + r.stderr
         assert r.stderr.startswith("error: the service refused a request (403 AuthenticationFailed)")
-        assert "hint: check the account name and key" in r.stderr
+        assert "hint: the Batch account refused its shared key: check AZURE_BATCH_ACCOUNT_NAME" in r.stderr
+        assert "unset AZURE_BATCH_ACCOUNT_KEY to sign in through azure-identity" in r.stderr
         assert "Traceback" not in r.stderr and wrong not in r.stdout + r.stderr
     assert rs.owned(ws, clean) == {"containers": [], "pools": [], "jobs": []}
 
@@ -167,6 +168,7 @@ def test_a_wrong_storage_key_is_refused_with_a_clear_error(tmp_path, clean):
     for r in (ws.run("plan", "spec.yaml"), ws.apply()):
         assert r.returncode == 1, r.stdout + r.stderr
         assert r.stderr.startswith("error: the service refused a request (403 AuthorizationFailure)")
+        assert "hint: the storage account refused its key: check AZURE_STORAGE_ACCOUNT_KEY" in r.stderr
         assert "Traceback" not in r.stderr and wrong not in r.stdout + r.stderr
     assert rs.owned(ws, clean) == {"containers": [], "pools": [], "jobs": []}
 
