@@ -98,7 +98,6 @@ class Applier:
         self.parallelism = parallelism
         self.timeout = timeout  # for the tasks, counted from when waiting for them begins
         self.setup_timeout = setup_timeout
-        self.setup = waiting.Deadline(setup_timeout, "--setup-timeout (wait.setupTimeout)")
         self.poll = target.poll
         self.outcome = Outcome(EXIT_OK)
         # Called before each step that writes (the lock's check): it raises to stop the apply.
@@ -107,7 +106,7 @@ class Applier:
     def run(self) -> Outcome:
         # What comes before the tasks (deleting a replaced pool or job, allocating, resizing
         # and rebooting nodes) has its own limit: on Azure it takes minutes, not task time.
-        self.setup = waiting.Deadline(self.setup_timeout, self.setup.limit)
+        self.setup = waiting.Deadline(self.setup_timeout, "--setup-timeout (wait.setupTimeout)")
         for step in (self._containers, self._blobs, self._pool, self._job, self._tasks):
             self.guard()
             step()

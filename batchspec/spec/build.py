@@ -81,7 +81,7 @@ class _Builder:
         self.errors.extend(schema.check(self.doc, data))  # rendered ids and names, checked now
         self._stop_if_errors()
         name = data["name"]
-        containers = self._containers(data.get("storage", {}).get("containers") or {})
+        containers = self._containers(data.get("storage", {}).get("containers") or {}, name)
         self._stop_if_errors()
         pool = self._pool(data["pool"], name)
         if pool.start_task:
@@ -160,13 +160,13 @@ class _Builder:
 
     # -- storage ----------------------------------------------------------------------------
 
-    def _containers(self, spec: dict[str, Any]) -> tuple[Container, ...]:
+    def _containers(self, spec: dict[str, Any], owner: str) -> tuple[Container, ...]:
         containers = []
         for cname, body in spec.items():
             body = body or {}
             container = Container(cname, tuple(sorted((body.get("metadata") or {}).items())))
             containers.append(container)
-            self._check_container_metadata(container)
+            self._check_container_metadata(container, owner)
             by_name: dict[str, tuple[Blob, Path_]] = {}
             for i, entry in enumerate(body.get("upload") or []):
                 path = ("storage", "containers", cname, "upload", i)
@@ -199,9 +199,10 @@ class _Builder:
             self.blob_by_ref.update({b.ref: b for b in self.blobs[cname]})
         return tuple(containers)
 
-    def _check_container_metadata(self, container: Container) -> None:
-        # batchspec adds its owner tag and a fingerprint; the user's pairs share the 8 KB.
-        own = len(STORAGE_OWNER) + 40 + len(STORAGE_FINGERPRINT) + 64
+    def _check_container_metadata(self, container: Container, owner: str) -> None:
+        # batchspec adds its owner tag and a fingerprint (a sha256 in hex); the user's pairs
+        # share the 8 KB with them.
+        own = len(STORAGE_OWNER) + len(owner) + len(STORAGE_FINGERPRINT) + 64
         size = own + sum(len(k.encode()) + len(v.encode()) for k, v in container.metadata)
         if size > MAX_CONTAINER_METADATA:
             self.error(
