@@ -25,9 +25,16 @@ from batchspec import grants, payloads, submit, transfer, waiting
 from batchspec.errors import ApplyError
 from batchspec.live import batch as live_batch
 from batchspec.live import state as live_state
-from batchspec.model import DesiredState
-from batchspec.ownership import FINGERPRINT, OWNER, STORAGE_FINGERPRINT, STORAGE_OWNER
-from batchspec.plan import Action, Plan, task_stamp
+from batchspec.model import (
+    FINGERPRINT,
+    OWNER,
+    STORAGE_FINGERPRINT,
+    STORAGE_OWNER,
+    DesiredState,
+    metadata,
+    task_fingerprint,
+)
+from batchspec.plan import Action, Plan, PoolHow, task_stamp
 from batchspec.targets import Target
 
 EXIT_OK, EXIT_ERROR, EXIT_TASK_FAILED, EXIT_TIMEOUT = 0, 1, 3, 4
@@ -226,7 +233,7 @@ class Applier:
                 self._delete_pool(pool.id)
             else:
                 self._wait_gone(lambda: live_batch.read_pool(self.t.batch, pool.id), f"pool {pool.id}")
-            agent = change.details.get("nodeAgentSkuId") or pool.node_agent_sku_id
+            agent = change.how.node_agent_sku_id or pool.node_agent_sku_id
             if not agent:
                 raise ApplyError(
                     f"no node agent SKU for image {pool.image.to_dict()}: the service "
@@ -242,28 +249,28 @@ class Applier:
                     "pool", live_batch.read_pool(self.t.batch, pool.id), pool.fingerprint()
                 )
         elif change and change.action == Action.UPDATE:
-            self._update_pool(change.details)
+            self._update_pool(change.how)
         if self._tasks_will_run():
             self._wait_for_nodes()
 
-    def _update_pool(self, how: dict[str, Any]) -> None:
+    def _update_pool(self, how: PoolHow) -> None:
         pool = self.desired.pool
         client = self.t.batch
         # The properties (the start task and its storage access) first: nodes that the resize or
         # autoscale below adds run the start task as it is then.
-        if how.get("properties"):
+        if how.properties:
             self.ui.step(f"updating pool {pool.id} (start task, metadata)")
             client.replace_pool_properties(
                 pool.id, payloads.pool_properties(pool, self.desired.name, self._grants(start_task=True))
             )
-        if how.get("disableAutoscale"):
+        if how.disable_autoscale:
             client.disable_pool_auto_scale(pool.id)
-        if how.get("autoscale"):
+        if how.autoscale:
             body = {"autoScaleFormula": pool.autoscale_formula}
             if pool.autoscale_interval:
                 body["autoScaleEvaluationInterval"] = pool.autoscale_interval
             client.enable_pool_auto_scale(pool.id, body)
-        if how.get("resize"):
+        if how.resize:
             self._wait_steady()
             self.ui.step(
                 f"resizing pool {pool.id} to {pool.target_dedicated_nodes} dedicated, "
@@ -278,7 +285,7 @@ class Applier:
                 polling_interval=self.poll,
             )
             waiting.finish(poller, self.setup, f"pool {pool.id} to resize")
-        if how.get("reboot"):
+        if how.reboot:
             nodes = live_batch.read_nodes(client, pool.id)
             self.ui.step(f"rebooting {len(nodes)} node(s) to run the new start task")
             # All at once: a reboot takes minutes on Azure. requeue: tasks running there go
@@ -438,7 +445,7 @@ class Applier:
                 if existing is None:
                     existing = {t["id"]: t for t in live_batch.read_tasks(self.t.batch, self.desired.job.id)}
                 live = existing.get(r.task_id)
-                if live and live_batch.task_fingerprint(live) == stamps.get(r.task_id):
+                if live and task_fingerprint(live) == stamps.get(r.task_id):
                     continue
             problems.append(f"task {r.task_id}: {r.code} {r.message}".strip())
         if problems:
@@ -594,7 +601,7 @@ class Applier:
     def _check_own_create(self, kind: str, live: dict[str, Any] | None, fingerprint: str) -> None:
         """A create answered 'exists': fine if it is this spec's own, as asked for (a retried
         request whose first attempt the service had done); otherwise someone else made it."""
-        meta = live_batch.metadata(live)
+        meta = metadata(live)
         if live and meta.get(OWNER) == self.desired.name and meta.get(FINGERPRINT) == fingerprint:
             return
         raise ApplyError(

@@ -206,17 +206,17 @@ def schema_cmd() -> None:
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 0 for no changes, 2 for changes, 1 on error.")
 def plan_cmd(spec, var_pairs, target, as_json, out, detailed_exitcode) -> None:
     """Show what apply would change. Nothing is touched."""
-    from batchspec import session
+    from batchspec.live import state as live_state
+    from batchspec.plan import diff, files
 
-    overrides = variables.parse_overrides(var_pairs)
-    desired = build(spec, overrides)
+    desired = build(spec, variables.parse_overrides(var_pairs))
     client = _connect(target)
     try:
-        p = session.plan(client, desired, overrides)
+        p = diff(desired, live_state.read(client, desired))
     finally:
         client.close()
     if out:
-        session.save_plan_file(p, out)
+        files.save(p, out)
     if as_json:
         click.echo(json.dumps({**p.to_dict(), "warnings": [w.to_dict() for w in desired.warnings]}, indent=2))
     else:
@@ -260,20 +260,20 @@ def apply_cmd(
     spec_or_plan, var_pairs, target, auto_approve, lock_timeout, parallelism, timeout_text, setup_timeout_text
 ):
     """Converge: create and update what the spec describes, run the tasks, download results."""
-    from batchspec import session
     from batchspec.apply import SETUP_TIMEOUT, Applier
+    from batchspec.live import state as live_state
     from batchspec.lock import Lock
+    from batchspec.plan import diff, files
 
     console = _console()
     saved = None
-    if session.is_plan_file(spec_or_plan):
+    if files.is_plan_file(spec_or_plan):
         if var_pairs:
             raise UsageError("--var cannot change a saved plan; make a new plan instead")
-        saved = session.load_plan_file(spec_or_plan)
-        desired, overrides = session.desired_for_saved(saved), saved.vars
+        saved = files.load(spec_or_plan)
+        desired = files.desired_for(saved)
     else:
-        overrides = variables.parse_overrides(var_pairs)
-        desired = build(spec_or_plan, overrides)
+        desired = build(spec_or_plan, variables.parse_overrides(var_pairs))
     timeout = _timeout(timeout_text, desired.wait_timeout, "--timeout")
     setup_timeout = _timeout(setup_timeout_text, desired.setup_timeout, "--setup-timeout")
     wait = _seconds(lock_timeout, "--lock-timeout")
@@ -281,9 +281,9 @@ def apply_cmd(
     reporter = render.ConsoleReporter(console)
     try:
         with Lock(client.blob, desired.name, command="apply", wait=wait) as lock:
-            p = session.plan(client, desired, overrides)
+            p = diff(desired, live_state.read(client, desired))
             if saved is not None:
-                session.check_saved(saved, p)
+                files.check(saved, p)
             render.warnings(desired.warnings, console)
             render.plan(p, console)
             if not p.changes and not p.pending_tasks:
@@ -325,9 +325,10 @@ def _timeout(text: str | None, from_spec: str | None, option: str) -> float | No
 @_lock_option
 def destroy_cmd(spec, var_pairs, target, auto_approve, lock_timeout) -> None:
     """Delete everything the spec owns (never anything without its owner tag)."""
-    from batchspec import destroy, plan
+    from batchspec import destroy
     from batchspec.live import state as live_state
     from batchspec.lock import Lock
+    from batchspec.plan import teardown
 
     desired = build(spec, variables.parse_overrides(var_pairs))
     console = _console()
@@ -336,7 +337,7 @@ def destroy_cmd(spec, var_pairs, target, auto_approve, lock_timeout) -> None:
         with Lock(
             client.blob, desired.name, command="destroy", wait=_seconds(lock_timeout, "--lock-timeout")
         ) as lock:
-            p = plan.destroy(desired, live_state.read(client, desired, with_download=False))
+            p = teardown.destroy(desired, live_state.read(client, desired, with_download=False))
             render.plan(p, console)
             if not p.changes:
                 return

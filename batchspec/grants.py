@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote
 
-from batchspec.ownership import START_TASK_SAS
+from batchspec.plan.stamps import START_TASK_SAS
 from batchspec.targets import SasIssuer
 
 

@@ -20,7 +20,7 @@ from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsE
 from azure.storage.blob import BlobLeaseClient, BlobServiceClient
 
 from batchspec.errors import LockError
-from batchspec.ownership import STORAGE_OWNER
+from batchspec.model import STORAGE_OWNER
 
 CONTAINER = "batchspec-locks"
 _LEASE_SECONDS = 15  # the shortest lease the service grants

@@ -1,8 +1,12 @@
-"""The desired state: small immutable records, each with a canonical form and a fingerprint.
+"""The records the pipeline passes along: the desired state, the live state, and the tags.
 
-The spec layer builds them; the planner compares their fingerprints with the ones stored on live
+The desired state: small immutable records, each with a canonical form and a fingerprint. The
+spec layer builds them; the planner compares their fingerprints with the ones stored on live
 resources. `to_dict()` is the canonical, JSON-ready form (camelCase as in the Batch REST API);
 the fingerprint is the sha256 of it, so anything that changes the form changes the fingerprint.
+
+The live state: what `live` reads from the services, as the planner compares it (Batch
+resources stay the REST JSON the service returned).
 """
 
 from __future__ import annotations
@@ -10,11 +14,26 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from datetime import datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 from batchspec.errors import SpecWarning
 
 Pairs = tuple[tuple[str, str], ...]
+
+# -- the tags batchspec writes on what it creates (live reads them, apply writes them) ---------
+# Batch metadata names may hold hyphens; blob storage metadata names must be C# identifiers, so
+# storage uses underscores for the same tags.
+OWNER = "batchspec-owner"
+FINGERPRINT = "batchspec-fingerprint"
+STORAGE_OWNER = "batchspec_owner"
+STORAGE_FINGERPRINT = "batchspec_fingerprint"
+STORAGE_SHA256 = "batchspec_sha256"
+# A task has no metadata: its fingerprint travels in an environment setting.
+TASK_FINGERPRINT_ENV = "BATCHSPEC_FINGERPRINT"
+# When the SAS URLs of a pool's start task expire (ISO 8601, UTC).
+SAS_EXPIRY = "batchspec-sas-expiry"
 
 
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -298,6 +317,7 @@ class DesiredState:
     setup_timeout: str | None = None
     # Found while building, shown by validate and plan; not part of what the spec asks for.
     warnings: tuple[SpecWarning, ...] = field(default=(), compare=False)
+    overrides: dict[str, Any] = field(default_factory=dict, compare=False)  # the --var values
 
     def to_dict(self) -> dict[str, Any]:
         return _prune(
@@ -313,3 +333,72 @@ class DesiredState:
                 "wait": _prune({"timeout": self.wait_timeout, "setupTimeout": self.setup_timeout}) or None,
             }
         )
+
+
+# -- the live state ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LiveContainer:
+    name: str
+    metadata: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def owner(self) -> str | None:
+        return self.metadata.get(STORAGE_OWNER)
+
+    @property
+    def fingerprint(self) -> str | None:
+        return self.metadata.get(STORAGE_FINGERPRINT)
+
+
+@dataclass(frozen=True)
+class LiveBlob:
+    container: str
+    name: str
+    size: int
+    sha256: str | None  # set on the blobs batchspec uploaded
+    content_md5: bytes | None
+    etag: str
+    last_modified: str | None = None  # as the service wrote it (RFC 1123), parsed only when needed
+
+    @property
+    def modified(self) -> float | None:
+        """Last-Modified as a POSIX timestamp (whole seconds, as the service gives it)."""
+        return http_timestamp(self.last_modified)
+
+
+def http_timestamp(http_date: str | None) -> float | None:
+    """An HTTP date header ("Wed, 25 Nov 2026 06:17:07 GMT") as a POSIX timestamp."""
+    try:
+        return parsedate_to_datetime(http_date).timestamp() if http_date else None
+    except (TypeError, ValueError):
+        return None
+
+
+@dataclass
+class LiveState:
+    """What the planner compares against, as `live.state.read` gathers it."""
+
+    containers: dict[str, LiveContainer]
+    blobs: dict[str, dict[str, LiveBlob]]  # per spec container that exists
+    pool: dict[str, Any] | None
+    job: dict[str, Any] | None
+    tasks: list[dict[str, Any]]
+    node_agent_sku_id: str | None = None  # resolved from supported images when the spec omits it
+    read_at: datetime | None = None  # when it was read: the clock the SAS expiry is checked against
+    download_pending: list[str] = field(default_factory=list)  # blobs not yet downloaded as they are
+    owned_containers: list[str] = field(default_factory=list)  # owned by this spec, not in it
+
+
+def metadata(resource: dict[str, Any] | None) -> dict[str, str]:
+    """A Batch resource's metadata list as a mapping."""
+    return {m["name"]: m.get("value", "") for m in (resource or {}).get("metadata") or []}
+
+
+def task_fingerprint(task: dict[str, Any]) -> str | None:
+    """The fingerprint a live task carries (in an environment setting)."""
+    for setting in task.get("environmentSettings") or []:
+        if setting.get("name") == TASK_FINGERPRINT_ENV:
+            return setting.get("value")
+    return None

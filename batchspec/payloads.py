@@ -8,8 +8,18 @@ from __future__ import annotations
 from typing import Any
 
 from batchspec.grants import Grants
-from batchspec.model import Job, OutputFile, Pool, ResourceFile, StartTask, Task
-from batchspec.ownership import FINGERPRINT, OWNER, SAS_EXPIRY, TASK_FINGERPRINT_ENV
+from batchspec.model import (
+    FINGERPRINT,
+    OWNER,
+    SAS_EXPIRY,
+    TASK_FINGERPRINT_ENV,
+    Job,
+    OutputFile,
+    Pool,
+    ResourceFile,
+    StartTask,
+    Task,
+)
 from batchspec.plan import job_extra_stamp, pool_stamps
 
 _UPON = {"taskSuccess": "tasksuccess", "taskFailure": "taskfailure", "taskCompletion": "taskcompletion"}

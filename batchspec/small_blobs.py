@@ -25,8 +25,7 @@ from azure.core.exceptions import (
 )
 from azure.core.rest import HttpRequest
 
-from batchspec.live.storage import http_timestamp
-from batchspec.model import Blob
+from batchspec.model import Blob, http_timestamp
 
 LIMIT = 1024 * 1024  # up to this a blob travels whole in one request (in_flight x LIMIT bytes in memory)
 

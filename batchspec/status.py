@@ -6,8 +6,7 @@ from collections import Counter
 from typing import Any
 
 from batchspec.live import batch, storage
-from batchspec.model import DesiredState
-from batchspec.ownership import OWNER
+from batchspec.model import OWNER, DesiredState, metadata
 
 
 def read(target: Any, desired: DesiredState) -> dict[str, Any]:
@@ -37,7 +36,7 @@ def read(target: Any, desired: DesiredState) -> dict[str, Any]:
             "state": pool.get("state"),
             "allocationState": pool.get("allocationState"),
             "vmSize": pool.get("vmSize"),
-            "owned": batch.metadata(pool).get(OWNER) == desired.name,
+            "owned": metadata(pool).get(OWNER) == desired.name,
             "nodes": dict(Counter(n.get("state") for n in nodes)),
         },
         "job": None
@@ -45,7 +44,7 @@ def read(target: Any, desired: DesiredState) -> dict[str, Any]:
         else {
             "id": job["id"],
             "state": job.get("state"),
-            "owned": batch.metadata(job).get(OWNER) == desired.name,
+            "owned": metadata(job).get(OWNER) == desired.name,
         },
         "tasks": [
             {

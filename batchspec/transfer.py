@@ -8,45 +8,18 @@ import re
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import IO
 
 from azure.storage.blob import ContentSettings
 
 from batchspec import small_blobs
-from batchspec.model import Blob
-from batchspec.ownership import STORAGE_OWNER, STORAGE_SHA256
+from batchspec.model import STORAGE_OWNER, STORAGE_SHA256, Blob
+from batchspec.spec.files import safe_local_path
 from batchspec.targets import Target
 
 _LARGE = 8 * 1024 * 1024  # above this a blob is sent in parallel blocks
 _DOWNLOAD_THREADS = 8
-
-
-def safe_local_path(root: Path, blob_name: str, *, resolved_root: Path | None = None) -> Path | None:
-    """Where blob `blob_name` goes under `root`, or None if the name would leave it.
-
-    Refused: absolute names, backslashes, drive letters, `.`/`..` segments, empty segments, and
-    names that resolve outside `root` through a symlink already in it. `resolved_root` is
-    `root.resolve()` when the caller already has it (once per download, not once per blob).
-    """
-    if (
-        not blob_name
-        or "\\" in blob_name
-        or blob_name.startswith("/")
-        or re.match(r"^[A-Za-z]:", blob_name)
-        or "\x00" in blob_name
-    ):
-        return None
-    parts = blob_name.split("/")
-    if any(p in ("", ".", "..") for p in parts):
-        return None
-    path = root.joinpath(*PurePosixPath(blob_name).parts)
-    base = resolved_root if resolved_root is not None else root.resolve()
-    try:
-        path.resolve().relative_to(base)
-    except ValueError:
-        return None
-    return path
 
 
 def upload(

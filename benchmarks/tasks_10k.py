@@ -5,8 +5,8 @@
   task submission is timed from the "submitting" step to the next one (building the bodies with
   their SAS URLs included). Pool: 4 nodes x 2 slots; the apply waits for every task.
 - converged plan: `batchspec plan --detailed-exitcode` (the CLI, exit code 0 = no changes) timed
-  as a subprocess, and `session.plan` with a counting policy on both clients for the number of
-  HTTP requests. Peak RSS of each batchspec process via os.wait4.
+  as a subprocess, and `diff(desired, live.state.read(...))` with a counting policy on both
+  clients for the number of HTTP requests. Peak RSS of each batchspec process via os.wait4.
 - naive baseline: one `create_task` per task in a loop, each with its blob's SAS URL (as the
   tutorial client does), into a second job on the same pool.
 
@@ -87,9 +87,10 @@ class StepClock:
 
 def child_apply(root: Path) -> dict:
     """What `batchspec apply tasks.yaml --auto-approve` does, with a clock on its steps."""
-    from batchspec import session
     from batchspec.apply import Applier
+    from batchspec.live import state as live_state
     from batchspec.lock import Lock
+    from batchspec.plan import diff
     from batchspec.spec.build import build
 
     started = time.perf_counter()
@@ -98,7 +99,7 @@ def child_apply(root: Path) -> dict:
     clock = StepClock()
     try:
         with Lock(client.blob, desired.name, command="apply"):
-            p = session.plan(client, desired, {})
+            p = diff(desired, live_state.read(client, desired))
             outcome = Applier(client, desired, p, clock, parallelism=16, timeout=1800).run()
             clock.step("done")  # closes the last step's span
     finally:
@@ -116,8 +117,9 @@ def child_apply(root: Path) -> dict:
 
 
 def child_plan(root: Path) -> dict:
-    """`session.plan` (what `batchspec plan` calls) with every HTTP request counted."""
-    from batchspec import session
+    """`diff(desired, live.state.read(...))` (what `batchspec plan` calls) with every HTTP request counted."""
+    from batchspec.live import state as live_state
+    from batchspec.plan import diff
     from batchspec.spec.build import build
 
     with c.timer() as t_build:
@@ -125,7 +127,7 @@ def child_plan(root: Path) -> dict:
     client, counter = c.connect()
     try:
         with c.timer() as t_plan:
-            p = session.plan(client, desired, {})
+            p = diff(desired, live_state.read(client, desired))
     finally:
         client.close()
     return {

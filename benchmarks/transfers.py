@@ -232,9 +232,9 @@ def measure(kind: str, files: list[Path], rounds: int, root: Path, azcopy_bin: P
     Each round runs the ways in a rotated order (a way that always ran last would always run
     against the most loaded Azurite), each into a container of its own.
     """
-    from batchspec import session
     from batchspec.live import state as live_state
-    from batchspec.ownership import STORAGE_OWNER
+    from batchspec.model import STORAGE_OWNER
+    from batchspec.plan import diff
     from batchspec.spec.build import build
 
     desired = build(str(root / "spec.yaml"), {})
@@ -286,7 +286,7 @@ def measure(kind: str, files: list[Path], rounds: int, root: Path, azcopy_bin: P
         shutil.rmtree(folder, ignore_errors=True)
     # A second run: nothing to upload, nothing to download.
     with c.timer() as t_plan:
-        plan = session.plan(target, desired, {})
+        plan = diff(desired, live_state.read(target, desired))
     with c.timer() as t_pending:
         pending = live_state.download_pending(target, desired)
     target.close()

@@ -5,9 +5,17 @@ from __future__ import annotations
 import pytest
 
 from batchspec.errors import PlanError
-from batchspec.live.storage import LiveBlob, LiveContainer
-from batchspec.ownership import FINGERPRINT, OWNER, STORAGE_FINGERPRINT, STORAGE_OWNER, TASK_FINGERPRINT_ENV
-from batchspec.plan import Action, LiveState, diff, pool_stamps, task_stamp
+from batchspec.model import (
+    FINGERPRINT,
+    OWNER,
+    STORAGE_FINGERPRINT,
+    STORAGE_OWNER,
+    TASK_FINGERPRINT_ENV,
+    LiveBlob,
+    LiveContainer,
+    LiveState,
+)
+from batchspec.plan import Action, diff, pool_stamps, task_stamp
 from batchspec.spec.build import build
 from helpers import ROOT
 
@@ -81,7 +89,7 @@ def test_an_empty_account_plans_everything_in_order(desired):
     assert [c.kind for c in plan.changes] == ["container"] * 3 + ["blob"] * 4 + ["pool", "job"] + [
         "task"
     ] * 3 + ["download"]
-    assert plan.of("pool")[0].details["nodeAgentSkuId"] == "batch.node.ubuntu 24.04"
+    assert plan.of("pool")[0].how.node_agent_sku_id == "batch.node.ubuntu 24.04"
     assert plan.summary() == {"add": 13, "change": 0, "destroy": 0}
 
 

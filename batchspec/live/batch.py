@@ -9,22 +9,8 @@ from azure.batch import BatchClient
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.core.rest import HttpRequest
 
-from batchspec.ownership import TASK_FINGERPRINT_ENV
-
 _TASK_FIELDS = ["id", "state", "commandLine", "environmentSettings", "executionInfo", "nodeInfo"]
 _PAGE = 1000  # the service's largest page
-
-
-def metadata(resource: dict[str, Any] | None) -> dict[str, str]:
-    """A resource's metadata list as a mapping."""
-    return {m["name"]: m.get("value", "") for m in (resource or {}).get("metadata") or []}
-
-
-def task_fingerprint(task: dict[str, Any]) -> str | None:
-    for setting in task.get("environmentSettings") or []:
-        if setting.get("name") == TASK_FINGERPRINT_ENV:
-            return setting.get("value")
-    return None
 
 
 def read_pool(client: BatchClient, pool_id: str) -> dict[str, Any] | None:

@@ -9,10 +9,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from batchspec.live import batch, storage
-from batchspec.model import DesiredState
-from batchspec.plan import LiveState
+from batchspec.model import DesiredState, LiveState
+from batchspec.spec.files import safe_local_path
 from batchspec.targets import Target
-from batchspec.transfer import safe_local_path
 
 
 def read(target: Target, desired: DesiredState, *, with_download: bool = True) -> LiveState:

@@ -4,55 +4,15 @@ from __future__ import annotations
 
 import base64
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from urllib.parse import unquote
 
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.core.rest import HttpRequest
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
-from batchspec.ownership import STORAGE_FINGERPRINT, STORAGE_OWNER, STORAGE_SHA256
+from batchspec.model import STORAGE_SHA256, LiveBlob, LiveContainer
 
 _PAGE = 5000  # the service's largest page
-
-
-@dataclass(frozen=True)
-class LiveContainer:
-    name: str
-    metadata: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
-
-    @property
-    def owner(self) -> str | None:
-        return self.metadata.get(STORAGE_OWNER)
-
-    @property
-    def fingerprint(self) -> str | None:
-        return self.metadata.get(STORAGE_FINGERPRINT)
-
-
-@dataclass(frozen=True)
-class LiveBlob:
-    container: str
-    name: str
-    size: int
-    sha256: str | None  # set on the blobs batchspec uploaded
-    content_md5: bytes | None
-    etag: str
-    last_modified: str | None = None  # as the service wrote it (RFC 1123), parsed only when needed
-
-    @property
-    def modified(self) -> float | None:
-        """Last-Modified as a POSIX timestamp (whole seconds, as the service gives it)."""
-        return http_timestamp(self.last_modified)
-
-
-def http_timestamp(http_date: str | None) -> float | None:
-    """An HTTP date header ("Wed, 25 Nov 2026 06:17:07 GMT") as a POSIX timestamp."""
-    try:
-        return parsedate_to_datetime(http_date).timestamp() if http_date else None
-    except (TypeError, ValueError):
-        return None
 
 
 def read_containers(service: BlobServiceClient, names: set[str] | None = None) -> dict[str, LiveContainer]:

@@ -6,6 +6,7 @@ found none, since its input would not be trustworthy.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -16,6 +17,8 @@ from typing import Any
 from batchspec import durations
 from batchspec.errors import SpecError, SpecErrors, SpecWarning
 from batchspec.model import (
+    STORAGE_FINGERPRINT,
+    STORAGE_OWNER,
     Blob,
     Container,
     DesiredState,
@@ -29,7 +32,6 @@ from batchspec.model import (
     Task,
     canonical_json,
 )
-from batchspec.ownership import STORAGE_FINGERPRINT, STORAGE_OWNER
 from batchspec.spec import commands, expand, files, schema, variables
 from batchspec.spec.loader import Document, Path_, load
 from batchspec.spec.schema import field_path
@@ -52,7 +54,7 @@ def build(path: str | Path, overrides: dict[str, Any] | None = None) -> DesiredS
     if errors := schema.check(doc):
         raise SpecErrors(errors)
     values = variables.resolve(doc.data.get("vars") or {}, overrides or {})
-    return _Builder(doc, values).build()
+    return dataclasses.replace(_Builder(doc, values).build(), overrides=dict(overrides or {}))
 
 
 class _Builder:

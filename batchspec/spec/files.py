@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -61,3 +62,30 @@ def is_safe_relative(path: str) -> bool:
     if not path or path.startswith(("/", "\\")) or "\\" in path or (len(path) > 1 and path[1] == ":"):
         return False
     return ".." not in PurePosixPath(path).parts
+
+
+def safe_local_path(root: Path, blob_name: str, *, resolved_root: Path | None = None) -> Path | None:
+    """Where blob `blob_name` goes under `root`, or None if the name would leave it.
+
+    Refused: absolute names, backslashes, drive letters, `.`/`..` segments, empty segments, and
+    names that resolve outside `root` through a symlink already in it. `resolved_root` is
+    `root.resolve()` when the caller already has it (once per download, not once per blob).
+    """
+    if (
+        not blob_name
+        or "\\" in blob_name
+        or blob_name.startswith("/")
+        or re.match(r"^[A-Za-z]:", blob_name)
+        or "\x00" in blob_name
+    ):
+        return None
+    parts = blob_name.split("/")
+    if any(p in ("", ".", "..") for p in parts):
+        return None
+    path = root.joinpath(*PurePosixPath(blob_name).parts)
+    base = resolved_root if resolved_root is not None else root.resolve()
+    try:
+        path.resolve().relative_to(base)
+    except ValueError:
+        return None
+    return path

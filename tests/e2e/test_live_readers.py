@@ -13,7 +13,7 @@ from azure.storage.blob import BlobServiceClient, ContentSettings
 
 from batchspec.live import batch as live_batch
 from batchspec.live import storage as live_storage
-from batchspec.ownership import STORAGE_SHA256
+from batchspec.model import STORAGE_SHA256
 
 
 def test_blob_listing_matches_the_sdk_across_pages(blob_service: BlobServiceClient, monkeypatch):

@@ -15,11 +15,12 @@ from azure.core.credentials import AzureNamedKeyCredential
 from azure.core.exceptions import HttpResponseError
 from azure.core.pipeline.policies import SansIOHTTPPolicy
 
-from batchspec import payloads, session, submit, transfer
+from batchspec import payloads, submit, transfer
 from batchspec.apply import Applier
 from batchspec.errors import ApplyError
 from batchspec.grants import SasGrants
-from batchspec.plan import Action, task_stamp
+from batchspec.live import state as live_state
+from batchspec.plan import Action, diff, task_stamp
 from batchspec.spec.build import build
 
 
@@ -148,7 +149,7 @@ def test_apply_takes_its_own_existing_task_and_refuses_somebody_elses(workspace,
     assert workspace.apply().returncode == 0
     (workspace.root / "data" / "taskdata3.txt").write_text("one more file\n")
     desired = build(str(workspace.spec), {})
-    plan = session.plan(local_target, desired, {})
+    plan = diff(desired, live_state.read(local_target, desired))
     new = next(t for t in desired.tasks if t.id == "topn-taskdata3")
     assert [(c.id, c.action) for c in plan.of("task")] == [(new.id, Action.CREATE)]
     if whose == "ours":

@@ -16,8 +16,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from batchspec import small_blobs, targets, transfer
 from batchspec.live import state as live_state
 from batchspec.live import storage as live_storage
-from batchspec.model import Blob
-from batchspec.ownership import STORAGE_OWNER, STORAGE_SHA256
+from batchspec.model import STORAGE_OWNER, STORAGE_SHA256, Blob
 
 # Both sides of the small-blob limit, and one past the SDK's parallel-block size.
 SIZES = {

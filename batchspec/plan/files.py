@@ -1,27 +1,16 @@
-"""The steps every reconciling command shares: build the desired state, read live, plan.
-
-Saved plans: `plan --out FILE` writes the plan's records with digests of the desired and live
-state it was made from; `apply FILE` re-plans and refuses if either digest or the changes moved.
+"""Saved plans: `plan --out FILE` writes the plan's records with digests of the desired and live
+state it was made from; `apply FILE` plans again and refuses if either digest or the changes moved.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 from batchspec.errors import PlanError, UsageError
-from batchspec.live import state as live_state
 from batchspec.model import DesiredState
-from batchspec.plan import PLAN_FORMAT, Plan, diff
+from batchspec.plan.records import PLAN_FORMAT, Plan
 from batchspec.spec.build import build
-from batchspec.targets import Target
-
-
-def plan(target: Target, desired: DesiredState, overrides: dict[str, Any]) -> Plan:
-    fresh = diff(desired, live_state.read(target, desired))
-    fresh.vars = overrides
-    return fresh
 
 
 def is_plan_file(path: str) -> bool:
@@ -36,7 +25,7 @@ def is_plan_file(path: str) -> bool:
     return head.startswith(b"{") and PLAN_FORMAT.encode() in head
 
 
-def load_plan_file(path: str) -> Plan:
+def load(path: str) -> Plan:
     try:
         data = json.loads(Path(path).read_text("utf-8"))
         if data.get("format") != PLAN_FORMAT:
@@ -49,11 +38,11 @@ def load_plan_file(path: str) -> Plan:
         ) from None
 
 
-def save_plan_file(p: Plan, path: str) -> None:
+def save(p: Plan, path: str) -> None:
     Path(path).write_text(json.dumps(p.to_file(), indent=2) + "\n", encoding="utf-8")
 
 
-def desired_for_saved(saved: Plan) -> DesiredState:
+def desired_for(saved: Plan) -> DesiredState:
     if not Path(saved.spec).is_file():
         raise PlanError(
             f"the plan's spec {saved.spec} is gone (run apply from the folder the plan was made in)"
@@ -61,7 +50,7 @@ def desired_for_saved(saved: Plan) -> DesiredState:
     return build(saved.spec, saved.vars)
 
 
-def check_saved(saved: Plan, fresh: Plan) -> None:
+def check(saved: Plan, fresh: Plan) -> None:
     """Refuse a saved plan made from another spec, an edited spec, or live state that moved."""
     if saved.name != fresh.name:
         raise PlanError(f"the saved plan is for spec {saved.name!r}, not {fresh.name!r}")

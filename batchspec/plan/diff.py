@@ -1,0 +1,244 @@
+"""diff(desired, live) -> Plan: typed changes with their reasons, as English. Pure: no I/O.
+
+`live.state.read` gathers what this compares; `apply` executes the changes; `ui` prints them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from batchspec.errors import PlanError
+from batchspec.model import (
+    FINGERPRINT,
+    OWNER,
+    DesiredState,
+    LiveState,
+    Pool,
+    Task,
+    metadata,
+    task_fingerprint,
+)
+from batchspec.plan.pool import pool_change
+from batchspec.plan.reasons import clash, was
+from batchspec.plan.records import Action, Change, Plan, Size
+from batchspec.plan.stamps import TASK_PARTS, desired_digest, failed, job_extra_stamp, live_digest, task_stamp
+
+
+def diff(desired: DesiredState, live: LiveState) -> Plan:
+    """The changes that take `live` to `desired`. Raises PlanError on a clash with unowned resources."""
+    changes: list[Change] = []
+    clashes: list[str] = []
+    changes += _containers(desired, live, clashes)
+    changes += _blobs(desired, live)
+    pool = pool_change(desired, live, clashes)
+    stamp = _stamper(desired.pool)
+    job_change = _job(desired, live, clashes, stamp)
+    if clashes:
+        raise PlanError(
+            "; ".join(clashes),
+            hint="batchspec never changes what it did not create: rename the resource "
+            "in the spec, or remove the existing one yourself",
+        )
+    changes += [c for c in (pool, job_change) if c]
+    task_changes, pending = _tasks(desired, live, job_change, stamp)
+    changes += task_changes
+    if desired.download:
+        changes += _download(desired, live, task_changes)
+    changes += [
+        Change("container", name, Action.DELETE, ("owned by this spec, no longer in it",))
+        for name in live.owned_containers
+    ]
+    plan = Plan(
+        name=desired.name,
+        spec=desired.spec_path,
+        changes=changes,
+        pending_tasks=pending,
+        vars=dict(desired.overrides),
+        desired_digest=desired_digest(desired),
+        live_digest=live_digest(live),
+    )
+    return plan
+
+
+def _containers(desired: DesiredState, live: LiveState, clashes: list[str]) -> list[Change]:
+    changes = []
+    for container in desired.containers:
+        existing = live.containers.get(container.name)
+        if existing is None:
+            changes.append(Change("container", container.name, Action.CREATE))
+        elif (
+            not clash("container", container.name, existing.owner, desired.name, clashes)
+            and existing.fingerprint != container.fingerprint()
+        ):
+            changes.append(Change("container", container.name, Action.UPDATE, ("metadata changed",)))
+    return changes
+
+
+def _blobs(desired: DesiredState, live: LiveState) -> list[Change]:
+    changes = []
+    wanted = {b.ref: b for b in desired.blobs}
+    for blob in desired.blobs:
+        current = live.blobs.get(blob.container, {}).get(blob.name)
+        if current is None:
+            changes.append(Change("blob", blob.ref, Action.CREATE, details=Size(bytes=blob.size)))
+        elif current.sha256 != blob.sha256:
+            was = (current.sha256 or "unknown")[:12]
+            changes.append(
+                Change(
+                    "blob",
+                    blob.ref,
+                    Action.UPDATE,
+                    (f"content changed (sha256 {was} -> {blob.sha256[:12]})",),
+                    details=Size(bytes=blob.size),
+                )
+            )
+    uploaded_to = {b.container for b in desired.blobs} | {c.name for c in desired.containers}
+    for container, blobs in live.blobs.items():
+        if container not in uploaded_to:
+            continue
+        for name, current in blobs.items():
+            # Only blobs batchspec uploaded carry a sha256; task outputs are left alone.
+            if current.sha256 and f"{container}/{name}" not in wanted:
+                changes.append(
+                    Change(
+                        "blob",
+                        f"{container}/{name}",
+                        Action.DELETE,
+                        ("no longer matched by the spec's uploads",),
+                    )
+                )
+    return changes
+
+
+def _stamper(pool: Pool) -> Callable[[Task], str]:
+    """task_stamp with one computation per task id for one plan (the job and the task checks
+    of a completed job both need them)."""
+    stamps: dict[str, str] = {}
+
+    def stamp(task: Task) -> str:
+        if task.id not in stamps:
+            stamps[task.id] = task_stamp(task, pool)
+        return stamps[task.id]
+
+    return stamp
+
+
+def _job(desired: DesiredState, live: LiveState, clashes: list[str], stamp: Callable[[Task], str]):
+    job, current = desired.job, live.job
+    if current is None:
+        return Change("job", job.id, Action.CREATE)
+    meta = metadata(current)
+    if clash("job", job.id, meta.get(OWNER), desired.name, clashes):
+        return None
+    if current.get("state") == "deleting":
+        return Change("job", job.id, Action.CREATE, ("the existing job is being deleted",))
+    reasons = []
+    pool_id = (current.get("poolInfo") or {}).get("poolId")
+    if pool_id != job.pool_id:
+        reasons.append(f"poolInfo.poolId: {was(pool_id, job.pool_id)} (forces replacement)")
+    uses = bool(current.get("usesTaskDependencies"))
+    if uses != job.uses_task_dependencies:
+        reasons.append(f"usesTaskDependencies: {was(uses, job.uses_task_dependencies)} (forces replacement)")
+    if meta.get("batchspec-extra") != job_extra_stamp(job.extra_json):
+        reasons.append("extra: changed (forces replacement)")
+    if current.get("state") in ("completed", "terminating", "disabling", "disabled"):
+        wanted = {t.id.lower(): t for t in desired.tasks}
+        live_ids = {t["id"].lower() for t in live.tasks}
+        stale = any(k not in live_ids for k in wanted) or any(
+            task_fingerprint(t) != stamp(wanted[t["id"].lower()])
+            for t in live.tasks
+            if t["id"].lower() in wanted
+        )
+        if stale or any(failed(t) for t in live.tasks):
+            reasons.append(
+                f"state: {current.get('state')} (a {current.get('state')} job takes no "
+                "new tasks; forces replacement)"
+            )
+    if reasons:
+        return Change("job", job.id, Action.REPLACE, tuple(reasons))
+    update = []
+    if meta.get(FINGERPRINT) != job.fingerprint():
+        for key, want in (
+            ("priority", job.priority or 0),
+            ("maxParallelTasks", job.max_parallel_tasks or -1),
+            ("onAllTasksComplete", job.on_all_tasks_complete or "noaction"),
+            ("onTaskFailure", job.on_task_failure or "noaction"),
+        ):
+            have = current.get(key, {"priority": 0, "maxParallelTasks": -1}.get(key, "noaction"))
+            if have != want:
+                update.append(f"{key}: {was(have, want)}")
+        if not update:
+            update.append("constraints or metadata changed")
+    return Change("job", job.id, Action.UPDATE, tuple(update)) if update else None
+
+
+def _tasks(
+    desired: DesiredState, live: LiveState, job_change: Change | None, stamp: Callable[[Task], str]
+) -> tuple[list[Change], int]:
+    fresh_job = job_change is not None and job_change.action in (Action.CREATE, Action.REPLACE)
+    if fresh_job:
+        reason = () if job_change.action == Action.CREATE else ("the job is replaced",)
+        return [Change("task", t.id, Action.CREATE, reason) for t in desired.tasks], 0
+    current = {t["id"].lower(): t for t in live.tasks}
+    changes = []
+    pending = 0
+    for task in desired.tasks:
+        existing = current.pop(task.id.lower(), None)
+        if existing is None:
+            changes.append(Change("task", task.id, Action.CREATE))
+            continue
+        have, want = task_fingerprint(existing), stamp(task)
+        if have != want:
+            changes.append(
+                Change("task", task.id, Action.REPLACE, tuple(_task_reasons(task, existing, have, want)))
+            )
+        elif failed(existing):
+            info = existing.get("executionInfo") or {}
+            code = info.get("exitCode")
+            failure = (info.get("failureInfo") or {}).get("code")
+            what = f"exit code {code}" if code is not None else (failure or "failure")
+            changes.append(Change("task", task.id, Action.RERUN, (f"completed with failure ({what})",)))
+        elif existing.get("state") != "completed":
+            pending += 1
+    for task in current.values():
+        changes.append(Change("task", task["id"], Action.DELETE, ("no longer in the spec",)))
+    return changes, pending
+
+
+def _task_reasons(task: Task, existing: dict[str, Any], have: str | None, stamp: str) -> list[str]:
+    if not have or ":" not in have:
+        return ["not created by this version of batchspec (no fingerprint)"]
+    old_parts, new_parts = have.split(":", 1)[1].split("."), stamp.split(":", 1)[1].split(".")
+    reasons = []
+    for name, old, new in zip(TASK_PARTS, old_parts, new_parts, strict=False):
+        if old == new:
+            continue
+        if name == "commandLine":
+            reasons.append(f"commandLine: {was(existing.get('commandLine'), task.command_line)}")
+        elif name == "resourceFiles":
+            reasons.append("resourceFiles: inputs or their content changed")
+        elif name == "application":
+            reasons.append("the pool's start task (application files) changed")
+        else:
+            reasons.append(f"{name}: changed")
+    return reasons or ["fingerprint changed"]
+
+
+def _download(desired: DesiredState, live: LiveState, task_changes: list[Change]) -> list[Change]:
+    d = desired.download
+    runs = any(c.action in (Action.CREATE, Action.REPLACE, Action.RERUN) for c in task_changes)
+    if runs:
+        return [Change("download", d.container, Action.CREATE, (f"to {d.to} after the tasks complete",))]
+    if live.download_pending:
+        n = len(live.download_pending)
+        return [
+            Change(
+                "download",
+                d.container,
+                Action.CREATE,
+                (f"{n} blob(s) missing or different in {d.to}",),
+                details=Size(blobs=len(live.download_pending)),
+            )
+        ]
+    return []

@@ -1,0 +1,121 @@
+"""The fingerprints batchspec stamps on what it creates, and the digests saved plans carry.
+
+A stamp is computed from the desired record only (never from SAS URLs or other per-apply
+values), so the planner compares it with the one stored on the live resource to know whether
+that resource is as the spec asks.
+"""
+
+from __future__ import annotations
+
+import functools
+from datetime import timedelta
+from typing import Any
+
+from batchspec.model import (
+    FINGERPRINT,
+    DesiredState,
+    LiveState,
+    Pool,
+    Task,
+    canonical_json,
+    metadata,
+    sha256_text,
+    task_fingerprint,
+)
+
+# The start task's SAS URLs live six days (within the seven a user-delegation key may last) and
+# are issued again by the plan once under half is left (see apply.grants).
+START_TASK_SAS = timedelta(days=6)
+REFRESH_BELOW = START_TASK_SAS / 2
+
+TASK_PARTS = ("commandLine", "resourceFiles", "outputFiles", "environment", "settings", "application")
+_NOT_SETTINGS = frozenset(("id", "commandLine", "resourceFiles", "outputFiles", "environment"))
+
+
+def task_stamp(task: Task, pool: Pool) -> str:
+    """The fingerprint a task carries: a digest of the whole, then one short digest per part.
+
+    The parts let the planner name what changed without reading the live task's details (its
+    resource files hold SAS URLs that change on every apply). The whole is the digest of
+    `canonical_json` of the parts' mapping, written out here from the parts' own encodings
+    (keys in sorted order, as canonical_json writes them): a 10,000-task apply computes it
+    10,000 times.
+    """
+    d = task.to_dict()
+    encoded = {
+        "commandLine": canonical_json(d.get("commandLine")),
+        "resourceFiles": canonical_json(d.get("resourceFiles")),
+        "outputFiles": canonical_json(d.get("outputFiles")),
+        "environment": canonical_json(d.get("environment")),
+        "settings": canonical_json({k: v for k, v in d.items() if k not in _NOT_SETTINGS}),
+        "application": _application_json(pool),
+    }
+    whole = "{" + ",".join(f'"{k}":{encoded[k]}' for k in sorted(encoded)) + "}"
+    short = ".".join(sha256_text(encoded[p])[:8] for p in TASK_PARTS)
+    return f"{sha256_text(whole)[:32]}:{short}"
+
+
+@functools.lru_cache(maxsize=8)
+def _application_json(pool: Pool) -> str:
+    return canonical_json(pool.start_task.fingerprint() if pool.start_task else None)
+
+
+def pool_stamps(pool: Pool) -> dict[str, str]:
+    start = pool.start_task.fingerprint() if pool.start_task else ""
+    if start and pool.identity:  # its resource files reach storage another way
+        start = sha256_text(f"{start}\n{pool.identity}")
+    return {
+        FINGERPRINT: pool.fingerprint(),
+        "batchspec-starttask": start,
+        "batchspec-extra": sha256_text(pool.extra_json),
+    }
+
+
+def job_extra_stamp(extra_json: str) -> str:
+    return sha256_text(extra_json)
+
+
+def desired_digest(desired: DesiredState) -> str:
+    return sha256_text(
+        canonical_json(
+            desired.to_dict() | {"spec": None, "blobs": [(b.ref, b.sha256) for b in desired.blobs]}
+        )
+    )
+
+
+def live_digest(live: LiveState) -> str:
+    """A digest of the live facts plans are made from, leaving out transient progress."""
+    pool = live.pool or {}
+    job = live.job or {}
+    facts = {
+        "containers": {n: c.metadata for n, c in sorted(live.containers.items())},
+        "blobs": {
+            n: sorted((b.name, b.sha256) for b in blobs.values() if b.sha256)
+            for n, blobs in sorted(live.blobs.items())
+        },
+        "pool": [
+            pool.get("id"),
+            pool.get("state") == "deleting",
+            pool.get("vmSize"),
+            pool.get("targetDedicatedNodes"),
+            pool.get("targetLowPriorityNodes"),
+            pool.get("enableAutoScale"),
+            pool.get("autoScaleFormula"),
+            metadata(pool),
+        ],
+        "job": [
+            job.get("id"),
+            job.get("state") in ("completed", "terminating", "deleting"),
+            job.get("priority"),
+            job.get("maxParallelTasks"),
+            job.get("constraints"),
+            metadata(job),
+        ],
+        "tasks": sorted((t["id"], task_fingerprint(t), failed(t)) for t in live.tasks),
+    }
+    return sha256_text(canonical_json(facts))
+
+
+def failed(task: dict[str, Any]) -> bool:
+    info = task.get("executionInfo") or {}
+    return task.get("state") == "completed" and info.get("result") == "failure"
