@@ -35,7 +35,7 @@ from batchspec.model import (
     task_fingerprint,
 )
 from batchspec.plan import Action, Plan, PoolHow, task_stamp
-from batchspec.targets import Target
+from batchspec.services.targets import Target
 
 EXIT_OK, EXIT_ERROR, EXIT_TASK_FAILED, EXIT_TIMEOUT = 0, 1, 3, 4
 _SETTLING_NODE_STATES = {

@@ -58,7 +58,7 @@ _CONNECTED: list = []
 
 
 def _connect(name: str, **options):
-    from batchspec import targets
+    from batchspec.services import targets
 
     target = targets.connect(name, **options)
     _CONNECTED.append(target)
@@ -66,7 +66,7 @@ def _connect(name: str, **options):
 
 
 def _service_error(exc: Exception) -> str:
-    from batchspec import targets
+    from batchspec.services import targets
 
     status = getattr(exc, "status_code", None)
     code = getattr(exc, "error_code", None) or getattr(getattr(exc, "error", None), "code", None)

@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import quote
 
 from batchspec.plan.stamps import START_TASK_SAS
-from batchspec.targets import SasIssuer
+from batchspec.services.sas import SasIssuer
 
 
 @dataclass

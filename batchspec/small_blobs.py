@@ -26,6 +26,7 @@ from azure.core.exceptions import (
 from azure.core.rest import HttpRequest
 
 from batchspec.model import Blob, http_timestamp
+from batchspec.services import sdk
 
 LIMIT = 1024 * 1024  # up to this a blob travels whole in one request (in_flight x LIMIT bytes in memory)
 
@@ -107,7 +108,7 @@ def uploader(metadata: Callable[[Blob], dict[str, str]], content_type: Callable[
             **{f"x-ms-meta-{k}": v for k, v in metadata(blob).items()},
         }
         request = HttpRequest("PUT", _url(client, blob.name), headers=headers, content=data)
-        response = await client._client._send_request(request, stream=True)  # the raw-request hook
+        response = await sdk.storage_send_async(client, request, stream=True)
         await response.read()
         if response.status_code != 201:
             raise HttpResponseError(response=response)
@@ -128,7 +129,7 @@ def downloader(
         client = containers(container)
         for attempt in range(attempts):
             request = HttpRequest("GET", _url(client, name), headers={"x-ms-version": client.api_version})
-            response = await client._client._send_request(request, stream=True)
+            response = await sdk.storage_send_async(client, request, stream=True)
             try:
                 if response.status_code == 404:
                     raise ResourceNotFoundError(response=response)

@@ -20,6 +20,8 @@ from azure.batch import BatchClient
 from azure.core.exceptions import HttpResponseError
 from azure.core.rest import HttpRequest
 
+from batchspec.services import sdk
+
 MAX_TASKS = 100  # the service's limit per collection
 _SERVER_ERROR_TRIES = 5  # then the task is handed back as refused
 _TOO_LARGE = "the task alone is larger than the service accepts in a request (1 MB)"
@@ -94,7 +96,7 @@ def _post(client: BatchClient, job_id: str, chunk: list[dict[str, Any]]) -> list
     request = HttpRequest(
         "POST",
         f"/jobs/{urllib.parse.quote(job_id, safe='')}/addtaskcollection",
-        params={"api-version": client._config.api_version},  # the version the SDK itself sends
+        params={"api-version": sdk.batch_api_version(client)},
         headers={"Content-Type": "application/json; odata=minimalmetadata", "Accept": "application/json"},
         json={"value": chunk},
     )

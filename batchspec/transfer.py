@@ -15,8 +15,8 @@ from azure.storage.blob import ContentSettings
 
 from batchspec import small_blobs
 from batchspec.model import STORAGE_OWNER, STORAGE_SHA256, Blob
+from batchspec.services.targets import Target
 from batchspec.spec.files import safe_local_path
-from batchspec.targets import Target
 
 _LARGE = 8 * 1024 * 1024  # above this a blob is sent in parallel blocks
 _DOWNLOAD_THREADS = 8

@@ -105,7 +105,7 @@ class LocalServices:
 
 def connect(**kwargs):
     """`batchspec.targets.connect("local")` with a request counter on both clients."""
-    from batchspec import targets
+    from batchspec.services import targets
 
     counter = RequestCounter()
     client = targets.connect("local", policies=[counter], **kwargs)

@@ -13,8 +13,8 @@ from batchspec import payloads
 from batchspec.errors import TargetError
 from batchspec.grants import IdentityGrants
 from batchspec.plan import task_stamp
+from batchspec.services.sas import SasIssuer
 from batchspec.spec.build import build
-from batchspec.targets import SasIssuer
 from helpers import ROOT
 from support import definition
 

@@ -7,7 +7,7 @@ import asyncio
 
 from azure.core.credentials import AzureNamedKeyCredential
 
-from batchspec import targets
+from batchspec.services import targets
 
 ACCOUNT_URL = "https://acct.blob.core.windows.net"
 BATCH = {

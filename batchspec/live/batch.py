@@ -9,6 +9,8 @@ from azure.batch import BatchClient
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.core.rest import HttpRequest
 
+from batchspec.services import sdk
+
 _TASK_FIELDS = ["id", "state", "commandLine", "environmentSettings", "executionInfo", "nodeInfo"]
 _PAGE = 1000  # the service's largest page
 
@@ -48,7 +50,7 @@ def read_tasks(client: BatchClient, job_id: str, fields: list[str] | None = None
 
 def _get_json(client: BatchClient, url: str, params: dict[str, str]) -> dict[str, Any] | None:
     """GET a Batch resource as JSON with the client's api-version; None if it does not exist."""
-    api_version = client._config.api_version  # the version the SDK itself sends
+    api_version = sdk.batch_api_version(client)
     request = HttpRequest(
         "GET", url, params={**params, "api-version": api_version}, headers={"Accept": "application/json"}
     )

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from batchspec.live import batch, storage
 from batchspec.model import DesiredState, LiveState
+from batchspec.services.targets import Target
 from batchspec.spec.files import safe_local_path
-from batchspec.targets import Target
 
 
 def read(target: Target, desired: DesiredState, *, with_download: bool = True) -> LiveState:

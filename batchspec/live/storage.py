@@ -11,6 +11,7 @@ from azure.core.rest import HttpRequest
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from batchspec.model import STORAGE_SHA256, LiveBlob, LiveContainer
+from batchspec.services import sdk
 
 _PAGE = 5000  # the service's largest page
 
@@ -57,8 +58,7 @@ def _list_page(client: ContainerClient, prefix: str | None, marker: str | None) 
         params=params,
         headers={"x-ms-version": client.api_version, "Accept": "application/xml"},
     )
-    # The generated client's `_send_request` is the SDK's documented raw-request hook.
-    response = client._client._send_request(request)
+    response = sdk.storage_send(client, request)
     if response.status_code == 404:
         raise ResourceNotFoundError(response=response)
     if response.status_code != 200:

@@ -68,7 +68,7 @@ def blob_service(services) -> BlobServiceClient:
 @pytest.fixture
 def local_target(services, monkeypatch):
     """`targets.connect("local")` in this process, on the session's services."""
-    from batchspec import targets
+    from batchspec.services import targets
 
     env, _ = services
     for var in ("BATCHSPEC_HOME", "BATCHSPEC_AZURITE_PORT", "BATCHSPEC_EMULATOR_PORT"):

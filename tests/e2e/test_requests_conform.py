@@ -54,7 +54,7 @@ def _edit(path, old: str, new: str) -> None:
 def test_every_batch_request_body_batchspec_sends_conforms_to_the_definition(
     workspace, services, monkeypatch
 ):
-    from batchspec import targets
+    from batchspec.services import targets
 
     env, status = services
     for var in ("BATCHSPEC_HOME", "BATCHSPEC_AZURITE_PORT", "BATCHSPEC_EMULATOR_PORT"):

@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 from azure.core.exceptions import ResourceNotFoundError
 
-from batchspec import small_blobs, targets, transfer
+from batchspec import small_blobs, transfer
 from batchspec.live import state as live_state
 from batchspec.live import storage as live_storage
 from batchspec.model import STORAGE_OWNER, STORAGE_SHA256, Blob
+from batchspec.services import targets
 
 # Both sides of the small-blob limit, and one past the SDK's parallel-block size.
 SIZES = {

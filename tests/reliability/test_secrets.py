@@ -22,7 +22,7 @@ from azure.core.credentials import AzureNamedKeyCredential
 from azure.core.exceptions import HttpResponseError
 
 import reliability_support as rs
-from batchspec import targets
+from batchspec.services import targets
 from reliability_support import SECRETS, new_name
 
 DUMP_ENV = 'command=python3 -c "import os; print(sorted(os.environ.items()))"'

@@ -1,4 +1,4 @@
-"""Where a spec runs: endpoints, credentials, clients and SAS issuing for `local` and `azure`.
+"""Where a spec runs: endpoints, credentials and clients for `local` and `azure`.
 
 Clients are built once here and passed to everything else. Secrets come from the local services'
 well-known development keys or from the environment; they are never printed or written down.
@@ -10,8 +10,7 @@ import contextlib
 import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from urllib.parse import quote
+from datetime import timedelta
 
 import requests
 from azure.batch import BatchClient
@@ -19,16 +18,13 @@ from azure.core.credentials import AzureNamedKeyCredential, TokenCredential
 from azure.core.pipeline.policies import RetryPolicy
 from azure.core.pipeline.transport import RequestsTransport
 from azure.storage.blob import (
-    BlobSasPermissions,
     BlobServiceClient,
-    ContainerSasPermissions,
     LinearRetry,
-    UserDelegationKey,
-    generate_blob_sas,
-    generate_container_sas,
 )
 
 from batchspec.errors import TargetError
+from batchspec.services import sdk
+from batchspec.services.sas import SasIssuer
 
 TARGETS = ("local", "azure")
 
@@ -57,9 +53,6 @@ class _BatchRetry(RetryPolicy):
         return super().configure_retries(options)
 
 
-# The longest a user-delegation key may be valid (Get User Delegation Key, Azure Storage docs).
-MAX_DELEGATION = timedelta(days=7)
-
 # Linear: storage's exponential policy waits 15 s, then grows past minutes.
 _STORAGE_RETRY = {"backoff": 0.8, "random_jitter_range": 0.4, "retry_total": 10}
 
@@ -80,93 +73,6 @@ def _transport(pool_size: int, *, trust_env: bool = True) -> RequestsTransport:
     # 256 KiB the storage SDK gives the transports it makes: without this, downloads are read
     # in 4 KiB pieces, 8,192 Python iterations per 32 MiB blob.
     return RequestsTransport(session=session, session_owner=True, connection_data_block_size=_READ_SIZE)
-
-
-class SasIssuer:
-    """Least-privilege SAS URLs: read one blob, read+list a container, or create+write only.
-
-    Each URL expires after the issuer's lifetime, or at an explicit `expiry` (the start task's
-    URLs live longer: nodes use them whenever they join or reboot).
-    """
-
-    def __init__(
-        self, blob_service: BlobServiceClient, account_name: str, account_key: str | None, lifetime: timedelta
-    ):
-        self._service = blob_service
-        self._account = account_name
-        self._key = account_key
-        self.lifetime = lifetime
-        self._delegation: tuple[datetime, UserDelegationKey] | None = None  # (its expiry, the key)
-        # Every task of a job writes its outputs with the same scope: one container SAS serves
-        # the tasks submitted together (minted again once a twentieth of its lifetime has gone,
-        # so that no token handed out has much less than the lifetime left).
-        self._containers: dict[tuple[str, str, datetime | None], tuple[datetime, str]] = {}
-
-    def _window(self, expiry: datetime | None) -> tuple[datetime, datetime]:
-        now = datetime.now(timezone.utc)
-        return now - timedelta(minutes=5), expiry or now + self.lifetime  # 5 min for clock skew
-
-    def _signing(self, start: datetime, expiry: datetime) -> dict:
-        if self._key:
-            return {"account_key": self._key}
-        # A user-delegation SAS is valid only while the key that signed it is: a key must cover
-        # the whole window of every SAS it signs, so a later, longer SAS gets a new key.
-        if self._delegation is None or self._delegation[0] < expiry:
-            # A lifetime to spare: the SAS minted in the next `lifetime` reuse the key.
-            key_expiry = min(max(expiry, start + self.lifetime) + self.lifetime, start + MAX_DELEGATION)
-            if key_expiry < expiry:
-                raise TargetError(
-                    f"a SAS signed with a user-delegation key cannot outlive {MAX_DELEGATION.days} days"
-                )
-            self._delegation = (key_expiry, self._service.get_user_delegation_key(start, key_expiry))
-        return {"user_delegation_key": self._delegation[1]}
-
-    def _url(self, container: str, blob: str | None, token: str) -> str:
-        base = self._service.url.rstrip("/")
-        path = f"{base}/{quote(container)}" + (f"/{quote(blob)}" if blob else "")
-        return f"{path}?{token}"
-
-    def blob_read(self, container: str, blob: str, *, expiry: datetime | None = None) -> str:
-        start, expiry = self._window(expiry)
-        token = generate_blob_sas(
-            self._account,
-            container,
-            blob,
-            start=start,
-            expiry=expiry,
-            permission=BlobSasPermissions(read=True),
-            **self._signing(start, expiry),
-        )
-        return self._url(container, blob, token)
-
-    def container_read(self, container: str, *, expiry: datetime | None = None) -> str:
-        return self._container(container, ContainerSasPermissions(read=True, list=True), expiry)
-
-    def container_write(self, container: str, *, expiry: datetime | None = None) -> str:
-        return self._container(container, ContainerSasPermissions(create=True, write=True), expiry)
-
-    def _container(self, container: str, permission: ContainerSasPermissions, expiry: datetime | None) -> str:
-        key = (container, str(permission), expiry)
-        now = datetime.now(timezone.utc)
-        minted, url = self._containers.get(key, (None, ""))
-        if minted is None or (expiry is None and now - minted > self.lifetime / 20):
-            minted, url = now, self._mint_container(container, permission, expiry)
-            self._containers[key] = (minted, url)
-        return url
-
-    def _mint_container(
-        self, container: str, permission: ContainerSasPermissions, expiry: datetime | None
-    ) -> str:
-        start, expiry = self._window(expiry)
-        token = generate_container_sas(
-            self._account,
-            container,
-            start=start,
-            expiry=expiry,
-            permission=permission,
-            **self._signing(start, expiry),
-        )
-        return self._url(container, None, token)
 
 
 @dataclass
@@ -279,7 +185,7 @@ def _azure(env, parallelism: int, sas_lifetime: timedelta, extra: dict) -> Targe
         extra,
     )
     target.batch_auth = "key" if key else "entra"
-    target.storage_auth = "key" if target.sas._key else "entra"
+    target.storage_auth = "key" if sdk.storage_account_key(target.blob) else "entra"
     return target
 
 
@@ -309,7 +215,7 @@ def _build(
         "transport": _transport(pool_size, trust_env=trust_env),
         "retry_policy": LinearRetry(**_STORAGE_RETRY),
         # storage clients take no per_retry_policies; these run after their retry policy too
-        "_additional_pipeline_policies": policies,
+        **sdk.storage_policies(policies),
     }
     if connection_string:
         blob = BlobServiceClient.from_connection_string(connection_string, **storage_options)
@@ -328,7 +234,7 @@ def _build(
                     use_env_settings=trust_env, connection_data_block_size=_READ_SIZE
                 ),
                 "retry_policy": AsyncLinearRetry(**_STORAGE_RETRY),
-                "_additional_pipeline_policies": policies,
+                **sdk.storage_policies(policies),
             }
             if connection_string:
                 client = AsyncBlobServiceClient.from_connection_string(connection_string, **options)
@@ -343,7 +249,7 @@ def _build(
                 client = AsyncBlobServiceClient(storage_url, credential=credential, **options)
             yield await stack.enter_async_context(client)
 
-    account_key = getattr(blob.credential, "account_key", None)
+    account_key = sdk.storage_account_key(blob)
     sas = SasIssuer(blob, blob.account_name, account_key, sas_lifetime)
     return Target(
         name=name,

@@ -1,0 +1,37 @@
+"""Every use of the Azure SDKs' private internals, in one place.
+
+Each one buys speed or a feature the public API lacks, and each has a guard test
+(tests/test_sdk_internals.py) that fails with a clear message when an SDK release changes it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def batch_api_version(client: Any) -> str:
+    """The api-version the Batch client itself sends (raw requests must send the same)."""
+    return client._config.api_version
+
+
+def storage_send(container_client: Any, request: Any, **kwargs: Any) -> Any:
+    """Send a raw request through a container client's pipeline (its authentication, retries and
+    policies): listing blobs as raw XML, or small blobs as one GET or PUT, skips the SDK's
+    per-item models, most of the time a 10,000-blob listing or transfer costs."""
+    return container_client._client._send_request(request, **kwargs)
+
+
+async def storage_send_async(container_client: Any, request: Any, **kwargs: Any) -> Any:
+    """The asyncio twin of `storage_send`."""
+    return await container_client._client._send_request(request, **kwargs)
+
+
+def storage_policies(policies: list) -> dict[str, Any]:
+    """Client options that add per-request policies to a storage client: the storage SDK takes no
+    `per_retry_policies`, only this private option (benchmarks count requests with it)."""
+    return {"_additional_pipeline_policies": policies}
+
+
+def storage_account_key(service: Any) -> str | None:
+    """The account key a storage client signs with, or None for a token credential."""
+    return getattr(getattr(service, "credential", None), "account_key", None)

@@ -1,0 +1,63 @@
+"""Guards of the SDK internals batchspec uses (batchspec/services/sdk.py): each fails with a
+message naming what changed, so an SDK upgrade breaks here and not in a user's plan."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+
+from azure.batch import BatchClient
+from azure.core.credentials import AzureNamedKeyCredential
+from azure.core.pipeline.policies import SansIOHTTPPolicy
+from azure.storage.blob import BlobServiceClient
+from azure.storage.blob.aio import BlobServiceClient as AsyncBlobServiceClient
+
+from batchspec.services import sdk
+from support.definition import DEFINITION
+
+CONNECTION = (
+    "DefaultEndpointsProtocol=http;AccountName=acct;AccountKey=a2V5a2V5;BlobEndpoint=http://127.0.0.1:9/acct;"
+)
+
+
+def test_the_batch_client_sends_the_api_version_of_the_vendored_definition():
+    client = BatchClient("https://acct.region.batch.azure.com", AzureNamedKeyCredential("acct", "a2V5"))
+    version = sdk.batch_api_version(client)  # client._config.api_version
+    defined = json.loads(DEFINITION.read_text("utf-8"))["info"]["version"]
+    assert defined.startswith(version + "."), (
+        f"azure-batch sends api-version {version}, the vendored definition is {defined}: "
+        "vendor the definition of the version the SDK sends (tests/contract/definition/README.md)"
+    )
+
+
+def test_storage_clients_still_have_the_raw_request_hook():
+    container = BlobServiceClient.from_connection_string(CONNECTION).get_container_client("c")
+    assert callable(getattr(getattr(container, "_client", None), "_send_request", None)), (
+        "azure-storage-blob: ContainerClient._client._send_request is gone (sdk.storage_send)"
+    )
+
+    async def async_hook():
+        async with AsyncBlobServiceClient.from_connection_string(CONNECTION) as service:
+            hook = service.get_container_client("c")._client._send_request
+            return "Awaitable" in str(inspect.signature(hook).return_annotation)
+
+    assert asyncio.run(async_hook()), "azure-storage-blob aio: _client._send_request returns no awaitable"
+
+
+def test_storage_clients_still_take_additional_pipeline_policies():
+    class Marker(SansIOHTTPPolicy):
+        pass
+
+    marker = Marker()
+    service = BlobServiceClient.from_connection_string(CONNECTION, **sdk.storage_policies([marker]))
+    policies = getattr(getattr(service._pipeline, "_impl_policies", None), "__iter__", None)
+    assert policies is not None and any(
+        getattr(p, "_policy", p) is marker for p in service._pipeline._impl_policies
+    ), "azure-storage-blob ignores _additional_pipeline_policies now (sdk.storage_policies)"
+
+
+def test_the_account_key_of_a_storage_client_is_readable():
+    service = BlobServiceClient.from_connection_string(CONNECTION)
+    assert sdk.storage_account_key(service) == "a2V5a2V5"
+    assert sdk.storage_account_key(BlobServiceClient("https://acct.blob.core.windows.net")) is None
