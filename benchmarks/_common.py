@@ -104,7 +104,7 @@ class LocalServices:
 
 
 def connect(**kwargs):
-    """`batchspec.targets.connect("local")` with a request counter on both clients."""
+    """`batchspec.services.targets.connect("local")` with a request counter on both clients."""
     from batchspec.services import targets
 
     counter = RequestCounter()
