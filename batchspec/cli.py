@@ -261,8 +261,8 @@ def apply_cmd(
 ):
     """Converge: create and update what the spec describes, run the tasks, download results."""
     from batchspec.apply import SETUP_TIMEOUT, Applier
+    from batchspec.apply.lock import Lock
     from batchspec.live import state as live_state
-    from batchspec.lock import Lock
     from batchspec.plan import diff, files
 
     console = _console()
@@ -325,9 +325,9 @@ def _timeout(text: str | None, from_spec: str | None, option: str) -> float | No
 @_lock_option
 def destroy_cmd(spec, var_pairs, target, auto_approve, lock_timeout) -> None:
     """Delete everything the spec owns (never anything without its owner tag)."""
-    from batchspec import destroy
+    from batchspec.apply import destroy
+    from batchspec.apply.lock import Lock
     from batchspec.live import state as live_state
-    from batchspec.lock import Lock
     from batchspec.plan import teardown
 
     desired = build(spec, variables.parse_overrides(var_pairs))
@@ -378,7 +378,7 @@ def status_cmd(spec, var_pairs, target, as_json) -> None:
 @_target_option
 def force_unlock_cmd(spec, target) -> None:
     """Break the lock of a spec whose apply or destroy was killed."""
-    from batchspec import lock
+    from batchspec.apply import lock
 
     desired = build(spec)
     client = _connect(target)

@@ -88,8 +88,8 @@ class StepClock:
 def child_apply(root: Path) -> dict:
     """What `batchspec apply tasks.yaml --auto-approve` does, with a clock on its steps."""
     from batchspec.apply import Applier
+    from batchspec.apply.lock import Lock
     from batchspec.live import state as live_state
-    from batchspec.lock import Lock
     from batchspec.plan import diff
     from batchspec.spec.build import build
 

@@ -174,7 +174,7 @@ def seq_download(service, container: str, to: Path) -> float:
 
 
 def bs_upload(target, desired, container: str) -> float:
-    from batchspec import transfer
+    from batchspec.apply import transfer
 
     blobs = [b for b in desired.blobs if b.container == container]
     with c.timer() as t:
@@ -186,7 +186,7 @@ def bs_upload(target, desired, container: str) -> float:
 
 def bs_download(target, desired) -> float:
     """Applier._download's path: what is pending, then the parallel download."""
-    from batchspec import transfer
+    from batchspec.apply import transfer
     from batchspec.live import state as live_state
 
     d = desired.download

@@ -9,9 +9,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from azure.storage.blob import UserDelegationKey
 
-from batchspec import payloads
+from batchspec.apply import payloads
+from batchspec.apply.grants import IdentityGrants
 from batchspec.errors import TargetError
-from batchspec.grants import IdentityGrants
 from batchspec.plan import task_stamp
 from batchspec.services.sas import SasIssuer
 from batchspec.spec.build import build

@@ -52,7 +52,7 @@ def _converged(desired) -> LiveState:
         "targetLowPriorityNodes": 0,
         "metadata": meta,
     }
-    from batchspec.payloads import job_metadata
+    from batchspec.apply.payloads import job_metadata
 
     live_job = {
         "id": desired.job.id,

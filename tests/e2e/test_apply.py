@@ -285,7 +285,7 @@ def test_blobs_named_to_escape_the_download_folder_are_refused(
 
 
 def test_force_unlock_frees_a_held_lock(workspace: Workspace, blob_service: BlobServiceClient):
-    from batchspec.lock import Lock
+    from batchspec.apply.lock import Lock
 
     held = Lock(blob_service, workspace.name, command="apply")
     held.acquire()

@@ -15,10 +15,9 @@ from azure.core.credentials import AzureNamedKeyCredential
 from azure.core.exceptions import HttpResponseError
 from azure.core.pipeline.policies import SansIOHTTPPolicy
 
-from batchspec import payloads, submit, transfer
-from batchspec.apply import Applier
+from batchspec.apply import Applier, payloads, submit, transfer
+from batchspec.apply.grants import SasGrants
 from batchspec.errors import ApplyError
-from batchspec.grants import SasGrants
 from batchspec.live import state as live_state
 from batchspec.plan import Action, diff, task_stamp
 from batchspec.spec.build import build

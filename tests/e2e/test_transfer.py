@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from azure.core.exceptions import ResourceNotFoundError
 
-from batchspec import small_blobs, transfer
+from batchspec.apply import small_blobs, transfer
 from batchspec.live import state as live_state
 from batchspec.live import storage as live_storage
 from batchspec.model import STORAGE_OWNER, STORAGE_SHA256, Blob

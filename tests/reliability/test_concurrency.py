@@ -11,8 +11,8 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import BlobLeaseClient, BlobServiceClient
 
 import reliability_support as rs
+from batchspec.apply.lock import Lock
 from batchspec.errors import LockError
-from batchspec.lock import Lock
 from reliability_support import new_name
 
 

@@ -13,7 +13,7 @@ from typing import IO
 
 from azure.storage.blob import ContentSettings
 
-from batchspec import small_blobs
+from batchspec.apply import small_blobs
 from batchspec.model import STORAGE_OWNER, STORAGE_SHA256, Blob
 from batchspec.services.targets import Target
 from batchspec.spec.files import safe_local_path

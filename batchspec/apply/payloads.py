@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from batchspec.grants import Grants
+from batchspec.apply.grants import Grants
 from batchspec.model import (
     FINGERPRINT,
     OWNER,

@@ -1,0 +1,128 @@
+"""Execute a Plan in dependency order, wait for the work, download the results.
+
+Level-triggered: every step reads what it needs from the services, so a run killed at any point
+is repaired by the next one (which plans again from live state). The steps live in modules named
+for what they apply (storage, pool, jobs, results, download); the Applier holds what they share.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
+
+from azure.core.exceptions import HttpResponseError
+
+from batchspec import waiting
+from batchspec.apply import download, grants, jobs, pool, results, storage
+from batchspec.apply.common import content_length
+from batchspec.apply.results import Outcome
+from batchspec.errors import ApplyError
+from batchspec.model import FINGERPRINT, OWNER, DesiredState, metadata
+from batchspec.plan import Action, Plan
+from batchspec.services.targets import Target
+
+EXIT_OK, EXIT_ERROR, EXIT_TASK_FAILED, EXIT_TIMEOUT = 0, 1, 3, 4
+_STDERR_TAIL = 2048
+SETUP_TIMEOUT = 1800.0  # seconds; Azure allocates nodes in minutes (a resize times out at 15 by default)
+
+
+class Reporter(Protocol):
+    """How apply tells the user what it does; ui implements it for terminals and pipes."""
+
+    def step(self, text: str) -> None: ...
+    def note(self, text: str) -> None: ...
+    def progress(self, label: str, total: int) -> AbstractContextManager[Callable[[int], None]]: ...
+    def task_counts(self, counts: dict[str, int], elapsed: float) -> None: ...
+
+
+class Applier:
+    def __init__(
+        self,
+        target: Target,
+        desired: DesiredState,
+        plan: Plan,
+        reporter: Reporter,
+        *,
+        parallelism: int = 16,
+        timeout: float | None = None,
+        setup_timeout: float = SETUP_TIMEOUT,
+        guard: Callable[[], None] | None = None,
+    ):
+        self.t = target
+        self.desired = desired
+        self.plan = plan
+        self.ui = reporter
+        self.parallelism = parallelism
+        self.timeout = timeout  # for the tasks, counted from when waiting for them begins
+        self.setup_timeout = setup_timeout
+        self.poll = target.poll
+        self.outcome = Outcome(EXIT_OK)
+        # Called before each step that writes (the lock's check): it raises to stop the apply.
+        self.guard = guard or (lambda: None)
+
+    def run(self) -> Outcome:
+        # What comes before the tasks (deleting a replaced pool or job, allocating, resizing
+        # and rebooting nodes) has its own limit: on Azure it takes minutes, not task time.
+        self.setup = waiting.Deadline(self.setup_timeout, "--setup-timeout (wait.setupTimeout)")
+        for step in (storage.containers, storage.blobs, pool.pool, jobs.job, jobs.tasks):
+            self.guard()
+            step(self)
+        if results.wait(self):
+            self.guard()
+            download.download(self)
+        self.outcome.rows = results.rows(self)
+        failed = [r for r in self.outcome.rows if r.result == "failure"]
+        if self.outcome.timed_out:
+            self.outcome.exit_code = EXIT_TIMEOUT
+        elif failed:
+            self.outcome.exit_code = EXIT_TASK_FAILED
+        elif self.outcome.problems:
+            self.outcome.exit_code = EXIT_ERROR
+        return self.outcome
+
+    def grants(self, *, start_task: bool) -> grants.Grants:
+        """How the nodes reach storage: the pool's identity, else SAS URLs (longer-lived for the
+        start task, which nodes run whenever they join or reboot)."""
+        identity = self.desired.pool.identity
+        if identity and self.t.name == "local":
+            self.ui.note(
+                "pool.identityReference: the local services have no managed identities; SAS URLs instead"
+            )
+            identity = None
+        make = grants.for_start_task if start_task else grants.for_tasks
+        return make(self.t.sas, identity, self.t.storage_endpoint)
+
+    def check_own_create(self, kind: str, live: dict[str, Any] | None, fingerprint: str) -> None:
+        """A create answered 'exists': fine if it is this spec's own, as asked for (a retried
+        request whose first attempt the service had done); otherwise someone else made it."""
+        meta = metadata(live)
+        if live and meta.get(OWNER) == self.desired.name and meta.get(FINGERPRINT) == fingerprint:
+            return
+        raise ApplyError(
+            f"{kind} {(live or {}).get('id', '')!r} appeared meanwhile and is not this spec's "
+            "as planned; not touching it",
+            hint="run plan again",
+        )
+
+    def wait_gone(self, read: Callable[[], Any], what: str) -> None:
+        waiting.until(
+            lambda: read() is None,
+            self.setup,
+            self.poll,
+            f"{what} to be deleted",
+            on_first_wait=lambda: self.ui.step(f"waiting for {what} to be deleted"),
+        )
+
+    def tail(self, download: Callable[..., Any], properties: Callable[[], Any]) -> str | None:
+        try:
+            size = content_length(properties())
+            start = max(0, size - _STDERR_TAIL) if size else 0
+            kwargs = {"ocp_range": f"bytes={start}-{size - 1}"} if size else {}
+            data = b"".join(download(**kwargs)) if size != 0 else b""
+            return data.decode("utf-8", errors="replace").strip() or None
+        except HttpResponseError:
+            return None
+
+    def tasks_will_run(self) -> bool:
+        return any(c.action in (Action.CREATE, Action.REPLACE, Action.RERUN) for c in self.plan.of("task"))

@@ -1,0 +1,92 @@
+"""Apply's job and task steps: create, replace or update the job; remove replaced tasks and add
+the new ones in collections, telling a retried add of our own from somebody else's task."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
+
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+
+from batchspec import waiting
+from batchspec.apply import payloads, submit
+from batchspec.errors import ApplyError
+from batchspec.live import batch as live_batch
+from batchspec.model import task_fingerprint
+from batchspec.plan import Action, task_stamp
+
+if TYPE_CHECKING:
+    from batchspec.apply.executor import Applier
+
+
+def job(run: Applier) -> None:
+    job = run.desired.job
+    changes = run.plan.of("job")
+    if not changes:
+        return
+    change = changes[0]
+    owner = run.desired.name
+    read = lambda: live_batch.read_job(run.t.batch, job.id)  # noqa: E731
+    if change.action == Action.REPLACE:
+        run.ui.step(f"deleting job {job.id} to replace it")
+        try:
+            poller = run.t.batch.begin_delete_job(job.id, polling_interval=run.poll)
+            waiting.finish(poller, run.setup, f"job {job.id} to be deleted")
+        except ResourceNotFoundError:
+            pass
+    if change.action in (Action.CREATE, Action.REPLACE):
+        run.wait_gone(read, f"job {job.id}")
+        run.ui.step(f"creating job {job.id}")
+        try:
+            run.t.batch.create_job(payloads.job(job, owner))
+        except ResourceExistsError:
+            run.check_own_create("job", read(), job.fingerprint())
+    elif change.action == Action.UPDATE:
+        run.ui.step(f"updating job {job.id}")
+        run.t.batch.update_job(job.id, payloads.job_update(job, owner))
+
+
+def tasks(run: Applier) -> None:
+    changes = run.plan.of("task")
+    job_id = run.desired.job.id
+    removals = [c.id for c in changes if c.action in (Action.DELETE, Action.REPLACE, Action.RERUN)]
+    if removals:
+        run.ui.step(f"removing {len(removals)} task(s)")
+        with ThreadPoolExecutor(max_workers=run.parallelism) as pool:
+            list(pool.map(lambda tid: delete_task(run, job_id, tid), removals))
+    wanted = {c.id for c in changes if c.action in (Action.CREATE, Action.REPLACE, Action.RERUN)}
+    tasks = [t for t in run.desired.tasks if t.id in wanted]
+    if not tasks:
+        return
+    run.ui.step(f"submitting {len(tasks)} task(s)")
+    stamps = {t.id: task_stamp(t, run.desired.pool) for t in tasks}
+    grants = run.grants(start_task=False)
+    bodies = [payloads.task(t, stamps[t.id], grants) for t in tasks]
+    refused = submit.add_tasks(run.t.batch, job_id, bodies, threads=min(run.parallelism, 8))
+    if refused:
+        check_refused(run, refused, stamps)
+    run.outcome.submitted = len(tasks)
+
+
+def delete_task(run: Applier, job_id: str, task_id: str) -> None:
+    try:
+        run.t.batch.delete_task(job_id, task_id)
+    except ResourceNotFoundError:
+        pass
+
+
+def check_refused(run: Applier, refused: list[submit.Refused], stamps: dict[str, str]) -> None:
+    """TaskExists with our own fingerprint is a retried request that had succeeded; any
+    other refusal, a TaskExists of somebody else's task included, fails the apply."""
+    problems = []
+    existing = None
+    for r in refused:
+        if r.code == "TaskExists":
+            if existing is None:
+                existing = {t["id"]: t for t in live_batch.read_tasks(run.t.batch, run.desired.job.id)}
+            live = existing.get(r.task_id)
+            if live and task_fingerprint(live) == stamps.get(r.task_id):
+                continue
+        problems.append(f"task {r.task_id}: {r.code} {r.message}".strip())
+    if problems:
+        raise ApplyError(f"{len(problems)} task(s) could not be added: " + "; ".join(problems[:5]))

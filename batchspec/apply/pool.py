@@ -1,0 +1,184 @@
+"""Apply's pool step: create or replace the pool, or update it in place (properties first, then
+autoscale, resize, reboot), then wait for its nodes and report a failed start task."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
+
+from batchspec import waiting
+from batchspec.apply import payloads
+from batchspec.apply.common import indent, short
+from batchspec.errors import ApplyError
+from batchspec.live import batch as live_batch
+from batchspec.plan import Action, PoolHow
+
+if TYPE_CHECKING:
+    from batchspec.apply.executor import Applier
+
+_SETTLING_NODE_STATES = {
+    "creating",
+    "starting",
+    "waitingforstarttask",
+    "rebooting",
+    "reimaging",
+    "unknown",
+    "leavingpool",
+}
+
+
+def pool(run: Applier) -> None:
+    pool = run.desired.pool
+    changes = run.plan.of("pool")
+    change = changes[0] if changes else None
+    if change and change.action in (Action.CREATE, Action.REPLACE):
+        if change.action == Action.REPLACE:
+            run.ui.step(f"deleting pool {pool.id} to replace it")
+            delete_pool(run, pool.id)
+        else:
+            run.wait_gone(lambda: live_batch.read_pool(run.t.batch, pool.id), f"pool {pool.id}")
+        agent = change.how.node_agent_sku_id or pool.node_agent_sku_id
+        if not agent:
+            raise ApplyError(
+                f"no node agent SKU for image {pool.image.to_dict()}: the service "
+                "lists no such supported image",
+                hint="set pool.nodeAgentSkuId",
+            )
+        run.ui.step(f"creating pool {pool.id} ({pool.vm_size})")
+        try:
+            body = payloads.pool(pool, run.desired.name, agent, run.grants(start_task=True))
+            run.t.batch.create_pool(body)
+        except ResourceExistsError:
+            run.check_own_create("pool", live_batch.read_pool(run.t.batch, pool.id), pool.fingerprint())
+    elif change and change.action == Action.UPDATE:
+        update_pool(run, change.how)
+    if run.tasks_will_run():
+        wait_for_nodes(run)
+
+
+def update_pool(run: Applier, how: PoolHow) -> None:
+    pool = run.desired.pool
+    client = run.t.batch
+    # The properties (the start task and its storage access) first: nodes that the resize or
+    # autoscale below adds run the start task as it is then.
+    if how.properties:
+        run.ui.step(f"updating pool {pool.id} (start task, metadata)")
+        client.replace_pool_properties(
+            pool.id, payloads.pool_properties(pool, run.desired.name, run.grants(start_task=True))
+        )
+    if how.disable_autoscale:
+        client.disable_pool_auto_scale(pool.id)
+    if how.autoscale:
+        body = {"autoScaleFormula": pool.autoscale_formula}
+        if pool.autoscale_interval:
+            body["autoScaleEvaluationInterval"] = pool.autoscale_interval
+        client.enable_pool_auto_scale(pool.id, body)
+    if how.resize:
+        wait_steady(run)
+        run.ui.step(
+            f"resizing pool {pool.id} to {pool.target_dedicated_nodes} dedicated, "
+            f"{pool.target_low_priority_nodes} low-priority node(s)"
+        )
+        poller = client.begin_resize_pool(
+            pool.id,
+            {
+                "targetDedicatedNodes": pool.target_dedicated_nodes,
+                "targetLowPriorityNodes": pool.target_low_priority_nodes,
+            },
+            polling_interval=run.poll,
+        )
+        waiting.finish(poller, run.setup, f"pool {pool.id} to resize")
+    if how.reboot:
+        nodes = live_batch.read_nodes(client, pool.id)
+        run.ui.step(f"rebooting {len(nodes)} node(s) to run the new start task")
+        # All at once: a reboot takes minutes on Azure. requeue: tasks running there go
+        # back to the queue, to run after the new start task.
+        pollers = []
+        for node in nodes:
+            try:
+                poller = client.begin_reboot_node(
+                    pool.id, node["id"], {"nodeRebootOption": "requeue"}, polling_interval=run.poll
+                )
+                pollers.append((node["id"], poller))
+            except HttpResponseError as exc:
+                run.outcome.problems.append(f"node {node['id']}: reboot failed: {short(exc)}")
+        for node_id, poller in pollers:
+            try:
+                waiting.finish(poller, run.setup, f"node {node_id} to reboot")
+            except HttpResponseError as exc:
+                run.outcome.problems.append(f"node {node_id}: reboot failed: {short(exc)}")
+
+
+def delete_pool(run: Applier, pool_id: str) -> None:
+    try:
+        poller = run.t.batch.begin_delete_pool(pool_id, polling_interval=run.poll)
+        waiting.finish(poller, run.setup, f"pool {pool_id} to be deleted")
+    except ResourceNotFoundError:
+        return
+    run.wait_gone(lambda: live_batch.read_pool(run.t.batch, pool_id), f"pool {pool_id}")
+
+
+def wait_steady(run: Applier) -> None:
+    pool_id = run.desired.pool.id
+
+    def steady() -> bool:
+        live = live_batch.read_pool(run.t.batch, pool_id) or {}
+        return live.get("allocationState", "steady") == "steady"
+
+    waiting.until(steady, run.setup, run.poll, f"pool {pool_id} to finish resizing")
+
+
+def wait_for_nodes(run: Applier) -> None:
+    pool = run.desired.pool
+    if pool.autoscale_formula or not (pool.target_dedicated_nodes or pool.target_low_priority_nodes):
+        run.ui.note(f"pool {pool.id} has no fixed node count: tasks wait for nodes")
+        return
+
+    def settled() -> bool:
+        live = live_batch.read_pool(run.t.batch, pool.id) or {}
+        nodes = live_batch.read_nodes(run.t.batch, pool.id)
+        failed = [n for n in nodes if n.get("state") == "starttaskfailed"]
+        if failed:
+            raise ApplyError(start_task_failure(run, failed))
+        if (
+            live.get("allocationState") == "steady"
+            and nodes
+            and not any(n.get("state") in _SETTLING_NODE_STATES for n in nodes)
+        ):
+            if not any(n.get("state") in ("idle", "running") for n in nodes):
+                states = sorted({n.get("state") for n in nodes})
+                raise ApplyError(f"pool {pool.id} has no usable node (states: {', '.join(states)})")
+            return True
+        for err in live.get("resizeErrors") or []:
+            raise ApplyError(
+                f"pool {pool.id} could not allocate nodes: {err.get('code')}: {err.get('message')}"
+            )
+        return False
+
+    waiting.until(
+        settled,
+        run.setup,
+        run.poll,
+        f"the nodes of pool {pool.id}",
+        on_first_wait=lambda: run.ui.step(f"waiting for the nodes of pool {pool.id}"),
+    )
+
+
+def start_task_failure(run: Applier, nodes: list[dict[str, Any]]) -> str:
+    node = nodes[0]
+    info = node.get("startTaskInfo") or {}
+    failure = (info.get("failureInfo") or {}).get("message") or ""
+    stderr = run.tail(
+        lambda **kw: run.t.batch.download_node_file(
+            run.desired.pool.id, node["id"], "startup/stderr.txt", **kw
+        ),
+        lambda: run.t.batch.get_node_file_properties(run.desired.pool.id, node["id"], "startup/stderr.txt"),
+    )
+    lines = [
+        f"the start task failed on {len(nodes)} node(s) of pool {run.desired.pool.id}; "
+        f"node {node['id']}: exit code {info.get('exitCode')} {failure}".rstrip()
+    ]
+    if stderr:
+        lines.append("stderr (tail):\n" + indent(stderr))
+    return "\n".join(lines)

@@ -1,0 +1,137 @@
+"""Waiting for the tasks (riding out an unreachable service) and the summary rows of the outcome."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from azure.core.exceptions import ServiceRequestError
+
+from batchspec import waiting
+from batchspec.apply.common import duration, short
+from batchspec.errors import ApplyError
+from batchspec.live import batch as live_batch
+
+if TYPE_CHECKING:
+    from batchspec.apply.executor import Applier
+
+_OUTAGE = 300.0  # seconds of an unreachable Batch service that waiting for tasks rides out
+
+
+@dataclass
+class TaskRow:
+    id: str
+    state: str
+    node: str | None = None
+    exit_code: int | None = None
+    duration: float | None = None
+    result: str | None = None
+    failure: str | None = None
+    stderr_tail: str | None = None
+
+
+@dataclass
+class Outcome:
+    exit_code: int
+    rows: list[TaskRow] = field(default_factory=list)
+    uploaded: int = 0
+    uploaded_bytes: int = 0
+    submitted: int = 0
+    downloaded: int = 0
+    timed_out: bool = False
+    problems: list[str] = field(default_factory=list)
+
+
+def wait(run: Applier) -> bool:
+    """Wait until every task of the job completed; False on timeout.
+
+    The tasks run on without us, so an unreachable service (a restart, a network blip) is
+    waited out here, up to `_OUTAGE` in a row, rather than failing the apply.
+    """
+    job_id = run.desired.job.id
+    start = time.monotonic()
+    deadline = waiting.Deadline(run.timeout, "--timeout (wait.timeout)")
+    said = False
+    outage_since: float | None = None
+    while True:
+        try:
+            counts = run.t.batch.get_job_task_counts(job_id).task_counts
+            done = counts.active + counts.running == 0 and none_incomplete(run, job_id)
+        except ServiceRequestError as exc:
+            now = time.monotonic()
+            if outage_since is None:
+                outage_since = now
+                run.ui.note("the Batch service cannot be reached; still waiting for it")
+            elif now - outage_since > _OUTAGE:
+                raise ApplyError(
+                    f"the Batch service could not be reached for {_OUTAGE:.0f} s ({short(exc)}); "
+                    "the tasks go on: run apply again to resume waiting"
+                ) from None
+            if expired_or_sleep(run, deadline):
+                return False
+            continue
+        outage_since = None
+        figures = {
+            "active": counts.active,
+            "running": counts.running,
+            "succeeded": counts.succeeded,
+            "failed": counts.failed,
+        }
+        if done:
+            if said:
+                run.ui.task_counts(figures, time.monotonic() - start)
+            return True
+        if not said:
+            run.ui.step("waiting for tasks")
+            said = True
+        run.ui.task_counts(figures, time.monotonic() - start)
+        if expired_or_sleep(run, deadline):
+            return False
+
+
+def expired_or_sleep(run: Applier, deadline: waiting.Deadline) -> bool:
+    """True (and the outcome marked timed out) once `deadline` passed; else sleep a poll."""
+    if deadline.expired():
+        run.outcome.timed_out = True
+        return True
+    time.sleep(run.poll)
+    return False
+
+
+def none_incomplete(run: Applier, job_id: str) -> bool:
+    # Task counts are eventually consistent on the real service; a filtered page is not.
+    page = run.t.batch.list_tasks(job_id, filter="state ne 'completed'", select=["id"], max_results=1)
+    return next(iter(page), None) is None
+
+
+def rows(run: Applier) -> list[TaskRow]:
+    fields = ["id", "state", "executionInfo", "nodeInfo"]
+    live = {t["id"]: t for t in live_batch.read_tasks(run.t.batch, run.desired.job.id, fields)}
+    rows = []
+    for task in run.desired.tasks:
+        t = live.get(task.id)
+        if t is None:
+            rows.append(TaskRow(task.id, "missing"))
+            continue
+        info = t.get("executionInfo") or {}
+        failure = info.get("failureInfo") or {}
+        rows.append(
+            TaskRow(
+                id=task.id,
+                state=t.get("state", "?"),
+                node=(t.get("nodeInfo") or {}).get("nodeId"),
+                exit_code=info.get("exitCode"),
+                duration=duration(info),
+                result=info.get("result"),
+                failure=f"{failure.get('code')}: {failure.get('message')}" if failure else None,
+            )
+        )
+    for row in [r for r in rows if r.result == "failure"][:10]:
+        row.stderr_tail = run.tail(
+            lambda tid=row.id, **kw: run.t.batch.download_task_file(
+                run.desired.job.id, tid, "stderr.txt", **kw
+            ),
+            lambda tid=row.id: run.t.batch.get_task_file_properties(run.desired.job.id, tid, "stderr.txt"),
+        )
+    return rows
