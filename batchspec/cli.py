@@ -9,10 +9,14 @@ import click
 from azure.core.exceptions import AzureError
 from rich.console import Console
 
-from batchspec import __version__, render
+from batchspec import __version__
 from batchspec.errors import BatchspecError, SpecErrors, UsageError
 from batchspec.spec import schema, variables
 from batchspec.spec.build import build
+from batchspec.ui import plan as plan_text
+from batchspec.ui import progress, prompt
+from batchspec.ui import report as report_text
+from batchspec.ui import state as state_text
 
 
 class _Group(click.Group):
@@ -129,20 +133,6 @@ def _seconds(text: str, option: str) -> float:
         raise UsageError(f"{option} {text!r}: expected a duration such as 90s, 5m or PT5M") from None
 
 
-def _confirm(action: str, auto_approve: bool) -> None:
-    if auto_approve:
-        return
-    if not sys.stdin.isatty():
-        raise UsageError(
-            f"refusing to {action} without confirmation: no terminal to ask on", hint="pass --auto-approve"
-        )
-    answer = click.prompt(
-        f"Do you want to {action}? Only 'yes' will be accepted", default="", show_default=False
-    )
-    if answer.strip() != "yes":
-        raise UsageError(f"{action} cancelled")
-
-
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="batchspec")
 def cli() -> None:
@@ -186,9 +176,9 @@ def render_cmd(spec: str, var_pairs: tuple[str, ...], as_json: bool) -> None:
     """Print the fully expanded desired state of a spec."""
     state = build(spec, variables.parse_overrides(var_pairs))
     if as_json:
-        click.echo(render.to_json(state.to_dict()))
+        click.echo(state_text.to_json(state.to_dict()))
     else:
-        render.desired_state(state, _console())
+        state_text.desired_state(state, _console())
 
 
 @cli.command("schema")
@@ -220,8 +210,8 @@ def plan_cmd(spec, var_pairs, target, as_json, out, detailed_exitcode) -> None:
     if as_json:
         click.echo(json.dumps({**p.to_dict(), "warnings": [w.to_dict() for w in desired.warnings]}, indent=2))
     else:
-        render.warnings(desired.warnings, _console())
-        render.plan(p, _console())
+        plan_text.warnings(desired.warnings, _console())
+        plan_text.plan(p, _console())
         if out:
             click.echo(f"Saved the plan to {out}; `batchspec apply {out}` applies exactly this plan.")
     if detailed_exitcode and p.changes:
@@ -278,18 +268,18 @@ def apply_cmd(
     setup_timeout = _timeout(setup_timeout_text, desired.setup_timeout, "--setup-timeout")
     wait = _seconds(lock_timeout, "--lock-timeout")
     client = _connect(target, parallelism=parallelism)
-    reporter = render.ConsoleReporter(console)
+    reporter = progress.ConsoleReporter(console)
     try:
         with Lock(client.blob, desired.name, command="apply", wait=wait) as lock:
             p = diff(desired, live_state.read(client, desired))
             if saved is not None:
                 files.check(saved, p)
-            render.warnings(desired.warnings, console)
-            render.plan(p, console)
+            plan_text.warnings(desired.warnings, console)
+            plan_text.plan(p, console)
             if not p.changes and not p.pending_tasks:
                 return
             if p.changes and saved is None:
-                _confirm("apply these changes", auto_approve)
+                prompt.confirm("apply these changes", auto_approve)
             outcome = Applier(
                 client,
                 desired,
@@ -301,7 +291,7 @@ def apply_cmd(
                 guard=lock.check,
             ).run()
             reporter.close()
-            render.outcome(outcome, console)
+            report_text.outcome(outcome, console)
     finally:
         reporter.close()
         client.close()
@@ -338,11 +328,11 @@ def destroy_cmd(spec, var_pairs, target, auto_approve, lock_timeout) -> None:
             client.blob, desired.name, command="destroy", wait=_seconds(lock_timeout, "--lock-timeout")
         ) as lock:
             p = teardown.destroy(desired, live_state.read(client, desired, with_download=False))
-            render.plan(p, console)
+            plan_text.plan(p, console)
             if not p.changes:
                 return
-            _confirm("destroy these resources", auto_approve)
-            reporter = render.ConsoleReporter(console)
+            prompt.confirm("destroy these resources", auto_approve)
+            reporter = progress.ConsoleReporter(console)
             destroy.run(client, p, reporter.step, guard=lock.check)
             console.print(
                 f"[bold]Destroy complete:[/] {len(p.changes)} resource(s) destroyed; "
@@ -359,7 +349,7 @@ def destroy_cmd(spec, var_pairs, target, auto_approve, lock_timeout) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the live state as JSON.")
 def status_cmd(spec, var_pairs, target, as_json) -> None:
     """Show the live state of a spec's resources and tasks."""
-    from batchspec import status
+    from batchspec.live import status
 
     desired = build(spec, variables.parse_overrides(var_pairs))
     client = _connect(target)
@@ -370,7 +360,7 @@ def status_cmd(spec, var_pairs, target, as_json) -> None:
     if as_json:
         click.echo(json.dumps(report, indent=2, default=str))
     else:
-        render.status(report, _console())
+        report_text.status(report, _console())
 
 
 @cli.command("force-unlock")

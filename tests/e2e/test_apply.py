@@ -405,3 +405,16 @@ def test_the_start_task_sas_lives_six_days_is_stamped_on_the_pool_and_issued_aga
     assert result.returncode == 0, result.stdout + result.stderr
     assert start_task_expiry()[1] - datetime.now(timezone.utc) > timedelta(days=5, hours=23)
     assert "No changes." in workspace.run("plan", "spec.yaml").stdout
+
+
+def test_status_shows_the_live_resources_and_each_task(workspace: Workspace):
+    assert workspace.apply().returncode == 0
+    result = workspace.run("status", "spec.yaml")
+    assert result.returncode == 0, result.stderr
+    lines = [" ".join(line.split()) for line in result.stdout.splitlines()]
+    assert f"container {workspace.name}-in exists owned" in lines
+    assert any(
+        line.startswith(f"pool {workspace.name}-pool active/steady owned; standard_d2s_v3;") for line in lines
+    )
+    assert f"job {workspace.name}-job active owned" in lines
+    assert sum(line.startswith("topn-taskdata") and "completed success 0" in line for line in lines) == 3

@@ -10,11 +10,11 @@ import threading
 from azure.core.pipeline.policies import SansIOHTTPPolicy
 from rich.console import Console
 
-from batchspec import render
 from batchspec.apply import Applier
 from batchspec.live import state as live_state
 from batchspec.plan import diff
 from batchspec.spec.build import build
+from batchspec.ui.progress import ConsoleReporter
 from helpers import ROOT
 from support import definition
 
@@ -40,7 +40,7 @@ class _Recorder(SansIOHTTPPolicy):
 def _apply(target, spec) -> None:
     desired = build(spec)
     plan = diff(desired, live_state.read(target, desired))
-    reporter = render.ConsoleReporter(Console(file=io.StringIO()))
+    reporter = ConsoleReporter(Console(file=io.StringIO()))
     outcome = Applier(target, desired, plan, reporter, parallelism=4, timeout=120).run()
     assert outcome.exit_code == 0, outcome.problems
 

@@ -1,0 +1,98 @@
+"""The end of an apply (each task's row, failures with their stderr) and `status`."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.markup import escape
+
+
+def outcome(o, console: Console, *, max_rows: int = 50) -> None:
+    """The summary of an apply: a table of tasks (failed ones first), then their errors."""
+    from rich.table import Table
+
+    rows = sorted(o.rows, key=lambda r: (r.result != "failure", r.id))
+    if rows:
+        table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
+        for column in ("task", "state", "node", "duration", "exit code"):
+            table.add_column(column, justify="right" if column in ("duration", "exit code") else "left")
+        for r in rows[:max_rows]:
+            style = "red" if r.result == "failure" else ("green" if r.result == "success" else None)
+            table.add_row(
+                escape(r.id),
+                r.state,
+                escape(r.node or "-"),
+                f"{r.duration:.1f}s" if r.duration is not None else "-",
+                "-" if r.exit_code is None else str(r.exit_code),
+                style=style,
+            )
+        console.print(table)
+        if len(rows) > max_rows:
+            console.print(f"  ... and {len(rows) - max_rows} more task(s)")
+    for r in [r for r in rows if r.result == "failure"][:10]:
+        console.print(f"[red]task {escape(r.id)} failed[/]" + (f": {escape(r.failure)}" if r.failure else ""))
+        if r.stderr_tail:
+            console.print("  stderr (tail):", style="dim")
+            for line in r.stderr_tail.splitlines()[-20:]:
+                console.print(f"    {escape(line)}", style="dim")
+    for problem in o.problems:
+        console.print(f"[red]error:[/] {escape(problem)}")
+    succeeded = sum(r.result == "success" for r in o.rows)
+    failed = sum(r.result == "failure" for r in o.rows)
+    other = len(o.rows) - succeeded - failed
+    parts = [f"{succeeded} succeeded", f"{failed} failed"] + ([f"{other} not complete"] if other else [])
+    transfers = f"{o.uploaded} file(s) uploaded, {o.submitted} task(s) submitted, {o.downloaded} downloaded"
+    if o.timed_out:
+        console.print(f"[yellow]Timed out[/] waiting for tasks: {', '.join(parts)}. {transfers}.")
+    else:
+        console.print(f"[bold]Apply complete:[/] tasks {', '.join(parts)}; {transfers}.")
+
+
+def status(report: dict, console: Console) -> None:
+    """The live state of a spec as tables."""
+    from rich.table import Table
+
+    def owned(flag) -> str:
+        return "-" if flag is None else ("owned" if flag else "NOT owned")
+
+    table = Table(title=f"spec {escape(report['name'])}", show_edge=False, box=None, header_style="bold")
+    for column in ("kind", "id", "state", "details"):
+        table.add_column(column)
+    for c in report["containers"]:
+        table.add_row(
+            "container", escape(c["name"]), "exists" if c["exists"] else "missing", owned(c["owned"])
+        )
+    pool = report["pool"]
+    if pool:
+        nodes = ", ".join(f"{n} {s}" for s, n in sorted(pool["nodes"].items())) or "no nodes"
+        table.add_row(
+            "pool",
+            escape(pool["id"]),
+            f"{pool['state']}/{pool['allocationState']}",
+            f"{owned(pool['owned'])}; {pool['vmSize']}; {nodes}",
+        )
+    else:
+        table.add_row("pool", "-", "missing", "")
+    job = report["job"]
+    table.add_row(
+        "job",
+        escape(job["id"]) if job else "-",
+        job["state"] if job else "missing",
+        owned(job["owned"]) if job else "",
+    )
+    console.print(table)
+    tasks = report["tasks"]
+    if tasks:
+        t = Table(show_edge=False, box=None, header_style="bold")
+        for column in ("task", "state", "result", "exit code", "node"):
+            t.add_column(column)
+        for row in tasks[:200]:
+            t.add_row(
+                escape(row["id"]),
+                row["state"] or "-",
+                row["result"] or "-",
+                "-" if row["exitCode"] is None else str(row["exitCode"]),
+                escape(row["node"] or "-"),
+            )
+        console.print(t)
+        if len(tasks) > 200:
+            console.print(f"... and {len(tasks) - 200} more task(s)")
