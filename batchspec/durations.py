@@ -1,4 +1,9 @@
-"""ISO-8601 durations as the Batch API uses them (PT20M, P1DT2H, PT0.5S)."""
+"""ISO-8601 durations as the Batch API uses them (PT20M, P1DT2H, PT0.5S): the one parser of the
+code base, the emulator's included (a leaf module: it imports nothing of batchspec).
+
+Only seconds take a fraction (PT1.5H is refused everywhere alike, at validate time in batchspec
+and with a 400 in the emulator), as .NET's TimeSpan, which the service uses, writes them.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +24,15 @@ def parse(text: str) -> timedelta:
         raise ValueError(f"{text!r} is not an ISO-8601 duration such as PT30S, PT20M or P1D")
     parts = {k: float(v) for k, v in match.groupdict().items() if v}
     return timedelta(**parts)
+
+
+# How the service writes "no limit" (TimeSpan.MaxValue) in constraints it fills in.
+UNLIMITED = "P10675199DT2H48M5.4775807S"
+
+
+def seconds(text: str) -> float:
+    """`PT1M30S` -> 90.0; raises ValueError as `parse` does."""
+    return parse(text).total_seconds()
 
 
 def format(delta: timedelta) -> str:

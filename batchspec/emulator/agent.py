@@ -29,13 +29,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import re
 import shutil
 import signal
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from batchspec import durations  # the one shared module (see durations.py)
 from batchspec.emulator import transfer
 from batchspec.emulator.cmdline import CommandLineError, split_command_line
 
@@ -43,10 +43,6 @@ KILL_GRACE = 2.0  # seconds between SIGTERM and SIGKILL to a task's process grou
 _INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "USER", "LOGNAME")
 _DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _FOREVER = 10 * 365 * 86400.0  # the service answers "unlimited" with a ~29000-year duration
-_DURATION = re.compile(
-    r"P(?:(?P<w>\d+)W)?(?:(?P<d>\d+)D)?"
-    r"(?:T(?:(?P<h>\d+)H)?(?:(?P<m>\d+)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?"
-)
 
 
 @dataclass(frozen=True)
@@ -93,11 +89,7 @@ def parse_duration(value: str | None) -> float | None:
     """Seconds in an ISO-8601 duration ("PT10S", "P1DT2H"); None for absent or unlimited."""
     if not value:
         return None
-    match = _DURATION.fullmatch(value.strip())
-    if match is None or value.strip() in ("P", "PT"):
-        raise ValueError(f"not an ISO-8601 duration: {value!r}")
-    g = {k: float(v) if v else 0.0 for k, v in match.groupdict().items()}
-    seconds = (((g["w"] * 7 + g["d"]) * 24 + g["h"]) * 60 + g["m"]) * 60 + g["s"]
+    seconds = durations.seconds(value.strip())
     return None if seconds >= _FOREVER else seconds
 
 

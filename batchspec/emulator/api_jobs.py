@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from batchspec import durations  # the one shared module (see durations.py)
+
 from . import errors, model
 from .common import Ctx, check_conditions, created, empty, entity, json_response, paged
 from .store import key
 
-_FOREVER = "P10675199DT2H48M5.4775807S"
+_FOREVER = durations.UNLIMITED
 _UNSUPPORTED = ("jobManagerTask", "jobPreparationTask", "jobReleaseTask")
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from batchspec import durations  # the one shared module (see durations.py)
+
 from . import errors, model
 from .common import Ctx, check_conditions, created, empty, entity, json_response, paged
 from .store import key
@@ -11,7 +13,7 @@ from .store import key
 MAX_NODES_PER_POOL = model.MAX_NODES_PER_POOL
 MAX_SLOTS_PER_NODE = 256  # the service's own limit
 
-_FOREVER = "P10675199DT2H48M5.4775807S"
+_FOREVER = durations.UNLIMITED
 
 SUPPORTED_IMAGES = [
     ("batch.node.ubuntu 24.04", "canonical", "ubuntu-24_04-lts", "server"),

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from batchspec import durations  # the one shared module (see durations.py)
+
 from . import errors, model
 from .api_jobs import get_job_doc
 from .common import Ctx, check_conditions, created, empty, entity, json_response, paged
 from .store import key
 
 MAX_TASKS_PER_COLLECTION = 100
-_FOREVER = "P10675199DT2H48M5.4775807S"
+_FOREVER = durations.UNLIMITED
 
 
 def _check_task(body: dict, job: dict) -> str:

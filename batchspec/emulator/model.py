@@ -7,6 +7,8 @@ from __future__ import annotations
 import re
 from datetime import datetime, timezone
 
+from batchspec import durations  # the one shared module (see durations.py)
+
 from . import errors
 from .store import new_etag
 
@@ -96,19 +98,12 @@ def check_int(body: dict, name: str, low: int, high: int | None = None) -> None:
         raise errors.invalid_value(name, value)
 
 
-_DURATION = re.compile(
-    r"^P(?:(?P<d>\d+(?:\.\d+)?)D)?(?:T(?:(?P<h>\d+(?:\.\d+)?)H)?(?:(?P<m>\d+(?:\.\d+)?)M)?"
-    r"(?:(?P<s>\d+(?:\.\d+)?)S)?)?$"
-)
-
-
 def parse_duration(value: str) -> float | None:
-    """ISO 8601 duration (PnDTnHnMnS) in seconds, or None if it does not parse."""
-    m = _DURATION.match(value or "")
-    if not m or value in ("P", "PT"):
+    """An ISO 8601 duration in seconds, or None if it does not parse (batchspec.durations)."""
+    try:
+        return durations.seconds(value)
+    except ValueError:
         return None
-    d, h, mi, s = (float(m.group(g) or 0) for g in "dhms")
-    return ((d * 24 + h) * 60 + mi) * 60 + s
 
 
 def check_constraints(body: dict, prefix: str) -> None:

@@ -94,6 +94,21 @@ def test_task_exceeding_max_wall_clock_time_is_killed(client, job):
     assert (info.end_time - info.start_time).total_seconds() < 10
 
 
+def test_a_duration_is_read_by_one_grammar_at_add_and_at_run(client, job):
+    """PT1.5H was accepted at task add and failed the task when it ran: one parser now refuses
+    it at add (only seconds take a fraction), and what add accepts, the node agent runs."""
+    with pytest.raises(HttpResponseError) as info:
+        client.create_task(
+            job, task("frac", "/bin/true", constraints=bm.BatchTaskConstraints(max_wall_clock_time="PT1.5H"))
+        )
+    assert info.value.status_code == 400
+    client.create_task(
+        job, task("weeks", "/bin/true", constraints=bm.BatchTaskConstraints(max_wall_clock_time="P1WT0.5S"))
+    )
+    done = wait_for(lambda: (t := client.get_task(job, "weeks")).state == "completed" and t)
+    assert done.execution_info.result == "success"
+
+
 def test_dependent_tasks_run_after_their_parents_and_block_on_failure(client, shared_pool):
     job_id = unique("deps")
     client.create_job(

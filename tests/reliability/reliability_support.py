@@ -129,7 +129,15 @@ def faultproxy(
     methods: str = "",
     container_delete_seconds: float = 0,
 ) -> Service:
-    argv = [sys.executable, "-m", "batchspec.faultproxy", "--listen-port", "0", "--upstream", upstream]
+    argv = [
+        sys.executable,
+        "-m",
+        "batchspec.emulator.faultproxy",
+        "--listen-port",
+        "0",
+        "--upstream",
+        upstream,
+    ]
     argv += ["--503-rate", str(rate_503), "--drop-rate", str(drop), "--seed", str(seed)]
     argv += ["--methods", methods] if methods else []
     argv += ["--container-delete-seconds", str(container_delete_seconds)] if container_delete_seconds else []

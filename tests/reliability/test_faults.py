@@ -167,7 +167,15 @@ def test_the_fault_proxy_without_faults_passes_requests_and_answers_through_unto
     from azure.storage.blob import BlobServiceClient
 
     bad = subprocess.run(
-        [sys.executable, "-m", "batchspec.faultproxy", "--upstream", clean.azurite.url, "--503-rate", "1.5"],
+        [
+            sys.executable,
+            "-m",
+            "batchspec.emulator.faultproxy",
+            "--upstream",
+            clean.azurite.url,
+            "--503-rate",
+            "1.5",
+        ],
         capture_output=True,
         text=True,
         timeout=30,

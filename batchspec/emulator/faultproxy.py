@@ -1,6 +1,6 @@
 """A fault-injecting HTTP reverse proxy, for testing retries against Azurite (or any HTTP service).
 
-    python -m batchspec.faultproxy --listen-port 0 --upstream http://127.0.0.1:10000 \\
+    python -m batchspec.emulator.faultproxy --listen-port 0 --upstream http://127.0.0.1:10000 \\
         --503-rate 0.1 --drop-rate 0.05 --seed 7
 
 It forwards every request to the upstream unchanged (method, raw path and query, headers, body
@@ -183,7 +183,7 @@ def _drop(request: web.Request) -> web.StreamResponse:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
-        prog="python -m batchspec.faultproxy",
+        prog="python -m batchspec.emulator.faultproxy",
         description="Fault-injecting HTTP reverse proxy on loopback (testing only).",
     )
     p.add_argument("--listen-port", type=int, default=0, help="port on 127.0.0.1; 0 picks a free one")
