@@ -1,4 +1,8 @@
-"""The `batchspec` command: parse, call, render, map errors to exit codes. No logic lives here."""
+"""The `batchspec` command: parse, call, render, map errors to exit codes. No logic lives here.
+
+Over 400 lines: every command's options and help text live here, so that `batchspec --help` and
+this file read alike, top to bottom as the pipeline; what the commands do is elsewhere.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from batchspec import __version__
 from batchspec.errors import BatchspecError, SpecErrors, UsageError
 from batchspec.spec import schema, variables
 from batchspec.spec.build import build
+from batchspec.ui import errors as errors_text
 from batchspec.ui import plan as plan_text
 from batchspec.ui import progress, prompt
 from batchspec.ui import report as report_text
@@ -35,8 +40,8 @@ class _Group(click.Group):
         except AzureError as exc:
             # The service refused (e.g. a wrong key) or stayed unreachable after the retries:
             # its own message is what the user needs, with a hint for a refused key.
-            click.echo(_service_error(exc), err=True)
-            _debug_traceback()
+            click.echo(errors_text.service_error(exc, _auth_hint(exc)), err=True)
+            errors_text.debug_traceback()
             sys.exit(1)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit):
             raise
@@ -45,20 +50,18 @@ class _Group(click.Group):
                 f"internal error: {type(exc).__name__}: {exc} (set BATCHSPEC_DEBUG=1 for the traceback)",
                 err=True,
             )
-            _debug_traceback()
+            errors_text.debug_traceback()
             sys.exit(1)
-
-
-def _debug_traceback() -> None:
-    import os
-    import traceback
-
-    if os.environ.get("BATCHSPEC_DEBUG"):
-        traceback.print_exc()
 
 
 # The target the running command connected to: a refused request's hint depends on its credentials.
 _CONNECTED: list = []
+
+
+def _auth_hint(exc: Exception) -> str | None:
+    from batchspec.services import targets
+
+    return targets.auth_hint(_CONNECTED[-1] if _CONNECTED else None, exc)
 
 
 def _connect(name: str, **options):
@@ -67,26 +70,6 @@ def _connect(name: str, **options):
     target = targets.connect(name, **options)
     _CONNECTED.append(target)
     return target
-
-
-def _service_error(exc: Exception) -> str:
-    from batchspec.services import targets
-
-    status = getattr(exc, "status_code", None)
-    code = getattr(exc, "error_code", None) or getattr(getattr(exc, "error", None), "code", None)
-    code = getattr(code, "value", code)  # storage gives an enum
-    text = (getattr(exc, "message", None) or str(exc) or type(exc).__name__).strip()
-    first = text.splitlines()[0] if text else type(exc).__name__
-    if status is None:
-        return f"error: a service could not be reached: {first}"
-    line = f"error: the service refused a request ({status}{f' {code}' if code else ''}): {first}"
-    if status in (401, 403):
-        hint = targets.auth_hint(_CONNECTED[-1] if _CONNECTED else None, exc) or (
-            "check the account name and key (AZURE_BATCH_ACCOUNT_KEY, AZURE_STORAGE_ACCOUNT_KEY "
-            "or the connection string) or the credential's role"
-        )
-        line += f"\nhint: {hint}"
-    return line
 
 
 def _console() -> Console:
@@ -121,14 +104,8 @@ _lock_option = click.option(
 def _seconds(text: str, option: str) -> float:
     from batchspec import durations
 
-    units = {"s": 1, "m": 60, "h": 3600}
-    t = text.strip()
     try:
-        if t and t[-1] in units and t[:-1].replace(".", "", 1).isdigit():
-            return float(t[:-1]) * units[t[-1]]
-        if t.replace(".", "", 1).isdigit():
-            return float(t)
-        return durations.parse(t).total_seconds()
+        return durations.option_seconds(text)
     except ValueError:
         raise UsageError(f"{option} {text!r}: expected a duration such as 90s, 5m or PT5M") from None
 

@@ -35,6 +35,19 @@ def seconds(text: str) -> float:
     return parse(text).total_seconds()
 
 
+_SHORT = {"s": 1, "m": 60, "h": 3600}
+
+
+def option_seconds(text: str) -> float:
+    """A command-line duration in seconds: `90`, `90s`, `5m`, `1.5h`, or ISO-8601 (`PT5M`)."""
+    t = text.strip()
+    if t and t[-1] in _SHORT and t[:-1].replace(".", "", 1).isdigit():
+        return float(t[:-1]) * _SHORT[t[-1]]
+    if t.replace(".", "", 1).isdigit():
+        return float(t)
+    return seconds(t)
+
+
 def format(delta: timedelta) -> str:
     """1:30:00 -> `PT1H30M`; the inverse of parse for whole seconds."""
     total = int(delta.total_seconds())

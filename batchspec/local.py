@@ -5,6 +5,9 @@ records what it started in ``<data_dir>/local.json``: pid, port and the process'
 identity (its start time), so that `down` stops exactly those processes and never a process
 that later reused one of their pids. Data stays in ``<data_dir>/azurite`` and
 ``<data_dir>/batch`` across `down`/`up`.
+
+Over 400 lines: two services' start, readiness, records and stop belong together, since `down`
+must stop exactly what `up` started.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from batchspec import waiting
 from batchspec.emulator import DEV_ACCOUNT_KEY, DEV_ACCOUNT_NAME
 from batchspec.errors import LocalServiceError
 
@@ -370,24 +374,20 @@ def _stop(services: dict) -> None:
     for record in mine:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(record["pid"], signal.SIGTERM)
-    deadline = time.monotonic() + _STOP_TIMEOUT
-    while time.monotonic() < deadline:
+
+    def stopped() -> bool:
         for record in mine:
             _reap(record["pid"])
-        if not any(_alive(r) for r in mine):
-            return
-        time.sleep(0.1)
+        return not any(_alive(r) for r in mine)
+
+    if waiting.poll(stopped, waiting.Deadline(_STOP_TIMEOUT, "stop"), 0.1):
+        return
     for record in mine:
         if _alive(record):
             # It started its own session, so its group holds whatever it spawned.
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(record["pid"], signal.SIGKILL)
-    for record in mine:
-        for _ in range(50):
-            _reap(record["pid"])
-            if not _alive(record):
-                break
-            time.sleep(0.05)
+    waiting.poll(stopped, waiting.Deadline(2.5, "kill"), 0.05)
 
 
 def _wait_ready(services: dict, wait: float) -> None:
@@ -396,8 +396,8 @@ def _wait_ready(services: dict, wait: float) -> None:
         "emulator": f"http://{HOST}:{services['emulator']['port']}/pools",
     }
     pending = dict(urls)
-    deadline = time.monotonic() + wait
-    while True:
+
+    def ready() -> bool:
         for name in list(pending):
             if not _alive(services[name]):
                 _reap(services[name]["pid"])
@@ -407,16 +407,17 @@ def _wait_ready(services: dict, wait: float) -> None:
                 )
             if _answers(pending[name]):
                 del pending[name]
-        if not pending:
-            return
-        if time.monotonic() >= deadline:
-            name = next(iter(pending))
-            raise LocalServiceError(
-                f"{_label(name)} did not answer on {urls[name]} within "
-                f"{wait:g}s (log {log_paths()[name]}):\n"
-                f"{_tail(log_paths()[name])}"
-            )
-        time.sleep(0.1)
+        return not pending
+
+    def not_ready() -> LocalServiceError:
+        name = next(iter(pending))
+        return LocalServiceError(
+            f"{_label(name)} did not answer on {urls[name]} within "
+            f"{wait:g}s (log {log_paths()[name]}):\n"
+            f"{_tail(log_paths()[name])}"
+        )
+
+    waiting.until(ready, waiting.Deadline(wait, "start"), 0.1, "the local services", error=not_ready)
 
 
 def _answers(url: str) -> bool:

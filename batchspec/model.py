@@ -7,6 +7,9 @@ the fingerprint is the sha256 of it, so anything that changes the form changes t
 
 The live state: what `live` reads from the services, as the planner compares it (Batch
 resources stay the REST JSON the service returned).
+
+Over 400 lines: the desired records, the live ones and the tags are the pipeline's vocabulary,
+read together in one place.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""Waiting for the services, bounded: one deadline type, one polling loop, one way to finish an
-SDK long-running operation without outliving the deadline.
+"""Waiting for the services, bounded: one deadline type, one polling loop (apply, destroy and the
+local services use it), one way to finish an SDK long-running operation within the deadline.
 
 Each wait names what it waits for and which limit bounds it, so a timeout says both.
 """
@@ -44,31 +44,45 @@ def _shown(seconds: float | None) -> str:
     return f"{seconds:g} s"
 
 
-def until(
+def poll(
     condition: Callable[[], T | None],
     deadline: Deadline,
-    poll: float,
-    waiting_for: str,
+    interval: float,
     *,
     on_first_wait: Callable[[], None] | None = None,
-) -> T:
-    """Call `condition` until it returns something other than None or False; return that.
-
-    Raises ApplyTimeout once `deadline` has passed. `on_first_wait` runs once, before the first
-    sleep (to say what is being waited for only when there is a wait).
-    """
+) -> T | None:
+    """Call `condition` until it returns something other than None or False, and return that;
+    None once `deadline` has passed. `on_first_wait` runs once, before the first sleep (to say
+    what is being waited for only when there is a wait)."""
     said = False
     while True:
         result = condition()
         if result is not None and result is not False:
             return result
         if deadline.expired():
-            raise deadline.timeout(waiting_for)
+            return None
         if not said and on_first_wait is not None:
             on_first_wait()
         said = True
         remaining = deadline.remaining()
-        time.sleep(poll if remaining is None else min(poll, max(remaining, 0.01)))
+        time.sleep(interval if remaining is None else min(interval, max(remaining, 0.01)))
+
+
+def until(
+    condition: Callable[[], T | None],
+    deadline: Deadline,
+    interval: float,
+    waiting_for: str,
+    *,
+    on_first_wait: Callable[[], None] | None = None,
+    error: Callable[[], Exception] | None = None,
+) -> T:
+    """`poll`, raising once the deadline has passed: `error()`, else an ApplyTimeout that names
+    what was waited for and the limit."""
+    result = poll(condition, deadline, interval, on_first_wait=on_first_wait)
+    if result is None:
+        raise error() if error is not None else deadline.timeout(waiting_for)
+    return result
 
 
 def finish(poller: Any, deadline: Deadline, waiting_for: str) -> Any:

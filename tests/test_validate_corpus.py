@@ -49,6 +49,7 @@ def test_the_corpus_covers_every_case():
         "service_limits",
         "service_limits_schema",
         "container_metadata_size",
+        "deep_nesting",
     } <= names
 
 

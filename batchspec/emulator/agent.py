@@ -22,6 +22,9 @@ Choices where the service's behaviour is not documented or not observable here:
 - output files are uploaded after a normal exit or a wall-clock expiry, never after `kill`
   (the job/task was terminated or the node is going away) nor when the process never ran;
 - ``AZ_BATCH_TASK_RETRY_COUNT`` is not set: the service documents no such variable.
+
+Over 400 lines: a task attempt's whole life on a node (resource files, process, wall clock,
+kill, output files, exit) is one state machine, read in one place.
 """
 
 from __future__ import annotations

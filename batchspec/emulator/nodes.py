@@ -9,6 +9,9 @@ Node states: creating -> starting -> (waitingforstarttask while a waitForSuccess
 runs) -> idle <-> running; starttaskfailed when a waitForSuccess start task finally fails.
 Per-node counters (running tasks, slots) live in memory; a node document is persisted when its
 state changes.
+
+Over 400 lines: the node state machine and pool allocation change each other's state and
+are read together.
 """
 
 from __future__ import annotations

@@ -10,6 +10,9 @@ the pool's `taskSchedulingPolicy.nodeFillType` picks spread (most free node) or 
 
 Task execution itself belongs to the node agent (`agent.TaskRun`): this module never starts a
 process. Node provisioning (boot, start task, resize, delete) lives in `nodes.py`.
+
+Over 400 lines: dispatch, completion, retries, dependencies and job actions are one event
+loop's steps over the same state.
 """
 
 from __future__ import annotations

@@ -9,6 +9,9 @@ messages, details) ever contains a URL's query string, since that is where the S
 Failure codes and messages are the service's TaskFailureInformation codes (see the emulator
 docs); category "usererror" for problems with what the user supplied (access denied, missing
 blob or container), "servererror" for miscellaneous transport failures, as the service does.
+
+Over 400 lines: downloads and uploads share the REST calls, retries and failure codes of the
+service's node agent.
 """
 
 from __future__ import annotations

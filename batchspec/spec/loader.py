@@ -76,6 +76,12 @@ def load(path: str | Path) -> Document:
         raise SpecErrors([_yaml_error(exc, shown)]) from None
     except yaml.YAMLError as exc:  # e.g. a reader error on control characters
         raise SpecErrors([SpecError(f"invalid YAML: {exc}", location=Location(shown))]) from None
+    except RecursionError:
+        # PyYAML parses nested collections recursively: thousands of levels exhaust the stack
+        # before the depth check below could see them.
+        raise SpecErrors(
+            [SpecError(f"nested deeper than {_MAX_DEPTH} levels", location=Location(shown))]
+        ) from None
     if root is None:
         raise SpecErrors([SpecError("the spec is empty", location=Location(shown, 1, 1))])
     if not isinstance(root, yaml.MappingNode):
