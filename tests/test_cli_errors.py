@@ -7,6 +7,7 @@ import socket
 import time
 
 from batchspec.emulator import DEV_ACCOUNT_KEY, DEV_ACCOUNT_NAME
+from support.services import connection_string
 
 
 def _closed_port() -> int:
@@ -22,11 +23,7 @@ def test_an_unreachable_service_is_one_line_and_quick(cli):
         AZURE_BATCH_ENDPOINT=f"http://127.0.0.1:{port}",
         AZURE_BATCH_ACCOUNT_NAME=DEV_ACCOUNT_NAME,
         AZURE_BATCH_ACCOUNT_KEY=DEV_ACCOUNT_KEY,
-        AZURE_STORAGE_CONNECTION_STRING=(
-            "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey="
-            "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;"
-            f"BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;"
-        ),
+        AZURE_STORAGE_CONNECTION_STRING=connection_string(f"http://127.0.0.1:{port}"),
     )
     start = time.monotonic()
     result = cli("plan", "specs/topn.yaml", "--target", "azure", env=env)

@@ -18,19 +18,14 @@ from azure.storage.blob import BlobServiceClient
 
 from batchspec import local
 from batchspec.errors import LocalServiceError
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from support.services import free_port
 
 
 @pytest.fixture
 def home(tmp_path, monkeypatch):
     monkeypatch.setenv("BATCHSPEC_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("BATCHSPEC_AZURITE_PORT", str(_free_port()))
-    monkeypatch.setenv("BATCHSPEC_EMULATOR_PORT", str(_free_port()))
+    monkeypatch.setenv("BATCHSPEC_AZURITE_PORT", str(free_port()))
+    monkeypatch.setenv("BATCHSPEC_EMULATOR_PORT", str(free_port()))
     yield tmp_path / "home"
     local.down()
 
@@ -80,7 +75,7 @@ def test_status_before_up(home):
 
 def test_up_is_idempotent_serves_both_and_down_stops_exactly_those(home):
     foreign = subprocess.Popen(
-        [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(_free_port())],
+        [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(free_port())],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import uuid
@@ -19,12 +18,7 @@ from azure.storage.blob import BlobServiceClient
 
 from e2e_support import Workspace
 from helpers import ROOT
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from support.services import free_port
 
 
 @pytest.fixture(scope="session")
@@ -33,8 +27,8 @@ def services(tmp_path_factory):
     env = {
         **os.environ,
         "BATCHSPEC_HOME": str(tmp_path_factory.mktemp("bshome")),
-        "BATCHSPEC_AZURITE_PORT": str(_free_port()),
-        "BATCHSPEC_EMULATOR_PORT": str(_free_port()),
+        "BATCHSPEC_AZURITE_PORT": str(free_port()),
+        "BATCHSPEC_EMULATOR_PORT": str(free_port()),
     }
 
     def run(*a):

@@ -6,25 +6,18 @@ imports the server in-process.
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import time
-
 import pytest
 from azure.batch import BatchClient
 from azure.batch import models as bm
 
 from emulator_support import (
-    AZURITE,
-    AZURITE_KEY,
     Server,
-    _read_line,
     pool_options,
     start_server,
     unique,
     wait_pool_ready,
 )
+from support import services
 
 
 @pytest.fixture(scope="session")
@@ -76,43 +69,10 @@ def job(client: BatchClient, shared_pool: str) -> str:
 
 @pytest.fixture(scope="session")
 def azurite(tmp_path_factory) -> str:
-    """Azurite's blob endpoint (account devstoreaccount1), or skip if it is not installed."""
-    if not AZURITE.exists() or shutil.which("node") is None:
-        pytest.skip("Azurite is not installed (run `make setup`)")
-    location = tmp_path_factory.mktemp("azurite")
-    proc = subprocess.Popen(
-        [
-            str(AZURITE),
-            "--blobHost",
-            "127.0.0.1",
-            "--blobPort",
-            "0",
-            "--location",
-            str(location),
-            "--silent",
-            "--skipApiVersionCheck",
-            "--loose",
-            "--disableTelemetry",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env={**os.environ},
-    )
-    url = None
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        line = _read_line(proc, 30)
-        if "listens on" in line:
-            url = line.rsplit(" ", 1)[-1].strip()
-            break
-        if not line:
-            break
-    if url is None:
-        proc.kill()
-        pytest.fail("Azurite did not start")
-    yield f"{url}/devstoreaccount1"
-    proc.terminate()
-    proc.wait(timeout=10)
+    """Azurite's blob endpoint (account devstoreaccount1)."""
+    service = services.azurite(tmp_path_factory.mktemp("azurite")).start()
+    yield f"{service.url}/{services.AZURITE_ACCOUNT}"
+    service.stop()
 
 
 @pytest.fixture(scope="session")
@@ -121,5 +81,5 @@ def blob_service(azurite: str):
     from azure.storage.blob import BlobServiceClient
 
     return BlobServiceClient(
-        azurite, credential={"account_name": "devstoreaccount1", "account_key": AZURITE_KEY}
+        azurite, credential={"account_name": services.AZURITE_ACCOUNT, "account_key": services.AZURITE_KEY}
     )

@@ -24,11 +24,9 @@ from azure.core.credentials import AzureNamedKeyCredential
 from batchspec.emulator import DEV_ACCOUNT_KEY, DEV_ACCOUNT_NAME
 
 REPO = Path(__file__).resolve().parents[2]
-AZURITE = REPO / "node_modules" / ".bin" / "azurite-blob"
 # Long enough that a test sees "resizing"/"deleting" before the change completes, even on a
 # loaded machine; short enough to keep pool operations quick.
 ALLOCATION_DELAY = "0.5"
-AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 
 
 @dataclass

@@ -6,11 +6,8 @@ import asyncio
 import json
 import os
 import shlex
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -20,68 +17,20 @@ from azure.storage.blob import BlobServiceClient, ContainerSasPermissions, gener
 from batchspec.emulator import agent, transfer
 from batchspec.emulator.agent import NodeContext, TaskRun, run_start_task
 from batchspec.emulator.cmdline import CommandLineError, split_command_line
+from support import services
 
 REPO = Path(__file__).resolve().parents[2]
-AZURITE = REPO / "node_modules" / ".bin" / "azurite-blob"
-ACCOUNT = "devstoreaccount1"
-KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+ACCOUNT, KEY = services.AZURITE_ACCOUNT, services.AZURITE_KEY
 PY = shlex.quote(sys.executable)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def azurite(tmp_path_factory):
-    if not AZURITE.exists():
-        pytest.fail(f"Azurite is not installed at {AZURITE}: run `npm ci` in the repo root")
-    port = _free_port()
-    location = tmp_path_factory.mktemp("azurite")
-    proc = subprocess.Popen(
-        [
-            str(AZURITE),
-            "--blobHost",
-            "127.0.0.1",
-            "--blobPort",
-            str(port),
-            "--location",
-            str(location),
-            "--silent",
-            "--skipApiVersionCheck",
-            "--loose",
-            "--disableTelemetry",  # its pending sends keep Azurite alive after SIGTERM
-        ],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    endpoint = f"http://127.0.0.1:{port}/{ACCOUNT}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(f"{endpoint}?comp=list", timeout=1)
-        except urllib.error.HTTPError:
-            break  # any HTTP answer means it is listening
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail(f"Azurite did not start: {proc.stderr.read().decode()[-2000:]}")
-            time.sleep(0.1)
-        else:
-            break
-    conn = f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={KEY};BlobEndpoint={endpoint};"
-    service = BlobServiceClient.from_connection_string(conn)
-    yield service
-    service.close()
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    service = services.azurite(tmp_path_factory.mktemp("azurite")).start()
+    blob = BlobServiceClient.from_connection_string(services.connection_string(service.url))
+    yield blob
+    blob.close()
+    service.stop()
 
 
 _counter = iter(range(10**6))
@@ -670,7 +619,7 @@ def test_start_task_resource_files_with_odd_blob_names(ctx, azurite):
 
 
 def test_unreachable_storage_is_a_download_error_without_the_sas(ctx):
-    url = f"http://127.0.0.1:{_free_port()}/acct/c/a.txt?sv=2023&sig=SECRETSIG"
+    url = f"http://127.0.0.1:{services.free_port()}/acct/c/a.txt?sv=2023&sig=SECRETSIG"
     outcome = _run(
         TaskRun(
             ctx, "job1", _task("down", "/bin/true", resourceFiles=[{"httpUrl": url, "filePath": "a.txt"}])

@@ -13,7 +13,8 @@ from azure.storage.blob import (
     generate_container_sas,
 )
 
-from emulator_support import AZURITE_KEY, unique, wait_job_done
+from emulator_support import unique, wait_job_done
+from support.services import AZURITE_KEY
 
 ACCOUNT = "devstoreaccount1"
 

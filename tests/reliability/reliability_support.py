@@ -4,15 +4,10 @@ workspace that drives the real `batchspec` CLI against them with `--target azure
 from __future__ import annotations
 
 import os
-import queue
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import threading
-import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -23,88 +18,9 @@ from azure.core.credentials import AzureNamedKeyCredential
 from azure.storage.blob import BlobServiceClient
 
 from batchspec.emulator import DEV_ACCOUNT_KEY, DEV_ACCOUNT_NAME
-from batchspec.local import AZURITE_ACCOUNT, AZURITE_KEY, azurite_command
+from batchspec.local import AZURITE_KEY
 from helpers import ROOT, expected_output
-
-LISTENING = re.compile(r"listen(?:s|ing) on (https?://[\d.]+:\d+)")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Service:
-    """A service subprocess in its own session; `url` once it said where it listens."""
-
-    def __init__(self, name: str, argv: list[str], log: Path, *, ready: re.Pattern = LISTENING):
-        self.name, self.argv, self.log, self.ready = name, argv, log, ready
-        self.proc: subprocess.Popen | None = None
-        self.url = ""
-        self.stderr_lines: list[str] = []
-
-    def start(self, timeout: float = 60) -> Service:
-        self.log.parent.mkdir(parents=True, exist_ok=True)
-        self.proc = subprocess.Popen(
-            self.argv,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            stdin=subprocess.DEVNULL,
-            text=True,
-            start_new_session=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        lines: queue.Queue[str | None] = queue.Queue()
-        log = self.log.open("a")
-
-        def pump(stream, keep: bool) -> None:
-            for line in stream:
-                log.write(line)
-                log.flush()
-                if keep:
-                    self.stderr_lines.append(line)
-                lines.put(line)
-            lines.put(None)
-
-        threading.Thread(target=pump, args=(self.proc.stdout, False), daemon=True).start()
-        threading.Thread(target=pump, args=(self.proc.stderr, True), daemon=True).start()
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
-            except queue.Empty:
-                line = None
-            if line is not None and (m := self.ready.search(line)):
-                self.url = m.group(1)
-                return self
-            if line is None and (time.monotonic() >= deadline or self.proc.poll() is not None):
-                self.kill()
-                raise RuntimeError(f"{self.name} did not start; see {self.log}")
-
-    @property
-    def port(self) -> int:
-        return int(self.url.rsplit(":", 1)[1])
-
-    def kill(self) -> None:
-        """SIGKILL, as a crash."""
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=30)
-
-    def stop(self) -> None:
-        """SIGTERM, then SIGKILL after 15 s."""
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-
-def azurite(home: Path, *, port: int = 0) -> Service:
-    port = port or free_port()
-    return Service("azurite", azurite_command(home, port), home / "logs" / "azurite.log")
+from support.services import Service, azurite, connection_string, free_port  # noqa: F401 - used by the suite
 
 
 def emulator(
@@ -157,13 +73,6 @@ def emulator_statuses(emulator: Service) -> Counter:
     """Status codes in the emulator's access log (a dropped connection is logged as a 503)."""
     found = (re.search(r" (\d{3}) [\d.]+ms$", line.rstrip()) for line in list(emulator.stderr_lines))
     return Counter(m.group(1) for m in found if m)
-
-
-def connection_string(blob_url: str) -> str:
-    return (
-        f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
-        f"BlobEndpoint={blob_url}/{AZURITE_ACCOUNT};"
-    )
 
 
 def azure_env(batch_url: str, blob_url: str, home: Path) -> dict[str, str]:
