@@ -18,7 +18,7 @@ from azure.core.credentials import AzureNamedKeyCredential
 from azure.storage.blob import BlobServiceClient
 
 from batchspec.emulator import DEV_ACCOUNT_KEY, DEV_ACCOUNT_NAME
-from batchspec.local import AZURITE_KEY
+from batchspec.local import AZURITE_ACCOUNT, AZURITE_KEY  # noqa: F401 - the suite reads both
 from helpers import ROOT, expected_output
 from support.services import Service, azurite, connection_string, free_port  # noqa: F401 - used by the suite
 
