@@ -60,6 +60,7 @@ class Applier:
         self.outcome = Outcome(EXIT_OK)
         # Called before each step that writes (the lock's check): it raises to stop the apply.
         self.guard = guard or (lambda: None)
+        self._said_no_identity = False
 
     def run(self) -> Outcome:
         # What comes before the tasks (deleting a replaced pool or job, allocating, resizing
@@ -86,9 +87,11 @@ class Applier:
         start task, which nodes run whenever they join or reboot)."""
         identity = self.desired.pool.identity
         if identity and self.t.name == "local":
-            self.ui.note(
-                "pool.identityReference: the local services have no managed identities; SAS URLs instead"
-            )
+            if not self._said_no_identity:  # once, not for the pool and again for the tasks
+                self.ui.note(
+                    "pool.identityReference: the local services have no managed identities; SAS URLs instead"
+                )
+                self._said_no_identity = True
             identity = None
         make = grants.for_start_task if start_task else grants.for_tasks
         return make(self.t.sas, identity, self.t.storage_endpoint)
