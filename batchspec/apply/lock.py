@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import BlobLeaseClient, BlobServiceClient
 
+from batchspec import waiting
 from batchspec.errors import LockError
 from batchspec.model import STORAGE_OWNER
 
@@ -62,36 +63,12 @@ class Lock:
         self.release()
 
     def acquire(self) -> None:
-        deadline = time.monotonic() + self._wait
-        ensured = False
-        while True:
-            try:
-                sent = time.monotonic()
-                self._lease = self._blob.acquire_lease(lease_duration=_LEASE_SECONDS)
-                self._renewed_at = sent
-                break
-            except ResourceNotFoundError:
-                # The lock blob (or its container) does not exist yet: make it, once. Trying the
-                # lease first saves two requests on every apply once the blob exists.
-                if ensured:
-                    raise
-                self._ensure_blob()
-                ensured = True
-                continue
-            except HttpResponseError as exc:
-                if (
-                    getattr(exc, "error_code", None)
-                    not in ("LeaseAlreadyPresent", "LeaseIdMismatchWithLeaseOperation")
-                    and exc.status_code != 409
-                ):
-                    raise
-                if time.monotonic() >= deadline:
-                    raise LockError(
-                        f"the spec is locked by {self._holder()}",
-                        hint="wait for it, pass --lock-timeout, or run "
-                        "`batchspec force-unlock` if that process is gone",
-                    ) from None
-                time.sleep(1.0)
+        if waiting.poll(self._take, waiting.Deadline(self._wait, "--lock-timeout"), 1.0) is None:
+            raise LockError(
+                f"the spec is locked by {self._holder()}",
+                hint="wait for it, pass --lock-timeout, or run `batchspec force-unlock` if that "
+                "process is gone",
+            )
         since = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         self._blob.set_blob_metadata(
             {"host": socket.gethostname(), "pid": str(os.getpid()), "since": since, "command": self._command},
@@ -99,6 +76,33 @@ class Lock:
         )
         self._renewer = threading.Thread(target=self._renew, name="batchspec-lock", daemon=True)
         self._renewer.start()
+
+    def _take(self) -> bool:
+        """True once the lease is ours, False while another holds it."""
+        try:
+            sent = time.monotonic()
+            self._lease = self._blob.acquire_lease(lease_duration=_LEASE_SECONDS)
+        except ResourceNotFoundError:
+            # The lock blob (or its container) does not exist yet: make it, then lease it. Trying
+            # the lease first saves two requests on every apply once the blob exists.
+            self._ensure_blob()
+            sent = time.monotonic()
+            try:
+                self._lease = self._blob.acquire_lease(lease_duration=_LEASE_SECONDS)
+            except HttpResponseError as exc:
+                return self._taken_by_another(exc)
+        except HttpResponseError as exc:
+            return self._taken_by_another(exc)
+        self._renewed_at = sent
+        return True
+
+    @staticmethod
+    def _taken_by_another(exc: HttpResponseError) -> bool:
+        """False when `exc` says another holds the lease (worth waiting for); else raise it."""
+        code = getattr(exc, "error_code", None)
+        if code in ("LeaseAlreadyPresent", "LeaseIdMismatchWithLeaseOperation") or exc.status_code == 409:
+            return False
+        raise exc
 
     def release(self) -> None:
         self._stop.set()

@@ -51,13 +51,14 @@ def wait(run: Applier) -> bool:
     """
     job_id = run.desired.job.id
     start = time.monotonic()
-    deadline = waiting.Deadline(run.timeout, "--timeout (wait.timeout)")
     said = False
     outage_since: float | None = None
-    while True:
+
+    def done() -> bool:
+        nonlocal said, outage_since
         try:
             counts = run.t.batch.get_job_task_counts(job_id).task_counts
-            done = counts.active + counts.running == 0 and none_incomplete(run, job_id)
+            finished = counts.active + counts.running == 0 and none_incomplete(run, job_id)
         except ServiceRequestError as exc:
             now = time.monotonic()
             if outage_since is None:
@@ -68,35 +69,22 @@ def wait(run: Applier) -> bool:
                     f"the Batch service could not be reached for {_OUTAGE:.0f} s ({short(exc)}); "
                     "the tasks go on: run apply again to resume waiting"
                 ) from None
-            if expired_or_sleep(run, deadline):
-                return False
-            continue
+            return False
         outage_since = None
-        figures = {
-            "active": counts.active,
-            "running": counts.running,
-            "succeeded": counts.succeeded,
-            "failed": counts.failed,
-        }
-        if done:
-            if said:
-                run.ui.task_counts(figures, time.monotonic() - start)
-            return True
+        if finished and not said:
+            return True  # all done at the first look: nothing to show
         if not said:
             run.ui.step("waiting for tasks")
             said = True
+        figures = {"active": counts.active, "running": counts.running}
+        figures |= {"succeeded": counts.succeeded, "failed": counts.failed}
         run.ui.task_counts(figures, time.monotonic() - start)
-        if expired_or_sleep(run, deadline):
-            return False
+        return finished
 
-
-def expired_or_sleep(run: Applier, deadline: waiting.Deadline) -> bool:
-    """True (and the outcome marked timed out) once `deadline` passed; else sleep a poll."""
-    if deadline.expired():
+    if waiting.poll(done, waiting.Deadline(run.timeout, "--timeout (wait.timeout)"), run.poll) is None:
         run.outcome.timed_out = True
-        return True
-    time.sleep(run.poll)
-    return False
+        return False
+    return True
 
 
 def none_incomplete(run: Applier, job_id: str) -> bool:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import uuid
@@ -16,9 +15,8 @@ from azure.batch import models as bm
 from azure.core.credentials import AzureNamedKeyCredential
 from azure.storage.blob import BlobServiceClient
 
-from e2e_support import Workspace
-from helpers import ROOT
 from support.services import free_port
+from support.workspace import Workspace
 
 
 @pytest.fixture(scope="session")
@@ -98,8 +96,6 @@ def idle_job(batch_client) -> str:
 @pytest.fixture
 def workspace(tmp_path, services) -> Workspace:
     env, status = services
-    shutil.copytree(ROOT / "data", tmp_path / "data")
-    shutil.copytree(ROOT / "node", tmp_path / "node", ignore=shutil.ignore_patterns("__pycache__"))
-    ws = Workspace(tmp_path, "t" + uuid.uuid4().hex[:10], env, status)
-    ws.write_spec()
+    ws = Workspace.tutorial(tmp_path, "t" + uuid.uuid4().hex[:10], env, retries=0)
+    ws.secrets = (status["batch"]["account_key"], status["storage"]["account_key"])
     return ws

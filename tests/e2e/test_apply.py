@@ -11,13 +11,13 @@ from datetime import datetime, timedelta, timezone
 from azure.batch import models as bm
 from azure.storage.blob import BlobServiceClient
 
-from e2e_support import Workspace
 from helpers import ROOT, expected_output
+from support.workspace import Workspace
 
 
 def _no_secrets(ws: Workspace, *results: subprocess.CompletedProcess) -> None:
     for r in results:
-        for secret in ws.secrets():
+        for secret in ws.secrets:
             assert secret not in r.stdout and secret not in r.stderr
 
 
@@ -159,14 +159,7 @@ def test_a_timeout_exits_4(workspace: Workspace):
 
 def test_two_concurrent_applies_are_serialised(workspace: Workspace, blob_service: BlobServiceClient):
     slow = "command=python3 -c 'import time; time.sleep(3)'"
-    first = subprocess.Popen(
-        [sys.executable, "-m", "batchspec", "apply", "spec.yaml", "--auto-approve", "--var", slow],
-        cwd=workspace.root,
-        env=workspace.env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    first = workspace.popen_apply("--var", slow)
     lock = blob_service.get_blob_client("batchspec-locks", f"{workspace.name}.lock")
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -202,7 +195,7 @@ def test_a_stale_saved_plan_is_refused(workspace: Workspace):
     corrupt = workspace.run("apply", "broken.plan")
     assert corrupt.returncode == 2
     assert "broken.plan: not a readable batchspec plan" in corrupt.stderr
-    for secret in workspace.secrets():
+    for secret in workspace.secrets:
         assert secret not in (workspace.root / "first.plan").read_text()
 
 

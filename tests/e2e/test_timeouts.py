@@ -12,7 +12,7 @@ from azure.core.polling import LROPoller, PollingMethod
 
 from batchspec import waiting
 from batchspec.errors import ApplyTimeout
-from e2e_support import Workspace
+from support.workspace import Workspace
 
 
 def _slow_start_task(workspace: Workspace, seconds: int) -> None:

@@ -26,10 +26,9 @@ def server(tmp_path_factory) -> Server:
     srv = start_server(tmp_path_factory.mktemp("emulator") / "data")
     yield srv
     srv.stop()
-    srv._log.close()
     # Every failure the tests provoke is an expected one: the server must have answered them
     # all with Batch errors, never by crashing a handler or the scheduler.
-    log = srv.log_path.read_text()
+    log = srv.log.read_text()
     assert "Traceback" not in log, log[log.index("Traceback") - 200 :][:3000]
     assert srv.proc.returncode == 0
 

@@ -6,14 +6,9 @@ imports the server in-process.
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -22,41 +17,19 @@ from azure.batch import models as bm
 from azure.core.credentials import AzureNamedKeyCredential
 
 from batchspec.emulator import DEV_ACCOUNT_KEY, DEV_ACCOUNT_NAME
+from support import services
 
-REPO = Path(__file__).resolve().parents[2]
 # Long enough that a test sees "resizing"/"deleting" before the change completes, even on a
 # loaded machine; short enough to keep pool operations quick.
-ALLOCATION_DELAY = "0.5"
+ALLOCATION_DELAY = 0.5
 
 
-@dataclass
-class Server:
-    """A running emulator subprocess."""
-
-    proc: subprocess.Popen
-    url: str
-    data_dir: Path
-    log_path: Path
-    _log: object = field(repr=False, default=None)
+class Server(services.Service):
+    """A running emulator subprocess, with an SDK client of it."""
 
     def client(self, **kwargs) -> BatchClient:
         """An SDK client with the well-known development credentials."""
         return make_client(self.url, **kwargs)
-
-    def stop(self) -> None:
-        """SIGTERM and wait (clean shutdown)."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def kill9(self) -> None:
-        """SIGKILL: no chance to clean up, like a crash."""
-        self.proc.kill()
-        self.proc.wait()
 
 
 def make_client(url: str, **kwargs) -> BatchClient:
@@ -70,42 +43,9 @@ def make_client(url: str, **kwargs) -> BatchClient:
 
 
 def start_server(data_dir: Path, *extra: str, port: int = 0) -> Server:
-    """Start `python -m batchspec.emulator` and wait for its "listening on" line."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    log_path = data_dir.parent / f"{data_dir.name}-{uuid.uuid4().hex[:6]}.log"
-    log = open(log_path, "wb")  # noqa: SIM115 - closed by the fixture's finaliser
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "batchspec.emulator",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(data_dir),
-            "--quiet",
-            "--allocation-delay",
-            ALLOCATION_DELAY,
-            *extra,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=log,
-        cwd=REPO,
-    )
-    line = _read_line(proc, 20)
-    prefix = "batchspec-emulator listening on "
-    if not line.startswith(prefix):
-        proc.kill()
-        raise RuntimeError(f"emulator did not start: {line!r}; log: {log_path.read_text()}")
-    return Server(proc, line[len(prefix) :].strip(), data_dir, log_path, log)
-
-
-def _read_line(proc: subprocess.Popen, timeout: float) -> str:
-    out: list[bytes] = []
-    reader = threading.Thread(target=lambda: out.append(proc.stdout.readline()), daemon=True)
-    reader.start()
-    reader.join(timeout)
-    return out[0].decode() if out else ""
+    """Start `python -m batchspec.emulator` and wait until it listens."""
+    launch = services.emulator(data_dir, *extra, port=port, allocation_delay=ALLOCATION_DELAY)
+    return Server(launch.name, launch.argv, launch.log).start()
 
 
 def wait_for(predicate: Callable[[], object], timeout: float = 30, interval: float = 0.05):

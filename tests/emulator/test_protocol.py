@@ -365,7 +365,6 @@ def test_custom_account_name_and_key_replace_the_development_ones(tmp_path):
         assert info.value.status_code == 403
     finally:
         srv.stop()
-        srv._log.close()
 
 
 def test_request_dated_far_from_now_is_refused(client):

@@ -55,8 +55,7 @@ def test_kill_9_mid_run_then_restart_loses_nothing_and_requeues_running_tasks(tm
         # A developer's process sitting in a node directory is not a task: it must survive.
         bystander = subprocess.Popen(["sleep", "60"], cwd=data / "nodes" / "durable" / nodes_before[0])
     finally:
-        first.kill9()
-        first._log.close()
+        first.kill()
 
     second = start_server(data)
     try:
@@ -81,7 +80,6 @@ def test_kill_9_mid_run_then_restart_loses_nothing_and_requeues_running_tasks(tm
             assert info.start_time >= boot.end_time or info.end_time <= boot.start_time, t.id
     finally:
         second.stop()
-        second._log.close()
         bystander.kill()
         bystander.wait()
 
@@ -107,7 +105,6 @@ def test_injected_503s_and_dropped_connections_are_retried_by_the_sdk(tmp_path):
         assert codes == {(503, "ServerBusy")}
     finally:
         srv.stop()
-        srv._log.close()
 
     dropping = start_server(tmp_path / "data2", "--fault-drop-rate", "0.3", "--seed", "3")
     try:
@@ -116,7 +113,6 @@ def test_injected_503s_and_dropped_connections_are_retried_by_the_sdk(tmp_path):
             assert list(client.list_supported_images())
     finally:
         dropping.stop()
-        dropping._log.close()
 
 
 def test_sigterm_shuts_down_cleanly_and_kills_running_task_processes(tmp_path):
@@ -139,10 +135,9 @@ def test_sigterm_shuts_down_cleanly_and_kills_running_task_processes(tmp_path):
         assert _alive(pid)
     finally:
         srv.stop()
-        srv._log.close()
     assert srv.proc.returncode == 0
     wait_for(lambda: not _alive(pid), 10)
-    assert "Traceback" not in srv.log_path.read_text()
+    assert "Traceback" not in srv.log.read_text()
 
 
 def _alive(pid: int) -> bool:
@@ -178,4 +173,3 @@ def test_second_emulator_on_the_same_data_dir_is_refused(tmp_path):
         assert list(first.client().list_supported_images())  # the first one is unharmed
     finally:
         first.stop()
-        first._log.close()

@@ -125,5 +125,4 @@ def test_concurrent_conflicting_operations_never_break_the_server(tmp_path):
                 ), f"{job.id}/{t.id} is active with nothing to wait for"
     finally:
         srv.stop()
-        srv._log.close()
-    assert "Traceback" not in srv.log_path.read_text()
+    assert "Traceback" not in srv.log.read_text()

@@ -54,7 +54,7 @@ def faulty(rel_home, azurite, tmp_path):
 
 @pytest.fixture
 def clean_ws(tmp_path, clean) -> rs.Workspace:
-    return rs.Workspace.create(tmp_path / "ws", new_name(), clean.env)
+    return rs.Workspace.tutorial(tmp_path / "ws", new_name(), clean.env)
 
 
 @pytest.fixture(scope="session")

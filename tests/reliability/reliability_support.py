@@ -1,16 +1,14 @@
-"""Real local services as subprocesses (Azurite, the Batch emulator, the fault proxy) and a
-workspace that drives the real `batchspec` CLI against them with `--target azure`."""
+"""Real local services as subprocesses (Azurite, the Batch emulator, the fault proxy), and the
+environment that points the real `batchspec` CLI at them with `--target azure`."""
 
 from __future__ import annotations
 
 import os
 import re
-import shutil
-import subprocess
 import sys
 import uuid
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from azure.batch import BatchClient
@@ -19,20 +17,19 @@ from azure.storage.blob import BlobServiceClient
 
 from batchspec.emulator import DEV_ACCOUNT_KEY, DEV_ACCOUNT_NAME
 from batchspec.local import AZURITE_ACCOUNT, AZURITE_KEY  # noqa: F401 - the suite reads both
-from helpers import ROOT, expected_output
+from support import services
 from support.services import Service, azurite, connection_string, free_port  # noqa: F401 - used by the suite
+from support.workspace import Workspace, slow  # noqa: F401 - used by the suite
 
 
 def emulator(
     data_dir: Path, *, port: int = 0, rate_503: float = 0, drop: float = 0, seed: int | None = None
 ) -> Service:
-    argv = [sys.executable, "-m", "batchspec.emulator", "--port", str(port), "--data-dir", str(data_dir)]
-    argv += ["--allocation-delay", "0.1"]
     if not (rate_503 or drop):
-        argv.append("--quiet")  # the faulty one logs requests: the tests count its faults
-    else:
-        argv += ["--fault-503-rate", str(rate_503), "--fault-drop-rate", str(drop), "--seed", str(seed)]
-    return Service("emulator", argv, data_dir.parent / "logs" / f"emulator-{data_dir.name}.log")
+        return services.emulator(data_dir, port=port)
+    # The faulty one logs requests: the tests count its faults.
+    faults = ["--fault-503-rate", str(rate_503), "--fault-drop-rate", str(drop), "--seed", str(seed)]
+    return services.emulator(data_dir, *faults, port=port, quiet=False)
 
 
 def faultproxy(
@@ -146,194 +143,3 @@ def assert_nothing_owned(ws: Workspace, stack) -> None:
     assert owned(ws, stack) == {"containers": [], "pools": [], "jobs": []}
     lock = stack.blob_service().get_blob_client("batchspec-locks", f"{ws.name}.lock")
     assert lock.get_blob_properties().lease.state != "leased"  # the empty lock blob stays, free
-
-
-SPEC = """\
-name: {name}
-vars:
-  numwords: 3
-  inputs: data/*.txt
-  command: python3 "$AZ_BATCH_NODE_SHARED_DIR/topn_task.py"
-storage:
-  containers:
-    {name}-app: {{upload: ["node/*.py"]}}
-    {name}-in: {{upload: ["{{{{ vars.inputs }}}}"]}}
-    {name}-out: {{}}
-pool:
-  id: {name}-pool
-  vmSize: standard_d2s_v3
-  image: {{publisher: canonical, offer: ubuntu-24_04-lts, sku: server}}
-  targetDedicatedNodes: 2
-  taskSlotsPerNode: 2
-  startTask:
-    commandLine: /bin/bash -c 'cp "$AZ_BATCH_TASK_WORKING_DIR"/*.py "$AZ_BATCH_NODE_SHARED_DIR/"'
-    resourceFiles: [{{container: {name}-app}}]
-    maxTaskRetryCount: {retries}
-job:
-  id: {name}-job
-  tasks:
-    forEach: {{container: {name}-in}}
-    id: "topn-{{{{ item.stem }}}}"
-    shell: bash
-    commandLine: >-
-      {{{{ vars.command }}}} --filepath {{{{ item.name | shquote }}}} --numwords {{{{ vars.numwords }}}}
-    resourceFiles: [{{blob: "{{{{ item.ref }}}}"}}]
-    outputFiles: [{{pattern: "*_OUTPUT.txt", container: {name}-out}}]
-    maxTaskRetryCount: {retries}
-wait: {{timeout: PT3M}}
-download: {{container: {name}-out, to: out/}}
-"""
-
-
-REVERSE_SPEC = """\
-name: {name}
-storage:
-  containers:
-    {name}-app: {{upload: [tools/reverse.py]}}
-    {name}-in: {{upload: ["blobs/*.bin"]}}
-    {name}-out: {{}}
-pool:
-  id: {name}-pool
-  vmSize: standard_d2s_v3
-  image: {{publisher: canonical, offer: ubuntu-24_04-lts, sku: server}}
-  targetDedicatedNodes: 2
-  taskSlotsPerNode: 2
-  startTask:
-    commandLine: /bin/bash -c 'cp "$AZ_BATCH_TASK_WORKING_DIR/reverse.py" "$AZ_BATCH_NODE_SHARED_DIR/"'
-    resourceFiles: [{{container: {name}-app}}]
-    maxTaskRetryCount: {retries}
-job:
-  id: {name}-job
-  tasks:
-    forEach: {{container: {name}-in}}
-    id: "rev-{{{{ item.stem }}}}"
-    shell: bash
-    commandLine: >-
-      python3 "$AZ_BATCH_NODE_SHARED_DIR/reverse.py" {{{{ item.name | shquote }}}} {{{{ item.stem }}}}.out
-    resourceFiles: [{{blob: "{{{{ item.ref }}}}"}}]
-    outputFiles: [{{pattern: "*.out", container: {name}-out}}]
-    maxTaskRetryCount: {retries}
-wait: {{timeout: PT3M}}
-download: {{container: {name}-out, to: out/}}
-"""
-
-REVERSE_PY = """\
-import sys
-
-with open(sys.argv[1], "rb") as f:
-    data = f.read()
-with open(sys.argv[2], "wb") as f:
-    f.write(data[::-1])
-"""
-
-
-def reverse_workspace(
-    root: Path, name: str, env: dict[str, str], sizes: list[int], *, seed: int, retries: int
-) -> Workspace:
-    """Binary inputs of the given sizes (seeded bytes); each task writes its input reversed."""
-    import random
-
-    rng = random.Random(seed)
-    (root / "blobs").mkdir(parents=True)
-    (root / "tools").mkdir()
-    (root / "tools" / "reverse.py").write_text(REVERSE_PY)
-    for i, size in enumerate(sizes):
-        (root / "blobs" / f"b{i}.bin").write_bytes(rng.randbytes(size))
-    ws = Workspace(root, name, env, retries, template=REVERSE_SPEC)
-    ws.write_spec()
-    return ws
-
-
-# `slow_topn.py SECONDS ARGS...` sleeps, then runs topn_task.py ARGS.
-SLOW_TOPN = """\
-import os, runpy, sys, time
-
-time.sleep(float(sys.argv[1]))
-sys.argv = [os.path.join(os.path.dirname(os.path.abspath(__file__)), "topn_task.py"), *sys.argv[2:]]
-runpy.run_path(sys.argv[0], run_name="__main__")
-"""
-
-
-def slow(seconds: float) -> str:
-    """The `--var` that makes every task take `seconds` longer."""
-    return f'command=python3 "$AZ_BATCH_NODE_SHARED_DIR/slow_topn.py" {seconds}'
-
-
-@dataclass
-class Workspace:
-    """A copy of the tutorial (inputs and node script) under its own spec name."""
-
-    root: Path
-    name: str
-    env: dict[str, str]
-    retries: int = 1
-    template: str = SPEC
-    runs: list[subprocess.CompletedProcess] = field(default_factory=list)
-
-    @classmethod
-    def create(cls, root: Path, name: str, env: dict[str, str], *, inputs: int = 3, retries: int = 1):
-        (root / "data").mkdir(parents=True)
-        for i in range(inputs):
-            src = ROOT / "data" / f"taskdata{i % 3}.txt"
-            text = src.read_text()
-            if i >= 3:  # more inputs: distinct texts, so each output is checked on its own
-                text = f"{text}\n" + " ".join(["extra"] * i + [f"word{i}"] * (i + 1))
-            (root / "data" / f"taskdata{i}.txt").write_text(text)
-        shutil.copytree(ROOT / "node", root / "node", ignore=shutil.ignore_patterns("__pycache__"))
-        (root / "node" / "slow_topn.py").write_text(SLOW_TOPN)
-        ws = cls(root, name, env, retries)
-        ws.write_spec()
-        return ws
-
-    @property
-    def spec(self) -> Path:
-        return self.root / "spec.yaml"
-
-    def write_spec(self) -> None:
-        self.spec.write_text(self.template.format(name=self.name, retries=self.retries))
-
-    def argv(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "batchspec", *args]
-
-    def run(self, *args: str, timeout: float = 240, env: dict | None = None) -> subprocess.CompletedProcess:
-        r = subprocess.run(
-            self.argv(*args),
-            cwd=self.root,
-            env=env or self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            stdin=subprocess.DEVNULL,
-        )
-        self.runs.append(r)
-        return r
-
-    def apply(self, *args: str, **kw) -> subprocess.CompletedProcess:
-        return self.run("apply", "spec.yaml", "--auto-approve", *args, **kw)
-
-    def popen_apply(self, *args: str) -> subprocess.Popen:
-        return subprocess.Popen(
-            self.argv("apply", "spec.yaml", "--auto-approve", *args),
-            cwd=self.root,
-            env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            stdin=subprocess.DEVNULL,
-            text=True,
-        )
-
-    def inputs(self) -> list[Path]:
-        return sorted((self.root / "data").glob("*.txt"))
-
-    def expected_outputs(self) -> dict[str, list[str]]:
-        return {p.stem: expected_output(p.read_text(), 3) for p in self.inputs()}
-
-    def check_outputs(self) -> None:
-        """Every input's output file is downloaded, with the independently computed top words."""
-        out = self.root / "out"
-        for stem, top in self.expected_outputs().items():
-            lines = (out / f"{stem}_OUTPUT.txt").read_text().splitlines()
-            assert lines[2:5] == top, (stem, lines)
-            assert lines[7] == f"Task: topn-{stem}", (stem, lines)
-        found = sorted(p.name for p in out.iterdir())
-        assert found == sorted(f"{s}_OUTPUT.txt" for s in self.expected_outputs()), found

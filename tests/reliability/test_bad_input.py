@@ -13,7 +13,7 @@ import pytest
 from azure.core.exceptions import HttpResponseError
 
 import reliability_support as rs
-from helpers import ROOT, SPECS
+from helpers import ROOT, SPECS, expected_output
 from reliability_support import new_name
 
 BROKEN = sorted((SPECS / "broken").glob("*.yaml"))
@@ -59,7 +59,7 @@ def test_every_broken_spec_is_refused_by_apply_before_touching_the_services(clea
     ],
 )
 def test_a_malformed_var_is_refused_before_anything_changes(tmp_path, clean, var, message):
-    ws = rs.Workspace.create(tmp_path / "ws", new_name(), clean.env)
+    ws = rs.Workspace.tutorial(tmp_path / "ws", new_name(), clean.env)
     r = ws.apply("--var", var)
     assert r.returncode == 2, r.stdout + r.stderr
     assert message in r.stderr
@@ -68,7 +68,7 @@ def test_a_malformed_var_is_refused_before_anything_changes(tmp_path, clean, var
 
 
 def test_a_var_twice_is_refused_and_a_var_value_is_never_evaluated_as_a_template(tmp_path, clean):
-    ws = rs.Workspace.create(tmp_path / "ws", new_name(), clean.env)
+    ws = rs.Workspace.tutorial(tmp_path / "ws", new_name(), clean.env)
     twice = ws.apply("--var", "numwords=2", "--var", "numwords=3")
     assert twice.returncode == 2 and "--var numwords is given twice" in twice.stderr
     rendered = ws.run("render", "spec.yaml", "--json", "--var", "command={{ 7 * 7 }} {% raw %}")
@@ -78,8 +78,8 @@ def test_a_var_twice_is_refused_and_a_var_value_is_never_evaluated_as_a_template
 
 
 def test_a_corrupt_tampered_or_foreign_saved_plan_is_refused(tmp_path, clean):
-    ws = rs.Workspace.create(tmp_path / "ws", new_name(), clean.env)
-    other = rs.Workspace.create(tmp_path / "other", new_name(), clean.env)
+    ws = rs.Workspace.tutorial(tmp_path / "ws", new_name(), clean.env)
+    other = rs.Workspace.tutorial(tmp_path / "other", new_name(), clean.env)
     assert ws.run("plan", "spec.yaml", "--out", "good.plan").returncode == 0
     good = json.loads((ws.root / "good.plan").read_text())
     assert other.run("plan", "spec.yaml", "--out", "other.plan").returncode == 0
@@ -130,7 +130,7 @@ def _files_outside(root: Path, out: Path) -> set[Path]:
 
 
 def test_blobs_named_to_escape_the_download_folder_are_never_written_outside_it(tmp_path, clean):
-    ws = rs.Workspace.create(tmp_path / "ws", new_name(), clean.env)
+    ws = rs.Workspace.tutorial(tmp_path / "ws", new_name(), clean.env)
     assert ws.apply().returncode == 0
     outside = tmp_path / "elsewhere"
     outside.mkdir()
@@ -200,7 +200,7 @@ COMMANDS = {
 
 @pytest.mark.parametrize("form", sorted(COMMANDS))
 def test_input_names_with_shell_metacharacters_reach_the_task_as_plain_names(tmp_path, clean, rel_home, form):
-    ws = rs.Workspace.create(tmp_path / "ws", new_name(), clean.env, inputs=0)
+    ws = rs.Workspace.tutorial(tmp_path / "ws", new_name(), clean.env, inputs=0)
     for i, name in enumerate(HOSTILE_NAMES):
         (ws.root / "data" / name).write_text(f"alpha beta {name} " + "gamma " * (i + 1))
     spec = ws.spec.read_text()
@@ -223,6 +223,6 @@ def test_input_names_with_shell_metacharacters_reach_the_task_as_plain_names(tmp
     for name in HOSTILE_NAMES:
         path = ws.root / "data" / name
         lines = (ws.root / "out" / f"{path.stem}_OUTPUT.txt").read_text().splitlines()
-        assert lines[2:5] == rs.expected_output(path.read_text(), 3), name
+        assert lines[2:5] == expected_output(path.read_text(), 3), name
     pwned = [p for root in (rel_home, tmp_path, ROOT, Path.home()) for p in root.rglob("pwned*")]
     assert pwned == []

@@ -32,7 +32,7 @@ def _converged(ws: rs.Workspace, stack: rs.Stack) -> list:
 
 
 def test_of_two_simultaneous_applies_one_fails_on_the_lock_and_the_other_converges(tmp_path, clean):
-    ws = rs.Workspace.create(tmp_path / "ws", new_name(), clean.env)
+    ws = rs.Workspace.tutorial(tmp_path / "ws", new_name(), clean.env)
     results = sorted(_both(ws), key=lambda r: r[0])
     assert [code for code, _, _ in results] == [0, 1], results
     (_, won, _), (_, _, lost) = results
@@ -47,7 +47,7 @@ def test_two_simultaneous_applies_waiting_on_the_lock_both_succeed_and_run_each_
     tmp_path, services, request
 ):
     stack: rs.Stack = request.getfixturevalue(services)
-    ws = rs.Workspace.create(tmp_path / "ws", new_name(), stack.env, retries=6)
+    ws = rs.Workspace.tutorial(tmp_path / "ws", new_name(), stack.env, retries=6)
     results = _both(ws, "--lock-timeout", "90s")
     assert [code for code, _, _ in results] == [0, 0], results
     outputs = [out for _, out, _ in results]
@@ -61,7 +61,7 @@ def test_two_simultaneous_applies_waiting_on_the_lock_both_succeed_and_run_each_
 def test_a_lease_broken_mid_apply_stops_it_before_its_next_write(tmp_path, clean):
     """Someone breaks the lock (force-unlock) while an apply waits for its tasks: the apply
     notices at its next renewal and stops before downloading, instead of going on unlocked."""
-    ws = rs.Workspace.create(tmp_path / "ws", new_name(), clean.env)
+    ws = rs.Workspace.tutorial(tmp_path / "ws", new_name(), clean.env)
     proc = ws.popen_apply("--var", rs.slow(8))
     lock = clean.blob_service().get_blob_client("batchspec-locks", f"{ws.name}.lock")
     deadline = time.monotonic() + 60

@@ -65,7 +65,7 @@ def test_applies_killed_at_seeded_moments_converge_on_the_next_apply(tmp_path, c
     for i in range(iterations):
         phase, marker, jitter = PHASES[i % len(PHASES)]
         delay = round(rng.uniform(0, jitter), 3)
-        ws = rs.Workspace.create(tmp_path / f"run{i}", new_name(), env, inputs=6)
+        ws = rs.Workspace.tutorial(tmp_path / f"run{i}", new_name(), env, inputs=6)
         killed, before = _kill_in_phase(ws.popen_apply("--var", rs.slow(TASK_SECONDS)), marker, delay)
         assert killed, f"iteration {i}: apply ended before the kill in phase {phase}:\n{before}"
         parts = len(list((ws.root / "out").glob(".*.part"))) if (ws.root / "out").exists() else 0
@@ -111,7 +111,7 @@ def test_a_killed_and_restarted_emulator_loses_no_task(tmp_path, azurite, figure
     data = tmp_path / "batch"
     emulator = rs.emulator(data, port=port).start()
     stack = Stack(tmp_path, emulator, azurite.url, azurite)
-    ws = rs.Workspace.create(tmp_path / "ws", new_name(), stack.env, inputs=6)
+    ws = rs.Workspace.tutorial(tmp_path / "ws", new_name(), stack.env, inputs=6)
     proc = ws.popen_apply("--var", rs.slow(2))
     try:
         client = stack.batch_client()
@@ -155,7 +155,7 @@ def test_a_killed_and_restarted_emulator_loses_no_task(tmp_path, azurite, figure
 
 
 def test_the_temporary_file_of_a_killed_download_is_gone_after_the_next_apply(tmp_path, clean):
-    ws = rs.Workspace.create(tmp_path / "ws", new_name(), clean.env)
+    ws = rs.Workspace.tutorial(tmp_path / "ws", new_name(), clean.env)
     assert ws.apply().returncode == 0
     out = ws.root / "out"
     (out / "taskdata0_OUTPUT.txt").unlink()  # as if the apply was killed while downloading it

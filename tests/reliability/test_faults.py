@@ -23,7 +23,7 @@ def _outputs(ws: rs.Workspace) -> dict[str, bytes]:
 def test_apply_under_injected_faults_converges_with_byte_identical_outputs(tmp_path, faulty, clean, figures):
     proxy_before = rs.proxy_stats(faulty.proxy)
     emulator_before = rs.emulator_statuses(faulty.batch)
-    ws = rs.reverse_workspace(tmp_path / "faulty", new_name(), faulty.env, SIZES, seed=11, retries=6)
+    ws = rs.Workspace.reverse(tmp_path / "faulty", new_name(), faulty.env, SIZES, seed=11, retries=6)
     started = time.monotonic()
     first = ws.apply()
     apply_seconds = time.monotonic() - started
@@ -35,7 +35,7 @@ def test_apply_under_injected_faults_converges_with_byte_identical_outputs(tmp_p
     assert outputs == {
         f"{p.stem}.out": p.read_bytes()[::-1] for p in sorted((ws.root / "blobs").glob("*.bin"))
     }
-    reference = rs.reverse_workspace(tmp_path / "clean", new_name(), clean.env, SIZES, seed=11, retries=0)
+    reference = rs.Workspace.reverse(tmp_path / "clean", new_name(), clean.env, SIZES, seed=11, retries=0)
     started = time.monotonic()
     assert reference.apply().returncode == 0
     clean_seconds = time.monotonic() - started
@@ -142,7 +142,7 @@ def test_batch_creates_whose_connection_dropped_are_retried_without_duplicates(t
     ).start()
     try:
         env = rs.azure_env(proxy.url, clean.blob_url, clean.home)
-        ws = rs.Workspace.create(tmp_path / "ws", new_name(), env)
+        ws = rs.Workspace.tutorial(tmp_path / "ws", new_name(), env)
         result = ws.apply()
         assert result.returncode == 0, result.stdout + result.stderr
         ws.check_outputs()

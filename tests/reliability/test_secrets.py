@@ -52,7 +52,7 @@ def _files(root: Path) -> list[Path]:
 
 
 def test_no_account_key_in_any_output_log_plan_file_or_node_environment(tmp_path, clean, rel_home):
-    ws = rs.Workspace.create(tmp_path / "ws", new_name(), clean.env)
+    ws = rs.Workspace.tutorial(tmp_path / "ws", new_name(), clean.env)
     results = [
         ws.run("plan", "spec.yaml", "--out", "saved.plan", "--var", DUMP_ENV),
         ws.run("apply", "saved.plan"),
@@ -86,7 +86,7 @@ def test_no_account_key_in_any_output_log_plan_file_or_node_environment(tmp_path
 
 
 def test_a_tasks_input_sas_reads_only_its_own_blob(tmp_path, clean):
-    ws = rs.Workspace.create(tmp_path / "ws", new_name(), clean.env)
+    ws = rs.Workspace.tutorial(tmp_path / "ws", new_name(), clean.env)
     assert ws.apply().returncode == 0
     task = clean.batch_client().get_task(f"{ws.name}-job", "topn-taskdata1")
     url = task.resource_files[0].http_url
@@ -104,7 +104,7 @@ def test_a_tasks_input_sas_reads_only_its_own_blob(tmp_path, clean):
 
 
 def test_the_output_sas_only_creates_and_writes_in_the_output_container_and_expires(tmp_path, clean):
-    ws = rs.Workspace.create(tmp_path / "ws", new_name(), clean.env)
+    ws = rs.Workspace.tutorial(tmp_path / "ws", new_name(), clean.env)
     assert ws.apply().returncode == 0
     task = clean.batch_client().get_task(f"{ws.name}-job", "topn-taskdata0")
     url = task.output_files[0].destination.container.container_url
@@ -148,7 +148,7 @@ def test_a_wrong_batch_key_is_refused_by_the_emulator_with_a_clear_error(tmp_pat
         list(BatchClient(clean.batch.url, AzureNamedKeyCredential("devbatch", wrong)).list_pools())
     assert refused.value.status_code == 403
     assert refused.value.error.code == "AuthenticationFailed"
-    ws = rs.Workspace.create(tmp_path / "ws", new_name(), {**clean.env, "AZURE_BATCH_ACCOUNT_KEY": wrong})
+    ws = rs.Workspace.tutorial(tmp_path / "ws", new_name(), {**clean.env, "AZURE_BATCH_ACCOUNT_KEY": wrong})
     for r in (ws.run("plan", "spec.yaml"), ws.apply()):
         assert r.returncode == 1, r.stdout + r.stderr
         assert r.stderr.startswith("error: the service refused a request (403 AuthenticationFailed)")
@@ -164,7 +164,7 @@ def test_a_wrong_storage_key_is_refused_with_a_clear_error(tmp_path, clean):
     env["AZURE_STORAGE_CONNECTION_STRING"] = rs.connection_string(clean.blob_url).replace(
         rs.AZURITE_KEY, wrong
     )
-    ws = rs.Workspace.create(tmp_path / "ws", new_name(), env)
+    ws = rs.Workspace.tutorial(tmp_path / "ws", new_name(), env)
     for r in (ws.run("plan", "spec.yaml"), ws.apply()):
         assert r.returncode == 1, r.stdout + r.stderr
         assert r.stderr.startswith("error: the service refused a request (403 AuthorizationFailure)")

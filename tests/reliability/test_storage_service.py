@@ -13,7 +13,7 @@ def test_an_apply_right_after_a_destroy_waits_for_the_containers_to_be_free(tmp_
     ).start()
     try:
         stack = Stack(clean.home, clean.batch, proxy.url, azurite, proxy)
-        ws = rs.Workspace.create(tmp_path / "ws", new_name(), stack.env)
+        ws = rs.Workspace.tutorial(tmp_path / "ws", new_name(), stack.env)
         assert ws.apply().returncode == 0
         destroyed = ws.run("destroy", "spec.yaml", "--auto-approve")
         assert destroyed.returncode == 0, destroyed.stdout + destroyed.stderr

@@ -10,6 +10,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -91,6 +92,15 @@ class Service:
                 self.proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+def emulator(
+    data_dir: Path, *extra: str, port: int = 0, allocation_delay: float = 0.1, quiet: bool = True
+) -> Service:
+    """`python -m batchspec.emulator` on `data_dir`; `extra` are more of its options."""
+    argv = [sys.executable, "-m", "batchspec.emulator", "--port", str(port), "--data-dir", str(data_dir)]
+    argv += ["--allocation-delay", str(allocation_delay), *(["--quiet"] if quiet else []), *extra]
+    return Service("emulator", argv, data_dir.parent / "logs" / f"emulator-{data_dir.name}.log")
 
 
 def azurite(home: Path, *, port: int = 0) -> Service:
