@@ -1,10 +1,60 @@
-"""Fixtures shared by every test."""
+"""Fixtures shared by every test, and the check of every emulator answer against the API
+definition (support/answers.py)."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
 import pytest
 
+from batchspec.emulator.record import ENV as RECORD
 from helpers import run_cli
+from support.answers import Answers
+
+_answers = pytest.StashKey[Answers]()
+
+
+def pytest_configure(config):
+    # Before any fixture starts an emulator: every one of them inherits this.
+    directory = Path(tempfile.mkdtemp(prefix="batchspec-answers-"))
+    os.environ[RECORD] = str(directory)
+    config.stash[_answers] = Answers(directory)
+
+
+def pytest_unconfigure(config):
+    answers = config.stash.get(_answers, None)
+    if answers is not None:
+        shutil.rmtree(answers.directory, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def answers_conform_to_the_definition(request):
+    """Fails the test (at teardown) whose requests the emulator answered other than the Batch
+    API definition says: a status the operation does not declare, a property outside the
+    definition, a wrong type, format or enum value, a required property missing."""
+    yield
+    problems = request.config.stash[_answers].problems()
+    if problems:
+        pytest.fail("the emulator answered outside the API definition:\n  " + "\n  ".join(problems))
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    answers = config.stash.get(_answers, None)
+    if answers is not None and answers.checked:
+        terminalreporter.write_line(f"{answers.checked} emulator answers held to the Batch API definition")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    # Answers after the last test's check: session fixtures' teardowns.
+    answers = session.config.stash.get(_answers, None)
+    problems = answers.problems() if answers is not None else []
+    if problems:
+        listed = "\n  ".join(problems)
+        print(f"\nthe emulator answered outside the API definition after the last test:\n  {listed}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture

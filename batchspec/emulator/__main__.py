@@ -21,6 +21,7 @@ from aiohttp import web
 from . import DEV_ACCOUNT_KEY, DEV_ACCOUNT_NAME
 from .faults import Faults
 from .faults import rate as _rate
+from .record import ENV
 from .server import Emulator, Settings
 from .store import DataDirBusy
 
@@ -52,6 +53,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="seconds a pool stays 'resizing' before its nodes are allocated",
     )
     p.add_argument("--quiet", action="store_true", help="do not log each request")
+    p.add_argument(
+        "--record",
+        type=Path,
+        default=os.environ.get(ENV) or None,
+        help=f"write every answer to DIR/emulator-PID.jsonl (default ${ENV}, else off)",
+    )
     return p.parse_args(argv)
 
 
@@ -79,6 +86,7 @@ async def serve(args: argparse.Namespace) -> None:
         account_key=args.account_key,
         faults=Faults(args.fault_503_rate, args.fault_drop_rate, args.fault_latency_ms, args.seed),
         allocation_delay=args.allocation_delay,
+        record=args.record,
     )
     emulator = Emulator(settings)
     runner = web.AppRunner(emulator.app, access_log=None, handle_signals=False)

@@ -5,6 +5,10 @@ JSON body must match the operation's body schema with no property the definition
 and no read-only property (the service sets those). Objects are closed here although the
 document leaves them open: a property the definition does not name is a typo or a guess, and the
 service either refuses it or silently drops it.
+
+`response_errors` checks an answer the same way: a status code the operation declares (an error
+status under its `default`, BatchError), and a body that matches that response's schema, closed,
+with the types, formats, enums and required properties of the definition.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ class Operation:
     pattern: re.Pattern
     body: str | None  # the definition name of the request body, if any
     deprecated: bool
+    responses: dict[str, Any]  # status code (or "default") -> the definition's response
 
     @property
     def literal_segments(self) -> int:
@@ -73,6 +78,7 @@ def operations() -> tuple[Operation, ...]:
                     re.compile(f"^{regex}$"),
                     body,
                     bool(op.get("deprecated")),
+                    op.get("responses", {}),
                 )
             )
     # Literal segments win over parameters, as a router matches them.
@@ -155,3 +161,72 @@ def request_errors(method: str, url: str, body: Any) -> list[str]:
         f"{op.id} {_where(e)}: {e.message}"
         for e in sorted(_request_validator(op.body).iter_errors(body), key=lambda e: list(e.absolute_path))
     ]
+
+
+# Batch answers in OData JSON with minimal metadata (the REST reference's media type for every
+# operation: "application/json; odata=minimalmetadata"), which puts `odata.metadata` at the top
+# of every JSON body; the definition leaves that envelope out.
+_ENVELOPE = ("odata.metadata",)
+
+
+def _secret_in_response(validator, secret, instance, schema):
+    # AutoRest's x-ms-secret: "the property is a secret and will not be returned by the service"
+    # (autorest docs, extensions/readme.md#x-ms-secret). UserAccount.password is one.
+    if secret:
+        yield jsonschema.ValidationError("is a secret (x-ms-secret): the service never returns it")
+
+
+_ResponseValidator = jsonschema.validators.extend(Draft4Validator, {"x-ms-secret": _secret_in_response})
+
+
+@cache
+def _response_definitions() -> dict[str, Any]:
+    """Closed, with secrets no longer required: an answer leaves them out."""
+    found = copy.deepcopy(_definitions())
+    for schema in found.values():
+        props = schema.get("properties", {})
+        secrets = {name for name, p in props.items() if isinstance(p, dict) and p.get("x-ms-secret")}
+        if secrets and "required" in schema:
+            schema["required"] = [name for name in schema["required"] if name not in secrets] or None
+            if schema["required"] is None:
+                del schema["required"]
+    return found
+
+
+@cache
+def _response_validator(ref: str) -> Draft4Validator:
+    schema = {"$ref": ref, "definitions": _response_definitions()}
+    return _ResponseValidator(schema, format_checker=_formats)
+
+
+def _schema_errors(label: str, schema: dict | None, body: Any) -> list[str]:
+    if schema is None or schema.get("type") == "file":  # no body, or file content: not JSON
+        return [] if schema is not None or body is None else [f"{label}: has a body; the definition has none"]
+    if body is None:
+        return [f"{label}: no JSON body; the definition has one ({schema.get('$ref', schema)})"]
+    if isinstance(body, dict):
+        body = {k: v for k, v in body.items() if k not in _ENVELOPE}
+    validator = _response_validator(schema["$ref"])
+    errors = sorted(validator.iter_errors(body), key=lambda e: list(e.absolute_path))
+    return [f"{label} {_where(e)}: {e.message}"[:400] for e in errors]
+
+
+def response_errors(method: str, url: str, status: int, body: Any, *, conditional: bool = False) -> list[str]:
+    """What is wrong with an answer by the definition; empty when it conforms. `body` is the
+    parsed JSON body, None when there is none or it is not JSON; `conditional` says the request
+    carried If-None-Match or If-Modified-Since (a 304 is then an answer too)."""
+    op = operation(method, url)
+    if op is None:  # not an operation: the service's error, in its shape
+        label = f"{method} {urllib.parse.urlsplit(url).path} {status}"
+        if status < 400:
+            return [f"{label}: no operation of the definition has this path"]
+        return _schema_errors(label, {"$ref": "#/definitions/BatchError"}, body)
+    label = f"{op.id} {status}"
+    declared = op.responses.get(str(status))
+    if declared is None and status == 304 and conditional and method in ("GET", "HEAD"):
+        return [] if body is None else [f"{label}: a 304 has no body"]
+    if declared is None and status >= 400:
+        declared = op.responses.get("default")
+    if declared is None:
+        return [f"{label}: the definition declares {sorted(op.responses)} for this operation"]
+    return _schema_errors(label, declared.get("schema"), body)
