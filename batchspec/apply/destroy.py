@@ -8,6 +8,7 @@ from typing import Any
 from azure.core.exceptions import ResourceNotFoundError
 
 from batchspec import waiting
+from batchspec.apply.common import start_delete
 from batchspec.live import batch as live_batch
 from batchspec.plan import Plan
 
@@ -38,10 +39,9 @@ def run(
             guard()
             step(f"deleting {kind} {change.id}{aside}")
             what = f"{kind} {change.id} to be deleted"
-            try:
-                waiting.finish(delete(change.id, polling_interval=poll), deadline, what)
-            except ResourceNotFoundError:
-                continue
+            poller = start_delete(delete, change.id, poll)
+            if poller is not None:
+                waiting.finish(poller, deadline, what)
             waiting.until(lambda r=read, i=change.id: r(target.batch, i) is None, deadline, poll, what)
     for change in plan.of("container"):
         guard()

@@ -10,6 +10,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 
 from batchspec import waiting
 from batchspec.apply import payloads, submit
+from batchspec.apply.common import start_delete
 from batchspec.errors import ApplyError
 from batchspec.live import batch as live_batch
 from batchspec.model import task_fingerprint
@@ -29,11 +30,9 @@ def job(run: Applier) -> None:
     read = lambda: live_batch.read_job(run.t.batch, job.id)  # noqa: E731
     if change.action == Action.REPLACE:
         run.ui.step(f"deleting job {job.id} to replace it")
-        try:
-            poller = run.t.batch.begin_delete_job(job.id, polling_interval=run.poll)
+        poller = start_delete(run.t.batch.begin_delete_job, job.id, run.poll)
+        if poller is not None:
             waiting.finish(poller, run.setup, f"job {job.id} to be deleted")
-        except ResourceNotFoundError:
-            pass
     if change.action in (Action.CREATE, Action.REPLACE):
         run.wait_gone(read, f"job {job.id}")
         run.ui.step(f"creating job {job.id}")

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import HttpResponseError, ResourceExistsError
 
 from batchspec import waiting
 from batchspec.apply import payloads
-from batchspec.apply.common import indent, short
+from batchspec.apply.common import indent, short, start_delete
 from batchspec.errors import ApplyError
 from batchspec.live import batch as live_batch
 from batchspec.plan import Action, PoolHow
@@ -111,11 +111,9 @@ def update_pool(run: Applier, how: PoolHow) -> None:
 
 
 def delete_pool(run: Applier, pool_id: str) -> None:
-    try:
-        poller = run.t.batch.begin_delete_pool(pool_id, polling_interval=run.poll)
+    poller = start_delete(run.t.batch.begin_delete_pool, pool_id, run.poll)
+    if poller is not None:
         waiting.finish(poller, run.setup, f"pool {pool_id} to be deleted")
-    except ResourceNotFoundError:
-        return
     run.wait_gone(lambda: live_batch.read_pool(run.t.batch, pool_id), f"pool {pool_id}")
 
 

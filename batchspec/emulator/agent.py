@@ -58,6 +58,7 @@ class NodeContext:
     account_name: str
     account_url: str
     is_dedicated: bool = True
+    windows: bool = False  # a Windows pool's node: its command lines cannot run on this host
 
 
 @dataclass
@@ -100,6 +101,12 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+WINDOWS_NOTE = (
+    "the local Batch emulator runs command lines on its Linux host: a Windows node cannot run "
+    "them (docs/emulator.md)"
+)
+
+
 def _failure(code: str, message: str, details: list[dict] | None = None, category: str = "usererror") -> dict:
     return {"category": category, "code": code, "message": message, "details": details or []}
 
@@ -122,8 +129,11 @@ def _base_env() -> dict[str, str]:
 class _Execution:
     """One run of a command line in a task directory: resources, process, outputs."""
 
-    def __init__(self, directory: Path, spec: dict, env: dict[str, str], *, clean_wd: bool):
+    def __init__(
+        self, directory: Path, spec: dict, env: dict[str, str], *, clean_wd: bool, windows: bool = False
+    ):
         self.directory = directory
+        self._windows = windows
         self.wd = directory / "wd"
         self._spec = spec
         self._env = env
@@ -181,6 +191,17 @@ class _Execution:
         if not finished:
             return ended(None, _ended_by_user())
 
+        if self._windows:
+            # The emulator's nodes are processes on this (Linux) host: a Windows pool is
+            # created and its nodes come up, but what they are asked to run cannot run.
+            return ended(
+                None,
+                _failure(
+                    "CommandLaunchFailed",
+                    "Failed to launch the specified command line.",
+                    [{"name": "Message", "value": WINDOWS_NOTE}],
+                ),
+            )
         try:
             argv = split_command_line(self._spec.get("commandLine") or "")
             limit = parse_duration((self._spec.get("constraints") or {}).get("maxWallClockTime"))
@@ -357,7 +378,7 @@ async def run_start_task(ctx: NodeContext, start_task: dict) -> Outcome:
     prepare_node(ctx)
     directory = start_task_dir(ctx)
     env = {**_base_env(), **_settings(start_task.get("environmentSettings")), **_system_env(ctx, directory)}
-    return await _Execution(directory, start_task, env, clean_wd=False).run()
+    return await _Execution(directory, start_task, env, clean_wd=False, windows=ctx.windows).run()
 
 
 class TaskRun:
@@ -384,7 +405,7 @@ class TaskRun:
             "AZ_BATCH_JOB_ID": job_id,
             "AZ_BATCH_TASK_ID": task["id"],
         }
-        self._execution = _Execution(directory, task, env, clean_wd=True)
+        self._execution = _Execution(directory, task, env, clean_wd=True, windows=ctx.windows)
 
     @property
     def task_dir(self) -> Path:

@@ -20,7 +20,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from . import errors
-from .api_pools import get_node_doc
+from .api_nodes import get_node_doc
 from .api_tasks import get_task_doc
 from .common import Ctx, paged, standard_headers
 from .store import key

@@ -108,14 +108,15 @@ def list_jobs(ctx: Ctx) -> web.Response:
 
 
 def delete_job(ctx: Ctx, job_id: str) -> web.Response:
-    """DELETE /jobs/{jobId}: 202; the job is `deleting` until its tasks are gone."""
-    job = get_job_doc(ctx, job_id)
+    """DELETE /jobs/{jobId}: 202; the job is `deleting` until its tasks are gone. Again while it
+    is: 409 JobBeingDeleted (Jobs_DeleteJob: "All update operations on a Job that is in deleting
+    state will fail with status code 409")."""
+    job = get_job_doc(ctx, job_id, allow_deleting=False)
     check_conditions(ctx, job)
-    if job["state"] != "deleting":
-        model.set_state(job, "deleting")
-        model.touch(job)
-        ctx.store.put_job(job)
-        ctx.sched.spawn(ctx.sched.delete_job(key(job_id)))
+    model.set_state(job, "deleting")
+    model.touch(job)
+    ctx.store.put_job(job)
+    ctx.sched.spawn(ctx.sched.delete_job(key(job_id)))
     return empty(202, None, ctx, f"/jobs/{job_id}")
 
 

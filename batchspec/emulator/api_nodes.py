@@ -1,13 +1,13 @@
-"""REST handlers for compute node operations: reboot, reimage, remove nodes, and enabling or
-disabling task scheduling on a node."""
+"""REST handlers for compute nodes: listing and reading them, the account's node counts, and
+the node operations: reboot, reimage, remove nodes, enabling or disabling task scheduling."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
 from . import errors
-from .api_pools import get_node_doc, get_pool_doc
-from .common import Ctx, empty
+from .api_pools import get_pool_doc
+from .common import Ctx, empty, entity, paged
 from .store import key
 
 _END_OPTIONS = ("requeue", "terminate", "taskcompletion", "retaineddata")
@@ -86,3 +86,68 @@ def remove_nodes(ctx: Ctx, pool_id: str) -> web.Response:
             nks.append(key(node["id"]))
     ctx.sched.nodes.remove_nodes(key(pool_id), nks, how)
     return empty(202, pool, ctx, f"/pools/{pool_id}/removenodes")
+
+
+# Node counts and nodes
+
+_COUNT_NAMES = {
+    "creating": "creating",
+    "idle": "idle",
+    "offline": "offline",
+    "preempted": "preempted",
+    "rebooting": "rebooting",
+    "reimaging": "reimaging",
+    "running": "running",
+    "starting": "starting",
+    "starttaskfailed": "startTaskFailed",
+    "leavingpool": "leavingPool",
+    "unknown": "unknown",
+    "unusable": "unusable",
+    "waitingforstarttask": "waitingForStartTask",
+    "deallocated": "deallocated",
+    "deallocating": "deallocating",
+    "upgradingos": "upgradingOS",
+}
+
+
+def _counts(nodes: list[dict]) -> dict:
+    out = {name: 0 for name in _COUNT_NAMES.values()}
+    for n in nodes:
+        out[_COUNT_NAMES.get(n["state"], "unknown")] += 1
+    out["total"] = len(nodes)
+    return out
+
+
+def list_pool_node_counts(ctx: Ctx) -> web.Response:
+    """GET /nodecounts."""
+    items = []
+    for pk, pool in ctx.store.pools.items():
+        nodes = list(ctx.store.nodes.get(pk, {}).values())
+        items.append(
+            {
+                "poolId": pool["id"],
+                "dedicated": _counts([n for n in nodes if n.get("isDedicated", True)]),
+                "lowPriority": _counts([n for n in nodes if not n.get("isDedicated", True)]),
+            }
+        )
+    return paged(ctx, "poolnodecounts", items)
+
+
+def get_node_doc(ctx: Ctx, pool_id: str, node_id: str) -> dict:
+    """The node or PoolNotFound / NodeNotFound."""
+    get_pool_doc(ctx, pool_id)
+    node = ctx.store.nodes.get(key(pool_id), {}).get(key(node_id))
+    if node is None:
+        raise errors.not_found("Node")
+    return node
+
+
+def list_nodes(ctx: Ctx, pool_id: str) -> web.Response:
+    """GET /pools/{poolId}/nodes."""
+    get_pool_doc(ctx, pool_id)
+    return paged(ctx, "nodes", list(ctx.store.nodes.get(key(pool_id), {}).values()))
+
+
+def get_node(ctx: Ctx, pool_id: str, node_id: str) -> web.Response:
+    """GET /pools/{poolId}/nodes/{nodeId}."""
+    return entity(ctx, get_node_doc(ctx, pool_id, node_id), "nodes")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from aiohttp import web
 
 from batchspec import durations  # the one shared module (see durations.py)
@@ -15,14 +17,22 @@ MAX_SLOTS_PER_NODE = 256  # the service's own limit
 
 _FOREVER = durations.UNLIMITED
 
+# The images the service lists for a node agent SKU (GET /supportedimages), older and Windows
+# ones included: the service creates pools of them. A Windows pool's nodes come up here, but
+# their command lines cannot run (agent.WINDOWS_NOTE).
 SUPPORTED_IMAGES = [
     ("batch.node.ubuntu 24.04", "canonical", "ubuntu-24_04-lts", "server"),
     ("batch.node.ubuntu 22.04", "canonical", "0001-com-ubuntu-server-jammy", "22_04-lts"),
     ("batch.node.ubuntu 22.04", "canonical", "0001-com-ubuntu-server-jammy", "22_04-lts-gen2"),
     ("batch.node.ubuntu 20.04", "canonical", "0001-com-ubuntu-server-focal", "20_04-lts"),
+    ("batch.node.ubuntu 18.04", "canonical", "ubuntuserver", "18.04-lts"),
+    ("batch.node.ubuntu 18.04", "canonical", "ubuntuserver", "18_04-lts-gen2"),
     ("batch.node.debian 12", "debian", "debian-12", "12"),
     ("batch.node.debian 11", "debian", "debian-11", "11"),
     ("batch.node.el 9", "almalinux", "almalinux", "9-gen2"),
+    ("batch.node.windows amd64", "microsoftwindowsserver", "windowsserver", "2016-datacenter-smalldisk"),
+    ("batch.node.windows amd64", "microsoftwindowsserver", "windowsserver", "2019-datacenter-core"),
+    ("batch.node.windows amd64", "microsoftwindowsserver", "windowsserver", "2022-datacenter"),
 ]
 
 
@@ -31,7 +41,7 @@ def _images() -> list[dict]:
         {
             "nodeAgentSKUId": sku,
             "imageReference": {"publisher": pub, "offer": offer, "sku": s, "version": "latest"},
-            "osType": "linux",
+            "osType": "windows" if sku.startswith("batch.node.windows") else "linux",
             "verificationType": "verified",
             "capabilities": [],
         }
@@ -91,6 +101,63 @@ def _check_node_counts(body: dict) -> None:
         )
 
 
+# BatchVmImageReference.virtualMachineImageId: "/subscriptions/{subscriptionId}/resourceGroups/
+# {resourceGroup}/providers/Microsoft.Compute/galleries/{galleryName}/images/{imageDefinitionName}/
+# versions/{VersionId}" or ".../images/{imageDefinitionName}" (the latest version); a managed image
+# (".../Microsoft.Compute/images/{name}") is the older form the service still takes.
+_IMAGE_ID = re.compile(
+    r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.Compute/"
+    r"(images/[^/]+|galleries/[^/]+/images/[^/]+(/versions/[^/]+)?)$",
+    re.IGNORECASE,
+)
+_GALLERY_IDS = ("sharedGalleryImageId", "communityGalleryImageId")
+
+
+def _check_image(image: dict) -> None:
+    """An image is a marketplace one (publisher, offer and sku) or one named by an id."""
+    where = "virtualMachineConfiguration.imageReference"
+    image_id = image.get("virtualMachineImageId")
+    if image_id is not None:
+        if not isinstance(image_id, str) or not _IMAGE_ID.match(image_id):
+            raise errors.invalid_value(f"{where}.virtualMachineImageId", image_id)
+        return
+    if any(isinstance(image.get(name), str) and image[name] for name in _GALLERY_IDS):
+        return
+    for name in ("publisher", "offer", "sku"):
+        if not isinstance(image.get(name), str) or not image[name]:
+            raise errors.missing_property(f"{where}.{name}")
+
+
+# NetworkConfiguration.subnetId: "of the form /subscriptions/{subscription}/resourceGroups/{group}/
+# providers/{provider}/virtualNetworks/{network}/subnets/{subnet}".
+_SUBNET_ID = re.compile(
+    r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/[^/]+/virtualNetworks/[^/]+/subnets/[^/]+$",
+    re.IGNORECASE,
+)
+
+
+def _check_network(network: object) -> None:
+    if network is None:
+        return
+    if not isinstance(network, dict):
+        raise errors.invalid_value("networkConfiguration", network)
+    subnet = network.get("subnetId")
+    if subnet is not None and (not isinstance(subnet, str) or not _SUBNET_ID.match(subnet)):
+        raise errors.invalid_value("networkConfiguration.subnetId", subnet)
+
+
+def _communication(target: str | None) -> dict:
+    """targetNodeCommunicationMode as asked (BatchNodeCommunicationMode: default, classic,
+    simplified) and the mode the nodes use: for `default` the service's choice, which here is
+    simplified (the mode that needs no inbound ports)."""
+    if target is None:
+        return {"currentNodeCommunicationMode": "simplified"}
+    if target not in ("default", "classic", "simplified"):
+        raise errors.invalid_value("targetNodeCommunicationMode", target)
+    current = "simplified" if target == "default" else target
+    return {"targetNodeCommunicationMode": target, "currentNodeCommunicationMode": current}
+
+
 def create_pool(ctx: Ctx) -> web.Response:
     """POST /pools."""
     body = ctx.body()
@@ -104,6 +171,8 @@ def create_pool(ctx: Ctx) -> web.Response:
         raise errors.missing_property("virtualMachineConfiguration")
     if not isinstance(vmc, dict) or not isinstance(vmc.get("imageReference"), dict):
         raise errors.missing_property("virtualMachineConfiguration.imageReference")
+    _check_image(vmc["imageReference"])
+    _check_network(body.get("networkConfiguration"))
     sku = vmc.get("nodeAgentSKUId")
     if not sku:
         raise errors.missing_property("virtualMachineConfiguration.nodeAgentSKUId")
@@ -142,6 +211,9 @@ def create_pool(ctx: Ctx) -> web.Response:
         "enableInterNodeCommunication": bool(body.get("enableInterNodeCommunication")),
         "taskSlotsPerNode": body.get("taskSlotsPerNode") or 1,
         "taskSchedulingPolicy": {"nodeFillType": policy.get("nodeFillType", "spread")},
+        # Deprecated, yet the service still returns the empty list on every pool.
+        "certificateReferences": [],
+        **_communication(body.get("targetNodeCommunicationMode")),
     }
     for opt in (
         "displayName",
@@ -154,7 +226,7 @@ def create_pool(ctx: Ctx) -> web.Response:
         "upgradePolicy",
     ):
         if body.get(opt) is not None:
-            doc[opt] = body[opt]
+            doc[opt] = model.without_secrets(body[opt])
     model.touch(doc)
     ctx.store.put_pool(doc)
     ctx.sched.nodes.resize(pk)
@@ -180,14 +252,14 @@ def list_pools(ctx: Ctx) -> web.Response:
 
 
 def delete_pool(ctx: Ctx, pool_id: str) -> web.Response:
-    """DELETE /pools/{poolId}: 202; the pool is `deleting` until its nodes are released."""
-    pool = get_pool_doc(ctx, pool_id)
+    """DELETE /pools/{poolId}: 202; the pool is `deleting` until its nodes are released. Again
+    while it is: 409 PoolBeingDeleted (the API definition, Pools_DeletePool)."""
+    pool = get_pool_doc(ctx, pool_id, allow_deleting=False)
     check_conditions(ctx, pool)
-    if pool["state"] != "deleting":
-        model.set_state_only(pool, "deleting")
-        model.touch(pool)
-        ctx.store.put_pool(pool)
-        ctx.sched.spawn(ctx.sched.nodes.delete_pool(key(pool_id)))
+    model.set_state_only(pool, "deleting")
+    model.touch(pool)
+    ctx.store.put_pool(pool)
+    ctx.sched.spawn(ctx.sched.nodes.delete_pool(key(pool_id)))
     return empty(202, None, ctx, f"/pools/{pool_id}")
 
 
@@ -200,6 +272,10 @@ def resize_pool(ctx: Ctx, pool_id: str) -> web.Response:
         raise errors.conflict(
             "AutoScalingEnabled", "The pool has autoscale enabled: disable it to resize by hand."
         )
+    if pool["allocationState"] != "steady":
+        # Pools_ResizePool: "You can only resize a Pool when its allocation state is steady. If
+        # the Pool is already resizing, the request fails with status code 409."
+        raise errors.conflict("PoolBeingResized", "The specified pool is being resized.")
     _check_node_counts(body)
     how = body.get("nodeDeallocationOption") or "requeue"
     if how not in ("requeue", "terminate", "taskcompletion", "retaineddata"):
@@ -252,6 +328,8 @@ def patch_pool(ctx: Ctx, pool_id: str) -> web.Response:
     if "startTask" in body:
         _check_start_task(body["startTask"])
     model.check_int(body, "taskSlotsPerNode", 1, MAX_SLOTS_PER_NODE)
+    if body.get("targetNodeCommunicationMode") is not None:
+        pool.update(_communication(body["targetNodeCommunicationMode"]))
     for name in (
         "displayName",
         "startTask",
@@ -271,76 +349,11 @@ def patch_pool(ctx: Ctx, pool_id: str) -> web.Response:
             if body[name] is None:
                 pool.pop(name, None)
             else:
-                pool[name] = body[name]
+                pool[name] = model.without_secrets(body[name])
     model.touch(pool)
     ctx.store.put_pool(pool)
     ctx.sched.kick()
     return empty(200, pool, ctx, f"/pools/{pool_id}")
-
-
-# Node counts and nodes
-
-_COUNT_NAMES = {
-    "creating": "creating",
-    "idle": "idle",
-    "offline": "offline",
-    "preempted": "preempted",
-    "rebooting": "rebooting",
-    "reimaging": "reimaging",
-    "running": "running",
-    "starting": "starting",
-    "starttaskfailed": "startTaskFailed",
-    "leavingpool": "leavingPool",
-    "unknown": "unknown",
-    "unusable": "unusable",
-    "waitingforstarttask": "waitingForStartTask",
-    "deallocated": "deallocated",
-    "deallocating": "deallocating",
-    "upgradingos": "upgradingOS",
-}
-
-
-def _counts(nodes: list[dict]) -> dict:
-    out = {name: 0 for name in _COUNT_NAMES.values()}
-    for n in nodes:
-        out[_COUNT_NAMES.get(n["state"], "unknown")] += 1
-    out["total"] = len(nodes)
-    return out
-
-
-def list_pool_node_counts(ctx: Ctx) -> web.Response:
-    """GET /nodecounts."""
-    items = []
-    for pk, pool in ctx.store.pools.items():
-        nodes = list(ctx.store.nodes.get(pk, {}).values())
-        items.append(
-            {
-                "poolId": pool["id"],
-                "dedicated": _counts([n for n in nodes if n.get("isDedicated", True)]),
-                "lowPriority": _counts([n for n in nodes if not n.get("isDedicated", True)]),
-            }
-        )
-    return paged(ctx, "poolnodecounts", items)
-
-
-def get_node_doc(ctx: Ctx, pool_id: str, node_id: str) -> dict:
-    """The node or PoolNotFound / NodeNotFound."""
-    get_pool_doc(ctx, pool_id)
-    node = ctx.store.nodes.get(key(pool_id), {}).get(key(node_id))
-    if node is None:
-        raise errors.not_found("Node")
-    return node
-
-
-def list_nodes(ctx: Ctx, pool_id: str) -> web.Response:
-    """GET /pools/{poolId}/nodes."""
-    get_pool_doc(ctx, pool_id)
-    return paged(ctx, "nodes", list(ctx.store.nodes.get(key(pool_id), {}).values()))
-
-
-def get_node(ctx: Ctx, pool_id: str, node_id: str) -> web.Response:
-    """GET /pools/{poolId}/nodes/{nodeId}."""
-    return entity(ctx, get_node_doc(ctx, pool_id, node_id), "nodes")
 
 
 def not_supported(ctx: Ctx, **_: str) -> web.Response:

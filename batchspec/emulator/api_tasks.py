@@ -28,6 +28,17 @@ def _check_task(body: dict, job: dict) -> str:
             raise errors.invalid_value(name, "...", f"{name} is not supported by the emulator")
     for name in ("resourceFiles", "outputFiles", "applicationPackageReferences"):
         model.check_type(body, name, list)
+    if (job.get("onTaskFailure") or "noaction") == "noaction":
+        # ExitOptions.jobAction: "If the Job's onTaskFailed property is noaction, then specifying
+        # this property returns an error and the add Task request fails with an invalid property
+        # value error; ... the HTTP status code is 400 (Bad Request)."
+        for where, options in model.exit_option_sets(body.get("exitConditions")):
+            if options.get("jobAction") is not None:
+                raise errors.invalid_value(
+                    f"exitConditions.{where}.jobAction",
+                    options["jobAction"],
+                    "the job's onTaskFailure is noaction: a jobAction needs performExitOptionsJobAction",
+                )
     model.check_env(body, "environmentSettings")
     for i, rf in enumerate(body.get("resourceFiles") or []):
         if not isinstance(rf, dict) or not any(
@@ -141,14 +152,16 @@ def add_task_collection(ctx: Ctx, job_id: str) -> web.Response:
             f"A task collection holds at most {MAX_TASKS_PER_COLLECTION} tasks.",
             [("MaxTasks", str(MAX_TASKS_PER_COLLECTION))],
         )
+    # A result names its task (TaskAddResult.taskId is required by the API definition), so a
+    # task without a string id is not one result's error: the whole body is refused.
+    if not all(isinstance(item, dict) and isinstance(item.get("id"), str) for item in values):
+        raise errors.invalid_body("each task must be a JSON object with a string id")
     jk = key(job["id"])
     existing = ctx.store.tasks.get(jk, {})
     results, docs, seen = [], [], set()
     for item in values:
-        tid = item.get("id") if isinstance(item, dict) else None
+        tid = item["id"]
         try:
-            if not isinstance(item, dict):
-                raise errors.invalid_body("each task must be a JSON object")
             _check_task(item, job)
             if key(tid) in existing or key(tid) in seen:
                 raise errors.exists("Task")

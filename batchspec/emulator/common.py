@@ -67,14 +67,16 @@ class Ctx:
 
 
 def standard_headers(request: web.Request, request_id: str) -> dict[str, str]:
-    """Headers on every response: request-id, the echoed client-request-id, Date."""
+    """Headers on every response: request-id, Date, and the client-request-id when asked for."""
     headers = {
         "request-id": request_id,
         "Date": formatdate(usegmt=True),
         "Server": "batchspec-emulator",
     }
+    # The API definition's client-request-id response header: "returned only if the
+    # return-client-request-id parameter was set to true".
     crid = request.headers.get("client-request-id")
-    if crid:
+    if crid and request.headers.get("return-client-request-id", "").lower() == "true":
         headers["client-request-id"] = crid
     return headers
 

@@ -65,11 +65,12 @@ def exists(kind: str) -> BatchServiceError:
 
 
 def being_deleted(kind: str) -> BatchServiceError:
-    """`<Kind>BeingDeleted` (409)."""
+    """`<Kind>BeingDeleted` (409), worded as the REST reference's "Batch status and error codes"."""
+    done = "garbage collected" if kind == "Job" else "reclaimed"
     return BatchServiceError(
         409,
         f"{kind}BeingDeleted",
-        f"The specified {kind.lower()} has been marked for deletion and is being reclaimed.",
+        f"The specified {kind.lower()} has been marked for deletion and is being {done}.",
     )
 
 

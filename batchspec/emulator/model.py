@@ -57,6 +57,27 @@ def set_state_only(node: dict, state: str) -> None:
         node["stateTransitionTime"] = now_iso()
 
 
+# The properties the API definition marks `x-ms-secret` (UserAccount.password, the mount
+# configurations' accountKey, sasKey and password, ContainerRegistryReference.password,
+# LinuxUserConfiguration.sshPrivateKey): the service never returns them, and the emulator, which
+# has no use for them, does not keep them.
+SECRETS = frozenset({"password", "accountKey", "sasKey", "sshPrivateKey"})
+
+
+def without_secrets(value: object) -> object:
+    """`value` with every secret property left out, at any depth."""
+    if isinstance(value, dict):
+        return {k: without_secrets(v) for k, v in value.items() if k not in SECRETS}
+    if isinstance(value, list):
+        return [without_secrets(v) for v in value]
+    return value
+
+
+def is_windows(pool: dict) -> bool:
+    sku = (pool.get("virtualMachineConfiguration") or {}).get("nodeAgentSKUId") or ""
+    return sku.lower().startswith("batch.node.windows")
+
+
 def require_object(body: object) -> dict:
     """The request body must be a JSON object."""
     if not isinstance(body, dict):
@@ -217,8 +238,35 @@ def env_dict(settings: list | None) -> dict[str, str]:
 # Task rules
 
 
+def exit_option_sets(conditions: object) -> list[tuple[str, dict]]:
+    """Every ExitOptions of an exitConditions, named by where it is."""
+    if not isinstance(conditions, dict):
+        return []
+    found = []
+    for name in ("exitCodes", "exitCodeRanges"):
+        for i, entry in enumerate(conditions.get(name) or []):
+            if isinstance(entry, dict) and isinstance(entry.get("exitOptions"), dict):
+                found.append((f"{name}[{i}].exitOptions", entry["exitOptions"]))
+    for name in ("preProcessingError", "fileUploadError", "default"):
+        if isinstance(conditions.get(name), dict):
+            found.append((name, conditions[name]))
+    return found
+
+
+def upload_failed(task: dict) -> bool:
+    """Whether the task's output files failed to upload (its failureInfo is an upload error)."""
+    failure = (task.get("executionInfo") or {}).get("failureInfo") or {}
+    return (failure.get("code") or "").startswith("FileUpload")
+
+
 def exit_options(task: dict) -> dict:
-    """The exitConditions entry that applies to a completed task (may be empty)."""
+    """The exitConditions entry that applies to a completed task (may be empty).
+
+    The API definition's ExitConditions: a listed exit code (or range) wins, even over a file
+    upload error that follows it; then `fileUploadError` for an upload error and
+    `preProcessingError` for a task that could not start; `default` for any other failure
+    (a nonzero exit code, or those two when absent). Exit code 0 without a failure: nothing.
+    """
     cond = task.get("exitConditions") or {}
     info = task.get("executionInfo") or {}
     code = info.get("exitCode")
@@ -229,13 +277,12 @@ def exit_options(task: dict) -> dict:
         for r in cond.get("exitCodeRanges") or []:
             if r.get("start", 0) <= code <= r.get("end", -1):
                 return r.get("exitOptions") or {}
-    failure = info.get("failureInfo") or {}
-    if code is None and failure:
-        key = "fileUploadError" if "Upload" in (failure.get("code") or "") else "preProcessingError"
-        if cond.get(key):
-            return cond[key]
-    if code == 0 and info.get("result") == "success":
+    if info.get("result") == "success":
         return {}
+    if upload_failed(task) and cond.get("fileUploadError"):
+        return cond["fileUploadError"]
+    if code is None and not upload_failed(task) and cond.get("preProcessingError"):
+        return cond["preProcessingError"]
     return cond.get("default") or {}
 
 

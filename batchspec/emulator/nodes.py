@@ -39,6 +39,14 @@ _SCHEDULABLE = ("idle", "running")
 _RECENT_TASKS = 10  # how many of its latest task attempts a node reports
 
 
+def _exact(pool: dict) -> dict:
+    """The pool's image as the node reports it: with the version it resolved `latest` to."""
+    image = dict((pool.get("virtualMachineConfiguration") or {}).get("imageReference") or {})
+    version = image.get("version") or "latest"
+    image["exactVersion"] = "1.0.0" if version == "latest" else version
+    return image
+
+
 def reap_orphans(root: Path) -> int:
     """Kill processes a previous emulator started on the nodes under `root`.
 
@@ -100,6 +108,7 @@ class NodeManager(NodeOperations):
             account_name=self.sched.account_name,
             account_url=self.sched.account_url,
             is_dedicated=node.get("isDedicated", True),
+            windows=model.is_windows(pool),
         )
 
     async def recover(self) -> None:
@@ -283,9 +292,8 @@ class NodeManager(NodeOperations):
             "runningTaskSlotsCount": 0,
             "isDedicated": dedicated,
             "nodeAgentInfo": {"version": "1.12.0", "lastUpdateTime": now},
-            "virtualMachineInfo": {
-                "imageReference": (pool.get("virtualMachineConfiguration") or {}).get("imageReference")
-            },
+            "virtualMachineInfo": {"imageReference": _exact(pool)},
+            "certificateReferences": [],  # deprecated; the service still returns it empty
         }
         if pool.get("startTask"):
             node["startTask"] = pool["startTask"]

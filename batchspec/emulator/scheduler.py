@@ -357,10 +357,16 @@ class Scheduler(JobLifecycle):
         self.complete(jk, task)
 
     def _may_retry(self, task: dict) -> bool:
+        # BatchTaskExecutionInfo.retryCount: "Task application failures (non-zero exit code)
+        # are retried, pre-processing errors (the Task could not be run) and file upload errors
+        # are not retried." A task that exited nonzero and then failed its upload is retried.
+        info = task["executionInfo"]
+        if info.get("exitCode") in (None, 0):
+            return False
         limit = (task.get("constraints") or {}).get("maxTaskRetryCount")
         if limit is None:
             limit = 0
-        return limit == -1 or task["executionInfo"]["retryCount"] < limit
+        return limit == -1 or info["retryCount"] < limit
 
     def complete(self, jk: str, task: dict) -> None:
         """Move a task to completed, persist it, and apply the job-level consequences."""

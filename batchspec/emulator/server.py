@@ -24,6 +24,7 @@ from aiohttp import web
 from . import api_autoscale, api_files, api_jobs, api_nodes, api_pools, api_tasks, auth, errors
 from .common import MAX_BODY, Ctx, json_response, standard_headers
 from .faults import Faults
+from .record import Recorder
 from .scheduler import Scheduler
 from .store import Store
 
@@ -31,10 +32,12 @@ log = logging.getLogger("batchspec.emulator")
 access_log = logging.getLogger("batchspec.emulator.access")
 
 # The api-versions of the current data-plane SDKs (azure-batch 15.x sends 2025-06-01; the
-# 14.x line, az batch and the .NET/Java SDKs send the dotted versions).
+# 14.x line, az batch and the .NET/Java SDKs send the dotted versions; the API definition and its
+# examples name 2025-06-01.21.0).
 API_VERSIONS = frozenset(
     {
         "2025-06-01",
+        "2025-06-01.21.0",
         "2024-07-01.20.0",
         "2024-02-01.19.0",
         "2023-11-01.18.0",
@@ -63,7 +66,7 @@ def _subtasks(ctx: Ctx, job_id: str, task_id: str) -> web.Response:
 
 _TABLE: list[tuple[str, dict[str, Callable]]] = [
     ("/supportedimages", {"GET": api_pools.list_supported_images}),
-    ("/nodecounts", {"GET": api_pools.list_pool_node_counts}),
+    ("/nodecounts", {"GET": api_nodes.list_pool_node_counts}),
     ("/pools", {"GET": api_pools.list_pools, "POST": api_pools.create_pool}),
     (
         "/pools/{pool_id}",
@@ -81,8 +84,8 @@ _TABLE: list[tuple[str, dict[str, Callable]]] = [
     ("/pools/{pool_id}/enableautoscale", {"POST": api_autoscale.enable_auto_scale}),
     ("/pools/{pool_id}/disableautoscale", {"POST": api_autoscale.disable_auto_scale}),
     ("/pools/{pool_id}/evaluateautoscale", {"POST": api_autoscale.evaluate_auto_scale}),
-    ("/pools/{pool_id}/nodes", {"GET": api_pools.list_nodes}),
-    ("/pools/{pool_id}/nodes/{node_id}", {"GET": api_pools.get_node}),
+    ("/pools/{pool_id}/nodes", {"GET": api_nodes.list_nodes}),
+    ("/pools/{pool_id}/nodes/{node_id}", {"GET": api_nodes.get_node}),
     ("/pools/{pool_id}/nodes/{node_id}/reboot", {"POST": api_nodes.reboot_node}),
     ("/pools/{pool_id}/nodes/{node_id}/reimage", {"POST": api_nodes.reimage_node}),
     ("/pools/{pool_id}/nodes/{node_id}/disablescheduling", {"POST": api_nodes.disable_scheduling}),
@@ -173,6 +176,7 @@ class Settings:
     account_key: str
     faults: Faults
     allocation_delay: float = 0.2
+    record: Path | None = None  # a folder for every answer (record.py)
 
 
 class Emulator:
@@ -182,6 +186,7 @@ class Emulator:
         self.settings = settings
         self.store = Store(settings.data_dir)
         self.sched: Scheduler | None = None
+        self.recorder = Recorder(settings.record) if settings.record else None
         self.app = web.Application(client_max_size=MAX_BODY * 8)
         self.app.router.add_route("*", "/{tail:.*}", self.handle)
 
@@ -206,6 +211,8 @@ class Emulator:
         if close is not None:
             await close()
         self.store.close()
+        if self.recorder is not None:
+            self.recorder.close()
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Answer one request (see the module docstring for the steps)."""
@@ -215,6 +222,8 @@ class Emulator:
         response = await self._answer(request, request_id, base_url)
         if not response.prepared:  # a streamed file sent its headers already (api_files)
             response.headers.update(standard_headers(request, request_id))
+        if self.recorder is not None:
+            self.recorder.write(request, response)
         access_log.info(
             "%s %s %d %.1fms",
             request.method,

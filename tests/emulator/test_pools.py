@@ -6,6 +6,7 @@ import pytest
 from azure.batch import models as bm
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
+from batchspec.apply.common import start_delete
 from emulator_support import pool_options, unique, wait_for, wait_pool_ready
 
 
@@ -230,14 +231,42 @@ def test_shrink_with_terminate_ends_the_busy_nodes_tasks(client):
     client.begin_delete_pool(pool_id, polling_interval=0.05).result()
 
 
-def test_back_to_back_resizes_end_at_the_last_target(client):
+def test_a_resize_while_the_pool_is_not_steady_is_pool_being_resized(client):
+    """Pools_ResizePool: "If the Pool is already resizing, the request fails with status code 409"."""
     pool_id = unique("rapid")
-    client.create_pool(pool_options(pool_id, nodes=1))
-    for target in (3, 1, 4, 2):
+    client.create_pool(pool_options(pool_id, nodes=1))  # resizing to its first node
+
+    def resize(target: int) -> None:
         client.begin_resize_pool(pool_id, bm.BatchPoolResizeOptions(target_dedicated_nodes=target))
-    wait_pool_ready(client, pool_id, 2)
-    assert client.get_pool(pool_id).current_dedicated_nodes == 2
+
+    for nodes, then in ((1, 2), (2, 0)):
+        with pytest.raises(HttpResponseError) as info:
+            resize(3)
+        assert (info.value.status_code, info.value.error.code) == (409, "PoolBeingResized")
+        wait_pool_ready(client, pool_id, nodes)
+        resize(then)
+    wait_pool_ready(client, pool_id, 0)
     client.begin_delete_pool(pool_id, polling_interval=0.05).result()
+
+
+def test_deleting_a_pool_being_deleted_is_pool_being_deleted(client):
+    """Pools_DeletePool: "If you call an Update, Patch or Delete API on a Pool in the deleting
+    state, it will fail with HTTP status code 409 with error code PoolBeingDeleted"."""
+    pool_id = unique("deldel")
+    client.create_pool(pool_options(pool_id, nodes=1))
+    wait_pool_ready(client, pool_id, 1)
+    poller = client.begin_delete_pool(pool_id, polling_interval=0.05)
+    for again in (
+        lambda: client.begin_delete_pool(pool_id),
+        lambda: client.update_pool(pool_id, bm.BatchPoolUpdateOptions(metadata=[])),
+    ):
+        with pytest.raises(HttpResponseError) as info:
+            again()
+        assert (info.value.status_code, info.value.error.code) == (409, "PoolBeingDeleted")
+    # batchspec's deletions take both answers as "wait for it to be gone".
+    assert start_delete(client.begin_delete_pool, pool_id, 0.05) is None
+    poller.result()
+    assert start_delete(client.begin_delete_pool, pool_id, 0.05) is None
 
 
 def test_stop_resize_during_a_shrink_keeps_the_busy_node(client):
@@ -259,4 +288,76 @@ def test_stop_resize_during_a_shrink_keeps_the_busy_node(client):
     assert client.get_pool(pool_id).allocation_state == "steady"
     assert client.get_task(job_id, "t").state == "running"
     client.begin_delete_job(job_id, polling_interval=0.05).result()
+    client.begin_delete_pool(pool_id, polling_interval=0.05).result()
+
+
+def test_secrets_are_never_returned(client):
+    """UserAccount.password is `x-ms-secret` in the API definition: the service never returns it."""
+    pool_id = unique("secret")
+    accounts = [bm.UserAccount(name="worker", password="Pa55word!x", elevation_level="nonadmin")]
+    client.create_pool(pool_options(pool_id, nodes=0, user_accounts=accounts))
+    for pool in (client.get_pool(pool_id), *client.list_pools(filter=f"id eq '{pool_id}'")):
+        assert [(u.name, u.password, u.elevation_level) for u in pool.user_accounts] == [
+            ("worker", None, "nonadmin")
+        ]
+    client.update_pool(
+        pool_id, bm.BatchPoolUpdateOptions(user_accounts=[*accounts, bm.UserAccount(name="b", password="x")])
+    )
+    assert [u.password for u in client.get_pool(pool_id).user_accounts] == [None, None]
+    client.begin_delete_pool(pool_id, polling_interval=0.1).result()
+
+
+def test_a_windows_pool_comes_up_and_says_its_commands_cannot_run_here(client):
+    """The service creates Windows pools; the emulator's nodes run on a Linux host, so a Windows
+    node's start task and tasks fail with a failureInfo that says why (docs/emulator.md)."""
+    pool_id = unique("win")
+    windows = bm.VirtualMachineConfiguration(
+        image_reference=bm.BatchVmImageReference(
+            publisher="MicrosoftWindowsServer", offer="WindowsServer", sku="2022-datacenter"
+        ),
+        node_agent_sku_id="batch.node.windows amd64",
+    )
+    start = bm.BatchStartTask(command_line="cmd /c echo hello", wait_for_success=False)
+    client.create_pool(
+        bm.BatchPoolCreateOptions(
+            id=pool_id,
+            vm_size="standard_d2s_v3",
+            virtual_machine_configuration=windows,
+            target_dedicated_nodes=1,
+            start_task=start,
+        )
+    )
+    wait_pool_ready(client, pool_id, 1)
+    node = next(iter(client.list_nodes(pool_id)))
+    wait_for(lambda: client.get_node(pool_id, node.id).start_task_info is not None, 10)
+    info = client.get_node(pool_id, node.id).start_task_info
+    assert info.failure_info.code == "CommandLaunchFailed"
+    assert "Windows node cannot run" in info.failure_info.details[0].value
+    job_id = unique("winjob")
+    client.create_job(bm.BatchJobCreateOptions(id=job_id, pool_info=bm.BatchPoolInfo(pool_id=pool_id)))
+    client.create_task(job_id, bm.BatchTaskCreateOptions(id="t", command_line="cmd /c hostname"))
+    wait_for(lambda: client.get_task(job_id, "t").state == "completed", 20)
+    failure = client.get_task(job_id, "t").execution_info.failure_info
+    assert (failure.category, failure.code) == ("usererror", "CommandLaunchFailed")
+    client.begin_delete_job(job_id, polling_interval=0.05).result()
+    client.begin_delete_pool(pool_id, polling_interval=0.05).result()
+
+
+def test_a_pool_of_a_compute_gallery_image_is_created(client):
+    image_id = (
+        "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/"
+        "Microsoft.Compute/galleries/gallery/images/worker/versions/1.0.0"
+    )
+    pool_id = unique("gallery")
+    vm = bm.VirtualMachineConfiguration(
+        image_reference=bm.BatchVmImageReference(virtual_machine_image_id=image_id),
+        node_agent_sku_id="batch.node.ubuntu 24.04",
+    )
+    client.create_pool(
+        bm.BatchPoolCreateOptions(id=pool_id, vm_size="standard_d2s_v3", virtual_machine_configuration=vm)
+    )
+    assert (
+        client.get_pool(pool_id).virtual_machine_configuration.image_reference.virtual_machine_image_id
+        == image_id
+    )
     client.begin_delete_pool(pool_id, polling_interval=0.05).result()

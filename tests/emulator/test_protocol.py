@@ -52,9 +52,9 @@ def test_unknown_api_version_is_refused(server):
     assert info.value.error.code == "InvalidQueryParameterValue"
 
 
-def test_older_dotted_api_version_is_accepted(server):
-    older = server.client(api_version="2024-07-01.20.0")
-    assert len(list(older.list_supported_images())) >= 3
+@pytest.mark.parametrize("version", ["2025-06-01.21.0", "2024-07-01.20.0"])
+def test_the_definitions_and_older_dotted_api_versions_are_accepted(server, version):
+    assert len(list(server.client(api_version=version).list_supported_images())) >= 3
 
 
 def _raw(client, method: str, path: str, **kwargs):
@@ -122,10 +122,12 @@ def test_creating_an_existing_pool_is_pool_exists_case_insensitively(client):
     assert client.get_pool(pool_id.upper()).id == pool_id
 
 
-def test_responses_carry_request_id_etag_and_echo_client_request_id(client, job):
-    response = client.send_request(
-        HttpRequest("GET", f"/jobs/{job}?api-version={API}", headers={"client-request-id": "abc-123"})
-    )
+def test_responses_carry_request_id_etag_and_echo_client_request_id_only_when_asked(client, job):
+    def get(headers):
+        return client.send_request(HttpRequest("GET", f"/jobs/{job}?api-version={API}", headers=headers))
+
+    assert "client-request-id" not in get({"client-request-id": "abc-123"}).headers
+    response = get({"client-request-id": "abc-123", "return-client-request-id": "true"})
     assert response.status_code == 200
     assert response.headers["client-request-id"] == "abc-123"
     assert response.headers["request-id"]
@@ -253,6 +255,17 @@ BAD_BODIES = [
             }
         ),
     ),
+    (
+        "POST",
+        "/pools",
+        _pool_body(
+            virtualMachineConfiguration={
+                "imageReference": {"virtualMachineImageId": "/subscriptions/s/images/not-a-gallery-image"},
+                "nodeAgentSKUId": "batch.node.ubuntu 24.04",
+            }
+        ),
+    ),
+    ("POST", "/pools", _pool_body(networkConfiguration={"subnetId": "vnet/default"})),
     ("POST", "/pools", [1, 2, 3]),
     ("POST", "/jobs", {"id": "j", "poolInfo": "p"}),
     ("POST", "/jobs", {"id": "j", "poolInfo": {"poolId": "p"}, "priority": "high"}),
@@ -297,16 +310,21 @@ def test_invalid_task_in_a_collection_is_a_per_task_client_error(client, job):
         client,
         "POST",
         f"/jobs/{job}/addtaskcollection",
-        json={
-            "value": [
-                _TASK_OK,
-                {"id": "u", "commandLine": "x", "dependsOn": {"taskIds": "t"}},
-                "not an object",
-            ]
-        },
+        json={"value": [_TASK_OK, {"id": "u", "commandLine": "x", "dependsOn": {"taskIds": "t"}}, _TASK_OK]},
     ).json()
-    statuses = [r["status"] for r in result["value"]]
-    assert statuses == ["success", "clienterror", "clienterror"]
+    assert [(r["taskId"], r["status"]) for r in result["value"]] == [
+        ("t", "success"),
+        ("u", "clienterror"),
+        ("t", "clienterror"),
+    ]
+    assert result["value"][2]["error"]["code"] == "TaskExists"
+
+
+def test_a_collection_with_a_task_that_is_no_object_or_has_no_id_is_refused_whole(client, job):
+    for bad in ("not an object", {"commandLine": "x"}, {"id": 7, "commandLine": "x"}):
+        answer = _raw(client, "POST", f"/jobs/{job}/addtaskcollection", json={"value": [_TASK_OK, bad]})
+        assert (answer.status_code, answer.json()["code"]) == (400, "InvalidRequestBody"), bad
+    assert list(client.list_tasks(job)) == []
 
 
 class _LegacySigner:

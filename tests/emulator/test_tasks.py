@@ -579,3 +579,102 @@ def test_plain_range_header_works_like_ocp_range(client, job):
     assert response.status_code == 200
     assert response.read() == b"def"
     assert response.headers["ocp-batch-file-isdirectory"] == "false"
+
+
+def _upload_to_nowhere(azurite: str) -> list[bm.OutputFile]:
+    """An output file whose upload fails: its container does not exist."""
+    container = bm.OutputFileBlobContainerDestination(container_url=f"{azurite}/no-such-container")
+    return [
+        bm.OutputFile(
+            file_pattern="out.txt",
+            destination=bm.OutputFileDestination(container=container),
+            upload_options=bm.OutputFileUploadConfiguration(upload_condition="taskcompletion"),
+        )
+    ]
+
+
+def test_only_a_nonzero_exit_code_is_retried(client, job, azurite):
+    """BatchTaskExecutionInfo.retryCount: "Task application failures (non-zero exit code) are
+    retried, pre-processing errors (the Task could not be run) and file upload errors are not"."""
+    retry = bm.BatchTaskConstraints(max_task_retry_count=2)
+    missing = bm.ResourceFile(http_url=f"{azurite}/no-such-container/x", file_path="x")
+    client.create_tasks(
+        job,
+        [
+            task("exits-nonzero", sh("exit 4"), constraints=retry),
+            task("no-program", "/no/such/program", constraints=retry),
+            task("no-resource", "/bin/true", constraints=retry, resource_files=[missing]),
+            task(
+                "upload-fails",
+                sh("echo hi > out.txt"),
+                constraints=retry,
+                output_files=_upload_to_nowhere(azurite),
+            ),
+        ],
+    )
+    wait_job_done(client, job, 4)
+    got = {
+        t.id: (t.execution_info.retry_count, t.execution_info.failure_info.code)
+        for t in client.list_tasks(job)
+    }
+    assert got["exits-nonzero"] == (2, "FailureExitCode")
+    assert got["no-program"] == (0, "CommandProgramNotFound")
+    assert got["no-resource"][0] == 0 and got["no-resource"][1].startswith("Blob"), got
+    assert got["upload-fails"][0] == 0 and got["upload-fails"][1].startswith("FileUpload"), got
+
+
+def test_file_upload_error_exit_options_apply_after_exit_code_0_unless_the_code_is_listed(
+    client, shared_pool, azurite
+):
+    """ExitConditions.fileUploadError: "If the Task exited with an exit code that was specified
+    via exitCodes or exitCodeRanges, and then encountered a file upload error, then the action
+    specified by the exit code takes precedence"."""
+    keep_going = bm.ExitOptions(job_action="none")
+    listed = bm.ExitCodeMapping(code=0, exit_options=bm.ExitOptions(job_action="disable"))
+    expected = {
+        "upload-error-options": (bm.ExitConditions(file_upload_error=keep_going), "active"),
+        "exit-code-listed": (
+            bm.ExitConditions(exit_codes=[listed], file_upload_error=keep_going),
+            "disabled",
+        ),
+        "no-options": (bm.ExitConditions(), "completed"),  # default: terminate the job
+    }
+    jobs = {}
+    for name, (conditions, _) in expected.items():
+        jobs[name] = unique(name)
+        info = bm.BatchPoolInfo(pool_id=shared_pool)
+        client.create_job(
+            bm.BatchJobCreateOptions(
+                id=jobs[name], pool_info=info, task_failure_mode="performexitoptionsjobaction"
+            )
+        )
+        client.create_task(
+            jobs[name],
+            task(
+                "t",
+                sh("echo hi > out.txt"),
+                exit_conditions=conditions,
+                output_files=_upload_to_nowhere(azurite),
+            ),
+        )
+    for name, job_id in jobs.items():
+        wait_for(lambda j=job_id: client.get_task(j, "t").state == "completed", 20)
+        info = client.get_task(job_id, "t").execution_info
+        assert (info.exit_code, info.result) == (0, "failure"), name
+        wait_for(lambda j=job_id, n=name: client.get_job(j).state == expected[n][1], 10)
+        client.begin_delete_job(job_id, polling_interval=0.05).result()
+
+
+def test_a_job_action_on_a_job_whose_on_task_failure_is_noaction_is_refused(client, job):
+    """ExitOptions.jobAction: with the job's onTaskFailure noaction, specifying it "returns an
+    error and the add Task request fails with an invalid property value error" (400)."""
+    stop = bm.ExitOptions(job_action="terminate")
+    for conditions in (
+        bm.ExitConditions(default=stop),
+        bm.ExitConditions(exit_codes=[bm.ExitCodeMapping(code=3, exit_options=stop)]),
+    ):
+        with pytest.raises(HttpResponseError) as info:
+            client.create_task(job, task("t", "/bin/true", exit_conditions=conditions))
+        assert (info.value.status_code, info.value.error.code) == (400, "InvalidPropertyValue")
+    satisfy = bm.ExitOptions(dependency_action="satisfy")  # other exit options are fine
+    client.create_task(job, task("t", "/bin/true", exit_conditions=bm.ExitConditions(default=satisfy)))
