@@ -9,7 +9,7 @@ from aiohttp import web
 from batchspec import durations  # the one shared module (see durations.py)
 
 from . import errors, model
-from .common import Ctx, check_conditions, created, empty, entity, json_response, paged
+from .common import Ctx, check_conditions, created, empty, entity, json_response, not_modified, paged
 from .store import key
 
 MAX_NODES_PER_POOL = model.MAX_NODES_PER_POOL
@@ -187,6 +187,8 @@ def create_pool(ctx: Ctx) -> web.Response:
     policy = body.get("taskSchedulingPolicy") or {"nodeFillType": "spread"}
     if policy.get("nodeFillType", "spread") not in ("spread", "pack"):
         raise errors.invalid_value("taskSchedulingPolicy.nodeFillType", policy.get("nodeFillType"))
+    if policy.get("jobDefaultOrder", "none") not in ("none", "creationTime"):
+        raise errors.invalid_value("taskSchedulingPolicy.jobDefaultOrder", policy.get("jobDefaultOrder"))
     pk = key(pool_id)
     existing = ctx.store.pools.get(pk)
     if existing is not None:
@@ -210,7 +212,10 @@ def create_pool(ctx: Ctx) -> web.Response:
         **scaling,
         "enableInterNodeCommunication": bool(body.get("enableInterNodeCommunication")),
         "taskSlotsPerNode": body.get("taskSlotsPerNode") or 1,
-        "taskSchedulingPolicy": {"nodeFillType": policy.get("nodeFillType", "spread")},
+        "taskSchedulingPolicy": {
+            "nodeFillType": policy.get("nodeFillType", "spread"),
+            **({"jobDefaultOrder": policy["jobDefaultOrder"]} if policy.get("jobDefaultOrder") else {}),
+        },
         # Deprecated, yet the service still returns the empty list on every pool.
         "certificateReferences": [],
         **_communication(body.get("targetNodeCommunicationMode")),
@@ -243,7 +248,9 @@ def get_pool(ctx: Ctx, pool_id: str) -> web.Response:
 def pool_exists(ctx: Ctx, pool_id: str) -> web.Response:
     """HEAD /pools/{poolId}: 200 or 404 (no body)."""
     pool = ctx.store.pools.get(key(pool_id))
-    return empty(200, pool) if pool is not None else web.Response(status=404)
+    if pool is None:
+        return web.Response(status=404)
+    return not_modified(ctx, pool) or empty(200, pool)
 
 
 def list_pools(ctx: Ctx) -> web.Response:

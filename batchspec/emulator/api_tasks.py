@@ -226,11 +226,14 @@ def replace_task(ctx: Ctx, job_id: str, task_id: str) -> web.Response:
 
 
 def delete_task(ctx: Ctx, job_id: str, task_id: str) -> web.Response:
-    """DELETE /jobs/{jobId}/tasks/{taskId}: a running task is killed first (200)."""
+    """DELETE /jobs/{jobId}/tasks/{taskId}: a running task is killed first, then its directory
+    goes from the node (200)."""
     jk, tk, task = get_task_doc(ctx, job_id, task_id)
     check_conditions(ctx, task)
-    ctx.sched.forget_task(jk, tk)
+    run = ctx.sched.forget_task(jk, tk)
     ctx.store.delete_task(jk, tk)
+    job_id = ctx.store.jobs[jk]["id"]
+    ctx.sched.spawn(ctx.sched.remove_task_dirs(job_id, task["id"], run))
     ctx.sched.check_job(jk)
     return empty(200)
 

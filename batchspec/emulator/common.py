@@ -109,15 +109,27 @@ def json_response(status: int, payload: object, headers: dict[str, str] | None =
     )
 
 
-def entity(ctx: Ctx, doc: dict, entity_set: str, select: bool = True) -> web.Response:
-    """200 with one resource, honouring `$select` and If-None-Match (304)."""
-    inm = _etag(ctx.header("If-None-Match"))
-    if inm and doc.get("eTag") and inm in ("*", doc["eTag"]):
-        return web.Response(status=304, headers=_headers(doc))
-    if _modified_since(ctx, doc, "If-Modified-Since") is False:
-        return web.Response(status=304, headers=_headers(doc))
+def not_modified(ctx: Ctx, doc: dict) -> web.Response | None:
+    """The preconditions of a read (GET or HEAD): 304 when If-None-Match matches or nothing
+    changed since If-Modified-Since; 412 ConditionNotMet when If-Match does not match or the
+    resource changed since If-Unmodified-Since; None to answer normally."""
+    etag = doc.get("eTag")
+    im = _etag(ctx.header("If-Match"))
+    if im and im != "*" and im != etag:
+        raise errors.condition_not_met()
     if _modified_since(ctx, doc, "If-Unmodified-Since") is True:
         raise errors.condition_not_met()
+    inm = _etag(ctx.header("If-None-Match"))
+    if (inm and etag and inm in ("*", etag)) or _modified_since(ctx, doc, "If-Modified-Since") is False:
+        return web.Response(status=304, headers=_headers(doc))
+    return None
+
+
+def entity(ctx: Ctx, doc: dict, entity_set: str, select: bool = True) -> web.Response:
+    """200 with one resource, honouring `$select` and the read preconditions."""
+    unchanged = not_modified(ctx, doc)
+    if unchanged is not None:
+        return unchanged
     proj = compile_select(ctx.query.get("$select")) if select else None
     payload = {"odata.metadata": f"{ctx.base_url}/$metadata#{entity_set}/@Element"}
     payload.update(proj(doc) if proj else doc)

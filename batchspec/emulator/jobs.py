@@ -1,10 +1,12 @@
 """Job lifecycle rules, mixed into the Scheduler: terminate (running tasks end, the job
-completes once none runs), onAllTasksComplete, constraints.maxWallClockTime, async delete.
+completes once none runs), onAllTasksComplete, constraints.maxWallClockTime, async delete, and
+the task directories a deleted task or job leaves on its nodes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import shutil
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
@@ -132,14 +134,31 @@ class JobLifecycle:
             self.terminate_job(jk, "AllTasksComplete")
 
     async def delete_job(self, jk: str) -> None:
-        """Finish an asynchronous job delete: end its runs, then drop it and its tasks."""
+        """Finish an asynchronous job delete: end its runs, then drop it, its tasks and their
+        directories on the nodes (Jobs_DeleteJob: "the Batch services deletes those Tasks'
+        working directories and all their contents")."""
         runs = [r for r in self.running.values() if r.job_key == jk]
         for r in runs:
             r.end_reason = DELETE
             self._kill(r)
         for r in runs:
             await r.done.wait()
+        job = self.store.jobs.get(jk)
+        if job is not None:
+            await self.remove_task_dirs(job["id"])
         await asyncio.sleep(self.nodes.allocation_delay)
         self.queues.pop(jk, None)
         self.job_running.pop(jk, None)
         self.store.delete_job(jk)
+
+    async def remove_task_dirs(
+        self, job_id: str, task_id: str | None = None, run: Running | None = None
+    ) -> None:
+        """The directories of a job's tasks (or of one task) on every node, once `run` ended.
+        Tasks_DeleteTask: "all of the files in its directory on the Compute Node where it ran
+        are also deleted (regardless of the retention time)"."""
+        if run is not None:
+            await run.done.wait()
+        pattern = f"*/*/workitems/{job_id}" + (f"/job-1/{task_id}" if task_id is not None else "")
+        for path in list(self.nodes.root.glob(pattern)):
+            await asyncio.to_thread(shutil.rmtree, path, True)

@@ -207,7 +207,9 @@ class NodeManager(NodeOperations):
         self._resizes[pk] = self.sched.spawn(self._allocate(pk, how, self._resizes.get(pk)))
 
     def stop_resize(self, pk: str) -> None:
-        """Stop a resize: the pool keeps the nodes it has now."""
+        """Stop a resize: the pool keeps the nodes it has now. As the definition's
+        Pools_StopPoolResize says, the allocation state "changes first to stopping and then to
+        steady"; a pool left short of its target says so in `resizeErrors` (ResizeStopped)."""
         old = self._resizes.pop(pk, None)
         if old:
             old.cancel()
@@ -217,8 +219,26 @@ class NodeManager(NodeOperations):
                 model.set_state_only(node, "running" if self.used.get((pk, nk)) else "idle")
                 self.store.put_node(pk, node)
         pool = self.store.pools[pk]
-        self._settle(pk, pool)
+        if old is None or old.done():
+            self._settle(pk, pool)
+        else:
+            model.set_state(pool, "stopping", field="allocationState")
+            model.touch(pool)
+            self.store.put_pool(pool)
+            self.sched.spawn(self._stopped(pk))
         self.sched.kick()
+
+    async def _stopped(self, pk: str) -> None:
+        await asyncio.sleep(self.allocation_delay)
+        pool = self.store.pools.get(pk)
+        if pool is None or pool["allocationState"] != "stopping":
+            return
+        self._settle(pk, pool)
+        if self._target(pool) != pool["currentDedicatedNodes"] + pool["currentLowPriorityNodes"]:
+            # The service's code for this (the definition names no ResizeError codes).
+            stopped = "The resize was stopped before the pool reached its target node count."
+            pool["resizeErrors"] = [{"code": "ResizeStopped", "message": stopped}]
+            self.store.put_pool(pool)
 
     async def _allocate(self, pk: str, how: str = "requeue", previous: asyncio.Task | None = None) -> None:
         if previous is not None and not previous.done():
@@ -265,6 +285,7 @@ class NodeManager(NodeOperations):
         self.sched.kick()
 
     def _settle(self, pk: str, pool: dict) -> None:
+        pool.pop("resizeErrors", None)  # they describe the last resize only
         nodes = self.store.nodes.get(pk, {}).values()
         pool["currentDedicatedNodes"] = sum(1 for n in nodes if n.get("isDedicated", True))
         pool["currentLowPriorityNodes"] = sum(1 for n in nodes if not n.get("isDedicated", True))

@@ -4,9 +4,11 @@ Scheduling is event driven: anything that can free a slot or make a task runnabl
 added, a task finished, a node became idle, a job updated) calls `kick()`, and one dispatcher
 coroutine wakes and does a single pass. Nothing polls.
 
-Order: pools independently; within a pool, jobs by priority (highest first) then age; within a
-job, tasks FIFO. A task needs `requiredSlots` free slots on one node (`taskSlotsPerNode` each);
-the pool's `taskSchedulingPolicy.nodeFillType` picks spread (most free node) or pack.
+Order: pools independently; within a pool, jobs by priority (highest first); equal-priority jobs
+take turns, one task each, unless the pool's `taskSchedulingPolicy.jobDefaultOrder` is
+`creationTime` (then the oldest first); within a job, tasks FIFO. A task needs `requiredSlots`
+free slots on one node (`taskSlotsPerNode` each); the pool's `taskSchedulingPolicy.nodeFillType`
+picks spread (most free node) or pack.
 
 Task execution itself belongs to the node agent (`agent.TaskRun`): this module never starts a
 process. Node provisioning (boot, start task, resize, delete) lives in `nodes.py`.
@@ -73,6 +75,7 @@ class Scheduler(JobLifecycle):
         # Active tasks per job in FIFO order (dict as an ordered set).
         self.queues: dict[str, dict[str, None]] = {}
         self.job_running: dict[str, int] = {}
+        self._served_last: dict[str, str] = {}  # pool key -> the job that last got a task there
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task | None = None
         self._background: set[asyncio.Task] = set()
@@ -176,14 +179,39 @@ class Scheduler(JobLifecycle):
             free = self.nodes.free_slots(pk)
             if not free:
                 continue
-            jobs.sort(key=lambda item: -(item[1].get("priority") or 0))
-            pack = (pool.get("taskSchedulingPolicy") or {}).get("nodeFillType") == "pack"
-            for jk, job in jobs:
-                if not self._dispatch_job(pk, jk, job, free, pack):
+            policy = pool.get("taskSchedulingPolicy") or {}
+            pack = policy.get("nodeFillType") == "pack"
+            by_age = policy.get("jobDefaultOrder") == "creationTime"
+            for group in _by_priority(jobs):
+                if len(group) == 1 or by_age:  # the jobs in creation order, each as far as it goes
+                    for jk, job in group:
+                        self._dispatch_job(pk, jk, job, free, pack)
+                        if not free:
+                            break
+                else:  # BatchJobDefaultOrder none: "scheduled uniformly from all equal-priority jobs"
+                    self._take_turns(pk, group, free, pack)
+                if not free:
                     break
 
-    def _dispatch_job(self, pk: str, jk: str, job: dict, free: dict[str, int], pack: bool) -> bool:
-        """Place this job's runnable tasks; False once the pool has no free slot left."""
+    def _take_turns(self, pk: str, group: list[tuple[str, dict]], free: dict[str, int], pack: bool) -> None:
+        """One task per job in turn, starting after the job served last in this pool (across
+        passes too: with one free slot a pass places one task)."""
+        keys = [jk for jk, _ in group]
+        last = self._served_last.get(pk)
+        start = keys.index(last) + 1 if last in keys else 0
+        order = group[start:] + group[:start]
+        placed = True
+        while free and placed:
+            placed = False
+            for jk, job in order:
+                if free and self._dispatch_job(pk, jk, job, free, pack, most=1):
+                    self._served_last[pk] = jk
+                    placed = True
+
+    def _dispatch_job(
+        self, pk: str, jk: str, job: dict, free: dict[str, int], pack: bool, most: int | None = None
+    ) -> int:
+        """Place this job's runnable tasks (`most` of them at most); how many were placed."""
         limit = job.get("maxParallelTasks", -1)
         if limit is None:
             limit = -1
@@ -195,7 +223,7 @@ class Scheduler(JobLifecycle):
         placed: list[tuple[str, str, int]] = []
         stale: list[str] = []
         for tk in queue:
-            if not free or (limit != -1 and running >= limit):
+            if not free or (limit != -1 and running >= limit) or (most is not None and len(placed) >= most):
                 break
             task = tasks.get(tk)
             if task is None or task.get("state") != "active":
@@ -218,7 +246,7 @@ class Scheduler(JobLifecycle):
         for tk, nk, need in placed:
             queue.pop(tk, None)
             self._start(pk, nk, jk, tk, need)
-        return bool(free)
+        return len(placed)
 
     def _dependencies_met(self, jk: str, task: dict) -> bool:
         tasks = self.store.tasks.get(jk, {})
@@ -439,13 +467,14 @@ class Scheduler(JobLifecycle):
         self.store.put_task(jk, task)
         self.enqueue(jk, [tk])
 
-    def forget_task(self, jk: str, tk: str) -> None:
-        """The task was deleted: stop its run if any."""
+    def forget_task(self, jk: str, tk: str) -> Running | None:
+        """The task was deleted: stop its run if any, and return it."""
         self.dequeue(jk, tk)
         r = self.running.get((jk, tk))
         if r is not None:
             r.end_reason = DELETE
             self._kill(r)
+        return r
 
     def requeue_node_tasks(self, pk: str, nk: str) -> list[Running]:
         """The node is going away: kill its runs and put their tasks back in the queue."""
@@ -454,6 +483,14 @@ class Scheduler(JobLifecycle):
             r.end_reason = r.end_reason or REQUEUE
             self._kill(r)
         return runs
+
+
+def _by_priority(jobs: list[tuple[str, dict]]) -> list[list[tuple[str, dict]]]:
+    """The jobs grouped by priority, highest first; each group in creation order."""
+    groups: dict[int, list[tuple[str, dict]]] = {}
+    for item in jobs:
+        groups.setdefault(item[1].get("priority") or 0, []).append(item)
+    return [groups[p] for p in sorted(groups, reverse=True)]
 
 
 def _ended() -> dict:

@@ -104,6 +104,7 @@ def test_status_codes_are_those_the_operation_declares():
     assert _get_pool(None, 304, conditional=True) == []
     assert _get_pool(None, 304) != []
     assert definition.response_errors("HEAD", URL, 404, None) == []  # declared without a body
+    assert definition.response_errors("HEAD", URL, 412, None) == []  # HEAD never has one
     assert definition.response_errors("DELETE", URL, 202, {"x": 1}) != []  # 202 has no body
     assert definition.response_errors("GET", "/nowhere?api-version=2025-06-01", 200, {}) != []
 

@@ -195,9 +195,13 @@ def test_stop_resize_keeps_the_nodes_the_pool_has(client):
     client.create_pool(pool_options(pool_id, nodes=1))
     wait_pool_ready(client, pool_id, 1)
     client.begin_resize_pool(pool_id, bm.BatchPoolResizeOptions(target_dedicated_nodes=5))
-    client.begin_stop_pool_resize(pool_id, polling_interval=0.1).result()
+    stopping = client.begin_stop_pool_resize(pool_id, polling_interval=0.1)
+    # Pools_StopPoolResize: "the Pool allocation state changes first to stopping and then to steady".
+    assert client.get_pool(pool_id).allocation_state == "stopping"
+    stopping.result()
     pool = client.get_pool(pool_id)
     assert pool.allocation_state == "steady"
+    assert [e.code for e in pool.resize_errors] == ["ResizeStopped"]
     assert pool.current_dedicated_nodes == 1
     assert len(list(client.list_nodes(pool_id))) == 1
     client.begin_delete_pool(pool_id, polling_interval=0.1).result()

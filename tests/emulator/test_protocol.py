@@ -167,6 +167,28 @@ def test_if_match_with_a_stale_etag_is_condition_not_met(client, job):
     assert client.get_job(job).priority == 5
 
 
+def test_reads_honour_if_match_and_if_none_match_on_get_and_head(client):
+    """The definition gives Pools_GetPool and Pools_PoolExists If-Match and If-None-Match: a
+    stale If-Match is 412 ConditionNotMet, a current If-None-Match 304 Not Modified."""
+    pool_id = unique("cond")
+    client.create_pool(pool_options(pool_id, nodes=0))
+    etag = client.get_pool(pool_id).etag
+    for method in ("GET", "HEAD"):
+
+        def status(method=method, **headers) -> int:
+            url = f"/pools/{pool_id}?api-version={API}"
+            try:
+                return client.send_request(HttpRequest(method, url, headers=headers)).status_code
+            except HttpResponseError as exc:  # the SDK's send_request raises for some statuses
+                return exc.status_code
+
+        assert status(**{"If-Match": etag}) == 200, method
+        assert status(**{"If-Match": "0x8D0000000000000"}) == 412, method
+        assert status(**{"If-None-Match": etag}) == 304, method
+        assert status(**{"If-None-Match": "0x8D0000000000000"}) == 200, method
+    client.begin_delete_pool(pool_id, polling_interval=0.05).result()
+
+
 def test_unimplemented_operation_says_so_clearly(client):
     with pytest.raises(HttpResponseError) as info:
         list(client.list_job_schedules())

@@ -678,3 +678,51 @@ def test_a_job_action_on_a_job_whose_on_task_failure_is_noaction_is_refused(clie
         assert (info.value.status_code, info.value.error.code) == (400, "InvalidPropertyValue")
     satisfy = bm.ExitOptions(dependency_action="satisfy")  # other exit options are fine
     client.create_task(job, task("t", "/bin/true", exit_conditions=bm.ExitConditions(default=satisfy)))
+
+
+def test_deleting_a_task_or_a_job_removes_their_directories_from_the_nodes(client, shared_pool, tmp_path):
+    """Tasks_DeleteTask: "all of the files in its directory on the Compute Node where it ran
+    are also deleted"; Jobs_DeleteJob deletes its tasks' working directories too."""
+    from pathlib import Path
+
+    job_id = unique("dirs")
+    client.create_job(bm.BatchJobCreateOptions(id=job_id, pool_info=bm.BatchPoolInfo(pool_id=shared_pool)))
+    for name in ("one", "two"):
+        client.create_task(job_id, task(name, sh(f'echo "$AZ_BATCH_TASK_DIR" > {tmp_path / name}')))
+    wait_job_done(client, job_id, 2)
+    one, two = (Path((tmp_path / n).read_text().strip()) for n in ("one", "two"))
+    assert one.is_dir() and two.is_dir()
+    client.delete_task(job_id, "one")
+    wait_for(lambda: not one.exists(), 10)
+    assert two.is_dir()
+    client.begin_delete_job(job_id, polling_interval=0.05).result()
+    assert not two.exists() and not two.parent.parent.exists()  # workitems/<job>/ is gone
+
+
+@pytest.mark.parametrize(
+    ("order", "expected"),
+    [(None, ["a", "b", "a", "b", "a", "b"]), ("creationTime", ["a", "a", "a", "b", "b", "b"])],
+)
+def test_equal_priority_jobs_share_the_pool_unless_job_default_order_is_creation_time(
+    client, order, expected
+):
+    """BatchJobDefaultOrder: none (the default) schedules "uniformly from all equal-priority jobs";
+    creationTime serves the jobs created earlier first."""
+    pool_id = unique("order")
+    policy = bm.BatchTaskSchedulingPolicy(node_fill_type="spread", job_default_order=order)
+    client.create_pool(pool_options(pool_id, nodes=0, slots=1, task_scheduling_policy=policy))
+    wait_pool_ready(client, pool_id, 0)
+    jobs = {name: unique(name) for name in ("a", "b")}
+    for name, job_id in jobs.items():
+        client.create_job(bm.BatchJobCreateOptions(id=job_id, pool_info=bm.BatchPoolInfo(pool_id=pool_id)))
+        client.create_tasks(job_id, [task(f"{name}{i}", "/bin/sleep 0.05") for i in range(3)])
+    client.begin_resize_pool(pool_id, bm.BatchPoolResizeOptions(target_dedicated_nodes=1))
+    for job_id in jobs.values():
+        wait_job_done(client, job_id, 3)
+    started = sorted(
+        (t.execution_info.start_time, name)
+        for name, job_id in jobs.items()
+        for t in client.list_tasks(job_id)
+    )
+    assert [name for _, name in started] == expected
+    client.begin_delete_pool(pool_id, polling_interval=0.05).result()

@@ -229,4 +229,6 @@ def response_errors(method: str, url: str, status: int, body: Any, *, conditiona
         declared = op.responses.get("default")
     if declared is None:
         return [f"{label}: the definition declares {sorted(op.responses)} for this operation"]
+    if method == "HEAD":  # HTTP: an answer to HEAD has no body, whatever its schema says
+        return [] if body is None else [f"{label}: an answer to HEAD has no body"]
     return _schema_errors(label, declared.get("schema"), body)
