@@ -1,5 +1,6 @@
 """REST handlers for compute nodes: listing and reading them, the account's node counts, and
-the node operations: reboot, reimage, remove nodes, enabling or disabling task scheduling."""
+the node operations: reboot, reimage, deallocate and start, remove nodes, enabling or disabling
+task scheduling."""
 
 from __future__ import annotations
 
@@ -46,6 +47,40 @@ def reimage_node(ctx: Ctx, pool_id: str, node_id: str) -> web.Response:
     how = _option(ctx, "nodeReimageOption")
     ctx.sched.nodes.reboot(key(pool_id), key(node["id"]), how, reimage=True)
     return empty(202, None, ctx, f"/pools/{pool_id}/nodes/{node_id}/reimage")
+
+
+def idle_or_running(ctx: Ctx, pool_id: str, node_id: str) -> dict:
+    """The node, if it is idle or running: the only states from which the service deallocates
+    a node or manages its user accounts (the definition's Nodes_DeallocateNode and
+    Nodes_CreateNodeUser); else 409 OperationNotValidOnNode."""
+    get_pool_doc(ctx, pool_id, allow_deleting=False)
+    node = get_node_doc(ctx, pool_id, node_id)
+    if node["state"] not in ("idle", "running"):
+        raise errors.conflict(
+            "OperationNotValidOnNode", f"The operation is not valid on a {node['state']} node."
+        )
+    return node
+
+
+def deallocate_node(ctx: Ctx, pool_id: str, node_id: str) -> web.Response:
+    """POST .../deallocate: 202; deallocating, then deallocated (tasks end per the option)."""
+    node = idle_or_running(ctx, pool_id, node_id)
+    how = _option(ctx, "nodeDeallocateOption")
+    ctx.sched.nodes.deallocate(key(pool_id), key(node["id"]), how)
+    return empty(202, None, ctx, f"/pools/{pool_id}/nodes/{node_id}/deallocate")
+
+
+def start_node(ctx: Ctx, pool_id: str, node_id: str) -> web.Response:
+    """POST .../start: 202 for a deallocated node ("You can start a Compute Node only if it has
+    been deallocated"), which boots and runs its start task; else 409 OperationNotValidOnNode."""
+    get_pool_doc(ctx, pool_id, allow_deleting=False)
+    node = get_node_doc(ctx, pool_id, node_id)
+    if node["state"] != "deallocated":
+        raise errors.conflict(
+            "OperationNotValidOnNode", f"The operation is not valid on a {node['state']} node."
+        )
+    ctx.sched.nodes.start(key(pool_id), key(node["id"]))
+    return empty(202, None, ctx, f"/pools/{pool_id}/nodes/{node_id}/start")
 
 
 def disable_scheduling(ctx: Ctx, pool_id: str, node_id: str) -> web.Response:
@@ -142,12 +177,19 @@ def get_node_doc(ctx: Ctx, pool_id: str, node_id: str) -> dict:
     return node
 
 
+USERS = "_users"  # a node's user accounts, kept in its document and never shown with it
+
+
+def _shown(node: dict) -> dict:
+    return {k: v for k, v in node.items() if k != USERS} if USERS in node else node
+
+
 def list_nodes(ctx: Ctx, pool_id: str) -> web.Response:
     """GET /pools/{poolId}/nodes."""
     get_pool_doc(ctx, pool_id)
-    return paged(ctx, "nodes", list(ctx.store.nodes.get(key(pool_id), {}).values()))
+    return paged(ctx, "nodes", [_shown(n) for n in ctx.store.nodes.get(key(pool_id), {}).values()])
 
 
 def get_node(ctx: Ctx, pool_id: str, node_id: str) -> web.Response:
     """GET /pools/{poolId}/nodes/{nodeId}."""
-    return entity(ctx, get_node_doc(ctx, pool_id, node_id), "nodes")
+    return entity(ctx, _shown(get_node_doc(ctx, pool_id, node_id)), "nodes")

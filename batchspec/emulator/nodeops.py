@@ -1,5 +1,6 @@
-"""Operations on individual nodes, mixed into NodeManager: reboot, reimage, enable/disable
-scheduling, remove nodes. Each ends the node's running tasks per the request's option first.
+"""Operations on individual nodes, mixed into NodeManager: reboot, reimage, deallocate and
+start, enable/disable scheduling, remove nodes. Each ends the node's running tasks per the
+request's option first.
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ if TYPE_CHECKING:
 
 
 class NodeOperations:
-    """Expects NodeManager's sched, store, _boots, _resizes, _boot, remove_node, _settle."""
+    """Expects NodeManager's sched, store, allocation_delay, _boots, _resizes, _boot,
+    remove_node, _settle."""
 
     sched: Scheduler
     store: Store
     _boots: dict[tuple[str, str], asyncio.Task]
     _resizes: dict[str, asyncio.Task]
+    allocation_delay: float
 
     async def _end_runs(self, pk: str, nk: str, how: str) -> None:
         """End a node's runs as a reboot/removal option says, and wait for them.
@@ -58,6 +61,34 @@ class NodeOperations:
             return
         node.pop("startTaskInfo", None)
         self._boots.pop((pk, nk), None)
+        self._boot(pk, nk)
+
+    def deallocate(self, pk: str, nk: str, how: str) -> None:
+        """deallocating, then deallocated: the node keeps its place in the pool and runs nothing
+        until it is started (Nodes_DeallocateNode, Nodes_StartNode)."""
+        node = self.store.nodes[pk][nk]
+        model.set_state_only(node, "deallocating")
+        self.store.put_node(pk, node)
+        old = self._boots.pop((pk, nk), None)
+        if old:
+            old.cancel()
+        self._boots[(pk, nk)] = self.sched.spawn(self._deallocate(pk, nk, how))
+
+    async def _deallocate(self, pk: str, nk: str, how: str) -> None:
+        await self._end_runs(pk, nk, how)
+        await asyncio.sleep(self.allocation_delay)
+        self._boots.pop((pk, nk), None)
+        self._finish_deallocate(pk, nk)
+
+    def _finish_deallocate(self, pk: str, nk: str) -> None:
+        node = self.store.nodes.get(pk, {}).get(nk)
+        if node is not None:
+            model.set_state_only(node, "deallocated")
+            self.store.put_node(pk, node)
+
+    def start(self, pk: str, nk: str) -> None:
+        """A deallocated node boots again: starting, its start task, idle."""
+        self.store.nodes[pk][nk].pop("startTaskInfo", None)
         self._boot(pk, nk)
 
     def set_scheduling(self, pk: str, nk: str, enabled: bool, how: str = "requeue") -> None:

@@ -122,8 +122,11 @@ class NodeManager(NodeOperations):
             if pool["state"] == "deleting":
                 self.sched.spawn(self.delete_pool(pk))
                 continue
-            for nk in list(self.store.nodes.get(pk, {})):
-                self._boot(pk, nk)
+            for nk, node in list(self.store.nodes.get(pk, {}).items()):
+                if node["state"] in ("deallocating", "deallocated"):
+                    self._finish_deallocate(pk, nk)  # a deallocated node stays down
+                else:
+                    self._boot(pk, nk)
             if pool.get("allocationState") != "steady" or self._target(pool) != len(
                 self.store.nodes.get(pk, {})
             ):

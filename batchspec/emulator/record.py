@@ -32,7 +32,12 @@ class Recorder:
             "conditional": any(h in request.headers for h in _CONDITIONAL),
         }
         body = b""
-        if isinstance(response, web.Response) and response.content_type == "application/json":
+        # aiohttp sends no body with an answer to HEAD: record what went over the wire.
+        if (
+            request.method != "HEAD"
+            and isinstance(response, web.Response)
+            and response.content_type == "application/json"
+        ):
             body = response.body if isinstance(response.body, bytes) else b""
         self._file.write(json.dumps(meta).encode() + b"\t" + body + b"\n")
 

@@ -21,7 +21,18 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
-from . import api_autoscale, api_files, api_jobs, api_nodes, api_pools, api_tasks, auth, errors
+from . import (
+    api_account,
+    api_autoscale,
+    api_files,
+    api_jobs,
+    api_node_admin,
+    api_nodes,
+    api_pools,
+    api_tasks,
+    auth,
+    errors,
+)
 from .common import MAX_BODY, Ctx, json_response, standard_headers
 from .faults import Faults
 from .record import Recorder
@@ -90,6 +101,20 @@ _TABLE: list[tuple[str, dict[str, Callable]]] = [
     ("/pools/{pool_id}/nodes/{node_id}/reimage", {"POST": api_nodes.reimage_node}),
     ("/pools/{pool_id}/nodes/{node_id}/disablescheduling", {"POST": api_nodes.disable_scheduling}),
     ("/pools/{pool_id}/nodes/{node_id}/enablescheduling", {"POST": api_nodes.enable_scheduling}),
+    ("/pools/{pool_id}/nodes/{node_id}/deallocate", {"POST": api_nodes.deallocate_node}),
+    ("/pools/{pool_id}/nodes/{node_id}/start", {"POST": api_nodes.start_node}),
+    ("/pools/{pool_id}/nodes/{node_id}/users", {"POST": api_node_admin.create_node_user}),
+    (
+        "/pools/{pool_id}/nodes/{node_id}/users/{user_name}",
+        {"PUT": api_node_admin.replace_node_user, "DELETE": api_node_admin.delete_node_user},
+    ),
+    ("/pools/{pool_id}/nodes/{node_id}/remoteloginsettings", {"GET": api_node_admin.remote_login_settings}),
+    ("/pools/{pool_id}/nodes/{node_id}/extensions", {"GET": api_node_admin.list_node_extensions}),
+    (
+        "/pools/{pool_id}/nodes/{node_id}/extensions/{extension_name}",
+        {"GET": api_node_admin.get_node_extension},
+    ),
+    ("/pools/{pool_id}/nodes/{node_id}/uploadbatchservicelogs", {"POST": api_node_admin.upload_service_logs}),
     ("/pools/{pool_id}/nodes/{node_id}/files", {"GET": api_files.list_node_files}),
     (
         "/pools/{pool_id}/nodes/{node_id}/files/{path}",
@@ -136,9 +161,9 @@ _TABLE: list[tuple[str, dict[str, Callable]]] = [
         "/jobschedules/{path}",
         {"GET": _ns, "POST": _ns, "PUT": _ns, "PATCH": _ns, "DELETE": _ns, "HEAD": _ns},
     ),
-    ("/applications", {"GET": _ns}),
-    ("/applications/{path}", {"GET": _ns}),
-    ("/poolusagemetrics", {"GET": _ns}),
+    ("/applications", {"GET": api_account.list_applications}),
+    ("/applications/{application_id}", {"GET": api_account.get_application}),
+    ("/poolusagemetrics", {"GET": api_account.list_pool_usage_metrics}),
     # Real operations the emulator does not implement (after every implemented route).
     ("/pools/{pool_id}/nodes/{node_id}/{op}", {"GET": _ns, "POST": _ns}),
     ("/pools/{pool_id}/{op}", {"POST": _ns}),

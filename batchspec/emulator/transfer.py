@@ -430,6 +430,12 @@ def _timestamp() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+async def upload_files(files: list[tuple[Path, str]], container_url: str) -> None:
+    """Each (file, blob name) into the container, as output files go; TransferError on the
+    first failure."""
+    await _gather_fail_fast([_put_file(path, container_url, name, {}, None) for path, name in files])
+
+
 async def _put_file(
     path: Path, container_url: str, blob_name: str, extra_headers: dict, journal: _Journal | None
 ) -> None:

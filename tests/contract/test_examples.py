@@ -34,17 +34,13 @@ UBUNTU = {
 
 # Example file -> why the emulator does not answer it as the service does yet.
 GAPS = {
-    "Applications_ListApplications.json": "applications are not emulated",
+    "Applications_ListApplications.json": "the local account has no applications (management plane)",
     "Certificates_CreateCertificate.json": "certificates (deprecated) are not emulated",
     "Certificates_DeleteCertificate.json": "certificates (deprecated) are not emulated",
     "JobSchedules_CreateJobSchedule_Basic.json": "job schedules are not emulated",
     "JobSchedules_ListJobSchedules.json": "job schedules are not emulated",
     "JobSchedules_TerminateJobSchedule.json": "job schedules are not emulated",
     "Jobs_ListJobPreparationAndReleaseTaskStatus.json": "job preparation and release tasks are not emulated",
-    "Nodes_GetNodeRemoteLoginSettings.json": "remote login settings are not emulated",
-    "Nodes_ListNodeExtensions.json": "node extensions are not emulated",
-    "Nodes_ReplaceNodeUser.json": "node users are not emulated",
-    "Nodes_UploadNodeLogs.json": "service-log upload is not emulated",
     "Tasks_CreateTask_ContainerSettings.json": "task containers are not emulated",
     "Tasks_GetTask.json": "multi-instance tasks are not emulated",
     "Tasks_CreateTask_ContainerSettingsWithDataIsolation_DuplicateSources.json": (
@@ -112,10 +108,9 @@ class Replay:
 
     # The resources an example needs.
 
-    def pool(
-        self, pool_id: str, nodes: int = 0, shown: dict | None = None, start: dict | None = None
-    ) -> None:
-        body = {"vmSize": "standard_d2s_v3", "virtualMachineConfiguration": UBUNTU}
+    def pool(self, pool_id: str, nodes: int = 0, *, shown=None, start=None, extensions=()) -> None:
+        vm = {**UBUNTU, "extensions": list(extensions)}
+        body = {"vmSize": "standard_d2s_v3", "virtualMachineConfiguration": vm}
         if shown is not None:
             body = _create_body("BatchPoolCreateOptions", shown)
         if start is not None:  # the example's start task, with a command line this host runs
@@ -163,14 +158,17 @@ class Replay:
     def _nodes(self, p: dict[str, str], op: str, shown: dict) -> None:
         """A pool of two nodes; the example's node ids stand for theirs."""
         node = shown["value"][0] if op == "Nodes_ListNodes" else shown
-        self.pool(p["poolId"], nodes=2, start=node.get("startTask"))
+        extensions = [e["vmExtension"] for e in shown.get("value", []) if "vmExtension" in e]
+        self.pool(p["poolId"], nodes=2, start=node.get("startTask"), extensions=extensions)
         nodes = [n.id for n in self.client.list_nodes(p["poolId"])]
         named = [p["nodeId"]] if "nodeId" in p else self.params.get("removeOptions", {}).get("nodeList", [])
         self.renamed |= dict(zip(named, nodes, strict=False))
         if "nodeId" in p:
             p["nodeId"] = self.renamed[p["nodeId"]]
-            if "startTaskInfo" in node:
-                self.until(lambda: self.client.get_node(p["poolId"], p["nodeId"]).start_task_info)
+            self.until(lambda: self.client.get_node(p["poolId"], p["nodeId"]).state in ("idle", "running"))
+        if op == "Nodes_ReplaceNodeUser":
+            users = f"/pools/{p['poolId']}/nodes/{p['nodeId']}/users"
+            self.ok(self.send("POST", users, {"name": p["userName"]}), 201)
 
     def _job(self, p: dict[str, str], op: str, shown: dict) -> None:
         job_id = p["jobId"]

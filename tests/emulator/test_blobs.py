@@ -6,6 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from azure.batch import models as bm
+from azure.core.exceptions import HttpResponseError
 from azure.storage.blob import (
     BlobSasPermissions,
     ContainerSasPermissions,
@@ -13,7 +14,7 @@ from azure.storage.blob import (
     generate_container_sas,
 )
 
-from emulator_support import unique, wait_job_done
+from emulator_support import pool_options, unique, wait_job_done, wait_pool_ready
 from support.services import AZURITE_KEY
 
 ACCOUNT = "devstoreaccount1"
@@ -136,3 +137,40 @@ def test_output_files_are_uploaded_only_on_their_condition(client, job, containe
     ]
     assert container.blobs.download_blob("ok/success.txt").readall() == b"result\n"
     assert client.get_task(job, "ko").execution_info.exit_code == 5
+
+
+def test_service_logs_of_a_node_are_uploaded_to_the_container_given(client, container):
+    """Nodes_UploadNodeLogs: the node's logs since startTime go under <pool>/<node>/<guid>/ of
+    the container (here: its start task's output), through a write-only container SAS."""
+    pool_id = unique("logs")
+    start = bm.BatchStartTask(
+        command_line="/bin/sh -c 'echo hello from the start task'", wait_for_success=True
+    )
+    client.create_pool(pool_options(pool_id, nodes=1, start_task=start))
+    wait_pool_ready(client, pool_id, 1)
+    node_id = next(iter(client.list_nodes(pool_id))).id
+    since = datetime.now(timezone.utc) - timedelta(hours=1)
+    result = client.upload_node_logs(
+        pool_id,
+        node_id,
+        bm.UploadBatchServiceLogsOptions(container_url=container.sas("cw"), start_time=since),
+    )
+    assert result.virtual_directory_name.startswith(f"{pool_id}/{node_id}/")
+    names = sorted(b.name for b in container.blobs.list_blobs())
+    assert names == [f"{result.virtual_directory_name}/startup/{n}" for n in ("stderr.txt", "stdout.txt")]
+    assert result.number_of_files_uploaded == 2
+    stdout = container.blobs.download_blob(names[1]).readall()
+    assert stdout == b"hello from the start task\n"
+    later = datetime.now(timezone.utc) + timedelta(hours=1)  # nothing logged since then
+    none = client.upload_node_logs(
+        pool_id,
+        node_id,
+        bm.UploadBatchServiceLogsOptions(container_url=container.sas("cw"), start_time=later),
+    )
+    assert none.number_of_files_uploaded == 0
+    with pytest.raises(HttpResponseError) as info:  # no SAS: the store refuses the upload
+        client.upload_node_logs(
+            pool_id, node_id, bm.UploadBatchServiceLogsOptions(container_url=container.url, start_time=since)
+        )
+    assert (info.value.status_code, info.value.error.code) == (400, "InvalidPropertyValue")
+    client.begin_delete_pool(pool_id, polling_interval=0.05).result()

@@ -1,4 +1,5 @@
-"""Node operations: reboot, reimage, enable/disable scheduling, remove nodes."""
+"""Node operations: reboot, reimage, deallocate and start, enable/disable scheduling, remove
+nodes; node users, remote login settings, extensions; the account's applications and metrics."""
 
 from __future__ import annotations
 
@@ -99,3 +100,94 @@ def test_remove_nodes_shrinks_the_pool_by_those_nodes(client, small_pool):
     with pytest.raises(HttpResponseError) as info:
         client.begin_remove_nodes(pool_id, bm.BatchNodeRemoveOptions(node_ids=["tvmps_nope_d"]))
     assert info.value.error.code == "NodeNotFound"
+
+
+def test_a_deallocated_node_runs_nothing_until_it_is_started(client, small_pool):
+    """Nodes_DeallocateNode (from idle or running only) and Nodes_StartNode (from deallocated
+    only): the node keeps its place, its running task is requeued, and it runs again once started."""
+    pool_id, boots = small_pool
+    job_id = _job(client, pool_id)
+    client.create_task(job_id, bm.BatchTaskCreateOptions(id="t", command_line="/bin/sleep 30"))
+    wait_for(lambda: client.get_task(job_id, "t").state == "running", 10)
+    busy = client.get_task(job_id, "t").node_info.node_id
+    # (the SDK needs the options: without them it sends no content-type and fails)
+    requeue = {"nodeDeallocateOption": "requeue"}  # (no model for it in azure-batch 15.1)
+    client.begin_deallocate_node(pool_id, busy, requeue, polling_interval=0.05).result()
+    assert client.get_node(pool_id, busy).state == "deallocated"
+    wait_for(lambda: client.get_task(job_id, "t").execution_info.requeue_count == 1, 10)
+    with pytest.raises(HttpResponseError) as info:
+        client.begin_deallocate_node(pool_id, busy, requeue)
+    assert (info.value.status_code, info.value.error.code) == (409, "OperationNotValidOnNode")
+    other = next(n.id for n in client.list_nodes(pool_id) if n.id != busy)
+    with pytest.raises(HttpResponseError) as info:
+        client.begin_start_node(pool_id, other)
+    assert (info.value.status_code, info.value.error.code) == (409, "OperationNotValidOnNode")
+    started_before = boots.read_text().count(busy)
+    client.begin_start_node(pool_id, busy, polling_interval=0.05).result()
+    wait_for(lambda: client.get_node(pool_id, busy).state in ("idle", "running"), 10)
+    assert boots.read_text().count(busy) == started_before + 1  # its start task ran again
+    client.begin_delete_job(job_id, polling_interval=0.05).result()
+
+
+def test_node_users_are_kept_without_passwords_and_never_shown_with_the_node(client, small_pool):
+    pool_id, _ = small_pool
+    node_id = next(iter(client.list_nodes(pool_id))).id
+    user = bm.BatchNodeUserCreateOptions(name="alice", password="S3cret!pw", is_admin=True)
+    client.create_node_user(pool_id, node_id, user)
+    with pytest.raises(HttpResponseError) as info:
+        client.create_node_user(pool_id, node_id, user)
+    assert (info.value.status_code, info.value.error.code) == (409, "NodeUserExists")
+    client.replace_node_user(pool_id, node_id, "ALICE", bm.BatchNodeUserReplaceOptions(password="0ther!pw"))
+    client.delete_node_user(pool_id, node_id, "alice")
+    with pytest.raises(HttpResponseError) as info:
+        client.delete_node_user(pool_id, node_id, "alice")
+    assert (info.value.status_code, info.value.error.code) == (404, "NodeUserNotFound")
+    # (the suite's answer check refuses any node body with a property outside the definition)
+    assert client.get_node(pool_id, node_id).id == node_id
+
+
+def test_remote_login_settings_and_extensions_describe_the_node(client):
+    pool_id = unique("admin")
+    extension = bm.VMExtension(
+        name="monitor",
+        publisher="Microsoft.Azure.Monitor",
+        type="AzureMonitorLinuxAgent",
+        protected_settings={"token": "hidden"},
+    )
+    vm = bm.VirtualMachineConfiguration(
+        image_reference=bm.BatchVmImageReference(
+            publisher="canonical", offer="ubuntu-24_04-lts", sku="server"
+        ),
+        node_agent_sku_id="batch.node.ubuntu 24.04",
+        extensions=[extension],
+    )
+    client.create_pool(
+        bm.BatchPoolCreateOptions(
+            id=pool_id, vm_size="standard_d2s_v3", virtual_machine_configuration=vm, target_dedicated_nodes=2
+        )
+    )
+    wait_pool_ready(client, pool_id, 2)
+    logins = [client.get_node_remote_login_settings(pool_id, n.id) for n in client.list_nodes(pool_id)]
+    assert {(s.remote_login_ip_address, s.remote_login_port) for s in logins} == {
+        ("127.0.0.1", 50000),
+        ("127.0.0.1", 50001),
+    }
+    node_id = next(iter(client.list_nodes(pool_id))).id
+    [listed] = client.list_node_extensions(pool_id, node_id)
+    assert (listed.vm_extension.name, listed.provisioning_state) == ("monitor", "Succeeded")
+    assert listed.vm_extension.protected_settings is None  # write-only
+    assert (
+        client.get_node_extension(pool_id, node_id, "MONITOR").vm_extension.type == "AzureMonitorLinuxAgent"
+    )
+    with pytest.raises(HttpResponseError) as info:
+        client.get_node_extension(pool_id, node_id, "absent")
+    assert info.value.status_code == 404
+    client.begin_delete_pool(pool_id, polling_interval=0.05).result()
+
+
+def test_a_local_account_has_no_applications_and_no_usage_metrics_yet(client):
+    assert list(client.list_applications()) == []
+    assert list(client.list_pool_usage_metrics()) == []
+    with pytest.raises(HttpResponseError) as info:
+        client.get_application("anything")
+    assert (info.value.status_code, info.value.error.code) == (404, "ApplicationNotFound")
