@@ -53,26 +53,27 @@ def _check_job_options(body: dict) -> None:
     model.check_type(body, "metadata", list)
 
 
-def create_job(ctx: Ctx) -> web.Response:
-    """POST /jobs."""
-    body = ctx.body()
-    job_id = model.check_id(body)
+def check_job_body(body: dict) -> dict:
+    """What a job (or a schedule's job specification) must be; its poolInfo as kept."""
     pool_info = _check_pool_info(body.get("poolInfo"))
     for name in _UNSUPPORTED:
         if body.get(name) is not None:
             raise errors.invalid_value(name, "...", f"{name} is not supported by the emulator")
     _check_job_options(body)
     model.check_env(body, "commonEnvironmentSettings")
+    return pool_info
+
+
+def add_job(store, sched, base_url: str, job_id: str, body: dict) -> dict:
+    """Store a new job from a checked body, and start serving it."""
+    pool_info = _check_pool_info(body.get("poolInfo"))
     jk = key(job_id)
-    existing = ctx.store.jobs.get(jk)
-    if existing is not None:
-        raise (errors.being_deleted("Job") if existing["state"] == "deleting" else errors.exists("Job"))
     now = model.now_iso()
     constraints = {"maxWallClockTime": _FOREVER, "maxTaskRetryCount": 0}
     constraints.update({k: v for k, v in (body.get("constraints") or {}).items() if v is not None})
     doc = {
         "id": job_id,
-        "url": f"{ctx.base_url}/jobs/{job_id}",
+        "url": f"{base_url}/jobs/{job_id}",
         "usesTaskDependencies": bool(body.get("usesTaskDependencies")),
         "creationTime": now,
         "state": "active",
@@ -90,10 +91,22 @@ def create_job(ctx: Ctx) -> web.Response:
         if body.get(opt) is not None:
             doc[opt] = body[opt]
     model.touch(doc)
-    ctx.store.put_job(doc)
-    ctx.sched.queues[jk] = {}
-    ctx.sched.arm_job_timer(jk)
-    ctx.sched.check_job(jk)
+    store.put_job(doc)
+    sched.queues[jk] = {}
+    sched.arm_job_timer(jk)
+    sched.check_job(jk)
+    return doc
+
+
+def create_job(ctx: Ctx) -> web.Response:
+    """POST /jobs."""
+    body = ctx.body()
+    job_id = model.check_id(body)
+    check_job_body(body)
+    existing = ctx.store.jobs.get(key(job_id))
+    if existing is not None:
+        raise (errors.being_deleted("Job") if existing["state"] == "deleting" else errors.exists("Job"))
+    doc = add_job(ctx.store, ctx.sched, ctx.base_url, job_id, body)
     return created(ctx, doc, f"/jobs/{job_id}")
 
 

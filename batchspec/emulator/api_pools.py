@@ -9,7 +9,7 @@ from aiohttp import web
 from batchspec import durations  # the one shared module (see durations.py)
 
 from . import errors, model
-from .common import Ctx, check_conditions, created, empty, entity, json_response, not_modified, paged
+from .common import Ctx, check_conditions, created, empty, entity, exists, json_response, paged
 from .store import key
 
 MAX_NODES_PER_POOL = model.MAX_NODES_PER_POOL
@@ -247,10 +247,7 @@ def get_pool(ctx: Ctx, pool_id: str) -> web.Response:
 
 def pool_exists(ctx: Ctx, pool_id: str) -> web.Response:
     """HEAD /pools/{poolId}: 200 or 404 (no body)."""
-    pool = ctx.store.pools.get(key(pool_id))
-    if pool is None:
-        return web.Response(status=404)
-    return not_modified(ctx, pool) or empty(200, pool)
+    return exists(ctx, ctx.store.pools.get(key(pool_id)))
 
 
 def list_pools(ctx: Ctx) -> web.Response:

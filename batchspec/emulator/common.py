@@ -125,6 +125,14 @@ def not_modified(ctx: Ctx, doc: dict) -> web.Response | None:
     return None
 
 
+def exists(ctx: Ctx, doc: dict | None) -> web.Response:
+    """The answer to HEAD on a resource: 200 (or the read preconditions' 304/412), 404 if
+    there is none; never a body."""
+    if doc is None:
+        return web.Response(status=404)
+    return not_modified(ctx, doc) or empty(200, doc)
+
+
 def entity(ctx: Ctx, doc: dict, entity_set: str, select: bool = True) -> web.Response:
     """200 with one resource, honouring `$select` and the read preconditions."""
     unchanged = not_modified(ctx, doc)

@@ -22,7 +22,8 @@ TERMINATE, DELETE, REQUEUE = "terminate", "delete", "requeue"
 
 
 class JobLifecycle:
-    """Job state transitions; expects the Scheduler's store, running, job_running, queues."""
+    """Job state transitions; expects the Scheduler's store, running, job_running, queues,
+    schedules."""
 
     running: dict[tuple[str, str], Running]
     job_running: dict[str, int]
@@ -107,6 +108,7 @@ class JobLifecycle:
         job.setdefault("executionInfo", {})["endTime"] = model.now_iso()
         model.touch(job)
         self.store.put_job(job)
+        self.schedules.job_ended(job["id"])
 
     async def _finish_terminate_later(self, jk: str) -> None:
         runs = [r for r in self.running.values() if r.job_key == jk]
@@ -150,6 +152,8 @@ class JobLifecycle:
         self.queues.pop(jk, None)
         self.job_running.pop(jk, None)
         self.store.delete_job(jk)
+        if job is not None:
+            self.schedules.job_ended(job["id"])
 
     async def remove_task_dirs(
         self, job_id: str, task_id: str | None = None, run: Running | None = None

@@ -29,6 +29,7 @@ from . import model
 from .jobs import DELETE, REQUEUE, TERMINATE, JobLifecycle
 from .nodes import NodeManager
 from .scaling import AutoScaler
+from .schedules import ScheduleRunner
 from .store import Store, key
 
 log = logging.getLogger("batchspec.emulator")
@@ -71,6 +72,7 @@ class Scheduler(JobLifecycle):
         self.account_url = account_url
         self.nodes = NodeManager(self, data_dir / "nodes", allocation_delay)
         self.autoscaler = AutoScaler(self)
+        self.schedules = ScheduleRunner(self)
         self.running: dict[tuple[str, str], Running] = {}
         # Active tasks per job in FIFO order (dict as an ordered set).
         self.queues: dict[str, dict[str, None]] = {}
@@ -108,6 +110,7 @@ class Scheduler(JobLifecycle):
                 self.check_job(jk)
         await self.nodes.recover()
         self.autoscaler.recover()
+        self.schedules.recover()
         self._loop_task = asyncio.create_task(self._dispatch_loop())
         self.kick()
 
@@ -118,6 +121,7 @@ class Scheduler(JobLifecycle):
         for timer in self._job_timers.values():
             timer.cancel()
         self.autoscaler.stop()
+        self.schedules.stop()
         for r in list(self.running.values()):
             r.end_reason = r.end_reason or REQUEUE
             self._kill(r)

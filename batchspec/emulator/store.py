@@ -1,4 +1,5 @@
-"""Persistent state: pools, nodes, jobs and tasks as JSON documents in sqlite (WAL mode).
+"""Persistent state: pools, nodes, jobs, tasks and job schedules as JSON documents in sqlite
+(WAL mode).
 
 The store keeps every document in memory (dicts in insertion order, which is also the FIFO order
 the scheduler wants) and writes each change through to sqlite before the HTTP response is sent,
@@ -25,6 +26,7 @@ CREATE TABLE IF NOT EXISTS tasks (job TEXT, key TEXT, seq INTEGER, state TEXT, d
                                   PRIMARY KEY (job, key));
 CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks (job, state);
 CREATE INDEX IF NOT EXISTS tasks_by_seq ON tasks (job, seq);
+CREATE TABLE IF NOT EXISTS jobschedules (key TEXT PRIMARY KEY, state TEXT, doc TEXT NOT NULL);
 """
 
 _last_etag = 0
@@ -71,6 +73,7 @@ class Store:
         self.nodes: dict[str, dict[str, dict]] = {}
         self.jobs: dict[str, dict] = {}
         self.tasks: dict[str, dict[str, dict]] = {}
+        self.schedules: dict[str, dict] = {}
         # Task counts per job, kept up to date on every change so that taskcounts (which
         # clients poll) costs O(1) instead of a pass over the job's tasks.
         self._buckets: dict[str, dict[str, tuple[str, int]]] = {}
@@ -87,6 +90,8 @@ class Store:
         for k, doc in self.db.execute("SELECT key, doc FROM jobs ORDER BY rowid"):
             self.jobs[k] = json.loads(doc)
             self.tasks.setdefault(k, {})
+        for k, doc in self.db.execute("SELECT key, doc FROM jobschedules ORDER BY rowid"):
+            self.schedules[k] = json.loads(doc)
         for job, k, seq, doc in self.db.execute("SELECT job, key, seq, doc FROM tasks ORDER BY seq"):
             self.tasks.setdefault(job, {})[k] = json.loads(doc)
             self.account(job, self.tasks[job][k])
@@ -133,6 +138,21 @@ class Store:
         """Remove one node."""
         self.nodes.get(pool_key, {}).pop(node_key, None)
         self.db.execute("DELETE FROM nodes WHERE pool = ? AND key = ?", (pool_key, node_key))
+
+    # Job schedules
+
+    def put_schedule(self, doc: dict) -> None:
+        """Insert or replace a job schedule document."""
+        k = key(doc["id"])
+        self.schedules[k] = doc
+        self.db.execute(
+            "INSERT OR REPLACE INTO jobschedules (key, state, doc) VALUES (?, ?, ?)",
+            (k, doc.get("state"), json.dumps(doc)),
+        )
+
+    def delete_schedule(self, schedule_key: str) -> None:
+        self.schedules.pop(schedule_key, None)
+        self.db.execute("DELETE FROM jobschedules WHERE key = ?", (schedule_key,))
 
     # Jobs and tasks
 

@@ -17,18 +17,7 @@ from batchspec.emulator.api_pools import not_supported
 from support import definition, services
 
 NOT_EMULATED = {
-    "JobSchedules_CreateJobSchedule",
-    "JobSchedules_DeleteJobSchedule",
-    "JobSchedules_DisableJobSchedule",
-    "JobSchedules_EnableJobSchedule",
-    "JobSchedules_GetJobSchedule",
-    "JobSchedules_JobScheduleExists",
-    "JobSchedules_ListJobSchedules",
-    "JobSchedules_ReplaceJobSchedule",
-    "JobSchedules_TerminateJobSchedule",
-    "JobSchedules_UpdateJobSchedule",
     "Jobs_ListJobPreparationAndReleaseTaskStatus",
-    "Jobs_ListJobsFromSchedule",
 }
 
 
@@ -51,7 +40,8 @@ def test_the_operations_the_emulator_serves_are_those_the_docs_say():
             not_served.add(op.id)
     assert not_served == NOT_EMULATED
     served = len(_current()) - len(not_served)
-    assert f"{served} are emulated" in (definition.DEFINITION.parents[3] / "docs" / "emulator.md").read_text()
+    docs = " ".join((definition.DEFINITION.parents[3] / "docs" / "emulator.md").read_text().split())
+    assert f"{served} are emulated" in docs
 
 
 @pytest.fixture(scope="module")

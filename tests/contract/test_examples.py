@@ -37,9 +37,6 @@ GAPS = {
     "Applications_ListApplications.json": "the local account has no applications (management plane)",
     "Certificates_CreateCertificate.json": "certificates (deprecated) are not emulated",
     "Certificates_DeleteCertificate.json": "certificates (deprecated) are not emulated",
-    "JobSchedules_CreateJobSchedule_Basic.json": "job schedules are not emulated",
-    "JobSchedules_ListJobSchedules.json": "job schedules are not emulated",
-    "JobSchedules_TerminateJobSchedule.json": "job schedules are not emulated",
     "Jobs_ListJobPreparationAndReleaseTaskStatus.json": "job preparation and release tasks are not emulated",
     "Tasks_CreateTask_ContainerSettings.json": "task containers are not emulated",
     "Tasks_GetTask.json": "multi-instance tasks are not emulated",
@@ -149,6 +146,17 @@ class Replay:
             self._nodes(p, op, shown)
         elif "poolId" in p:
             self.pool(p["poolId"])
+        if op == "JobSchedules_ListJobSchedules":
+            for item in shown["value"]:
+                body = {"schedule": {}, **_create_body("BatchJobScheduleCreateOptions", self._shown(item))}
+                self.ok(self.send("POST", "/jobschedules", body), 201)
+                if item.get("previousState") == "disabled":  # its history, as the example shows it
+                    for change in ("disable", "enable"):
+                        self.ok(self.send("POST", f"/jobschedules/{body['id']}/{change}"), 204)
+        elif op.startswith("JobSchedules_") and "jobScheduleId" in p:
+            spec = {"poolInfo": {"poolId": "any"}}
+            body = {"id": p["jobScheduleId"], "schedule": {}, "jobSpecification": spec}
+            self.ok(self.send("POST", "/jobschedules", body), 201)
         if "jobId" in p and not op.startswith("JobSchedules"):
             self._job(p, op, shown)
         if "filePath" in p:

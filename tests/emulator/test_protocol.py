@@ -191,7 +191,7 @@ def test_reads_honour_if_match_and_if_none_match_on_get_and_head(client):
 
 def test_unimplemented_operation_says_so_clearly(client):
     with pytest.raises(HttpResponseError) as info:
-        list(client.list_job_schedules())
+        list(client.list_job_preparation_and_release_task_status("any-job"))
     assert info.value.status_code == 501
     assert info.value.error.code == "NotSupportedByEmulator"
 
