@@ -6,12 +6,12 @@ from aiohttp import web
 
 from batchspec import durations  # the one shared module (see durations.py)
 
-from . import errors, model
+from . import errors, jobprep, model
 from .common import Ctx, check_conditions, created, empty, entity, json_response, paged
 from .store import key
 
 _FOREVER = durations.UNLIMITED
-_UNSUPPORTED = ("jobManagerTask", "jobPreparationTask", "jobReleaseTask")
+_UNSUPPORTED = ("jobManagerTask",)
 
 
 def get_job_doc(ctx: Ctx, job_id: str, *, allow_deleting: bool = True) -> dict:
@@ -61,7 +61,34 @@ def check_job_body(body: dict) -> dict:
             raise errors.invalid_value(name, "...", f"{name} is not supported by the emulator")
     _check_job_options(body)
     model.check_env(body, "commonEnvironmentSettings")
+    _check_prep_release(body)
     return pool_info
+
+
+def _check_prep_release(body: dict) -> None:
+    """BatchJobReleaseTask: "A Job Release Task cannot be specified without also specifying a
+    Job Preparation Task for the Job"; its maxWallClockTime is 15 minutes at most."""
+    for name in ("jobPreparationTask", "jobReleaseTask"):
+        task = body.get(name)
+        if task is None:
+            continue
+        if (
+            not isinstance(task, dict)
+            or not isinstance(task.get("commandLine"), str)
+            or not task["commandLine"]
+        ):
+            raise errors.missing_property(f"{name}.commandLine")
+        if task.get("containerSettings") is not None:
+            raise errors.invalid_value(
+                f"{name}.containerSettings", "...", "containers are not supported by the emulator"
+            )
+        if task.get("id") is not None:
+            model.check_id(task)
+    if body.get("jobReleaseTask") is not None and body.get("jobPreparationTask") is None:
+        raise errors.invalid_value("jobReleaseTask", "...", "a job release task needs a job preparation task")
+    limit = (body.get("jobReleaseTask") or {}).get("maxWallClockTime")
+    if limit is not None and (model.parse_duration(limit) or 0) > 15 * 60:
+        raise errors.invalid_value("jobReleaseTask.maxWallClockTime", limit, "at most 15 minutes")
 
 
 def add_job(store, sched, base_url: str, job_id: str, body: dict) -> dict:
@@ -90,6 +117,10 @@ def add_job(store, sched, base_url: str, job_id: str, body: dict) -> dict:
     for opt in ("displayName", "commonEnvironmentSettings", "metadata", "networkConfiguration"):
         if body.get(opt) is not None:
             doc[opt] = body[opt]
+    if body.get("jobPreparationTask") is not None:
+        doc["jobPreparationTask"] = jobprep.filled_prep(body["jobPreparationTask"])
+    if body.get("jobReleaseTask") is not None:
+        doc["jobReleaseTask"] = jobprep.filled_release(body["jobReleaseTask"])
     model.touch(doc)
     store.put_job(doc)
     sched.queues[jk] = {}
@@ -110,14 +141,30 @@ def create_job(ctx: Ctx) -> web.Response:
     return created(ctx, doc, f"/jobs/{job_id}")
 
 
+def shown(job: dict) -> dict:
+    """A job as answers show it: without the status of its preparation and release tasks."""
+    return {k: v for k, v in job.items() if k != jobprep.STATUS} if jobprep.STATUS in job else job
+
+
 def get_job(ctx: Ctx, job_id: str) -> web.Response:
     """GET /jobs/{jobId}."""
-    return entity(ctx, get_job_doc(ctx, job_id), "jobs")
+    return entity(ctx, shown(get_job_doc(ctx, job_id)), "jobs")
 
 
 def list_jobs(ctx: Ctx) -> web.Response:
     """GET /jobs."""
-    return paged(ctx, "jobs", list(ctx.store.jobs.values()))
+    return paged(ctx, "jobs", [shown(j) for j in ctx.store.jobs.values()])
+
+
+def list_prep_release_status(ctx: Ctx, job_id: str) -> web.Response:
+    """GET /jobs/{jobId}/jobpreparationandreleasetaskstatus: per node that ran the job's
+    preparation task; 409 JobPreparationTaskNotSpecified for a job without one."""
+    job = get_job_doc(ctx, job_id)
+    if job.get("jobPreparationTask") is None:
+        raise errors.conflict(
+            "JobPreparationTaskNotSpecified", "The specified job does not have job preparation task."
+        )
+    return paged(ctx, "jobpreparationandreleasetaskstatus", list(job.get(jobprep.STATUS, {}).values()))
 
 
 def delete_job(ctx: Ctx, job_id: str) -> web.Response:

@@ -9,7 +9,7 @@ from aiohttp import web
 from batchspec import durations  # the one shared module (see durations.py)
 
 from . import errors, model
-from .common import Ctx, check_conditions, created, empty, entity, exists, json_response, paged
+from .common import Ctx, check_conditions, created, empty, entity, exists, paged
 from .store import key
 
 MAX_NODES_PER_POOL = model.MAX_NODES_PER_POOL
@@ -358,16 +358,3 @@ def patch_pool(ctx: Ctx, pool_id: str) -> web.Response:
     ctx.store.put_pool(pool)
     ctx.sched.kick()
     return empty(200, pool, ctx, f"/pools/{pool_id}")
-
-
-def not_supported(ctx: Ctx, **_: str) -> web.Response:
-    """An operation of the Batch API that the emulator does not implement."""
-    return json_response(
-        501,
-        errors.error_body(
-            ctx.base_url,
-            "NotSupportedByEmulator",
-            "The local Batch emulator does not implement this operation.",
-            ctx.request_id,
-        ),
-    )

@@ -8,7 +8,7 @@ from aiohttp import web
 from batchspec import durations  # the one shared module (see durations.py)
 
 from . import errors, model
-from .api_jobs import check_job_body
+from .api_jobs import check_job_body, shown
 from .common import Ctx, check_conditions, created, empty, entity, exists, paged
 from .schedules import jobs_of, parse_time
 from .store import key
@@ -127,7 +127,7 @@ def list_schedules(ctx: Ctx) -> web.Response:
 def list_schedule_jobs(ctx: Ctx, schedule_id: str) -> web.Response:
     """GET /jobschedules/{jobScheduleId}/jobs."""
     get_schedule_doc(ctx, schedule_id)
-    return paged(ctx, "jobs", jobs_of(ctx.store, schedule_id))
+    return paged(ctx, "jobs", [shown(j) for j in jobs_of(ctx.store, schedule_id)])
 
 
 def _changeable(ctx: Ctx, schedule_id: str) -> dict:

@@ -16,9 +16,18 @@ MAX_TASKS_PER_COLLECTION = 100
 _FOREVER = durations.UNLIMITED
 
 
+_SPECIAL_TASKS = (
+    ("jobPreparationTask", "TaskIdSameAsJobPreparationTask", "job preparation task"),
+    ("jobReleaseTask", "TaskIdSameAsJobReleaseTask", "job release task"),
+)
+
+
 def _check_task(body: dict, job: dict) -> str:
     """Validate a task add body; returns its id. Raises BatchServiceError."""
     task_id = model.check_id(body)
+    for name, code, what in _SPECIAL_TASKS:  # their ids are taken in the job
+        if key(task_id) == key((job.get(name) or {}).get("id") or "\0"):
+            raise errors.conflict(code, f"The specified task id is same as the {what}.")
     if not body.get("commandLine"):
         raise errors.missing_property("commandLine")
     if not isinstance(body["commandLine"], str):

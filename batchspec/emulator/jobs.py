@@ -108,6 +108,7 @@ class JobLifecycle:
         job.setdefault("executionInfo", {})["endTime"] = model.now_iso()
         model.touch(job)
         self.store.put_job(job)
+        self.spawn(self.run_releases(jk))
         self.schedules.job_ended(job["id"])
 
     async def _finish_terminate_later(self, jk: str) -> None:
@@ -147,6 +148,7 @@ class JobLifecycle:
             await r.done.wait()
         job = self.store.jobs.get(jk)
         if job is not None:
+            await self.run_releases(jk)
             await self.remove_task_dirs(job["id"])
         await asyncio.sleep(self.nodes.allocation_delay)
         self.queues.pop(jk, None)

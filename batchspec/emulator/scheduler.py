@@ -26,6 +26,7 @@ from datetime import datetime
 from pathlib import Path
 
 from . import model
+from .jobprep import JobPreparation
 from .jobs import DELETE, REQUEUE, TERMINATE, JobLifecycle
 from .nodes import NodeManager
 from .scaling import AutoScaler
@@ -56,7 +57,7 @@ def _iso(value: datetime | None) -> str | None:
     return model.iso(value) if value is not None else None
 
 
-class Scheduler(JobLifecycle):
+class Scheduler(JobLifecycle, JobPreparation):
     """Owns the dispatcher loop, the running attempts and the task state machine."""
 
     def __init__(
@@ -221,6 +222,7 @@ class Scheduler(JobLifecycle):
             limit = -1
         tasks = self.store.tasks.get(jk, {})
         queue = self.queues[jk]
+        prepared = self.prep_done if job.get("jobPreparationTask") else None
         running = self.job_running.get(jk, 0)
         # Walk the queue in place (no copy: it can hold many thousands of tasks) and stop as
         # soon as the pool is full; the queue is changed only after the walk.
@@ -237,6 +239,8 @@ class Scheduler(JobLifecycle):
                 continue
             need = task.get("requiredSlots") or 1
             candidates = [n for n, f in free.items() if f >= need]
+            if prepared is not None:  # only where the job preparation task succeeded
+                candidates = [n for n in candidates if prepared(jk, job, pk, n)]
             if not candidates:
                 continue
             nk = (min if pack else max)(candidates, key=lambda n: free[n])

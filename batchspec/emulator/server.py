@@ -68,9 +68,6 @@ def _route(pattern: str) -> re.Pattern:
     return re.compile(f"^{out}/?$", re.IGNORECASE)
 
 
-_ns = api_pools.not_supported
-
-
 def _subtasks(ctx: Ctx, job_id: str, task_id: str) -> web.Response:
     api_tasks.get_task_doc(ctx, job_id, task_id)
     return json_response(200, {"value": []})
@@ -139,6 +136,7 @@ _TABLE: list[tuple[str, dict[str, Callable]]] = [
     ("/jobs/{job_id}/disable", {"POST": api_jobs.disable_job}),
     ("/jobs/{job_id}/enable", {"POST": api_jobs.enable_job}),
     ("/jobs/{job_id}/taskcounts", {"GET": api_jobs.task_counts}),
+    ("/jobs/{job_id}/jobpreparationandreleasetaskstatus", {"GET": api_jobs.list_prep_release_status}),
     ("/jobs/{job_id}/tasks", {"GET": api_tasks.list_tasks, "POST": api_tasks.create_task}),
     ("/jobs/{job_id}/addtaskcollection", {"POST": api_tasks.add_task_collection}),
     (
@@ -175,10 +173,6 @@ _TABLE: list[tuple[str, dict[str, Callable]]] = [
     ("/applications", {"GET": api_account.list_applications}),
     ("/applications/{application_id}", {"GET": api_account.get_application}),
     ("/poolusagemetrics", {"GET": api_account.list_pool_usage_metrics}),
-    # Real operations the emulator does not implement (after every implemented route).
-    ("/pools/{pool_id}/nodes/{node_id}/{op}", {"GET": _ns, "POST": _ns}),
-    ("/pools/{pool_id}/{op}", {"POST": _ns}),
-    ("/jobs/{job_id}/{op}", {"POST": _ns, "GET": _ns}),
 ]
 ROUTES = [(_route(p), methods) for p, methods in _TABLE]
 

@@ -189,11 +189,14 @@ def test_reads_honour_if_match_and_if_none_match_on_get_and_head(client):
     client.begin_delete_pool(pool_id, polling_interval=0.05).result()
 
 
-def test_unimplemented_operation_says_so_clearly(client):
-    with pytest.raises(HttpResponseError) as info:
-        list(client.list_job_preparation_and_release_task_status("any-job"))
-    assert info.value.status_code == 501
-    assert info.value.error.code == "NotSupportedByEmulator"
+def test_a_path_that_is_no_operation_is_invalid_uri(client):
+    for method, path in (("POST", "/pools/p/nosuchoperation"), ("GET", "/jobs/j/nosuchlisting")):
+        try:
+            status = client.send_request(HttpRequest(method, f"{path}?api-version={API}")).status_code
+        except HttpResponseError as exc:
+            status, code = exc.status_code, exc.error.code
+            assert code == "InvalidUri"
+        assert status == 400, path
 
 
 def test_supported_images_include_ubuntu_24_04_and_22_04_and_debian(client):
