@@ -1,21 +1,13 @@
-"""REST handlers for pools, compute nodes, supported images and node counts."""
+"""REST handlers for pools and the supported images."""
 
 from __future__ import annotations
 
-import re
-
 from aiohttp import web
 
-from batchspec import durations  # the one shared module (see durations.py)
-
-from . import errors, model
+from . import errors, model, pool_shape
 from .common import Ctx, check_conditions, created, empty, entity, exists, paged
+from .pool_shape import MAX_SLOTS_PER_NODE
 from .store import key
-
-MAX_NODES_PER_POOL = model.MAX_NODES_PER_POOL
-MAX_SLOTS_PER_NODE = 256  # the service's own limit
-
-_FOREVER = durations.UNLIMITED
 
 # The images the service lists for a node agent SKU (GET /supportedimages), older and Windows
 # ones included: the service creates pools of them. A Windows pool's nodes come up here, but
@@ -64,100 +56,6 @@ def get_pool_doc(ctx: Ctx, pool_id: str, *, allow_deleting: bool = True) -> dict
     return pool
 
 
-def _check_start_task(st: object, name: str = "startTask") -> None:
-    if st is None:
-        return
-    if not isinstance(st, dict):
-        raise errors.invalid_value(name, st)
-    if not st.get("commandLine"):
-        raise errors.missing_property(f"{name}.commandLine")
-    if st.get("containerSettings"):
-        raise errors.invalid_value(
-            f"{name}.containerSettings", "...", "containers are not supported by the emulator"
-        )
-    if not isinstance(st["commandLine"], str):
-        raise errors.invalid_value(f"{name}.commandLine", st["commandLine"])
-    model.check_type(st, "resourceFiles", list, f"{name}.resourceFiles")
-    for i, rf in enumerate(st.get("resourceFiles") or []):
-        if not isinstance(rf, dict) or not any(
-            isinstance(rf.get(s), str) and rf[s] for s in ("httpUrl", "storageContainerUrl")
-        ):
-            raise errors.invalid_value(f"{name}.resourceFiles[{i}]", rf)
-    model.check_env(st, "environmentSettings", f"{name}.environmentSettings")
-    model.check_type(st, "waitForSuccess", bool, f"{name}.waitForSuccess")
-    if st.get("maxTaskRetryCount") is not None:
-        model.check_int(st, "maxTaskRetryCount", -1)
-
-
-def _check_node_counts(body: dict) -> None:
-    for name in ("targetDedicatedNodes", "targetLowPriorityNodes"):
-        model.check_int(body, name, 0, MAX_NODES_PER_POOL)
-    total = (body.get("targetDedicatedNodes") or 0) + (body.get("targetLowPriorityNodes") or 0)
-    if total > MAX_NODES_PER_POOL:
-        raise errors.invalid_value(
-            "targetDedicatedNodes",
-            total,
-            f"the emulator allows at most {MAX_NODES_PER_POOL} nodes a pool",
-        )
-
-
-# BatchVmImageReference.virtualMachineImageId: "/subscriptions/{subscriptionId}/resourceGroups/
-# {resourceGroup}/providers/Microsoft.Compute/galleries/{galleryName}/images/{imageDefinitionName}/
-# versions/{VersionId}" or ".../images/{imageDefinitionName}" (the latest version); a managed image
-# (".../Microsoft.Compute/images/{name}") is the older form the service still takes.
-_IMAGE_ID = re.compile(
-    r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.Compute/"
-    r"(images/[^/]+|galleries/[^/]+/images/[^/]+(/versions/[^/]+)?)$",
-    re.IGNORECASE,
-)
-_GALLERY_IDS = ("sharedGalleryImageId", "communityGalleryImageId")
-
-
-def _check_image(image: dict) -> None:
-    """An image is a marketplace one (publisher, offer and sku) or one named by an id."""
-    where = "virtualMachineConfiguration.imageReference"
-    image_id = image.get("virtualMachineImageId")
-    if image_id is not None:
-        if not isinstance(image_id, str) or not _IMAGE_ID.match(image_id):
-            raise errors.invalid_value(f"{where}.virtualMachineImageId", image_id)
-        return
-    if any(isinstance(image.get(name), str) and image[name] for name in _GALLERY_IDS):
-        return
-    for name in ("publisher", "offer", "sku"):
-        if not isinstance(image.get(name), str) or not image[name]:
-            raise errors.missing_property(f"{where}.{name}")
-
-
-# NetworkConfiguration.subnetId: "of the form /subscriptions/{subscription}/resourceGroups/{group}/
-# providers/{provider}/virtualNetworks/{network}/subnets/{subnet}".
-_SUBNET_ID = re.compile(
-    r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/[^/]+/virtualNetworks/[^/]+/subnets/[^/]+$",
-    re.IGNORECASE,
-)
-
-
-def _check_network(network: object) -> None:
-    if network is None:
-        return
-    if not isinstance(network, dict):
-        raise errors.invalid_value("networkConfiguration", network)
-    subnet = network.get("subnetId")
-    if subnet is not None and (not isinstance(subnet, str) or not _SUBNET_ID.match(subnet)):
-        raise errors.invalid_value("networkConfiguration.subnetId", subnet)
-
-
-def _communication(target: str | None) -> dict:
-    """targetNodeCommunicationMode as asked (BatchNodeCommunicationMode: default, classic,
-    simplified) and the mode the nodes use: for `default` the service's choice, which here is
-    simplified (the mode that needs no inbound ports)."""
-    if target is None:
-        return {"currentNodeCommunicationMode": "simplified"}
-    if target not in ("default", "classic", "simplified"):
-        raise errors.invalid_value("targetNodeCommunicationMode", target)
-    current = "simplified" if target == "default" else target
-    return {"targetNodeCommunicationMode": target, "currentNodeCommunicationMode": current}
-
-
 def create_pool(ctx: Ctx) -> web.Response:
     """POST /pools."""
     body = ctx.body()
@@ -171,8 +69,8 @@ def create_pool(ctx: Ctx) -> web.Response:
         raise errors.missing_property("virtualMachineConfiguration")
     if not isinstance(vmc, dict) or not isinstance(vmc.get("imageReference"), dict):
         raise errors.missing_property("virtualMachineConfiguration.imageReference")
-    _check_image(vmc["imageReference"])
-    _check_network(body.get("networkConfiguration"))
+    pool_shape.check_image(vmc["imageReference"])
+    pool_shape.check_network(body.get("networkConfiguration"))
     sku = vmc.get("nodeAgentSKUId")
     if not sku:
         raise errors.missing_property("virtualMachineConfiguration.nodeAgentSKUId")
@@ -181,9 +79,9 @@ def create_pool(ctx: Ctx) -> web.Response:
     from .api_autoscale import check_create  # late: api_autoscale imports this module
 
     scaling = check_create(body)
-    _check_node_counts(body)
+    pool_shape.check_node_counts(body)
     model.check_int(body, "taskSlotsPerNode", 1, MAX_SLOTS_PER_NODE)
-    _check_start_task(body.get("startTask"))
+    pool_shape.check_start_task(body.get("startTask"))
     policy = body.get("taskSchedulingPolicy") or {"nodeFillType": "spread"}
     if policy.get("nodeFillType", "spread") not in ("spread", "pack"):
         raise errors.invalid_value("taskSchedulingPolicy.nodeFillType", policy.get("nodeFillType"))
@@ -218,7 +116,7 @@ def create_pool(ctx: Ctx) -> web.Response:
         },
         # Deprecated, yet the service still returns the empty list on every pool.
         "certificateReferences": [],
-        **_communication(body.get("targetNodeCommunicationMode")),
+        **pool_shape.communication(body.get("targetNodeCommunicationMode")),
     }
     for opt in (
         "displayName",
@@ -232,6 +130,7 @@ def create_pool(ctx: Ctx) -> web.Response:
     ):
         if body.get(opt) is not None:
             doc[opt] = model.without_secrets(body[opt])
+    pool_shape.fill_defaults(doc)
     model.touch(doc)
     ctx.store.put_pool(doc)
     ctx.sched.nodes.resize(pk)
@@ -280,7 +179,7 @@ def resize_pool(ctx: Ctx, pool_id: str) -> web.Response:
         # Pools_ResizePool: "You can only resize a Pool when its allocation state is steady. If
         # the Pool is already resizing, the request fails with status code 409."
         raise errors.conflict("PoolBeingResized", "The specified pool is being resized.")
-    _check_node_counts(body)
+    pool_shape.check_node_counts(body)
     how = body.get("nodeDeallocationOption") or "requeue"
     if how not in ("requeue", "terminate", "taskcompletion", "retaineddata"):
         raise errors.invalid_value("nodeDeallocationOption", how)
@@ -313,7 +212,7 @@ def replace_pool_properties(ctx: Ctx, pool_id: str) -> web.Response:
     for required in ("applicationPackageReferences", "metadata"):
         if required not in body:
             raise errors.missing_property(required)
-    _check_start_task(body.get("startTask"))
+    pool_shape.check_start_task(body.get("startTask"))
     for name in ("startTask", "applicationPackageReferences", "metadata"):
         if body.get(name) is None:
             pool.pop(name, None)
@@ -330,10 +229,10 @@ def patch_pool(ctx: Ctx, pool_id: str) -> web.Response:
     body = ctx.body()
     check_conditions(ctx, pool)
     if "startTask" in body:
-        _check_start_task(body["startTask"])
+        pool_shape.check_start_task(body["startTask"])
     model.check_int(body, "taskSlotsPerNode", 1, MAX_SLOTS_PER_NODE)
     if body.get("targetNodeCommunicationMode") is not None:
-        pool.update(_communication(body["targetNodeCommunicationMode"]))
+        pool.update(pool_shape.communication(body["targetNodeCommunicationMode"]))
     for name in (
         "displayName",
         "startTask",

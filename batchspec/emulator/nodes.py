@@ -26,7 +26,7 @@ import signal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import model
+from . import model, pool_shape
 from .nodeops import NodeOperations
 from .store import key
 
@@ -318,6 +318,7 @@ class NodeManager(NodeOperations):
             "nodeAgentInfo": {"version": "1.12.0", "lastUpdateTime": now},
             "virtualMachineInfo": {"imageReference": _exact(pool)},
             "certificateReferences": [],  # deprecated; the service still returns it empty
+            **pool_shape.inbound_endpoints(pool, len(self.store.nodes.get(pk, {}))),
         }
         if pool.get("startTask"):
             node["startTask"] = pool["startTask"]

@@ -365,3 +365,58 @@ def test_a_pool_of_a_compute_gallery_image_is_created(client):
         == image_id
     )
     client.begin_delete_pool(pool_id, polling_interval=0.05).result()
+
+
+def test_network_and_data_disk_defaults_are_filled_in_and_nodes_get_their_inbound_endpoints(client):
+    """NetworkConfiguration (dynamicVNetAssignmentScope, enableAcceleratedNetworking),
+    NetworkSecurityGroupRule.sourcePortRanges ('*') and DataDisk (caching readwrite,
+    storageAccountType standard_lrs) as the definition says the service fills them in."""
+    pool_id = unique("net")
+    rule = bm.NetworkSecurityGroupRule(priority=150, access="allow", source_address_prefix="*")
+    nat = bm.BatchInboundNatPool(
+        name="ssh",
+        protocol="tcp",
+        backend_port=22,
+        frontend_port_range_start=15000,
+        frontend_port_range_end=15100,
+        network_security_group_rules=[rule],
+    )
+    subnet = (
+        "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/"
+        "Microsoft.Network/virtualNetworks/vnet/subnets/batch"
+    )
+    network = bm.NetworkConfiguration(
+        subnet_id=subnet, endpoint_configuration=bm.BatchPoolEndpointConfiguration(inbound_nat_pools=[nat])
+    )
+    vm = bm.VirtualMachineConfiguration(
+        image_reference=bm.BatchVmImageReference(
+            publisher="canonical", offer="ubuntu-24_04-lts", sku="server"
+        ),
+        node_agent_sku_id="batch.node.ubuntu 24.04",
+        data_disks=[bm.DataDisk(logical_unit_number=0, disk_size_gb=64)],
+    )
+    client.create_pool(
+        bm.BatchPoolCreateOptions(
+            id=pool_id,
+            vm_size="standard_d2s_v3",
+            virtual_machine_configuration=vm,
+            network_configuration=network,
+            target_dedicated_nodes=2,
+        )
+    )
+    pool = client.get_pool(pool_id)
+    got = pool.network_configuration
+    assert (got.dynamic_vnet_assignment_scope, got.enable_accelerated_networking) == ("none", False)
+    assert got.endpoint_configuration.inbound_nat_pools[0].network_security_group_rules[
+        0
+    ].source_port_ranges == ["*"]
+    disk = pool.virtual_machine_configuration.data_disks[0]
+    assert (disk.caching, disk["storageAccountType"]) == ("readwrite", "standard_lrs")  # (no SDK attribute)
+    wait_pool_ready(client, pool_id, 2)
+    endpoints = sorted(
+        (e.name, e.frontend_port, e.backend_port)
+        for n in client.list_nodes(pool_id)
+        for e in n.endpoint_configuration.inbound_endpoints
+    )
+    assert endpoints == [("ssh.0", 15000, 22), ("ssh.1", 15001, 22)]
+    client.begin_delete_pool(pool_id, polling_interval=0.05).result()
