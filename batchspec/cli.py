@@ -362,11 +362,25 @@ def local_group() -> None:
 
 
 @local_group.command("up")
-def local_up() -> None:
-    """Start the local services in the background (idempotent)."""
+@click.option(
+    "--realistic",
+    is_flag=True,
+    help="The Batch emulator takes about as long as Azure to allocate, start, reboot and release "
+    "nodes (minutes), showing the states a real account shows meanwhile.",
+)
+@click.option(
+    "--time-scale",
+    type=click.FloatRange(min=0.001, max=100),
+    default=1.0,
+    show_default=True,
+    help="With --realistic: multiply those times by this.",
+)
+def local_up(realistic: bool, time_scale: float) -> None:
+    """Start the local services in the background (idempotent: when they run already, they are
+    left as they are)."""
     from batchspec import local
 
-    s = local.up()
+    s = local.up(realistic=realistic, time_scale=time_scale)
     click.echo(f"batch   {s.batch['endpoint']} (account {s.batch['account_name']})")
     click.echo(f"storage {s.storage['blob_endpoint']} (account {s.storage['account_name']})")
     click.echo(f"data    {local.data_dir()}")

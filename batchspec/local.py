@@ -85,8 +85,10 @@ def ensure_up() -> LocalStatus:
     return current if current.running else up()
 
 
-def up(*, wait: float = 30.0) -> LocalStatus:
+def up(*, wait: float = 30.0, realistic: bool = False, time_scale: float = 1.0) -> LocalStatus:
     """Start Azurite and the emulator in the background and wait until both answer.
+    `realistic`: the emulator takes about as long as Azure to allocate, start, reboot and release
+    nodes, times multiplied by `time_scale` (batchspec/emulator/timing.py).
 
     Idempotent: when both already run, their status is returned and nothing is started.
     """
@@ -116,6 +118,7 @@ def up(*, wait: float = 30.0) -> LocalStatus:
                 str(ports["emulator"]),
                 "--data-dir",
                 str(home / "batch"),
+                *(["--realistic", "--time-scale", str(time_scale)] if realistic else []),
             ],
         }
         services = {}

@@ -24,6 +24,7 @@ from .faults import rate as _rate
 from .record import ENV
 from .server import Emulator, Settings
 from .store import DataDirBusy
+from .timing import Timing
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -52,6 +53,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=0.2,
         help="seconds a pool stays 'resizing' before its nodes are allocated",
     )
+    p.add_argument(
+        "--realistic",
+        action="store_true",
+        help="take about as long as Azure does to allocate, start, reboot and release nodes",
+    )
+    p.add_argument(
+        "--time-scale",
+        type=float,
+        default=1.0,
+        help="with --realistic: multiply those times by this (0.01: a hundred times faster)",
+    )
     p.add_argument("--quiet", action="store_true", help="do not log each request")
     p.add_argument(
         "--record",
@@ -77,6 +89,10 @@ def _use_pidfd_child_watcher() -> None:
     asyncio.set_child_watcher(watcher)
 
 
+def _timing(args: argparse.Namespace) -> Timing:
+    return Timing.realistic(args.time_scale) if args.realistic else Timing(allocation=args.allocation_delay)
+
+
 async def serve(args: argparse.Namespace) -> None:
     """Run until SIGTERM/SIGINT."""
     _use_pidfd_child_watcher()
@@ -85,7 +101,7 @@ async def serve(args: argparse.Namespace) -> None:
         account_name=args.account_name,
         account_key=args.account_key,
         faults=Faults(args.fault_503_rate, args.fault_drop_rate, args.fault_latency_ms, args.seed),
-        allocation_delay=args.allocation_delay,
+        timing=_timing(args),
         record=args.record,
     )
     emulator = Emulator(settings)

@@ -14,6 +14,7 @@ from . import model
 if TYPE_CHECKING:
     from .scheduler import Scheduler
     from .store import Store
+    from .timing import Timing
 
 
 class NodeOperations:
@@ -25,6 +26,7 @@ class NodeOperations:
     _boots: dict[tuple[str, str], asyncio.Task]
     _resizes: dict[str, asyncio.Task]
     allocation_delay: float
+    timing: Timing
 
     async def _end_runs(self, pk: str, nk: str, how: str) -> None:
         """End a node's runs as a reboot/removal option says, and wait for them.
@@ -54,6 +56,7 @@ class NodeOperations:
 
     async def _reboot(self, pk: str, nk: str, how: str, reimage: bool) -> None:
         await self._end_runs(pk, nk, how)
+        await asyncio.sleep(self.timing.reboot)
         if reimage:
             await asyncio.to_thread(shutil.rmtree, self.context(pk, nk).root, True)
         node = self.store.nodes.get(pk, {}).get(nk)

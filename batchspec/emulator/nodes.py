@@ -1,9 +1,9 @@
 """Pool allocation and compute nodes: each node is a directory `<data-dir>/nodes/<pool>/<node>`.
 
-A resize allocates or releases node documents after `allocation_delay` (so clients observe
-`allocationState: resizing` as on Azure), boots new nodes through the agent (layout, then the
-start task), and releases idle nodes first on a shrink; nodes running tasks are released last
-and their tasks requeued (the service's default `nodeDeallocationOption: requeue`).
+A resize allocates or releases node documents after the timing's `allocation` delay (so clients
+observe `allocationState: resizing` as on Azure; timing.py), boots new nodes through the agent
+(layout, then the start task), and releases idle nodes first on a shrink; nodes running tasks are
+released last and their tasks requeued (the service's default `nodeDeallocationOption: requeue`).
 
 Node states: creating -> starting -> (waitingforstarttask while a waitForSuccess start task
 runs) -> idle <-> running; starttaskfailed when a waitForSuccess start task finally fails.
@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 from . import model, pool_shape
 from .nodeops import NodeOperations
 from .store import key
+from .timing import Timing
 
 if TYPE_CHECKING:
     from .scheduler import Scheduler
@@ -86,11 +87,12 @@ def reap_orphans(root: Path) -> int:
 class NodeManager(NodeOperations):
     """Nodes of every pool: allocation, boot, slot accounting and removal."""
 
-    def __init__(self, scheduler: Scheduler, root: Path, allocation_delay: float):
+    def __init__(self, scheduler: Scheduler, root: Path, timing: Timing):
         self.sched = scheduler
         self.store = scheduler.store
         self.root = root
-        self.allocation_delay = allocation_delay
+        self.timing = timing
+        self.allocation_delay = timing.allocation
         self.used: dict[tuple[str, str], int] = {}
         self._boots: dict[tuple[str, str], asyncio.Task] = {}
         self._resizes: dict[str, asyncio.Task] = {}
@@ -343,10 +345,14 @@ class NodeManager(NodeOperations):
         from .agent import prepare_node
 
         ctx = self.context(pk, nk)
+        if self.store.nodes[pk][nk]["state"] == "creating":
+            await asyncio.sleep(self.timing.node_create)
         await asyncio.to_thread(prepare_node, ctx)
         pool = self.store.pools[pk]
         node = self.store.nodes[pk][nk]
         model.set_state_only(node, "starting")
+        self.store.put_node(pk, node)
+        await asyncio.sleep(self.timing.node_start)
         node["lastBootTime"] = model.now_iso()
         start_task = pool.get("startTask")
         if not start_task:
@@ -419,6 +425,7 @@ class NodeManager(NodeOperations):
         runs = self.sched.requeue_node_tasks(pk, nk)
         for r in runs:
             await r.done.wait()
+        await asyncio.sleep(self.timing.release)
         pool_id = self.store.pools[pk]["id"] if pk in self.store.pools else pk
         path = self.root / pool_id / node["id"]
         self.store.delete_node(pk, nk)

@@ -32,6 +32,7 @@ from .nodes import NodeManager
 from .scaling import AutoScaler
 from .schedules import ScheduleRunner
 from .store import Store, key
+from .timing import Timing
 
 log = logging.getLogger("batchspec.emulator")
 
@@ -66,12 +67,12 @@ class Scheduler(JobLifecycle, JobPreparation):
         data_dir: Path,
         account_name: str,
         account_url: str,
-        allocation_delay: float = 0.2,
+        timing: Timing | None = None,
     ):
         self.store = store
         self.account_name = account_name
         self.account_url = account_url
-        self.nodes = NodeManager(self, data_dir / "nodes", allocation_delay)
+        self.nodes = NodeManager(self, data_dir / "nodes", timing or Timing())
         self.autoscaler = AutoScaler(self)
         self.schedules = ScheduleRunner(self)
         self.running: dict[tuple[str, str], Running] = {}

@@ -39,6 +39,7 @@ from .faults import Faults
 from .record import Recorder
 from .scheduler import Scheduler
 from .store import Store
+from .timing import Timing
 
 log = logging.getLogger("batchspec.emulator")
 access_log = logging.getLogger("batchspec.emulator.access")
@@ -205,7 +206,7 @@ class Settings:
     account_name: str
     account_key: str
     faults: Faults
-    allocation_delay: float = 0.2
+    timing: Timing = Timing()
     record: Path | None = None  # a folder for every answer (record.py)
 
 
@@ -227,7 +228,7 @@ class Emulator:
             self.settings.data_dir,
             self.settings.account_name,
             account_url,
-            self.settings.allocation_delay,
+            self.settings.timing,
         )
         await self.sched.start()
 
