@@ -90,24 +90,64 @@ def update_pool(run: Applier, how: PoolHow) -> None:
         )
         waiting.finish(poller, run.setup, f"pool {pool.id} to resize")
     if how.reboot:
-        nodes = live_batch.read_nodes(client, pool.id)
-        run.ui.step(f"rebooting {len(nodes)} node(s) to run the new start task")
-        # All at once: a reboot takes minutes on Azure. requeue: tasks running there go
-        # back to the queue, to run after the new start task.
-        pollers = []
-        for node in nodes:
-            try:
-                poller = client.begin_reboot_node(
-                    pool.id, node["id"], {"nodeRebootOption": "requeue"}, polling_interval=run.poll
-                )
-                pollers.append((node["id"], poller))
-            except HttpResponseError as exc:
-                run.outcome.problems.append(f"node {node['id']}: reboot failed: {short(exc)}")
-        for node_id, poller in pollers:
-            try:
-                waiting.finish(poller, run.setup, f"node {node_id} to reboot")
-            except HttpResponseError as exc:
-                run.outcome.problems.append(f"node {node_id}: reboot failed: {short(exc)}")
+        restart_nodes(run)
+
+
+# The node states the service reboots from (the API definition's Nodes_RebootNode: "You can
+# restart a Compute Node only if it is in an idle or running state"), and those that cannot
+# come right without a new node.
+_REBOOTABLE = ("idle", "running")
+_BROKEN = ("starttaskfailed", "unusable")
+
+
+def restart_nodes(run: Applier) -> None:
+    """Every node runs the new start task: idle and running nodes reboot; nodes whose start task
+    failed (or that are unusable) cannot be rebooted, so they are removed and the pool grows back
+    to its target with new nodes. Nodes still starting run the start task they booted with."""
+    pool = run.desired.pool
+    client = run.t.batch
+    nodes = live_batch.read_nodes(client, pool.id)
+    reboot = [n for n in nodes if n.get("state") in _REBOOTABLE]
+    replace = [n for n in nodes if n.get("state") in _BROKEN]
+    if reboot:
+        run.ui.step(f"rebooting {len(reboot)} node(s) to run the new start task")
+    # All at once: a reboot takes minutes on Azure. requeue: tasks running there go back to
+    # the queue, to run after the new start task.
+    pollers = []
+    for node in reboot:
+        try:
+            poller = client.begin_reboot_node(
+                pool.id, node["id"], {"nodeRebootOption": "requeue"}, polling_interval=run.poll
+            )
+            pollers.append((node["id"], poller))
+        except HttpResponseError as exc:
+            run.outcome.problems.append(f"node {node['id']}: reboot failed: {short(exc)}")
+    if replace:
+        _replace(run, [n["id"] for n in replace])
+    for node_id, poller in pollers:
+        try:
+            waiting.finish(poller, run.setup, f"node {node_id} to reboot")
+        except HttpResponseError as exc:
+            run.outcome.problems.append(f"node {node_id}: reboot failed: {short(exc)}")
+
+
+def _replace(run: Applier, node_ids: list[str]) -> None:
+    pool = run.desired.pool
+    client = run.t.batch
+    run.ui.step(f"replacing {len(node_ids)} node(s) whose start task failed")
+    wait_steady(run)
+    removal = {"nodeList": node_ids, "nodeDeallocationOption": "requeue"}
+    poller = client.begin_remove_nodes(pool.id, removal, polling_interval=run.poll)
+    waiting.finish(poller, run.setup, f"{len(node_ids)} node(s) of pool {pool.id} to be removed")
+    if pool.autoscale_formula:
+        return  # the formula sets the size again
+    wait_steady(run)
+    targets = {
+        "targetDedicatedNodes": pool.target_dedicated_nodes,
+        "targetLowPriorityNodes": pool.target_low_priority_nodes,
+    }
+    poller = client.begin_resize_pool(pool.id, targets, polling_interval=run.poll)
+    waiting.finish(poller, run.setup, f"pool {pool.id} to grow back")
 
 
 def delete_pool(run: Applier, pool_id: str) -> None:

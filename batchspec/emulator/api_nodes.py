@@ -33,9 +33,32 @@ def _ready_node(ctx: Ctx, pool_id: str, node_id: str) -> dict:
     return node
 
 
+# Why a node that is not idle or running cannot be rebooted or reimaged, in the codes of the
+# REST reference's "Batch status and error codes".
+_BUSY = {
+    "creating": "NodeBeingCreated",
+    "starting": "NodeBeingStarted",
+    "waitingforstarttask": "NodeBeingStarted",
+    "rebooting": "NodeBeingRebooted",
+    "reimaging": "NodeBeingReimaged",
+    "unusable": "NodeStateUnusable",
+}
+
+
+def _restartable(ctx: Ctx, pool_id: str, node_id: str) -> dict:
+    """The node, if idle or running: Nodes_RebootNode and Nodes_ReimageNode ("only if it is in
+    an idle or running state"); else 409 with the code that says why."""
+    get_pool_doc(ctx, pool_id, allow_deleting=False)
+    node = get_node_doc(ctx, pool_id, node_id)
+    if node["state"] not in ("idle", "running"):
+        code = _BUSY.get(node["state"], "OperationNotValidOnNode")
+        raise errors.conflict(code, f"The operation is not valid on a {node['state']} node.")
+    return node
+
+
 def reboot_node(ctx: Ctx, pool_id: str, node_id: str) -> web.Response:
     """POST /pools/{poolId}/nodes/{nodeId}/reboot: 202; the start task runs again."""
-    node = _ready_node(ctx, pool_id, node_id)
+    node = _restartable(ctx, pool_id, node_id)
     how = _option(ctx, "nodeRebootOption")
     ctx.sched.nodes.reboot(key(pool_id), key(node["id"]), how, reimage=False)
     return empty(202, None, ctx, f"/pools/{pool_id}/nodes/{node_id}/reboot")
@@ -43,7 +66,7 @@ def reboot_node(ctx: Ctx, pool_id: str, node_id: str) -> web.Response:
 
 def reimage_node(ctx: Ctx, pool_id: str, node_id: str) -> web.Response:
     """POST /pools/{poolId}/nodes/{nodeId}/reimage: 202; the node directory is wiped."""
-    node = _ready_node(ctx, pool_id, node_id)
+    node = _restartable(ctx, pool_id, node_id)
     how = _option(ctx, "nodeReimageOption")
     ctx.sched.nodes.reboot(key(pool_id), key(node["id"]), how, reimage=True)
     return empty(202, None, ctx, f"/pools/{pool_id}/nodes/{node_id}/reimage")

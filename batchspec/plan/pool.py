@@ -98,7 +98,7 @@ def _pool_update_reasons(pool: Pool, current: dict[str, Any], meta: dict[str, st
                     reasons.append(f"{key}: {was(current.get(key) or 0, want or 0)} (resize)")
                 how["resize"] = True
     if meta.get("batchspec-starttask", "") != pool_stamps(pool)["batchspec-starttask"]:
-        reasons.append("startTask: changed (nodes are rebooted to run the new one)")
+        reasons.append("startTask: changed (nodes reboot, or are replaced where it failed, to run it)")
         how["properties"] = True
         how["reboot"] = True
     user_meta = {k: v for k, v in meta.items() if not k.startswith("batchspec-")}

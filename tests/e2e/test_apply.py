@@ -255,6 +255,13 @@ def test_a_failed_start_task_stops_the_apply_with_its_stderr(workspace: Workspac
     assert "exit code 9" in result.stderr
     assert "no disk space left" in result.stderr
     assert "submitting" not in result.stdout
+    # Fixed: nodes whose start task failed cannot be rebooted (the service reboots only idle or
+    # running nodes), so apply replaces them and the tutorial runs.
+    workspace.spec.write_text(text)
+    fixed = workspace.apply()
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert "replacing 2 node(s) whose start task failed" in fixed.stdout
+    workspace.check_outputs()
 
 
 def test_blobs_named_to_escape_the_download_folder_are_refused(
@@ -302,7 +309,9 @@ def test_changed_application_code_updates_the_start_task_and_reruns_every_task(
     plan = _plan(workspace)
     pool = [c for c in plan["changes"] if c["kind"] == "pool"][0]
     assert pool["action"] == "update"
-    assert pool["reasons"] == ["startTask: changed (nodes are rebooted to run the new one)"]
+    assert pool["reasons"] == [
+        "startTask: changed (nodes reboot, or are replaced where it failed, to run it)"
+    ]
     assert {(c["id"], c["action"]) for c in plan["changes"] if c["kind"] == "task"} == {
         ("topn-taskdata0", "replace"),
         ("topn-taskdata1", "replace"),

@@ -191,3 +191,20 @@ def test_a_local_account_has_no_applications_and_no_usage_metrics_yet(client):
     with pytest.raises(HttpResponseError) as info:
         client.get_application("anything")
     assert (info.value.status_code, info.value.error.code) == (404, "ApplicationNotFound")
+
+
+def test_only_an_idle_or_running_node_is_rebooted_or_reimaged(client):
+    """Nodes_RebootNode / Nodes_ReimageNode: "only if it is in an idle or running state"."""
+    pool_id = unique("failed")
+    failing = bm.BatchStartTask(command_line="/bin/sh -c 'exit 4'", wait_for_success=True)
+    client.create_pool(pool_options(pool_id, nodes=1, start_task=failing))
+    wait_for(lambda: [n.state for n in client.list_nodes(pool_id)] == ["starttaskfailed"], 20)
+    node_id = next(iter(client.list_nodes(pool_id))).id
+    for restart in (
+        lambda: client.begin_reboot_node(pool_id, node_id, {"nodeRebootOption": "requeue"}),
+        lambda: client.begin_reimage_node(pool_id, node_id, {"nodeReimageOption": "requeue"}),
+    ):
+        with pytest.raises(HttpResponseError) as info:
+            restart()
+        assert (info.value.status_code, info.value.error.code) == (409, "OperationNotValidOnNode")
+    client.begin_delete_pool(pool_id, polling_interval=0.05).result()
