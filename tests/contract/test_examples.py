@@ -24,13 +24,9 @@ from azure.batch import BatchClient
 from azure.core.credentials import AzureNamedKeyCredential
 from azure.core.rest import HttpRequest
 
-from support import definition, services
+from support import bodies, definition, services
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"
-UBUNTU = {
-    "imageReference": {"publisher": "canonical", "offer": "ubuntu-24_04-lts", "sku": "server"},
-    "nodeAgentSKUId": "batch.node.ubuntu 24.04",
-}
 
 # Example file -> why the emulator does not answer it as the service does yet.
 GAPS = {
@@ -111,7 +107,7 @@ class Replay:
     # The resources an example needs.
 
     def pool(self, pool_id: str, nodes: int = 0, *, shown=None, start=None, extensions=()) -> None:
-        vm = {**UBUNTU, "extensions": list(extensions)}
+        vm = {**bodies.UBUNTU_VM, "extensions": list(extensions)}
         body = {"vmSize": "standard_d2s_v3", "virtualMachineConfiguration": vm}
         if shown is not None:
             body = _create_body("BatchPoolCreateOptions", shown)

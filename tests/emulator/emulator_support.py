@@ -73,6 +73,15 @@ UBUNTU = bm.VirtualMachineConfiguration(
 )
 
 
+def new_job(client: BatchClient, pool_id: str, name: str, **options) -> str:
+    """A new job (id from `name`) on the pool, with more BatchJobCreateOptions if given."""
+    job_id = unique(name)
+    client.create_job(
+        bm.BatchJobCreateOptions(id=job_id, pool_info=bm.BatchPoolInfo(pool_id=pool_id), **options)
+    )
+    return job_id
+
+
 def pool_options(pool_id: str, nodes: int = 1, slots: int = 1, **kwargs) -> bm.BatchPoolCreateOptions:
     """A minimal Ubuntu 24.04 pool."""
     return bm.BatchPoolCreateOptions(

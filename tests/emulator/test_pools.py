@@ -10,6 +10,18 @@ from batchspec.apply.common import start_delete
 from emulator_support import pool_options, unique, wait_for, wait_pool_ready
 
 
+def _running_task(client, name: str) -> tuple[str, str]:
+    """A one-node pool and a job whose task "t" is running there (for 30 s)."""
+    pool_id = unique(name)
+    client.create_pool(pool_options(pool_id, nodes=1))
+    wait_pool_ready(client, pool_id, 1)
+    job_id = unique("j")
+    client.create_job(bm.BatchJobCreateOptions(id=job_id, pool_info=bm.BatchPoolInfo(pool_id=pool_id)))
+    client.create_task(job_id, bm.BatchTaskCreateOptions(id="t", command_line="/bin/sleep 30"))
+    wait_for(lambda: client.get_task(job_id, "t").state == "running", 10)
+    return pool_id, job_id
+
+
 def test_start_task_prepares_the_shared_dir_on_every_node(client, shared_pool):
     nodes = list(client.list_nodes(shared_pool))
     assert len(nodes) == 3
@@ -215,13 +227,7 @@ def test_node_file_can_be_deleted(client, shared_pool):
 
 
 def test_shrink_with_terminate_ends_the_busy_nodes_tasks(client):
-    pool_id = unique("shrinkterm")
-    client.create_pool(pool_options(pool_id, nodes=1))
-    wait_pool_ready(client, pool_id, 1)
-    job_id = unique("j")
-    client.create_job(bm.BatchJobCreateOptions(id=job_id, pool_info=bm.BatchPoolInfo(pool_id=pool_id)))
-    client.create_task(job_id, bm.BatchTaskCreateOptions(id="t", command_line="/bin/sleep 30"))
-    wait_for(lambda: client.get_task(job_id, "t").state == "running", 10)
+    pool_id, job_id = _running_task(client, "shrinkterm")
     client.begin_resize_pool(
         pool_id,
         bm.BatchPoolResizeOptions(target_dedicated_nodes=0, node_deallocation_option="terminate"),
@@ -274,13 +280,7 @@ def test_deleting_a_pool_being_deleted_is_pool_being_deleted(client):
 
 
 def test_stop_resize_during_a_shrink_keeps_the_busy_node(client):
-    pool_id = unique("stopshrink")
-    client.create_pool(pool_options(pool_id, nodes=1))
-    wait_pool_ready(client, pool_id, 1)
-    job_id = unique("j")
-    client.create_job(bm.BatchJobCreateOptions(id=job_id, pool_info=bm.BatchPoolInfo(pool_id=pool_id)))
-    client.create_task(job_id, bm.BatchTaskCreateOptions(id="t", command_line="/bin/sleep 30"))
-    wait_for(lambda: client.get_task(job_id, "t").state == "running", 10)
+    pool_id, job_id = _running_task(client, "stopshrink")
     client.begin_resize_pool(
         pool_id,
         bm.BatchPoolResizeOptions(target_dedicated_nodes=0, node_deallocation_option="taskcompletion"),

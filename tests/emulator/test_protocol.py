@@ -12,6 +12,7 @@ from azure.core.rest import HttpRequest
 
 from batchspec.emulator import DEV_ACCOUNT_KEY, DEV_ACCOUNT_NAME
 from emulator_support import pool_options, unique
+from support import bodies
 
 API = "2025-06-01"
 
@@ -242,19 +243,7 @@ def test_if_unmodified_since_before_a_change_is_condition_not_met(client, job):
 
 
 def _pool_body(**overrides):
-    body = {
-        "id": unique("p"),
-        "vmSize": "standard_d2s_v3",
-        "virtualMachineConfiguration": {
-            "imageReference": {
-                "publisher": "canonical",
-                "offer": "ubuntu-24_04-lts",
-                "sku": "server",
-            },
-            "nodeAgentSKUId": "batch.node.ubuntu 24.04",
-        },
-        "targetDedicatedNodes": 0,
-    }
+    body = bodies.pool(unique("p"))
     body.update(overrides)
     return body
 

@@ -9,7 +9,7 @@ import pytest
 from azure.batch import models as bm
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 
-from emulator_support import pool_options, unique, wait_for, wait_job_done, wait_pool_ready
+from emulator_support import new_job, pool_options, unique, wait_for, wait_job_done, wait_pool_ready
 
 
 def sh(code: str) -> str:
@@ -19,6 +19,15 @@ def sh(code: str) -> str:
 
 def task(task_id: str, command: str, **kwargs) -> bm.BatchTaskCreateOptions:
     return bm.BatchTaskCreateOptions(id=task_id, command_line=command, **kwargs)
+
+
+def _running(client, pool_id: str, name: str, task_id: str) -> str:
+    """A new job on the pool whose task `task_id` is running (a 30 s sleep)."""
+    job_id = unique(name)
+    client.create_job(bm.BatchJobCreateOptions(id=job_id, pool_info=bm.BatchPoolInfo(pool_id=pool_id)))
+    client.create_task(job_id, task(task_id, "/bin/sleep 30"))
+    wait_for(lambda: client.get_task(job_id, task_id).state == "running", 10)
+    return job_id
 
 
 def test_200_tasks_over_3_nodes_x_2_slots_complete_with_their_exit_codes(client, job, shared_pool):
@@ -69,13 +78,8 @@ def test_failed_task_is_retried_up_to_max_task_retry_count(client, job, tmp_path
 
 
 def test_job_max_task_retry_count_applies_to_tasks_without_their_own(client, shared_pool):
-    job_id = unique("jretry")
-    client.create_job(
-        bm.BatchJobCreateOptions(
-            id=job_id,
-            pool_info=bm.BatchPoolInfo(pool_id=shared_pool),
-            constraints=bm.BatchJobConstraints(max_task_retry_count=1),
-        )
+    job_id = new_job(
+        client, shared_pool, "jretry", constraints=bm.BatchJobConstraints(max_task_retry_count=1)
     )
     client.create_task(job_id, task("once-more", sh("exit 1")))
     wait_job_done(client, job_id, 1)
@@ -325,24 +329,14 @@ def test_job_with_terminatejob_completes_when_all_tasks_complete(client, shared_
 
 
 def test_task_failure_terminates_job_with_performexitoptionsjobaction(client, shared_pool):
-    job_id = unique("onfail")
-    client.create_job(
-        bm.BatchJobCreateOptions(
-            id=job_id,
-            pool_info=bm.BatchPoolInfo(pool_id=shared_pool),
-            task_failure_mode="performexitoptionsjobaction",
-        )
-    )
+    job_id = new_job(client, shared_pool, "onfail", task_failure_mode="performexitoptionsjobaction")
     client.create_task(job_id, task("boom", sh("exit 3")))
     wait_for(lambda: client.get_job(job_id).state == "completed", 20)
     assert client.get_job(job_id).execution_info.termination_reason == "TaskFailed"
 
 
 def test_terminate_job_ends_running_tasks_and_keeps_active_ones(client, shared_pool):
-    job_id = unique("term")
-    client.create_job(bm.BatchJobCreateOptions(id=job_id, pool_info=bm.BatchPoolInfo(pool_id=shared_pool)))
-    client.create_task(job_id, task("running", "/bin/sleep 30"))
-    wait_for(lambda: client.get_task(job_id, "running").state == "running", 10)
+    job_id = _running(client, shared_pool, "term", "running")
     # (the SDK needs an options body here: without one it fails to serialise the request)
     client.begin_terminate_job(job_id, {"terminateReason": "StopNow"}, polling_interval=0.1).result()
     wait_for(lambda: client.get_job(job_id).state == "completed", 20)
@@ -351,10 +345,7 @@ def test_terminate_job_ends_running_tasks_and_keeps_active_ones(client, shared_p
 
 
 def test_job_delete_is_asynchronous_and_kills_its_tasks(client, shared_pool):
-    job_id = unique("jdel")
-    client.create_job(bm.BatchJobCreateOptions(id=job_id, pool_info=bm.BatchPoolInfo(pool_id=shared_pool)))
-    client.create_task(job_id, task("s", "/bin/sleep 30"))
-    wait_for(lambda: client.get_task(job_id, "s").state == "running", 10)
+    job_id = _running(client, shared_pool, "jdel", "s")
     poller = client.begin_delete_job(job_id, polling_interval=0.05)
     assert client.get_job(job_id).state == "deleting"
     with pytest.raises(HttpResponseError) as info:
@@ -396,13 +387,8 @@ def test_concurrent_clients_adding_tasks_all_land(server, job):
 
 
 def test_job_max_wall_clock_time_terminates_the_job(client, shared_pool):
-    job_id = unique("jwall")
-    client.create_job(
-        bm.BatchJobCreateOptions(
-            id=job_id,
-            pool_info=bm.BatchPoolInfo(pool_id=shared_pool),
-            constraints=bm.BatchJobConstraints(max_wall_clock_time="PT1S"),
-        )
+    job_id = new_job(
+        client, shared_pool, "jwall", constraints=bm.BatchJobConstraints(max_wall_clock_time="PT1S")
     )
     client.create_task(job_id, task("forever", "/bin/sleep 60"))
     wait_for(lambda: client.get_job(job_id).state == "completed", 15)
@@ -525,10 +511,7 @@ def test_task_deleted_while_starting_releases_its_slot(client, job):
 def test_disabled_job_runs_nothing_can_move_pool_and_resumes_when_enabled(client, shared_pool):
     other = unique("other")
     client.create_pool(pool_options(other, nodes=1))
-    job_id = unique("dis")
-    client.create_job(bm.BatchJobCreateOptions(id=job_id, pool_info=bm.BatchPoolInfo(pool_id=shared_pool)))
-    client.create_task(job_id, task("running", "/bin/sleep 30"))
-    wait_for(lambda: client.get_task(job_id, "running").state == "running", 10)
+    job_id = _running(client, shared_pool, "dis", "running")
     client.begin_disable_job(
         job_id, bm.BatchJobDisableOptions(disable_tasks="requeue"), polling_interval=0.05
     ).result()

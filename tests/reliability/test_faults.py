@@ -11,6 +11,7 @@ import pytest
 
 import reliability_support as rs
 from reliability_support import FAULT_503, FAULT_DROP, new_name
+from support import bodies
 
 # Empty, tiny, odd and block-sized inputs; the last is above batchspec's 8 MiB parallel-block limit.
 SIZES = [0, 1, 1000, 65_536, 300_001, 1_048_577, 3_000_000, 9 * 1024 * 1024 + 5]
@@ -94,21 +95,7 @@ def test_the_node_agent_retries_a_transient_storage_fault(tmp_path, clean):
             expiry=datetime.now(timezone.utc) + timedelta(hours=1),
         )
         client = clean.batch_client()
-        client.create_pool(
-            {
-                "id": name,
-                "vmSize": "standard_d2s_v3",
-                "virtualMachineConfiguration": {
-                    "imageReference": {
-                        "publisher": "canonical",
-                        "offer": "ubuntu-24_04-lts",
-                        "sku": "server",
-                    },
-                    "nodeAgentSKUId": "batch.node.ubuntu 24.04",
-                },
-                "targetDedicatedNodes": 1,
-            }
-        )
+        client.create_pool(bodies.pool(name, nodes=1))
         client.create_job({"id": name, "poolInfo": {"poolId": name}})
         client.create_task(
             name,
