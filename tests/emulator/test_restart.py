@@ -173,3 +173,39 @@ def test_second_emulator_on_the_same_data_dir_is_refused(tmp_path):
         assert list(first.client().list_supported_images())  # the first one is unharmed
     finally:
         first.stop()
+
+
+def test_job_schedules_survive_a_kill_9_and_serve_on_without_a_second_job(tmp_path):
+    """After a crash each schedule is served again from its stored state: one due later gets its
+    job after the restart, and an occurrence that already has its job gets no second one."""
+    from datetime import datetime, timedelta, timezone
+
+    data = tmp_path / "data"
+    first = start_server(data)
+    now = datetime.now(timezone.utc)
+    spec = bm.BatchJobSpecification(pool_info=bm.BatchPoolInfo(pool_id="any"))
+    schedules = {
+        "nightly": bm.BatchJobScheduleConfiguration(
+            do_not_run_until=now - timedelta(seconds=150), recurrence_interval=timedelta(minutes=1)
+        ),
+        "later": bm.BatchJobScheduleConfiguration(do_not_run_until=now + timedelta(seconds=3)),
+    }
+    try:
+        client = first.client()
+        for name, config in schedules.items():
+            client.create_job_schedule(
+                bm.BatchJobScheduleCreateOptions(id=name, schedule=config, job_specification=spec)
+            )
+        wait_for(lambda: list(client.list_jobs_from_schedule("nightly")), 10)
+        assert list(client.list_jobs_from_schedule("later")) == []
+    finally:
+        first.kill()
+    second = start_server(data)
+    try:
+        client = second.client()
+        wait_for(lambda: list(client.list_jobs_from_schedule("later")), 15)  # served after the restart
+        assert [j.id for j in client.list_jobs_from_schedule("nightly")] == ["nightly:job-1"]
+        assert client.get_job_schedule("nightly").state == "active"
+    finally:
+        second.stop()
+    assert "Traceback" not in second.log.read_text()
