@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from batchspec import durations  # the one shared module (see durations.py)
-
 from . import errors, jobprep, model
 from .common import Ctx, check_conditions, created, empty, entity, json_response, paged
 from .store import key
 
-_FOREVER = durations.UNLIMITED
 _UNSUPPORTED = ("jobManagerTask",)
 
 
@@ -91,27 +88,45 @@ def _check_prep_release(body: dict) -> None:
         raise errors.invalid_value("jobReleaseTask.maxWallClockTime", limit, "at most 15 minutes")
 
 
+# What a job (or a schedule's job specification) has when the request leaves it out.
+_JOB_DEFAULTS = {
+    "priority": 0,
+    "maxParallelTasks": -1,
+    "allowTaskPreemption": False,
+    "usesTaskDependencies": False,
+    "onAllTasksComplete": "noaction",
+    "onTaskFailure": "noaction",
+}
+
+
+def filled_job(body: dict) -> dict:
+    """A checked job body (or job specification) with the defaults the service fills in."""
+    return {
+        **model.filled(_JOB_DEFAULTS, body),
+        "constraints": model.filled(model.JOB_CONSTRAINTS, body.get("constraints")),
+    }
+
+
 def add_job(store, sched, base_url: str, job_id: str, body: dict) -> dict:
     """Store a new job from a checked body, and start serving it."""
     pool_info = _check_pool_info(body.get("poolInfo"))
+    spec = filled_job(body)
     jk = key(job_id)
     now = model.now_iso()
-    constraints = {"maxWallClockTime": _FOREVER, "maxTaskRetryCount": 0}
-    constraints.update({k: v for k, v in (body.get("constraints") or {}).items() if v is not None})
     doc = {
         "id": job_id,
         "url": f"{base_url}/jobs/{job_id}",
-        "usesTaskDependencies": bool(body.get("usesTaskDependencies")),
+        "usesTaskDependencies": bool(spec["usesTaskDependencies"]),
         "creationTime": now,
         "state": "active",
         "stateTransitionTime": now,
-        "priority": body.get("priority") or 0,
-        "allowTaskPreemption": bool(body.get("allowTaskPreemption")),
-        "maxParallelTasks": body.get("maxParallelTasks") or -1,
-        "constraints": constraints,
+        "priority": spec["priority"],
+        "allowTaskPreemption": bool(spec["allowTaskPreemption"]),
+        "maxParallelTasks": spec["maxParallelTasks"],
+        "constraints": spec["constraints"],
         "poolInfo": pool_info,
-        "onAllTasksComplete": body.get("onAllTasksComplete") or "noaction",
-        "onTaskFailure": body.get("onTaskFailure") or "noaction",
+        "onAllTasksComplete": spec["onAllTasksComplete"],
+        "onTaskFailure": spec["onTaskFailure"],
         "executionInfo": {"startTime": now, "poolId": pool_info["poolId"]},
     }
     for opt in ("displayName", "commonEnvironmentSettings", "metadata", "networkConfiguration"):
@@ -250,9 +265,7 @@ def _apply_update(ctx: Ctx, job: dict, body: dict, replace: bool) -> None:
             else:
                 job[name] = default
     if "constraints" in body or replace:
-        constraints = {"maxWallClockTime": _FOREVER, "maxTaskRetryCount": 0}
-        constraints.update({k: v for k, v in (body.get("constraints") or {}).items() if v is not None})
-        job["constraints"] = constraints
+        job["constraints"] = model.filled(model.JOB_CONSTRAINTS, body.get("constraints"))
 
 
 def _update(ctx: Ctx, job_id: str, replace: bool) -> web.Response:

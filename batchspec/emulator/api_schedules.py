@@ -5,10 +5,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from batchspec import durations  # the one shared module (see durations.py)
-
 from . import errors, model
-from .api_jobs import check_job_body, shown
+from .api_jobs import check_job_body, filled_job, shown
 from .common import Ctx, check_conditions, created, empty, entity, exists, paged
 from .schedules import jobs_of, parse_time
 from .store import key
@@ -55,18 +53,7 @@ def _check_spec(spec: object) -> dict:
     if not isinstance(spec, dict):
         raise errors.missing_property("jobSpecification")
     check_job_body(spec)
-    constraints = {"maxWallClockTime": durations.UNLIMITED, "maxTaskRetryCount": 0}
-    constraints |= {k: v for k, v in (spec.get("constraints") or {}).items() if v is not None}
-    return {
-        "priority": 0,
-        "maxParallelTasks": -1,
-        "allowTaskPreemption": False,
-        "usesTaskDependencies": False,
-        "onAllTasksComplete": "noaction",
-        "onTaskFailure": "noaction",
-        **{k: v for k, v in spec.items() if v is not None},
-        "constraints": constraints,
-    }
+    return filled_job(spec)
 
 
 def create_schedule(ctx: Ctx) -> web.Response:

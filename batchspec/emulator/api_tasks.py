@@ -5,15 +5,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from batchspec import durations  # the one shared module (see durations.py)
-
 from . import errors, model
 from .api_jobs import get_job_doc
 from .common import Ctx, check_conditions, created, empty, entity, json_response, paged
 from .store import key
 
 MAX_TASKS_PER_COLLECTION = 100
-_FOREVER = durations.UNLIMITED
 
 
 _SPECIAL_TASKS = (
@@ -87,12 +84,10 @@ def _check_task(body: dict, job: dict) -> str:
 
 def _new_task_doc(ctx: Ctx, job: dict, body: dict) -> dict:
     now = model.now_iso()
-    constraints = {
-        "maxWallClockTime": _FOREVER,
-        "retentionTime": "P7D",
-        "maxTaskRetryCount": (job.get("constraints") or {}).get("maxTaskRetryCount", 0),
-    }
-    constraints.update({k: v for k, v in (body.get("constraints") or {}).items() if v is not None})
+    retries = (job.get("constraints") or {}).get("maxTaskRetryCount", 0)
+    constraints = model.filled(
+        {**model.TASK_CONSTRAINTS, "maxTaskRetryCount": retries}, body.get("constraints")
+    )
     doc = {
         "id": body["id"],
         "url": f"{ctx.base_url}/jobs/{job['id']}/tasks/{body['id']}",
@@ -102,8 +97,7 @@ def _new_task_doc(ctx: Ctx, job: dict, body: dict) -> dict:
         "commandLine": body["commandLine"],
         "constraints": constraints,
         "requiredSlots": body.get("requiredSlots") or 1,
-        "userIdentity": body.get("userIdentity")
-        or {"autoUser": {"scope": "pool", "elevationLevel": "nonadmin"}},
+        "userIdentity": body.get("userIdentity") or model.auto_user(),
         "executionInfo": {"retryCount": 0, "requeueCount": 0},
     }
     for opt in (
@@ -226,9 +220,7 @@ def replace_task(ctx: Ctx, job_id: str, task_id: str) -> web.Response:
     model.check_constraints(body, "")
     if task["state"] == "completed":
         raise errors.conflict("TaskCompleted", "The specified task is already completed.")
-    constraints = {"maxWallClockTime": _FOREVER, "retentionTime": "P7D", "maxTaskRetryCount": 0}
-    constraints.update({k: v for k, v in (body.get("constraints") or {}).items() if v is not None})
-    task["constraints"] = constraints
+    task["constraints"] = model.filled(model.TASK_CONSTRAINTS, body.get("constraints"))
     model.touch(task)
     ctx.store.put_task(jk, task)
     return empty(200, task, ctx, f"/jobs/{job_id}/tasks/{task_id}")

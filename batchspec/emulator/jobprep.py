@@ -15,8 +15,6 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-from batchspec import durations  # the one shared module (see durations.py)
-
 from . import model
 from .store import key
 
@@ -30,26 +28,16 @@ _RELEASE_LIMIT = "PT15M"  # BatchJobReleaseTask.maxWallClockTime: the default, a
 
 def filled_prep(task: dict) -> dict:
     """The preparation task with the defaults the service fills in and returns."""
-    constraints = {"maxWallClockTime": durations.UNLIMITED, "retentionTime": "P7D", "maxTaskRetryCount": 0}
-    constraints |= {k: v for k, v in (task.get("constraints") or {}).items() if v is not None}
+    defaults = {"id": PREP_ID, "userIdentity": model.auto_user(), "waitForSuccess": True}
     return {
-        "id": PREP_ID,
-        "userIdentity": {"autoUser": {"scope": "pool", "elevationLevel": "nonadmin"}},
-        "waitForSuccess": True,
-        "rerunOnNodeRebootAfterSuccess": True,
-        **{k: v for k, v in task.items() if v is not None},
-        "constraints": constraints,
+        **model.filled({**defaults, "rerunOnNodeRebootAfterSuccess": True}, task),
+        "constraints": model.filled(model.TASK_CONSTRAINTS, task.get("constraints")),
     }
 
 
 def filled_release(task: dict) -> dict:
-    return {
-        "id": RELEASE_ID,
-        "userIdentity": {"autoUser": {"scope": "pool", "elevationLevel": "nonadmin"}},
-        "maxWallClockTime": _RELEASE_LIMIT,
-        "retentionTime": "P7D",
-        **{k: v for k, v in task.items() if v is not None},
-    }
+    defaults = {"id": RELEASE_ID, "userIdentity": model.auto_user(), "maxWallClockTime": _RELEASE_LIMIT}
+    return model.filled({**defaults, "retentionTime": "P7D"}, task)
 
 
 class JobPreparation:

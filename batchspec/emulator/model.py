@@ -73,6 +73,24 @@ def without_secrets(value: object) -> object:
     return value
 
 
+def filled(defaults: dict, given: dict | None) -> dict:
+    """`defaults` with every value `given` sets (a None is no value): a property the service
+    fills in when a request leaves it out."""
+    return {**defaults, **{k: v for k, v in (given or {}).items() if v is not None}}
+
+
+# BatchTaskConstraints as the service fills them in: no wall clock limit, 7 days' retention
+# (the definition's retentionTime default), no retry.
+TASK_CONSTRAINTS = {"maxWallClockTime": durations.UNLIMITED, "retentionTime": "P7D", "maxTaskRetryCount": 0}
+JOB_CONSTRAINTS = {"maxWallClockTime": durations.UNLIMITED, "maxTaskRetryCount": 0}
+
+
+def auto_user() -> dict:
+    """The user identity a task runs as when it names none (AutoUserSpecification: the scope's
+    default is pool, the elevation's nonAdmin)."""
+    return {"autoUser": {"scope": "pool", "elevationLevel": "nonadmin"}}
+
+
 def is_windows(pool: dict) -> bool:
     sku = (pool.get("virtualMachineConfiguration") or {}).get("nodeAgentSKUId") or ""
     return sku.lower().startswith("batch.node.windows")
