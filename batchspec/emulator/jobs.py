@@ -150,7 +150,7 @@ class JobLifecycle:
         if job is not None:
             await self.run_releases(jk)
             await self.remove_task_dirs(job["id"])
-        await asyncio.sleep(self.nodes.allocation_delay)
+        await asyncio.sleep(self.nodes.timing.allocation)
         self.queues.pop(jk, None)
         self.job_running.pop(jk, None)
         self.store.delete_job(jk)

@@ -18,14 +18,13 @@ if TYPE_CHECKING:
 
 
 class NodeOperations:
-    """Expects NodeManager's sched, store, allocation_delay, _boots, _resizes, _boot,
-    remove_node, _settle."""
+    """Expects NodeManager's sched, store, timing, _boots, _resizes, _boot, remove_node,
+    _settle."""
 
     sched: Scheduler
     store: Store
     _boots: dict[tuple[str, str], asyncio.Task]
     _resizes: dict[str, asyncio.Task]
-    allocation_delay: float
     timing: Timing
 
     async def _end_runs(self, pk: str, nk: str, how: str) -> None:
@@ -79,7 +78,7 @@ class NodeOperations:
 
     async def _deallocate(self, pk: str, nk: str, how: str) -> None:
         await self._end_runs(pk, nk, how)
-        await asyncio.sleep(self.allocation_delay)
+        await asyncio.sleep(self.timing.allocation)
         self._boots.pop((pk, nk), None)
         self._finish_deallocate(pk, nk)
 

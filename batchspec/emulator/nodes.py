@@ -92,7 +92,6 @@ class NodeManager(NodeOperations):
         self.store = scheduler.store
         self.root = root
         self.timing = timing
-        self.allocation_delay = timing.allocation
         self.used: dict[tuple[str, str], int] = {}
         self._boots: dict[tuple[str, str], asyncio.Task] = {}
         self._resizes: dict[str, asyncio.Task] = {}
@@ -234,7 +233,7 @@ class NodeManager(NodeOperations):
         self.sched.kick()
 
     async def _stopped(self, pk: str) -> None:
-        await asyncio.sleep(self.allocation_delay)
+        await asyncio.sleep(self.timing.allocation)
         pool = self.store.pools.get(pk)
         if pool is None or pool["allocationState"] != "stopping":
             return
@@ -252,7 +251,7 @@ class NodeManager(NodeOperations):
             except asyncio.CancelledError:  # stop resize: stop the earlier one too
                 previous.cancel()
                 raise
-        await asyncio.sleep(self.allocation_delay)
+        await asyncio.sleep(self.timing.allocation)
         pool = self.store.pools.get(pk)
         if pool is None or pool["state"] != "active":
             return
@@ -437,7 +436,7 @@ class NodeManager(NodeOperations):
         old = self._resizes.pop(pk, None)
         if old:
             old.cancel()
-        await asyncio.sleep(self.allocation_delay)
+        await asyncio.sleep(self.timing.allocation)
         for nk in list(self.store.nodes.get(pk, {})):
             await self.remove_node(pk, nk)
         pool = self.store.pools.get(pk)
