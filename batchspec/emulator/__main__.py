@@ -1,9 +1,10 @@
 """`python -m batchspec.emulator`: run the local Batch service in the foreground.
 
 With `--port 0` a free port is chosen; once the service accepts requests it prints exactly one
-line to stdout, `batchspec-emulator listening on http://HOST:PORT`, which scripts and tests
-parse. Requests are logged to stderr. SIGTERM / SIGINT stop it cleanly: running task processes
-are killed (their tasks requeue on the next start) and the database is checkpointed.
+line to stdout, `batchspec-emulator listening on http://HOST:PORT` (https with `--cert`), which
+scripts and tests parse. Requests are logged to stderr. SIGTERM / SIGINT stop it cleanly:
+running task processes are killed (their tasks requeue on the next start) and the database is
+checkpointed.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import asyncio
 import logging
 import os
 import signal
+import ssl
 import sys
 from pathlib import Path
 
@@ -64,6 +66,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=1.0,
         help="with --realistic: multiply those times by this (0.01: a hundred times faster)",
     )
+    p.add_argument("--cert", type=Path, help="serve HTTPS with this PEM certificate (chain)")
+    p.add_argument("--key", type=Path, help="the private key of --cert (PEM)")
+    p.add_argument(
+        "--token-key",
+        type=Path,
+        help="PEM public key: take only bearer tokens signed with its private key (default: "
+        "check their claims only, as Azurite's --oauth basic does)",
+    )
     p.add_argument("--quiet", action="store_true", help="do not log each request")
     p.add_argument(
         "--record",
@@ -71,7 +81,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=os.environ.get(ENV) or None,
         help=f"write every answer to DIR/emulator-PID.jsonl (default ${ENV}, else off)",
     )
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if (args.cert is None) != (args.key is None):
+        p.error("--cert and --key go together")
+    return args
 
 
 def _use_pidfd_child_watcher() -> None:
@@ -103,14 +116,19 @@ async def serve(args: argparse.Namespace) -> None:
         faults=Faults(args.fault_503_rate, args.fault_drop_rate, args.fault_latency_ms, args.seed),
         timing=_timing(args),
         record=args.record,
+        token_key=args.token_key.read_text() if args.token_key else None,
     )
     emulator = Emulator(settings)
     runner = web.AppRunner(emulator.app, access_log=None, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, args.host, args.port, reuse_address=True)
+    tls = None
+    if args.cert:
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(args.cert, args.key)
+    site = web.TCPSite(runner, args.host, args.port, reuse_address=True, ssl_context=tls)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # the real port when --port 0
-    url = f"http://{args.host}:{port}"
+    url = f"{'https' if tls else 'http'}://{args.host}:{port}"
     await emulator.start(url)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -33,6 +33,7 @@ from . import (
     api_tasks,
     auth,
     errors,
+    tokens,
 )
 from .common import MAX_BODY, Ctx, json_response, standard_headers
 from .faults import Faults
@@ -208,6 +209,7 @@ class Settings:
     faults: Faults
     timing: Timing = Timing()
     record: Path | None = None  # a folder for every answer (record.py)
+    token_key: str | None = None  # PEM public key bearer tokens must be signed with (tokens.py)
 
 
 class Emulator:
@@ -289,14 +291,18 @@ class Emulator:
                 ) from None
             raw_path = request.rel_url.raw_path
             raw_query = request.rel_url.raw_query_string
-            auth.verify(
-                request.method,
-                request.headers,
-                raw_path,
-                raw_query,
-                self.settings.account_name,
-                self.settings.account_key,
-            )
+            authorization = request.headers.get("Authorization", "")
+            if authorization[:7].lower() == "bearer ":
+                tokens.verify(authorization, secure=request.secure, public_key=self.settings.token_key)
+            else:
+                auth.verify(
+                    request.method,
+                    request.headers,
+                    raw_path,
+                    raw_query,
+                    self.settings.account_name,
+                    self.settings.account_key,
+                )
             query = Ctx.parse_query(raw_query)
             version = query.get("api-version")
             if not version:

@@ -30,8 +30,11 @@ def free_port() -> int:
 class Service:
     """A service subprocess in its own session; `url` once it said where it listens."""
 
-    def __init__(self, name: str, argv: list[str], log: Path, *, ready: re.Pattern = LISTENING):
+    def __init__(
+        self, name: str, argv: list[str], log: Path, *, ready: re.Pattern = LISTENING, env: dict | None = None
+    ):
         self.name, self.argv, self.log, self.ready = name, argv, log, ready
+        self.env = env or {}
         self.proc: subprocess.Popen | None = None
         self.url = ""
         self.stderr_lines: list[str] = []
@@ -45,7 +48,7 @@ class Service:
             stdin=subprocess.DEVNULL,
             text=True,
             start_new_session=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
         )
         lines: queue.Queue[str | None] = queue.Queue()
         log = self.log.open("a")
@@ -95,17 +98,25 @@ class Service:
 
 
 def emulator(
-    data_dir: Path, *extra: str, port: int = 0, allocation_delay: float = 0.1, quiet: bool = True
+    data_dir: Path,
+    *extra: str,
+    port: int = 0,
+    allocation_delay: float = 0.1,
+    quiet: bool = True,
+    env: dict | None = None,
 ) -> Service:
-    """`python -m batchspec.emulator` on `data_dir`; `extra` are more of its options."""
+    """`python -m batchspec.emulator` on `data_dir`; `extra` are more of its options, `env` more
+    of its environment."""
     argv = [sys.executable, "-m", "batchspec.emulator", "--port", str(port), "--data-dir", str(data_dir)]
     argv += ["--allocation-delay", str(allocation_delay), *(["--quiet"] if quiet else []), *extra]
-    return Service("emulator", argv, data_dir.parent / "logs" / f"emulator-{data_dir.name}.log")
+    log = data_dir.parent / "logs" / f"emulator-{data_dir.name}.log"
+    return Service("emulator", argv, log, env=env)
 
 
-def azurite(home: Path, *, port: int = 0) -> Service:
+def azurite(home: Path, *extra: str, port: int = 0) -> Service:
+    """Azurite's blob service under `home`; `extra` are more of its options (`--oauth basic`)."""
     port = port or free_port()
-    return Service("azurite", azurite_command(home, port), home / "logs" / "azurite.log")
+    return Service("azurite", [*azurite_command(home, port), *extra], home / "logs" / "azurite.log")
 
 
 def connection_string(blob_url: str) -> str:
