@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import errors, jobprep, model
+from . import autopools, errors, jobprep, model
 from .common import Ctx, check_conditions, created, empty, entity, json_response, paged
 from .store import key
 
@@ -21,15 +21,14 @@ def get_job_doc(ctx: Ctx, job_id: str, *, allow_deleting: bool = True) -> dict:
     return job
 
 
-def _check_pool_info(info: object) -> dict:
+def _check_pool_info(info: object, *, on_schedule: bool = False) -> dict:
+    """The poolInfo as kept: a pool's id, or an auto pool specification (autopools.py)."""
     if not isinstance(info, dict):
         raise errors.missing_property("poolInfo")
     if info.get("autoPoolSpecification") is not None:
-        raise errors.invalid_value(
-            "poolInfo.autoPoolSpecification",
-            "...",
-            "auto pools are not supported by the emulator: create a pool and set poolInfo.poolId",
-        )
+        return {
+            "autoPoolSpecification": autopools.check(info["autoPoolSpecification"], on_schedule=on_schedule)
+        }
     if not info.get("poolId"):
         raise errors.missing_property("poolInfo.poolId")
     return {"poolId": info["poolId"]}
@@ -50,9 +49,9 @@ def _check_job_options(body: dict) -> None:
     model.check_type(body, "metadata", list)
 
 
-def check_job_body(body: dict) -> dict:
+def check_job_body(body: dict, *, on_schedule: bool = False) -> dict:
     """What a job (or a schedule's job specification) must be; its poolInfo as kept."""
-    pool_info = _check_pool_info(body.get("poolInfo"))
+    pool_info = _check_pool_info(body.get("poolInfo"), on_schedule=on_schedule)
     for name in _UNSUPPORTED:
         if body.get(name) is not None:
             raise errors.invalid_value(name, "...", f"{name} is not supported by the emulator")
@@ -107,9 +106,15 @@ def filled_job(body: dict) -> dict:
     }
 
 
-def add_job(store, sched, base_url: str, job_id: str, body: dict) -> dict:
-    """Store a new job from a checked body, and start serving it."""
-    pool_info = _check_pool_info(body.get("poolInfo"))
+def add_job(store, sched, base_url: str, job_id: str, body: dict, *, auto_pool: str | None = None) -> dict:
+    """Store a new job from a checked body, and start serving it; its auto pool is created
+    with it (or is `auto_pool`, the one its schedule's jobs share)."""
+    pool_info = _check_pool_info(body.get("poolInfo"), on_schedule=True)
+    pool_id, failure = pool_info.get("poolId"), None
+    if "autoPoolSpecification" in pool_info:
+        pool_id = auto_pool
+        if pool_id is None:
+            pool_id, failure = autopools.create(store, sched, base_url, pool_info["autoPoolSpecification"])
     spec = filled_job(body)
     jk = key(job_id)
     now = model.now_iso()
@@ -127,8 +132,11 @@ def add_job(store, sched, base_url: str, job_id: str, body: dict) -> dict:
         "poolInfo": pool_info,
         "onAllTasksComplete": spec["onAllTasksComplete"],
         "onTaskFailure": spec["onTaskFailure"],
-        "executionInfo": {"startTime": now, "poolId": pool_info["poolId"]},
+        "executionInfo": {"startTime": now, **({"poolId": pool_id} if pool_id else {})},
     }
+    if failure is not None:  # BatchPoolInfo: the job completes, with the pool's error
+        model.set_state(doc, "completed")
+        doc["executionInfo"].update(endTime=now, schedulingError=failure)
     for opt in ("displayName", "commonEnvironmentSettings", "metadata", "networkConfiguration"):
         if body.get(opt) is not None:
             doc[opt] = body[opt]
@@ -241,10 +249,7 @@ def enable_job(ctx: Ctx, job_id: str) -> web.Response:
 def _apply_update(ctx: Ctx, job: dict, body: dict, replace: bool) -> None:
     _check_job_options(body)
     if "poolInfo" in body or replace:
-        new_pool = _check_pool_info(body.get("poolInfo"))
-        if key(new_pool["poolId"]) != key(job["poolInfo"]["poolId"]) and job["state"] != "disabled":
-            raise errors.conflict("JobNotDisabled", "The job must be disabled to change its pool.")
-        job["poolInfo"] = new_pool
+        _change_pool(job, _check_pool_info(body.get("poolInfo")))
     if job["onAllTasksComplete"] == "terminatejob" and body.get("onAllTasksComplete") == "noaction":
         raise errors.invalid_value(
             "onAllTasksComplete", "noaction", "cannot be changed back once set to terminatejob"
@@ -266,6 +271,24 @@ def _apply_update(ctx: Ctx, job: dict, body: dict, replace: bool) -> None:
                 job[name] = default
     if "constraints" in body or replace:
         job["constraints"] = model.filled(model.JOB_CONSTRAINTS, body.get("constraints"))
+
+
+def _change_pool(job: dict, info: dict) -> None:
+    """Jobs_UpdateJob: the pool may change only while the job is disabled; of an auto pool,
+    "only the keepAlive property ... can be updated, and then only if the
+    autoPoolSpecification has a poolLifetimeOption of Job"."""
+    given, current = info.get("autoPoolSpecification"), autopools.spec_of(job)
+    if given is not None:
+        if current is None or current["poolLifetimeOption"] != "job" or given["poolLifetimeOption"] != "job":
+            raise errors.invalid_value(
+                autopools.PATH, "...", "only keepAlive of an auto pool with poolLifetimeOption job can change"
+            )
+        current["keepAlive"] = given["keepAlive"]
+        return
+    if key(info["poolId"]) != key(model.pool_of(job)) and job["state"] != "disabled":
+        raise errors.conflict("JobNotDisabled", "The job must be disabled to change its pool.")
+    job["poolInfo"] = info
+    job.setdefault("executionInfo", {})["poolId"] = info["poolId"]
 
 
 def _update(ctx: Ctx, job_id: str, replace: bool) -> web.Response:

@@ -60,6 +60,13 @@ def create_pool(ctx: Ctx) -> web.Response:
     """POST /pools."""
     body = ctx.body()
     pool_id = model.check_id(body)
+    doc = new_pool(ctx.store, ctx.sched, ctx.base_url, pool_id, body)
+    return created(ctx, doc, f"/pools/{pool_id}")
+
+
+def new_pool(store, sched, base_url: str, pool_id: str, body: dict) -> dict:
+    """Check a pool specification, store the pool and start allocating its nodes (a pool the
+    client adds, or a job's auto pool)."""
     if not body.get("vmSize"):
         raise errors.missing_property("vmSize")
     vmc = body.get("virtualMachineConfiguration")
@@ -88,13 +95,13 @@ def create_pool(ctx: Ctx) -> web.Response:
     if policy.get("jobDefaultOrder", "none") not in ("none", "creationTime"):
         raise errors.invalid_value("taskSchedulingPolicy.jobDefaultOrder", policy.get("jobDefaultOrder"))
     pk = key(pool_id)
-    existing = ctx.store.pools.get(pk)
+    existing = store.pools.get(pk)
     if existing is not None:
         raise (errors.being_deleted("Pool") if existing["state"] == "deleting" else errors.exists("Pool"))
     now = model.now_iso()
     doc = {
         "id": pool_id,
-        "url": f"{ctx.base_url}/pools/{pool_id}",
+        "url": f"{base_url}/pools/{pool_id}",
         "creationTime": now,
         "state": "active",
         "stateTransitionTime": now,
@@ -132,11 +139,11 @@ def create_pool(ctx: Ctx) -> web.Response:
             doc[opt] = model.without_secrets(body[opt])
     pool_shape.fill_defaults(doc)
     model.touch(doc)
-    ctx.store.put_pool(doc)
-    ctx.sched.nodes.resize(pk)
+    store.put_pool(doc)
+    sched.nodes.resize(pk)
     if doc["enableAutoScale"]:
-        ctx.sched.autoscaler.enable(pk)  # evaluates at once, as the service does on create
-    return created(ctx, doc, f"/pools/{pool_id}")
+        sched.autoscaler.enable(pk)  # evaluates at once, as the service does on create
+    return doc
 
 
 def get_pool(ctx: Ctx, pool_id: str) -> web.Response:
@@ -159,10 +166,7 @@ def delete_pool(ctx: Ctx, pool_id: str) -> web.Response:
     while it is: 409 PoolBeingDeleted (the API definition, Pools_DeletePool)."""
     pool = get_pool_doc(ctx, pool_id, allow_deleting=False)
     check_conditions(ctx, pool)
-    model.set_state_only(pool, "deleting")
-    model.touch(pool)
-    ctx.store.put_pool(pool)
-    ctx.sched.spawn(ctx.sched.nodes.delete_pool(key(pool_id)))
+    ctx.sched.nodes.begin_delete(key(pool_id))
     return empty(202, None, ctx, f"/pools/{pool_id}")
 
 

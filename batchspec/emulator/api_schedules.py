@@ -52,8 +52,8 @@ def _check_spec(spec: object) -> dict:
     """A checked job specification, with the defaults the service fills in and returns."""
     if not isinstance(spec, dict):
         raise errors.missing_property("jobSpecification")
-    check_job_body(spec)
-    return filled_job(spec)
+    pool_info = check_job_body(spec, on_schedule=True)
+    return {**filled_job(spec), "poolInfo": pool_info}
 
 
 def create_schedule(ctx: Ctx) -> web.Response:

@@ -10,7 +10,7 @@ import shutil
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
-from . import model
+from . import autopools, model
 
 if TYPE_CHECKING:
     from .scheduler import Running
@@ -109,6 +109,7 @@ class JobLifecycle:
         model.touch(job)
         self.store.put_job(job)
         self.spawn(self.run_releases(jk))
+        autopools.job_ended(self, job)
         self.schedules.job_ended(job["id"])
 
     async def _finish_terminate_later(self, jk: str) -> None:
@@ -155,6 +156,7 @@ class JobLifecycle:
         self.job_running.pop(jk, None)
         self.store.delete_job(jk)
         if job is not None:
+            autopools.job_ended(self, job)
             self.schedules.job_ended(job["id"])
 
     async def remove_task_dirs(

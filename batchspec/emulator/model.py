@@ -91,6 +91,11 @@ def auto_user() -> dict:
     return {"autoUser": {"scope": "pool", "elevationLevel": "nonadmin"}}
 
 
+def pool_of(job: dict) -> str:
+    """The id of the pool a job's tasks run on: the one it names, or the auto pool made for it."""
+    return (job.get("executionInfo") or {}).get("poolId") or (job.get("poolInfo") or {}).get("poolId") or ""
+
+
 def is_windows(pool: dict) -> bool:
     sku = (pool.get("virtualMachineConfiguration") or {}).get("nodeAgentSKUId") or ""
     return sku.lower().startswith("batch.node.windows")

@@ -431,6 +431,14 @@ class NodeManager(NodeOperations):
         self.used.pop((pk, nk), None)
         await asyncio.to_thread(shutil.rmtree, path, True)
 
+    def begin_delete(self, pk: str) -> None:
+        """The pool goes `deleting` at once; its nodes are released in the background."""
+        pool = self.store.pools[pk]
+        model.set_state_only(pool, "deleting")
+        model.touch(pool)
+        self.store.put_pool(pool)
+        self.sched.spawn(self.delete_pool(pk))
+
     async def delete_pool(self, pk: str) -> None:
         """Finish an asynchronous pool delete: release every node, then drop the pool."""
         old = self._resizes.pop(pk, None)

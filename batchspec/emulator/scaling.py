@@ -45,7 +45,7 @@ class AutoScaler:
         pool = self.store.pools[pk]
         counts = dict.fromkeys(("active", "running", "succeeded", "failed"), 0)
         for jk, job in self.store.jobs.items():
-            pool_id = (job.get("poolInfo") or {}).get("poolId") or ""
+            pool_id = model.pool_of(job)
             if pool_id.lower() != pk or job["state"] not in ("active", "disabling", "disabled"):
                 continue
             job_counts, _ = self.store.task_counts(jk)

@@ -175,7 +175,7 @@ class Scheduler(JobLifecycle, JobPreparation):
         for jk, job in self.store.jobs.items():
             if job["state"] != "active" or not self.queues.get(jk):
                 continue
-            pool_id = (job.get("poolInfo") or {}).get("poolId")
+            pool_id = model.pool_of(job)
             if pool_id:
                 jobs_by_pool.setdefault(key(pool_id), []).append((jk, job))
         for pk, jobs in jobs_by_pool.items():

@@ -20,7 +20,7 @@ import logging
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
-from . import model
+from . import autopools, model
 from .store import key
 
 if TYPE_CHECKING:
@@ -171,7 +171,14 @@ class ScheduleRunner:
         numbers = (int(j["id"].rsplit(":job-", 1)[1]) for j in jobs_of(self.store, schedule["id"]))
         n = 1 + max(numbers, default=0)
         job_id = f"{schedule['id']}:job-{n}"
-        job = add_job(self.store, self.sched, self.sched.account_url, job_id, schedule["jobSpecification"])
+        job = add_job(
+            self.store,
+            self.sched,
+            self.sched.account_url,
+            job_id,
+            schedule["jobSpecification"],
+            auto_pool=autopools.for_schedule(self.store, schedule["id"]),
+        )
         info = schedule.setdefault("executionInfo", {})
         info["recentJob"] = {"id": job_id, "url": job["url"]}
         model.touch(schedule)
@@ -191,7 +198,14 @@ class ScheduleRunner:
         info["endTime"] = model.now_iso()
         model.touch(schedule)
         self.store.put_schedule(schedule)
+        self._release_pool(schedule)
         return False
+
+    def _release_pool(self, schedule: dict) -> None:
+        """The schedule's lifetime ended: so does the auto pool its jobs shared."""
+        pool_id = autopools.for_schedule(self.store, schedule["id"])
+        spec = (schedule["jobSpecification"].get("poolInfo") or {}).get("autoPoolSpecification")
+        autopools.release(self.sched, pool_id, spec, "jobschedule")
 
     def terminate(self, sk: str) -> None:
         """terminating: its active job is terminated; completed once that job is."""
@@ -212,6 +226,7 @@ class ScheduleRunner:
         schedule = self.store.schedules.get(sk)
         if schedule is None:
             return
+        self._release_pool(schedule)
         for job in jobs_of(self.store, schedule["id"]):
             jk = key(job["id"])
             if job["state"] != "deleting":
