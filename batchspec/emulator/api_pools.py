@@ -11,34 +11,57 @@ from .store import key
 
 # The images the service lists for a node agent SKU (GET /supportedimages), older and Windows
 # ones included: the service creates pools of them. A Windows pool's nodes come up here, but
-# their command lines cannot run (agent.WINDOWS_NOTE).
+# their command lines cannot run (agent.WINDOWS_NOTE). (node agent SKU, publisher, offer, sku)
 SUPPORTED_IMAGES = [
     ("batch.node.ubuntu 24.04", "canonical", "ubuntu-24_04-lts", "server"),
+    ("batch.node.ubuntu 24.04", "microsoft-dsvm", "ubuntu-hpc", "2404"),
     ("batch.node.ubuntu 22.04", "canonical", "0001-com-ubuntu-server-jammy", "22_04-lts"),
     ("batch.node.ubuntu 22.04", "canonical", "0001-com-ubuntu-server-jammy", "22_04-lts-gen2"),
     ("batch.node.ubuntu 20.04", "canonical", "0001-com-ubuntu-server-focal", "20_04-lts"),
+    ("batch.node.ubuntu 20.04", "canonical", "0001-com-ubuntu-server-focal", "20_04-lts-gen2"),
+    ("batch.node.ubuntu 20.04", "microsoft-azure-batch", "ubuntu-server-container", "20-04-lts"),
     ("batch.node.ubuntu 18.04", "canonical", "ubuntuserver", "18.04-lts"),
     ("batch.node.ubuntu 18.04", "canonical", "ubuntuserver", "18_04-lts-gen2"),
     ("batch.node.debian 12", "debian", "debian-12", "12"),
     ("batch.node.debian 11", "debian", "debian-11", "11"),
     ("batch.node.el 9", "almalinux", "almalinux", "9-gen2"),
+    ("batch.node.windows amd64", "microsoftwindowsserver", "windowsserver", "2016-datacenter"),
     ("batch.node.windows amd64", "microsoftwindowsserver", "windowsserver", "2016-datacenter-smalldisk"),
+    ("batch.node.windows amd64", "microsoftwindowsserver", "windowsserver", "2019-datacenter"),
     ("batch.node.windows amd64", "microsoftwindowsserver", "windowsserver", "2019-datacenter-core"),
     ("batch.node.windows amd64", "microsoftwindowsserver", "windowsserver", "2022-datacenter"),
 ]
 
+# ImageInformation.batchSupportEndOfLife: "The time when the Azure Batch service will stop
+# accepting create Pool requests for the Image". The dates of the service's retirement notices
+# (github.com/Azure/Batch issues labelled retirement): by node agent SKU, or by image SKU.
+END_OF_LIFE = {
+    "batch.node.ubuntu 18.04": "2023-05-30",  # Azure/Batch#152
+    "batch.node.ubuntu 20.04": "2025-04-23",  # Azure/Batch#174
+    "batch.node.ubuntu 22.04": "2027-06-30",  # Azure/Batch#200
+    "2016-datacenter": "2027-01-12",  # Azure/Batch#197: Windows Server 2016 Marketplace images
+    "2016-datacenter-smalldisk": "2027-01-12",
+}
+# ImageInformation.capabilities: the container image of Batch's own publisher runs Docker
+# ("DockerCompatible", as Batch's container workload guide filters the list by).
+_CAPABILITIES = {"ubuntu-server-container": ["DockerCompatible"]}
+
 
 def _images() -> list[dict]:
-    return [
-        {
-            "nodeAgentSKUId": sku,
-            "imageReference": {"publisher": pub, "offer": offer, "sku": s, "version": "latest"},
-            "osType": "windows" if sku.startswith("batch.node.windows") else "linux",
-            "verificationType": "verified",
-            "capabilities": [],
-        }
-        for sku, pub, offer, s in SUPPORTED_IMAGES
-    ]
+    images = []
+    for agent, publisher, offer, sku in SUPPORTED_IMAGES:
+        end = END_OF_LIFE.get(agent) or END_OF_LIFE.get(sku)
+        images.append(
+            {
+                "nodeAgentSKUId": agent,
+                "imageReference": {"publisher": publisher, "offer": offer, "sku": sku, "version": "latest"},
+                "osType": "windows" if agent.startswith("batch.node.windows") else "linux",
+                "capabilities": _CAPABILITIES.get(offer, []),
+                **({"batchSupportEndOfLife": f"{end}T00:00:00Z"} if end else {}),
+                "verificationType": "verified",
+            }
+        )
+    return images
 
 
 def list_supported_images(ctx: Ctx) -> web.Response:

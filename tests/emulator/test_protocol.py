@@ -211,21 +211,16 @@ def test_supported_images_include_ubuntu_24_04_and_22_04_and_debian(client):
     assert any(s.startswith("batch.node.debian") for s in skus)
 
 
-def test_auto_pool_specification_is_rejected_clearly(client):
-    with pytest.raises(HttpResponseError) as info:
-        client.create_job(
-            bm.BatchJobCreateOptions(
-                id=unique("j"),
-                pool_info=bm.BatchPoolInfo(
-                    auto_pool_specification=bm.BatchAutoPoolSpecification(
-                        pool_lifetime_option="job",
-                        pool=bm.BatchPoolSpecification(vm_size="standard_d2s_v3"),
-                    )
-                ),
-            )
-        )
-    assert info.value.error.code == "InvalidPropertyValue"
-    assert "not supported" in str(info.value)
+def test_supported_images_carry_the_end_of_life_dates_of_batchs_retirement_notices(client):
+    """ImageInformation.batchSupportEndOfLife, as github.com/Azure/Batch's retirement notices
+    date it: per node agent SKU (Ubuntu 20.04: #174) or per image (Windows Server 2016: #197);
+    an image without a notice has none."""
+    images = {i.image_reference.sku: i for i in client.list_supported_images()}
+    assert images["20_04-lts"].batch_support_end_of_life.isoformat() == "2025-04-23T00:00:00+00:00"
+    assert images["2016-datacenter"].batch_support_end_of_life.year == 2027
+    assert images["2022-datacenter"].batch_support_end_of_life is None
+    assert images["server"].batch_support_end_of_life is None
+    assert images["20-04-lts"].capabilities == ["DockerCompatible"]
 
 
 def test_if_unmodified_since_before_a_change_is_condition_not_met(client, job):
