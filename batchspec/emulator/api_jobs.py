@@ -8,8 +8,6 @@ from . import autopools, errors, jobprep, model
 from .common import Ctx, check_conditions, created, empty, entity, json_response, paged
 from .store import key
 
-_UNSUPPORTED = ("jobManagerTask",)
-
 
 def get_job_doc(ctx: Ctx, job_id: str, *, allow_deleting: bool = True) -> dict:
     """The job or JobNotFound (JobBeingDeleted when a change targets a deleting job)."""
@@ -52,12 +50,16 @@ def _check_job_options(body: dict) -> None:
 def check_job_body(body: dict, *, on_schedule: bool = False) -> dict:
     """What a job (or a schedule's job specification) must be; its poolInfo as kept."""
     pool_info = _check_pool_info(body.get("poolInfo"), on_schedule=on_schedule)
-    for name in _UNSUPPORTED:
-        if body.get(name) is not None:
-            raise errors.invalid_value(name, "...", f"{name} is not supported by the emulator")
     _check_job_options(body)
     model.check_env(body, "commonEnvironmentSettings")
     _check_prep_release(body)
+    manager = body.get("jobManagerTask")
+    if manager is not None:
+        from .api_tasks import check_task  # late: api_tasks imports this module
+
+        if not isinstance(manager, dict):
+            raise errors.invalid_value("jobManagerTask", manager)
+        check_task(manager, body)
     return pool_info
 
 
@@ -144,12 +146,45 @@ def add_job(store, sched, base_url: str, job_id: str, body: dict, *, auto_pool: 
         doc["jobPreparationTask"] = jobprep.filled_prep(body["jobPreparationTask"])
     if body.get("jobReleaseTask") is not None:
         doc["jobReleaseTask"] = jobprep.filled_release(body["jobReleaseTask"])
+    if body.get("jobManagerTask") is not None:
+        doc["jobManagerTask"] = filled_manager(body["jobManagerTask"])
     model.touch(doc)
     store.put_job(doc)
     sched.queues[jk] = {}
+    if "jobManagerTask" in doc and doc["state"] == "active":
+        _start_manager(store, sched, base_url, doc)
     sched.arm_job_timer(jk)
     sched.check_job(jk)
     return doc
+
+
+# BatchJobManagerTask's documented defaults: killJobOnCompletion, runExclusive and
+# allowLowPriorityNode true, one slot, no constraints beyond the task defaults.
+_MANAGER_DEFAULTS = {
+    "requiredSlots": 1,
+    "killJobOnCompletion": True,
+    "userIdentity": model.auto_user(),
+    "runExclusive": True,
+    "allowLowPriorityNode": True,
+}
+
+
+def filled_manager(task: dict) -> dict:
+    """The job manager task with the defaults the service fills in and returns."""
+    return {
+        **model.filled(_MANAGER_DEFAULTS, task),
+        "constraints": model.filled(model.TASK_CONSTRAINTS, task.get("constraints")),
+    }
+
+
+def _start_manager(store, sched, base_url: str, job: dict) -> None:
+    """BatchJobManagerTask: "automatically started when the Job is created", scheduled "before
+    any other Tasks in the Job" (it is first in the job's queue). It is one of the job's tasks."""
+    from .api_tasks import new_task_doc  # late: api_tasks imports this module
+
+    manager = job["jobManagerTask"]
+    store.put_task(key(job["id"]), new_task_doc(base_url, job, manager))
+    sched.enqueue(key(job["id"]), [key(manager["id"])])
 
 
 def create_job(ctx: Ctx) -> web.Response:

@@ -19,7 +19,7 @@ _SPECIAL_TASKS = (
 )
 
 
-def _check_task(body: dict, job: dict) -> str:
+def check_task(body: dict, job: dict) -> str:
     """Validate a task add body; returns its id. Raises BatchServiceError."""
     task_id = model.check_id(body)
     for name, code, what in _SPECIAL_TASKS:  # their ids are taken in the job
@@ -82,7 +82,8 @@ def _check_task(body: dict, job: dict) -> str:
     return task_id
 
 
-def _new_task_doc(ctx: Ctx, job: dict, body: dict) -> dict:
+def new_task_doc(base_url: str, job: dict, body: dict) -> dict:
+    """A task as stored, from a checked add body, with the defaults the service fills in."""
     now = model.now_iso()
     retries = (job.get("constraints") or {}).get("maxTaskRetryCount", 0)
     constraints = model.filled(
@@ -90,7 +91,7 @@ def _new_task_doc(ctx: Ctx, job: dict, body: dict) -> dict:
     )
     doc = {
         "id": body["id"],
-        "url": f"{ctx.base_url}/jobs/{job['id']}/tasks/{body['id']}",
+        "url": f"{base_url}/jobs/{job['id']}/tasks/{body['id']}",
         "creationTime": now,
         "state": "active",
         "stateTransitionTime": now,
@@ -127,11 +128,11 @@ def create_task(ctx: Ctx, job_id: str) -> web.Response:
     """POST /jobs/{jobId}/tasks."""
     job = _job_accepting_tasks(ctx, job_id)
     body = ctx.body()
-    task_id = _check_task(body, job)
+    task_id = check_task(body, job)
     jk = key(job["id"])
     if key(task_id) in ctx.store.tasks.get(jk, {}):
         raise errors.exists("Task")
-    doc = _new_task_doc(ctx, job, body)
+    doc = new_task_doc(ctx.base_url, job, body)
     ctx.store.put_task(jk, doc)
     ctx.sched.enqueue(jk, [key(task_id)])
     return created(ctx, doc, f"/jobs/{job['id']}/tasks/{task_id}")
@@ -165,7 +166,7 @@ def add_task_collection(ctx: Ctx, job_id: str) -> web.Response:
     for item in values:
         tid = item["id"]
         try:
-            _check_task(item, job)
+            check_task(item, job)
             if key(tid) in existing or key(tid) in seen:
                 raise errors.exists("Task")
         except errors.BatchServiceError as exc:
@@ -174,7 +175,7 @@ def add_task_collection(ctx: Ctx, job_id: str) -> web.Response:
             results.append({"status": "clienterror", "taskId": tid, "error": err})
             continue
         seen.add(key(tid))
-        doc = _new_task_doc(ctx, job, item)
+        doc = new_task_doc(ctx.base_url, job, item)
         docs.append(doc)
         results.append(
             {

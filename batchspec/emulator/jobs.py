@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from . import autopools, model
+from .store import key
 
 if TYPE_CHECKING:
     from .scheduler import Running
@@ -132,6 +133,14 @@ class JobLifecycle:
         if job["state"] == "terminating":
             self._maybe_finish_terminate(jk)
             return
+        manager = job.get("jobManagerTask")
+        if manager and manager.get("killJobOnCompletion", True) and job["state"] in ("active", "disabled"):
+            # BatchJobManagerTask.killJobOnCompletion: "when the Job Manager Task completes,
+            # the Batch service marks the Job as complete" (terminateReason JMComplete).
+            done = self.store.tasks.get(jk, {}).get(key(manager["id"]), {}).get("state") == "completed"
+            if done:
+                self.terminate_job(jk, "JMComplete")
+                return
         if job["state"] != "active" or job.get("onAllTasksComplete") != "terminatejob":
             return
         if all(t.get("state") == "completed" for t in self.store.tasks.get(jk, {}).values()):

@@ -224,6 +224,8 @@ class Scheduler(JobLifecycle, JobPreparation):
         tasks = self.store.tasks.get(jk, {})
         queue = self.queues[jk]
         prepared = self.prep_done if job.get("jobPreparationTask") else None
+        manager = job.get("jobManagerTask")
+        manager_key = key(manager["id"]) if manager else None
         running = self.job_running.get(jk, 0)
         # Walk the queue in place (no copy: it can hold many thousands of tasks) and stop as
         # soon as the pool is full; the queue is changed only after the walk.
@@ -239,7 +241,11 @@ class Scheduler(JobLifecycle, JobPreparation):
             if task.get("dependsOn") and not self._dependencies_met(jk, task):
                 continue
             need = task.get("requiredSlots") or 1
+            if tk == manager_key:
+                need = self._manager_slots(pk, manager, need)
             candidates = [n for n, f in free.items() if f >= need]
+            if tk == manager_key and not manager.get("allowLowPriorityNode", True):
+                candidates = [n for n in candidates if self.store.nodes[pk][n].get("isDedicated", True)]
             if prepared is not None:  # only where the job preparation task succeeded
                 candidates = [n for n in candidates if prepared(jk, job, pk, n)]
             if not candidates:
@@ -256,6 +262,13 @@ class Scheduler(JobLifecycle, JobPreparation):
             queue.pop(tk, None)
             self._start(pk, nk, jk, tk, need)
         return len(placed)
+
+    def _manager_slots(self, pk: str, manager: dict, need: int) -> int:
+        """BatchJobManagerTask.runExclusive: "no other Tasks will run on the same Node for as
+        long as the Job Manager is running": it takes every slot of a node with all free."""
+        if manager.get("runExclusive", True):
+            return self.store.pools[pk].get("taskSlotsPerNode") or 1
+        return need
 
     def _dependencies_met(self, jk: str, task: dict) -> bool:
         tasks = self.store.tasks.get(jk, {})

@@ -215,7 +215,9 @@ class ScheduleRunner:
         self.store.put_schedule(schedule)
         job = self.active_job(schedule["id"])
         if job is not None:
-            self.sched.terminate_job(key(job["id"]), "UserTerminate")
+            # BatchJobExecutionInfo.terminateReason: "TerminateJobSchedule - the Job ran as
+            # part of a schedule, and the schedule terminated".
+            self.sched.terminate_job(key(job["id"]), "TerminateJobSchedule")
         self.arm(sk)
 
     async def delete(self, sk: str) -> None:

@@ -60,7 +60,9 @@ def test_a_recurring_schedule_serves_the_occurrence_due_now_and_names_the_next(c
     assert schedule.state == "active"
     client.begin_terminate_job_schedule(schedule_id, polling_interval=0.05).result()
     assert client.get_job_schedule(schedule_id).state == "completed"
-    assert client.get_job(f"{schedule_id}:job-1").state == "completed"  # its active job was terminated
+    job = client.get_job(f"{schedule_id}:job-1")
+    assert job.state == "completed"  # its active job was terminated, saying why
+    assert job.execution_info.termination_reason == "TerminateJobSchedule"
     client.begin_delete_job_schedule(schedule_id, polling_interval=0.05).result()
 
 
