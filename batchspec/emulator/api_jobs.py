@@ -76,10 +76,7 @@ def _check_prep_release(body: dict) -> None:
             or not task["commandLine"]
         ):
             raise errors.missing_property(f"{name}.commandLine")
-        if task.get("containerSettings") is not None:
-            raise errors.invalid_value(
-                f"{name}.containerSettings", "...", "containers are not supported by the emulator"
-            )
+        model.check_container_settings(task, f"{name}.")
         if task.get("id") is not None:
             model.check_id(task)
     if body.get("jobReleaseTask") is not None and body.get("jobPreparationTask") is None:

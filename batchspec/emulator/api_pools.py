@@ -131,7 +131,7 @@ def new_pool(store, sched, base_url: str, pool_id: str, body: dict) -> dict:
         "allocationState": "resizing",
         "allocationStateTransitionTime": now,
         "vmSize": body["vmSize"].lower(),
-        "virtualMachineConfiguration": vmc,
+        "virtualMachineConfiguration": model.without_secrets(vmc),
         "resizeTimeout": body.get("resizeTimeout") or "PT15M",
         "currentDedicatedNodes": 0,
         "currentLowPriorityNodes": 0,

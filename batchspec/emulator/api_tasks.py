@@ -29,9 +29,11 @@ def check_task(body: dict, job: dict) -> str:
         raise errors.missing_property("commandLine")
     if not isinstance(body["commandLine"], str):
         raise errors.invalid_value("commandLine", body["commandLine"])
-    for name in ("multiInstanceSettings", "containerSettings"):
-        if body.get(name) is not None:
-            raise errors.invalid_value(name, "...", f"{name} is not supported by the emulator")
+    if body.get("multiInstanceSettings") is not None:
+        raise errors.invalid_value(
+            "multiInstanceSettings", "...", "multiInstanceSettings is not supported by the emulator"
+        )
+    model.check_container_settings(body, "")
     for name in ("resourceFiles", "outputFiles", "applicationPackageReferences"):
         model.check_type(body, name, list)
     if (job.get("onTaskFailure") or "noaction") == "noaction":
@@ -113,6 +115,8 @@ def new_task_doc(base_url: str, job: dict, body: dict) -> dict:
     ):
         if body.get(opt) is not None:
             doc[opt] = body[opt]
+    if body.get("containerSettings") is not None:  # a registry's password is never kept
+        doc["containerSettings"] = model.without_secrets(body["containerSettings"])
     model.touch(doc)
     return doc
 

@@ -91,6 +91,38 @@ def auto_user() -> dict:
     return {"autoUser": {"scope": "pool", "elevationLevel": "nonadmin"}}
 
 
+_WORKING_DIRECTORIES = ("taskWorkingDirectory", "containerImageDefault")  # ContainerWorkingDirectory
+_MOUNT_SOURCES = (
+    "Shared",
+    "Startup",
+    "VfsMounts",
+    "Task",
+    "JobPrep",
+    "Applications",
+)  # ContainerHostDataPath
+
+
+def check_container_settings(body: dict, path: str) -> None:
+    """BatchTaskContainerSettings, as the service checks it at add (imageName required, the
+    enums). The emulator has no container runtime: such a task's command runs on this host."""
+    settings = body.get("containerSettings")
+    if settings is None:
+        return
+    where = f"{path}containerSettings"
+    if not isinstance(settings, dict):
+        raise errors.invalid_value(where, settings)
+    if not isinstance(settings.get("imageName"), str) or not settings["imageName"]:
+        raise errors.missing_property(f"{where}.imageName")
+    directory = settings.get("workingDirectory")
+    if directory is not None and directory not in _WORKING_DIRECTORIES:
+        raise errors.invalid_value(f"{where}.workingDirectory", directory)
+    for i, mount in enumerate(
+        _list(settings, "containerHostBatchBindMounts", f"{where}.containerHostBatchBindMounts")
+    ):
+        if not isinstance(mount, dict) or mount.get("source") not in _MOUNT_SOURCES:
+            raise errors.invalid_value(f"{where}.containerHostBatchBindMounts[{i}].source", mount)
+
+
 def pool_of(job: dict) -> str:
     """The id of the pool a job's tasks run on: the one it names, or the auto pool made for it."""
     return (job.get("executionInfo") or {}).get("poolId") or (job.get("poolInfo") or {}).get("poolId") or ""

@@ -18,10 +18,7 @@ def check_start_task(st: object, name: str = "startTask") -> None:
         raise errors.invalid_value(name, st)
     if not st.get("commandLine"):
         raise errors.missing_property(f"{name}.commandLine")
-    if st.get("containerSettings"):
-        raise errors.invalid_value(
-            f"{name}.containerSettings", "...", "containers are not supported by the emulator"
-        )
+    model.check_container_settings(st, f"{name}.")
     if not isinstance(st["commandLine"], str):
         raise errors.invalid_value(f"{name}.commandLine", st["commandLine"])
     model.check_type(st, "resourceFiles", list, f"{name}.resourceFiles")

@@ -33,11 +33,7 @@ GAPS = {
     "Applications_ListApplications.json": "the local account has no applications (management plane)",
     "Certificates_CreateCertificate.json": "certificates (deprecated) are not emulated",
     "Certificates_DeleteCertificate.json": "certificates (deprecated) are not emulated",
-    "Tasks_CreateTask_ContainerSettings.json": "task containers are not emulated",
     "Tasks_GetTask.json": "multi-instance tasks are not emulated",
-    "Tasks_CreateTask_ContainerSettingsWithDataIsolation_DuplicateSources.json": (
-        "task containers are not emulated"
-    ),
 }
 
 _PATH_PARAMS = ("poolId", "nodeId", "jobId", "taskId", "jobScheduleId", "filePath", "userName")
