@@ -160,7 +160,6 @@ def add_job(store, sched, base_url: str, job_id: str, body: dict, *, auto_pool: 
 _MANAGER_DEFAULTS = {
     "requiredSlots": 1,
     "killJobOnCompletion": True,
-    "userIdentity": model.auto_user(),
     "runExclusive": True,
     "allowLowPriorityNode": True,
 }
@@ -169,7 +168,7 @@ _MANAGER_DEFAULTS = {
 def filled_manager(task: dict) -> dict:
     """The job manager task with the defaults the service fills in and returns."""
     return {
-        **model.filled(_MANAGER_DEFAULTS, task),
+        **model.filled({**_MANAGER_DEFAULTS, "userIdentity": model.auto_user()}, task),
         "constraints": model.filled(model.TASK_CONSTRAINTS, task.get("constraints")),
     }
 

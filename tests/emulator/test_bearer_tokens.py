@@ -18,8 +18,8 @@ from azure.core.credentials import AccessToken
 from azure.core.exceptions import ClientAuthenticationError
 from azure.identity import ManagedIdentityCredential
 
-from emulator_support import Server, make_client, unique
-from support import entra, services
+from emulator_support import Server, make_client, start_server, unique
+from support import entra
 
 API = "api-version=2025-06-01.21.0"
 
@@ -40,10 +40,9 @@ def tokens(tmp_path_factory):
 def https_server(tmp_path_factory, tls, tokens) -> Server:
     cert, key = tls
     data = tmp_path_factory.mktemp("entra") / "data"
-    launch = services.emulator(
+    server = start_server(
         data, "--cert", str(cert), "--key", str(key), "--token-key", str(tokens.public_key_file)
     )
-    server = Server(launch.name, launch.argv, launch.log).start()
     yield server
     server.stop()
 
