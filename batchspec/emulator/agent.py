@@ -130,11 +130,19 @@ class _Execution:
     """One run of a command line in a task directory: resources, process, outputs."""
 
     def __init__(
-        self, directory: Path, spec: dict, env: dict[str, str], *, clean_wd: bool, windows: bool = False
+        self,
+        directory: Path,
+        spec: dict,
+        env: dict[str, str],
+        *,
+        clean_wd: bool,
+        windows: bool = False,
+        resources_to: Path | None = None,
     ):
         self.directory = directory
         self._windows = windows
         self.wd = directory / "wd"
+        self._resources_to = resources_to or self.wd
         self._spec = spec
         self._env = env
         self._clean_wd = clean_wd
@@ -183,7 +191,7 @@ class _Execution:
             )
         if self._killed:
             return ended(None, _ended_by_user())
-        staging = transfer.download_resource_files(self._spec.get("resourceFiles") or [], self.wd)
+        staging = transfer.download_resource_files(self._spec.get("resourceFiles") or [], self._resources_to)
         try:
             finished = await self._until_killed(staging)
         except transfer.TransferError as exc:
@@ -389,8 +397,20 @@ class TaskRun:
     """
 
     def __init__(
-        self, ctx: NodeContext, job_id: str, task: dict, *, retry_count: int = 0, job_env: dict | None = None
+        self,
+        ctx: NodeContext,
+        job_id: str,
+        task: dict,
+        *,
+        retry_count: int = 0,
+        job_env: dict | None = None,
+        service_env: dict | None = None,
+        coordination: bool = False,
     ):
+        """`coordination`: a multi-instance task's coordination command, whose (common) resource
+        files go to the task directory, "one directory above the working directory"
+        (MultiInstanceSettings.commonResourceFiles); `service_env`: more of the variables the
+        service defines (those of a multi-instance task)."""
         self.ctx = ctx
         self.job_id = job_id
         self.task = task
@@ -404,8 +424,16 @@ class TaskRun:
             **_system_env(ctx, directory),
             "AZ_BATCH_JOB_ID": job_id,
             "AZ_BATCH_TASK_ID": task["id"],
+            **(service_env or {}),
         }
-        self._execution = _Execution(directory, task, env, clean_wd=True, windows=ctx.windows)
+        self._execution = _Execution(
+            directory,
+            task,
+            env,
+            clean_wd=True,
+            windows=ctx.windows,
+            resources_to=directory if coordination else None,
+        )
 
     @property
     def task_dir(self) -> Path:

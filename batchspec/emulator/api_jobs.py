@@ -197,7 +197,7 @@ def create_job(ctx: Ctx) -> web.Response:
 
 def shown(job: dict) -> dict:
     """A job as answers show it: without the status of its preparation and release tasks."""
-    return {k: v for k, v in job.items() if k != jobprep.STATUS} if jobprep.STATUS in job else job
+    return model.hidden(job, jobprep.STATUS)
 
 
 def get_job(ctx: Ctx, job_id: str) -> web.Response:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import errors
+from . import errors, model
 from .api_pools import get_pool_doc
 from .common import Ctx, empty, entity, paged
 from .store import key
@@ -204,7 +204,7 @@ USERS = "_users"  # a node's user accounts, kept in its document and never shown
 
 
 def _shown(node: dict) -> dict:
-    return {k: v for k, v in node.items() if k != USERS} if USERS in node else node
+    return model.hidden(node, USERS)
 
 
 def list_nodes(ctx: Ctx, pool_id: str) -> web.Response:

@@ -8,6 +8,7 @@ from aiohttp import web
 from . import errors, model
 from .api_jobs import get_job_doc
 from .common import Ctx, check_conditions, created, empty, entity, json_response, paged
+from .multi import SUBTASKS
 from .store import key
 
 MAX_TASKS_PER_COLLECTION = 100
@@ -17,6 +18,21 @@ _SPECIAL_TASKS = (
     ("jobPreparationTask", "TaskIdSameAsJobPreparationTask", "job preparation task"),
     ("jobReleaseTask", "TaskIdSameAsJobReleaseTask", "job release task"),
 )
+
+
+def _check_multi_instance(body: dict) -> None:
+    """MultiInstanceSettings: coordinationCommandLine is required, numberOfInstances at least 1
+    (the default)."""
+    settings = body.get("multiInstanceSettings")
+    if settings is None:
+        return
+    if not isinstance(settings, dict):
+        raise errors.invalid_value("multiInstanceSettings", settings)
+    command = settings.get("coordinationCommandLine")
+    if not isinstance(command, str) or not command:
+        raise errors.missing_property("multiInstanceSettings.coordinationCommandLine")
+    model.check_int(settings, "numberOfInstances", 1)
+    model.check_type(settings, "commonResourceFiles", list, "multiInstanceSettings.commonResourceFiles")
 
 
 def check_task(body: dict, job: dict) -> str:
@@ -29,10 +45,7 @@ def check_task(body: dict, job: dict) -> str:
         raise errors.missing_property("commandLine")
     if not isinstance(body["commandLine"], str):
         raise errors.invalid_value("commandLine", body["commandLine"])
-    if body.get("multiInstanceSettings") is not None:
-        raise errors.invalid_value(
-            "multiInstanceSettings", "...", "multiInstanceSettings is not supported by the emulator"
-        )
+    _check_multi_instance(body)
     model.check_container_settings(body, "")
     for name in ("resourceFiles", "outputFiles", "applicationPackageReferences"):
         model.check_type(body, name, list)
@@ -115,6 +128,8 @@ def new_task_doc(base_url: str, job: dict, body: dict) -> dict:
     ):
         if body.get(opt) is not None:
             doc[opt] = body[opt]
+    if body.get("multiInstanceSettings") is not None:
+        doc["multiInstanceSettings"] = model.filled({"numberOfInstances": 1}, body["multiInstanceSettings"])
     if body.get("containerSettings") is not None:  # a registry's password is never kept
         doc["containerSettings"] = model.without_secrets(body["containerSettings"])
     model.touch(doc)
@@ -209,12 +224,20 @@ def get_task_doc(ctx: Ctx, job_id: str, task_id: str) -> tuple[str, str, dict]:
 def list_tasks(ctx: Ctx, job_id: str) -> web.Response:
     """GET /jobs/{jobId}/tasks."""
     job = get_job_doc(ctx, job_id)
-    return paged(ctx, "tasks", list(ctx.store.tasks.get(key(job["id"]), {}).values()))
+    tasks = ctx.store.tasks.get(key(job["id"]), {}).values()
+    return paged(ctx, "tasks", [model.hidden(t, SUBTASKS) for t in tasks])
 
 
 def get_task(ctx: Ctx, job_id: str, task_id: str) -> web.Response:
     """GET /jobs/{jobId}/tasks/{taskId}."""
-    return entity(ctx, get_task_doc(ctx, job_id, task_id)[2], "tasks")
+    return entity(ctx, model.hidden(get_task_doc(ctx, job_id, task_id)[2], SUBTASKS), "tasks")
+
+
+def list_subtasks(ctx: Ctx, job_id: str, task_id: str) -> web.Response:
+    """GET /jobs/{jobId}/tasks/{taskId}/subtasksinfo: a multi-instance task's subtasks (none for
+    any other task)."""
+    task = get_task_doc(ctx, job_id, task_id)[2]
+    return json_response(200, {"value": task.get(SUBTASKS, [])})
 
 
 def replace_task(ctx: Ctx, job_id: str, task_id: str) -> web.Response:

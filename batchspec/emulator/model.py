@@ -73,6 +73,12 @@ def without_secrets(value: object) -> object:
     return value
 
 
+def hidden(doc: dict, name: str) -> dict:
+    """`doc` as answers show it, without `name`: what the emulator keeps in a document for
+    itself (a node's users, a job's preparation status, a task's subtasks)."""
+    return {k: v for k, v in doc.items() if k != name} if name in doc else doc
+
+
 def filled(defaults: dict, given: dict | None) -> dict:
     """`defaults` with every value `given` sets (a None is no value): a property the service
     fills in when a request leaves it out."""

@@ -33,7 +33,7 @@ class NodeOperations:
         requeue (default): kill and requeue; terminate: kill, task completes with TaskEnded;
         taskcompletion / retaineddata: let them finish.
         """
-        runs = [r for r in self.sched.running.values() if r.pool_key == pk and r.node_key == nk]
+        runs = [r for r in self.sched.running.values() if r.on(pk, nk)]
         if how == "terminate":
             for r in runs:
                 r.end_reason = r.end_reason or "terminate"

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from . import model
+from . import model, multi
 from .jobprep import JobPreparation
 from .jobs import DELETE, REQUEUE, TERMINATE, JobLifecycle
 from .nodes import NodeManager
@@ -52,6 +52,12 @@ class Running:
     future: asyncio.Task | None = None
     end_reason: str | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    subnodes: tuple[str, ...] = ()  # a multi-instance task's other nodes (multi.py)
+    subruns: list = field(default_factory=list)
+
+    def on(self, pk: str, nk: str) -> bool:
+        """Whether the attempt runs (in part) on that node."""
+        return self.pool_key == pk and (self.node_key == nk or nk in self.subnodes)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -229,7 +235,7 @@ class Scheduler(JobLifecycle, JobPreparation):
         running = self.job_running.get(jk, 0)
         # Walk the queue in place (no copy: it can hold many thousands of tasks) and stop as
         # soon as the pool is full; the queue is changed only after the walk.
-        placed: list[tuple[str, str, int]] = []
+        placed: list[tuple[str, str, int, tuple[str, ...]]] = []
         stale: list[str] = []
         for tk in queue:
             if not free or (limit != -1 and running >= limit) or (most is not None and len(placed) >= most):
@@ -239,6 +245,12 @@ class Scheduler(JobLifecycle, JobPreparation):
                 stale.append(tk)
                 continue
             if task.get("dependsOn") and not self._dependencies_met(jk, task):
+                continue
+            if task.get("multiInstanceSettings"):
+                nodes = multi.place(self.store.pools[pk], task, free)
+                if nodes:
+                    placed.append((tk, nodes[0], 1, nodes[1:]))
+                    running += 1
                 continue
             need = task.get("requiredSlots") or 1
             if tk == manager_key:
@@ -254,13 +266,13 @@ class Scheduler(JobLifecycle, JobPreparation):
             free[nk] -= need
             if free[nk] <= 0:
                 del free[nk]
-            placed.append((tk, nk, need))
+            placed.append((tk, nk, need, ()))
             running += 1
         for tk in stale:
             queue.pop(tk, None)
-        for tk, nk, need in placed:
+        for tk, nk, need, subnodes in placed:
             queue.pop(tk, None)
-            self._start(pk, nk, jk, tk, need)
+            self._start(pk, nk, jk, tk, need, subnodes)
         return len(placed)
 
     def _manager_slots(self, pk: str, manager: dict, need: int) -> int:
@@ -282,18 +294,26 @@ class Scheduler(JobLifecycle, JobPreparation):
 
     # One attempt
 
-    def _start(self, pk: str, nk: str, jk: str, tk: str, slots: int) -> None:
+    def _start(self, pk: str, nk: str, jk: str, tk: str, slots: int, subnodes: tuple[str, ...] = ()) -> None:
         task = self.store.tasks[jk][tk]
-        node = self.store.nodes[pk][nk]
-        pool = self.store.pools[pk]
-        r = Running(jk, tk, pk, nk, slots, self.store.jobs[jk], task)
+        r = Running(jk, tk, pk, nk, slots, self.store.jobs[jk], task, subnodes=subnodes)
         self.running[(jk, tk)] = r
         self.job_running[jk] = self.job_running.get(jk, 0) + 1
-        self.nodes.task_started(pk, nk, slots, task, self.store.jobs[jk]["id"])
         job_id = self.store.jobs[jk]["id"]
-        rel = f"workitems/{job_id}/job-1/{task['id']}"
+        for each in (nk, *subnodes):
+            self.nodes.task_started(pk, each, slots, task, job_id)
+        task["nodeInfo"] = self.node_info(pk, nk, job_id, task["id"])
+        model.set_state(task, "preparing")
+        self.store.account(jk, task)
+        r.future = asyncio.create_task(self._attempt(r))
+        r.future.add_done_callback(_log_failure)
+
+    def node_info(self, pk: str, nk: str, job_id: str, task_id: str) -> dict:
+        """BatchNodeInfo: where an attempt runs."""
+        pool, node = self.store.pools[pk], self.store.nodes[pk][nk]
+        rel = f"workitems/{job_id}/job-1/{task_id}"
         node_url = f"{self.account_url}/pools/{pool['id']}/nodes/{node['id']}"
-        task["nodeInfo"] = {
+        return {
             "affinityId": node.get("affinityId"),
             "nodeUrl": node_url,
             "poolId": pool["id"],
@@ -301,10 +321,6 @@ class Scheduler(JobLifecycle, JobPreparation):
             "taskRootDirectory": rel,
             "taskRootDirectoryUrl": f"{node_url}/files/{rel}",
         }
-        model.set_state(task, "preparing")
-        self.store.account(jk, task)
-        r.future = asyncio.create_task(self._attempt(r))
-        r.future.add_done_callback(_log_failure)
 
     async def _attempt(self, r: Running) -> None:
         from .agent import TaskRun  # imported late: the agent is an independent module
@@ -321,7 +337,9 @@ class Scheduler(JobLifecycle, JobPreparation):
             model.set_state(task, "running")
             if self._current(r):  # a task deleted meanwhile must not come back
                 self.store.put_task(r.job_key, task)
-            if r.end_reason is None:
+            if r.end_reason is None and task.get("multiInstanceSettings"):
+                outcome = await multi.run(self, r)
+            elif r.end_reason is None:
                 r.run = TaskRun(
                     self.nodes.context(r.pool_key, r.node_key),
                     job["id"],
@@ -337,7 +355,8 @@ class Scheduler(JobLifecycle, JobPreparation):
             if self.running.get((r.job_key, r.task_key)) is r:
                 del self.running[(r.job_key, r.task_key)]
             self.job_running[r.job_key] = max(0, self.job_running.get(r.job_key, 1) - 1)
-            self.nodes.task_finished(r.pool_key, r.node_key, r.slots, task, outcome)
+            for nk in (r.node_key, *r.subnodes):
+                self.nodes.task_finished(r.pool_key, nk, r.slots, task, outcome)
             r.done.set()
             self.kick()
         try:
@@ -457,9 +476,11 @@ class Scheduler(JobLifecycle, JobPreparation):
         self._kill(r)
 
     def _kill(self, r: Running) -> None:
-        if r.run is not None:
+        for run in (r.run, *r.subruns):
+            if run is None:
+                continue
             try:
-                r.run.kill()
+                run.kill()
             except Exception:  # the process may already be gone
                 log.debug("kill failed", exc_info=True)
 
@@ -500,7 +521,7 @@ class Scheduler(JobLifecycle, JobPreparation):
 
     def requeue_node_tasks(self, pk: str, nk: str) -> list[Running]:
         """The node is going away: kill its runs and put their tasks back in the queue."""
-        runs = [r for r in self.running.values() if r.pool_key == pk and r.node_key == nk]
+        runs = [r for r in self.running.values() if r.on(pk, nk)]
         for r in runs:
             r.end_reason = r.end_reason or REQUEUE
             self._kill(r)

@@ -70,11 +70,6 @@ def _route(pattern: str) -> re.Pattern:
     return re.compile(f"^{out}/?$", re.IGNORECASE)
 
 
-def _subtasks(ctx: Ctx, job_id: str, task_id: str) -> web.Response:
-    api_tasks.get_task_doc(ctx, job_id, task_id)
-    return json_response(200, {"value": []})
-
-
 _TABLE: list[tuple[str, dict[str, Callable]]] = [
     ("/supportedimages", {"GET": api_pools.list_supported_images}),
     ("/nodecounts", {"GET": api_nodes.list_pool_node_counts}),
@@ -147,7 +142,7 @@ _TABLE: list[tuple[str, dict[str, Callable]]] = [
     ),
     ("/jobs/{job_id}/tasks/{task_id}/terminate", {"POST": api_tasks.terminate_task}),
     ("/jobs/{job_id}/tasks/{task_id}/reactivate", {"POST": api_tasks.reactivate_task}),
-    ("/jobs/{job_id}/tasks/{task_id}/subtasksinfo", {"GET": _subtasks}),
+    ("/jobs/{job_id}/tasks/{task_id}/subtasksinfo", {"GET": api_tasks.list_subtasks}),
     ("/jobs/{job_id}/tasks/{task_id}/files", {"GET": api_files.list_task_files}),
     (
         "/jobs/{job_id}/tasks/{task_id}/files/{path}",

@@ -33,7 +33,6 @@ GAPS = {
     "Applications_ListApplications.json": "the local account has no applications (management plane)",
     "Certificates_CreateCertificate.json": "certificates (deprecated) are not emulated",
     "Certificates_DeleteCertificate.json": "certificates (deprecated) are not emulated",
-    "Tasks_GetTask.json": "multi-instance tasks are not emulated",
 }
 
 _PATH_PARAMS = ("poolId", "nodeId", "jobId", "taskId", "jobScheduleId", "filePath", "userName")
@@ -189,8 +188,8 @@ class Replay:
         if op == "Tasks_ListTasks":
             for item in shown["value"]:
                 self.task(job_id, _create_body("BatchTaskCreateOptions", self._shown(item)))
-        elif op == "Tasks_GetTask":
-            self.task(job_id, _create_body("BatchTaskCreateOptions", self._shown(shown)))
+        elif op == "Tasks_GetTask":  # the example shows id testTask for the path's taskId
+            self.task(job_id, {**_create_body("BatchTaskCreateOptions", shown), "id": p["taskId"]})
         elif op == "Tasks_ReplaceTask":  # a task that has not run yet
             self.task(job_id, {"id": p["taskId"], "commandLine": "/bin/true"})
         elif op == "Jobs_ListJobPreparationAndReleaseTaskStatus":  # both ran on a node

@@ -6,9 +6,17 @@ imports the server in-process.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
+
 import pytest
 from azure.batch import BatchClient
 from azure.batch import models as bm
+from azure.storage.blob import (
+    BlobSasPermissions,
+    ContainerSasPermissions,
+    generate_blob_sas,
+    generate_container_sas,
+)
 
 from emulator_support import (
     Server,
@@ -82,3 +90,40 @@ def blob_service(azurite: str):
     return BlobServiceClient(
         azurite, credential={"account_name": services.AZURITE_ACCOUNT, "account_key": services.AZURITE_KEY}
     )
+
+
+@pytest.fixture
+def container(blob_service):
+    """A fresh container and a helper to SAS-sign it or its blobs."""
+    name = unique("c")
+    client = blob_service.create_container(name)
+    expiry = datetime.now(timezone.utc) + timedelta(hours=1)
+
+    class C:
+        url = client.url
+        blobs = client
+
+        @staticmethod
+        def sas(permission: str = "racwl") -> str:
+            token = generate_container_sas(
+                services.AZURITE_ACCOUNT,
+                name,
+                account_key=services.AZURITE_KEY,
+                permission=ContainerSasPermissions.from_string(permission),
+                expiry=expiry,
+            )
+            return f"{client.url}?{token}"
+
+        @staticmethod
+        def blob_sas(blob: str) -> str:
+            token = generate_blob_sas(
+                services.AZURITE_ACCOUNT,
+                name,
+                blob,
+                account_key=services.AZURITE_KEY,
+                permission=BlobSasPermissions(read=True),
+                expiry=expiry,
+            )
+            return f"{client.url}/{blob}?{token}"
+
+    return C

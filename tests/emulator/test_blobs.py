@@ -7,54 +7,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from azure.batch import models as bm
 from azure.core.exceptions import HttpResponseError
-from azure.storage.blob import (
-    BlobSasPermissions,
-    ContainerSasPermissions,
-    generate_blob_sas,
-    generate_container_sas,
-)
 
 from emulator_support import pool_options, unique, wait_job_done, wait_pool_ready
-from support.services import AZURITE_KEY
-
-ACCOUNT = "devstoreaccount1"
-
-
-@pytest.fixture
-def container(blob_service):
-    """A fresh container and a helper to SAS-sign it or its blobs."""
-    name = unique("c")
-    client = blob_service.create_container(name)
-    expiry = datetime.now(timezone.utc) + timedelta(hours=1)
-
-    class C:
-        url = client.url
-        blobs = client
-
-        @staticmethod
-        def sas(permission: str = "racwl") -> str:
-            token = generate_container_sas(
-                ACCOUNT,
-                name,
-                account_key=AZURITE_KEY,
-                permission=ContainerSasPermissions.from_string(permission),
-                expiry=expiry,
-            )
-            return f"{client.url}?{token}"
-
-        @staticmethod
-        def blob_sas(blob: str) -> str:
-            token = generate_blob_sas(
-                ACCOUNT,
-                name,
-                blob,
-                account_key=AZURITE_KEY,
-                permission=BlobSasPermissions(read=True),
-                expiry=expiry,
-            )
-            return f"{client.url}/{blob}?{token}"
-
-    return C
 
 
 def test_resource_files_from_sas_urls_are_in_the_working_dir(client, job, container):
