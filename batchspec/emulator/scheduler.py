@@ -8,7 +8,8 @@ Order: pools independently; within a pool, jobs by priority (highest first); equ
 take turns, one task each, unless the pool's `taskSchedulingPolicy.jobDefaultOrder` is
 `creationTime` (then the oldest first); within a job, tasks FIFO. A task needs `requiredSlots`
 free slots on one node (`taskSlotsPerNode` each); the pool's `taskSchedulingPolicy.nodeFillType`
-picks spread (most free node) or pack.
+picks spread (most free node) or pack. An exclusive job manager takes a whole node; a
+multi-instance task one whole node per instance (`multi.py`).
 
 Task execution itself belongs to the node agent (`agent.TaskRun`): this module never starts a
 process. Node provisioning (boot, start task, resize, delete) lives in `nodes.py`.
