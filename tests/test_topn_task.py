@@ -54,56 +54,52 @@ def count_words(tmp_path: Path, text: str | bytes, numwords: int, name: str = "i
     return out.read_bytes().decode("utf-8")
 
 
-def test_basic_count_lists_top_words_most_frequent_first(tmp_path):
-    text = "apple banana apple\ncherry banana apple\n"
-    assert count_words(tmp_path, text, 2) == HEADER + "apple:\t3\nbanana:\t2\n" + FOOTER
-
-
 def test_output_file_is_named_after_input_stem_with_output_suffix(tmp_path):
     count_words(tmp_path, "x y x\n", 1, name="taskdata0.txt")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["taskdata0.txt", "taskdata0_OUTPUT.txt"]
 
 
-def test_ties_keep_order_of_first_occurrence_not_alphabetical(tmp_path):
+# (input, numwords, the expected lines between the header and the footer)
+COUNTS = {
+    "most frequent first": ("apple banana apple\ncherry banana apple\n", 2, "apple:\t3\nbanana:\t2\n"),
     # zeta 2, alpha 2, mid 1, beta 2: beta first appears after mid but outranks it.
-    text = "zeta alpha mid alpha zeta beta beta\n"
-    expected = "zeta:\t2\nalpha:\t2\nbeta:\t2\nmid:\t1\n"
-    assert count_words(tmp_path, text, 4) == HEADER + expected + FOOTER
+    "ties keep the order of first occurrence, not alphabetical": (
+        "zeta alpha mid alpha zeta beta beta\n",
+        4,
+        "zeta:\t2\nalpha:\t2\nbeta:\t2\nmid:\t1\n",
+    ),
+    "a tie at the cutoff keeps the word that occurred first": (
+        "zeta alpha mid alpha zeta beta beta\n",
+        2,
+        "zeta:\t2\nalpha:\t2\n",
+    ),
+    "punctuation stripped from both ends but kept inside": (
+        "Don't panic; don't, \"don't!\" e.g., (e.g.) --- hello-world -hello-world- x.y.z.\n",
+        10,
+        "don't:\t2\ne.g:\t2\nhello-world:\t2\nDon't:\t1\npanic:\t1\nx.y.z:\t1\n",
+    ),
+    "words are case sensitive": ("The the THE the tHe The the\n", 4, "the:\t3\nThe:\t2\nTHE:\t1\ntHe:\t1\n"),
+    "numwords above the distinct words lists them all": (
+        "one two two three three three\n",
+        10,
+        "three:\t3\ntwo:\t2\none:\t1\n",
+    ),
+    "invalid UTF-8 bytes are replaced, not fatal": (
+        b"caf\xc3\xa9 bad\xff caf\xc3\xa9 bad\xff ok\n",
+        5,
+        "caf\u00e9:\t2\nbad\ufffd:\t2\nok:\t1\n",
+    ),
+}
 
 
-def test_tie_at_the_cutoff_keeps_the_word_that_occurred_first(tmp_path):
-    text = "zeta alpha mid alpha zeta beta beta\n"
-    assert count_words(tmp_path, text, 2) == HEADER + "zeta:\t2\nalpha:\t2\n" + FOOTER
-
-
-def test_punctuation_stripped_from_both_ends_but_kept_inside(tmp_path):
-    text = "Don't panic; don't, \"don't!\" e.g., (e.g.) --- hello-world -hello-world- x.y.z.\n"
-    expected = "don't:\t2\ne.g:\t2\nhello-world:\t2\nDon't:\t1\npanic:\t1\nx.y.z:\t1\n"
-    assert count_words(tmp_path, text, 10) == HEADER + expected + FOOTER
-
-
-def test_words_are_case_sensitive(tmp_path):
-    text = "The the THE the tHe The the\n"
-    # the 3, The 2, THE 1, tHe 1
-    expected = "the:\t3\nThe:\t2\nTHE:\t1\ntHe:\t1\n"
-    assert count_words(tmp_path, text, 4) == HEADER + expected + FOOTER
-
-
-def test_numwords_larger_than_distinct_words_lists_them_all(tmp_path):
-    text = "one two two three three three\n"
-    expected = "three:\t3\ntwo:\t2\none:\t1\n"
-    assert count_words(tmp_path, text, 10) == HEADER + expected + FOOTER
+@pytest.mark.parametrize(("text", "numwords", "expected"), list(COUNTS.values()), ids=list(COUNTS))
+def test_counts(tmp_path, text, numwords, expected):
+    assert count_words(tmp_path, text, numwords) == HEADER + expected + FOOTER
 
 
 @pytest.mark.parametrize("text", ["", "   \n\t\n", "-- ... !? ()\n"], ids=["empty", "blank", "punctuation"])
 def test_file_without_words_gives_header_and_footer_only(tmp_path, text):
     assert count_words(tmp_path, text, 3) == HEADER + FOOTER
-
-
-def test_invalid_utf8_bytes_are_replaced_not_fatal(tmp_path):
-    text = b"caf\xc3\xa9 bad\xff caf\xc3\xa9 bad\xff ok\n"
-    expected = "caf\u00e9:\t2\nbad\ufffd:\t2\nok:\t1\n"
-    assert count_words(tmp_path, text, 5) == HEADER + expected + FOOTER
 
 
 def test_odd_file_name_is_a_plain_string_never_run_by_a_shell(tmp_path):

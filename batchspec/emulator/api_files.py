@@ -202,59 +202,47 @@ async def _delete(ctx: Ctx, root: Path, rel: str) -> web.Response:
     return web.Response(status=200, headers={"DataServiceVersion": "3.0"})
 
 
-# Task files
+# The four file operations, over a task's directory or a node's root directory.
 
 
-def _task_url(ctx: Ctx, job_id: str, task_id: str) -> str:
-    return f"{ctx.base_url}/jobs/{quote(job_id)}/tasks/{quote(task_id)}/files"
+def _task_place(ctx: Ctx, job_id: str, task_id: str) -> tuple[Path, str]:
+    url = f"{ctx.base_url}/jobs/{quote(job_id)}/tasks/{quote(task_id)}/files"
+    return _task_root(ctx, job_id, task_id), url
 
 
-async def list_task_files(ctx: Ctx, job_id: str, task_id: str) -> web.Response:
-    """GET /jobs/{jobId}/tasks/{taskId}/files[?recursive=true]."""
-    return await _list(ctx, _task_root(ctx, job_id, task_id), _task_url(ctx, job_id, task_id))
+def _node_place(ctx: Ctx, pool_id: str, node_id: str) -> tuple[Path, str]:
+    url = f"{ctx.base_url}/pools/{quote(pool_id)}/nodes/{quote(node_id)}/files"
+    return _node_root(ctx, pool_id, node_id), url
 
 
-async def get_task_file(ctx: Ctx, job_id: str, task_id: str, path: str) -> web.Response:
-    """GET /jobs/{jobId}/tasks/{taskId}/files/{path} (byte range via ocp-range)."""
-    root = _task_root(ctx, job_id, task_id)
-    return await _get(ctx, root, path, f"{_task_url(ctx, job_id, task_id)}/{quote(path)}", head=False)
+class _Files:
+    """List (`?recursive=true`), get (byte ranges via ocp-range), properties (HEAD) and delete,
+    for the files of one kind of place; the route's ids name the place."""
+
+    def __init__(self, place):
+        self._place = place
+
+    async def list(self, ctx: Ctx, **ids: str) -> web.Response:
+        root, url = self._place(ctx, **ids)
+        return await _list(ctx, root, url)
+
+    async def get(self, ctx: Ctx, path: str, **ids: str) -> web.Response:
+        root, url = self._place(ctx, **ids)
+        return await _get(ctx, root, path, f"{url}/{quote(path)}", head=False)
+
+    async def properties(self, ctx: Ctx, path: str, **ids: str) -> web.Response:
+        root, url = self._place(ctx, **ids)
+        return await _get(ctx, root, path, f"{url}/{quote(path)}", head=True)
+
+    async def delete(self, ctx: Ctx, path: str, **ids: str) -> web.Response:
+        root, _ = self._place(ctx, **ids)
+        return await _delete(ctx, root, path)
 
 
-async def task_file_properties(ctx: Ctx, job_id: str, task_id: str, path: str) -> web.Response:
-    """HEAD /jobs/{jobId}/tasks/{taskId}/files/{path}."""
-    root = _task_root(ctx, job_id, task_id)
-    return await _get(ctx, root, path, f"{_task_url(ctx, job_id, task_id)}/{quote(path)}", head=True)
-
-
-async def delete_task_file(ctx: Ctx, job_id: str, task_id: str, path: str) -> web.Response:
-    """DELETE /jobs/{jobId}/tasks/{taskId}/files/{path}."""
-    return await _delete(ctx, _task_root(ctx, job_id, task_id), path)
-
-
-# Node files
-
-
-def _node_url(ctx: Ctx, pool_id: str, node_id: str) -> str:
-    return f"{ctx.base_url}/pools/{quote(pool_id)}/nodes/{quote(node_id)}/files"
-
-
-async def list_node_files(ctx: Ctx, pool_id: str, node_id: str) -> web.Response:
-    """GET /pools/{poolId}/nodes/{nodeId}/files[?recursive=true]."""
-    return await _list(ctx, _node_root(ctx, pool_id, node_id), _node_url(ctx, pool_id, node_id))
-
-
-async def get_node_file(ctx: Ctx, pool_id: str, node_id: str, path: str) -> web.Response:
-    """GET /pools/{poolId}/nodes/{nodeId}/files/{path}."""
-    root = _node_root(ctx, pool_id, node_id)
-    return await _get(ctx, root, path, f"{_node_url(ctx, pool_id, node_id)}/{quote(path)}", head=False)
-
-
-async def node_file_properties(ctx: Ctx, pool_id: str, node_id: str, path: str) -> web.Response:
-    """HEAD /pools/{poolId}/nodes/{nodeId}/files/{path}."""
-    root = _node_root(ctx, pool_id, node_id)
-    return await _get(ctx, root, path, f"{_node_url(ctx, pool_id, node_id)}/{quote(path)}", head=True)
-
-
-async def delete_node_file(ctx: Ctx, pool_id: str, node_id: str, path: str) -> web.Response:
-    """DELETE /pools/{poolId}/nodes/{nodeId}/files/{path}."""
-    return await _delete(ctx, _node_root(ctx, pool_id, node_id), path)
+_TASK_FILES, _NODE_FILES = _Files(_task_place), _Files(_node_place)
+# GET/HEAD/DELETE /jobs/{jobId}/tasks/{taskId}/files[/{path}]
+list_task_files, get_task_file = _TASK_FILES.list, _TASK_FILES.get
+task_file_properties, delete_task_file = _TASK_FILES.properties, _TASK_FILES.delete
+# GET/HEAD/DELETE /pools/{poolId}/nodes/{nodeId}/files[/{path}]
+list_node_files, get_node_file = _NODE_FILES.list, _NODE_FILES.get
+node_file_properties, delete_node_file = _NODE_FILES.properties, _NODE_FILES.delete

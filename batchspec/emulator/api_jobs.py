@@ -5,18 +5,13 @@ from __future__ import annotations
 from aiohttp import web
 
 from . import autopools, errors, jobprep, model
-from .common import Ctx, check_conditions, created, empty, entity, json_response, paged
+from .common import Ctx, check_conditions, created, empty, entity, find, json_response, paged
 from .store import key
 
 
 def get_job_doc(ctx: Ctx, job_id: str, *, allow_deleting: bool = True) -> dict:
     """The job or JobNotFound (JobBeingDeleted when a change targets a deleting job)."""
-    job = ctx.store.jobs.get(key(job_id))
-    if job is None:
-        raise errors.not_found("Job")
-    if not allow_deleting and job["state"] == "deleting":
-        raise errors.being_deleted("Job")
-    return job
+    return find(ctx.store.jobs, job_id, "Job", allow_deleting=allow_deleting)
 
 
 def _check_pool_info(info: object, *, on_schedule: bool = False) -> dict:
@@ -116,14 +111,10 @@ def add_job(store, sched, base_url: str, job_id: str, body: dict, *, auto_pool: 
             pool_id, failure = autopools.create(store, sched, base_url, pool_info["autoPoolSpecification"])
     spec = filled_job(body)
     jk = key(job_id)
-    now = model.now_iso()
-    doc = {
-        "id": job_id,
-        "url": f"{base_url}/jobs/{job_id}",
+    doc = model.new_resource(job_id, f"{base_url}/jobs/{job_id}")
+    now = doc["creationTime"]
+    doc |= {
         "usesTaskDependencies": bool(spec["usesTaskDependencies"]),
-        "creationTime": now,
-        "state": "active",
-        "stateTransitionTime": now,
         "priority": spec["priority"],
         "allowTaskPreemption": bool(spec["allowTaskPreemption"]),
         "maxParallelTasks": spec["maxParallelTasks"],

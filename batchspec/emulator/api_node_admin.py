@@ -26,7 +26,7 @@ def _user(ctx: Ctx, pool_id: str, node_id: str, name: str) -> tuple[dict, dict]:
     node = idle_or_running(ctx, pool_id, node_id)
     users = node.setdefault(USERS, {})
     if name.lower() not in users:
-        raise errors.not_found("Node user", "NodeUserNotFound")
+        raise errors.not_found("Node user")
     return node, users
 
 

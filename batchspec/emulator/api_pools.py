@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from . import errors, model, pool_shape
-from .common import Ctx, check_conditions, created, empty, entity, exists, paged
+from .common import Ctx, Readers, check_conditions, created, empty, find, paged
 from .pool_shape import MAX_SLOTS_PER_NODE
 from .store import key
 
@@ -71,12 +71,7 @@ def list_supported_images(ctx: Ctx) -> web.Response:
 
 def get_pool_doc(ctx: Ctx, pool_id: str, *, allow_deleting: bool = True) -> dict:
     """The pool or PoolNotFound (PoolBeingDeleted when a change targets a deleting pool)."""
-    pool = ctx.store.pools.get(key(pool_id))
-    if pool is None:
-        raise errors.not_found("Pool")
-    if not allow_deleting and pool["state"] == "deleting":
-        raise errors.being_deleted("Pool")
-    return pool
+    return find(ctx.store.pools, pool_id, "Pool", allow_deleting=allow_deleting)
 
 
 def create_pool(ctx: Ctx) -> web.Response:
@@ -121,15 +116,10 @@ def new_pool(store, sched, base_url: str, pool_id: str, body: dict) -> dict:
     existing = store.pools.get(pk)
     if existing is not None:
         raise (errors.being_deleted("Pool") if existing["state"] == "deleting" else errors.exists("Pool"))
-    now = model.now_iso()
-    doc = {
-        "id": pool_id,
-        "url": f"{base_url}/pools/{pool_id}",
-        "creationTime": now,
-        "state": "active",
-        "stateTransitionTime": now,
+    doc = model.new_resource(pool_id, f"{base_url}/pools/{pool_id}")
+    doc |= {
         "allocationState": "resizing",
-        "allocationStateTransitionTime": now,
+        "allocationStateTransitionTime": doc["creationTime"],
         "vmSize": body["vmSize"].lower(),
         "virtualMachineConfiguration": model.without_secrets(vmc),
         "resizeTimeout": body.get("resizeTimeout") or "PT15M",
@@ -169,35 +159,31 @@ def new_pool(store, sched, base_url: str, pool_id: str, body: dict) -> dict:
     return doc
 
 
-def get_pool(ctx: Ctx, pool_id: str) -> web.Response:
-    """GET /pools/{poolId}."""
-    return entity(ctx, get_pool_doc(ctx, pool_id), "pools")
+def _to_change(ctx: Ctx, pool_id: str) -> dict:
+    """The pool a change targets: not one being deleted, and only if the request's
+    preconditions (If-Match, If-Unmodified-Since, ...) hold."""
+    pool = get_pool_doc(ctx, pool_id, allow_deleting=False)
+    check_conditions(ctx, pool)
+    return pool
 
 
-def pool_exists(ctx: Ctx, pool_id: str) -> web.Response:
-    """HEAD /pools/{poolId}: 200 or 404 (no body)."""
-    return exists(ctx, ctx.store.pools.get(key(pool_id)))
-
-
-def list_pools(ctx: Ctx) -> web.Response:
-    """GET /pools."""
-    return paged(ctx, "pools", list(ctx.store.pools.values()))
+# GET /pools/{poolId}, HEAD /pools/{poolId} (200 or 404, no body), GET /pools.
+_READERS = Readers("pools", "pools", get_pool_doc)
+get_pool, pool_exists, list_pools = _READERS.get, _READERS.exists, _READERS.list
 
 
 def delete_pool(ctx: Ctx, pool_id: str) -> web.Response:
     """DELETE /pools/{poolId}: 202; the pool is `deleting` until its nodes are released. Again
     while it is: 409 PoolBeingDeleted (the API definition, Pools_DeletePool)."""
-    pool = get_pool_doc(ctx, pool_id, allow_deleting=False)
-    check_conditions(ctx, pool)
+    _to_change(ctx, pool_id)
     ctx.sched.nodes.begin_delete(key(pool_id))
     return empty(202, None, ctx, f"/pools/{pool_id}")
 
 
 def resize_pool(ctx: Ctx, pool_id: str) -> web.Response:
     """POST /pools/{poolId}/resize: 202."""
-    pool = get_pool_doc(ctx, pool_id, allow_deleting=False)
+    pool = _to_change(ctx, pool_id)
     body = ctx.body()
-    check_conditions(ctx, pool)
     if pool.get("enableAutoScale"):
         raise errors.conflict(
             "AutoScalingEnabled", "The pool has autoscale enabled: disable it to resize by hand."
@@ -222,17 +208,15 @@ def resize_pool(ctx: Ctx, pool_id: str) -> web.Response:
 
 def stop_resize(ctx: Ctx, pool_id: str) -> web.Response:
     """POST /pools/{poolId}/stopresize: 202; the pool keeps its current nodes."""
-    pool = get_pool_doc(ctx, pool_id, allow_deleting=False)
-    check_conditions(ctx, pool)
+    pool = _to_change(ctx, pool_id)
     ctx.sched.nodes.stop_resize(key(pool_id))
     return empty(202, pool, ctx, f"/pools/{pool_id}/stopresize")
 
 
 def replace_pool_properties(ctx: Ctx, pool_id: str) -> web.Response:
     """POST /pools/{poolId}/updateproperties: replaces startTask, metadata, packages (204)."""
-    pool = get_pool_doc(ctx, pool_id, allow_deleting=False)
+    pool = _to_change(ctx, pool_id)
     body = ctx.body()
-    check_conditions(ctx, pool)
     # BatchPoolReplaceOptions (BatchService.json 2025-06-01.21.0) also marks the deprecated
     # certificateReferences required, but the service accepts a body without it: azure-batch 15.x
     # never sends it, and its live-recorded test_batch.py replaces pool properties without it.
@@ -252,9 +236,8 @@ def replace_pool_properties(ctx: Ctx, pool_id: str) -> web.Response:
 
 def patch_pool(ctx: Ctx, pool_id: str) -> web.Response:
     """PATCH /pools/{poolId}: changes only the properties present in the body (200)."""
-    pool = get_pool_doc(ctx, pool_id, allow_deleting=False)
+    pool = _to_change(ctx, pool_id)
     body = ctx.body()
-    check_conditions(ctx, pool)
     if "startTask" in body:
         pool_shape.check_start_task(body["startTask"])
     model.check_int(body, "taskSlotsPerNode", 1, MAX_SLOTS_PER_NODE)

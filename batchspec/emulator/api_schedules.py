@@ -7,7 +7,7 @@ from aiohttp import web
 
 from . import errors, model
 from .api_jobs import check_job_body, filled_job, shown
-from .common import Ctx, check_conditions, created, empty, entity, exists, paged
+from .common import Ctx, Readers, check_conditions, created, empty, find, paged
 from .schedules import jobs_of, parse_time
 from .store import key
 
@@ -15,15 +15,7 @@ _MINUTE = 60.0  # the shortest recurrenceInterval and startWindow the service ta
 
 
 def get_schedule_doc(ctx: Ctx, schedule_id: str, *, allow_deleting: bool = True) -> dict:
-    schedule = ctx.store.schedules.get(key(schedule_id))
-    if schedule is None:
-        raise errors.not_found("Job schedule", "JobScheduleNotFound")
-    if not allow_deleting and schedule["state"] == "deleting":
-        raise errors.conflict(
-            "JobScheduleBeingDeleted",
-            "The specified job schedule has been marked for deletion and is being reclaimed.",
-        )
-    return schedule
+    return find(ctx.store.schedules, schedule_id, "Job schedule", allow_deleting=allow_deleting)
 
 
 def _check_schedule(config: object) -> dict:
@@ -76,13 +68,8 @@ def create_schedule(ctx: Ctx) -> web.Response:
             "JobWithSameIdExists",
             "A job with the specified job schedule id exists. Job and job schedule cannot have the same id.",
         )
-    now = model.now_iso()
-    doc = {
-        "id": schedule_id,
-        "url": f"{ctx.base_url}/jobschedules/{schedule_id}",
-        "creationTime": now,
-        "state": "active",
-        "stateTransitionTime": now,
+    doc = model.new_resource(schedule_id, f"{ctx.base_url}/jobschedules/{schedule_id}")
+    doc |= {
         "schedule": config,
         "jobSpecification": spec,
         "executionInfo": {},
@@ -96,19 +83,9 @@ def create_schedule(ctx: Ctx) -> web.Response:
     return created(ctx, doc, f"/jobschedules/{schedule_id}")
 
 
-def get_schedule(ctx: Ctx, schedule_id: str) -> web.Response:
-    """GET /jobschedules/{jobScheduleId}."""
-    return entity(ctx, get_schedule_doc(ctx, schedule_id), "jobschedules")
-
-
-def schedule_exists(ctx: Ctx, schedule_id: str) -> web.Response:
-    """HEAD /jobschedules/{jobScheduleId}: 200 or 404 (no body)."""
-    return exists(ctx, ctx.store.schedules.get(key(schedule_id)))
-
-
-def list_schedules(ctx: Ctx) -> web.Response:
-    """GET /jobschedules."""
-    return paged(ctx, "jobschedules", list(ctx.store.schedules.values()))
+# GET /jobschedules/{jobScheduleId}, HEAD (200 or 404, no body), GET /jobschedules.
+_READERS = Readers("jobschedules", "schedules", get_schedule_doc)
+get_schedule, schedule_exists, list_schedules = _READERS.get, _READERS.exists, _READERS.list
 
 
 def list_schedule_jobs(ctx: Ctx, schedule_id: str) -> web.Response:

@@ -17,6 +17,7 @@ from aiohttp import web
 
 from . import errors
 from .odata import compile_filter, compile_select
+from .store import key
 
 if TYPE_CHECKING:
     from .scheduler import Scheduler
@@ -64,6 +65,35 @@ class Ctx:
     def header(self, name: str) -> str | None:
         """A request header (case-insensitive)."""
         return self.request.headers.get(name)
+
+
+def find(docs: dict, resource_id: str, kind: str, *, allow_deleting: bool = True) -> dict:
+    """The resource of a store table, or `<Kind>NotFound`; when a change targets one being
+    deleted, `<Kind>BeingDeleted` (409)."""
+    doc = docs.get(key(resource_id))
+    if doc is None:
+        raise errors.not_found(kind)
+    if not allow_deleting and doc["state"] == "deleting":
+        raise errors.being_deleted(kind)
+    return doc
+
+
+class Readers:
+    """GET one, HEAD one and GET the list, for a kind of top-level resource (pools, job
+    schedules): `get_doc(ctx, id)` finds one; the route's one id names it."""
+
+    def __init__(self, entity_set: str, table: str, get_doc):
+        self.entity_set, self.table, self.get_doc = entity_set, table, get_doc
+
+    def get(self, ctx: Ctx, **ids: str) -> web.Response:
+        return entity(ctx, self.get_doc(ctx, *ids.values()), self.entity_set)
+
+    def exists(self, ctx: Ctx, **ids: str) -> web.Response:
+        (resource_id,) = ids.values()
+        return exists(ctx, getattr(ctx.store, self.table).get(key(resource_id)))
+
+    def list(self, ctx: Ctx) -> web.Response:
+        return paged(ctx, self.entity_set, list(getattr(ctx.store, self.table).values()))
 
 
 def standard_headers(request: web.Request, request_id: str) -> dict[str, str]:

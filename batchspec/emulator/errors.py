@@ -54,9 +54,14 @@ def error_body(
 # Constructors for the codes the handlers use, so wording and status stay consistent.
 
 
-def not_found(kind: str, code: str | None = None) -> BatchServiceError:
-    """`<Kind>NotFound` (404), e.g. PoolNotFound."""
-    return BatchServiceError(404, code or f"{kind}NotFound", f"The specified {kind.lower()} does not exist.")
+def _code(kind: str) -> str:
+    """A kind as error codes spell it: "Job schedule" -> JobSchedule."""
+    return "".join(word[:1].upper() + word[1:] for word in kind.split())
+
+
+def not_found(kind: str) -> BatchServiceError:
+    """`<Kind>NotFound` (404), e.g. PoolNotFound, JobScheduleNotFound."""
+    return BatchServiceError(404, f"{_code(kind)}NotFound", f"The specified {kind.lower()} does not exist.")
 
 
 def exists(kind: str) -> BatchServiceError:
@@ -69,7 +74,7 @@ def being_deleted(kind: str) -> BatchServiceError:
     done = "garbage collected" if kind == "Job" else "reclaimed"
     return BatchServiceError(
         409,
-        f"{kind}BeingDeleted",
+        f"{_code(kind)}BeingDeleted",
         f"The specified {kind.lower()} has been marked for deletion and is being {done}.",
     )
 

@@ -29,6 +29,12 @@ def iso(dt: datetime) -> str:
     return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def new_resource(resource_id: str, url: str) -> dict:
+    """What a new pool, job or job schedule starts with: its id and URL, created now, active."""
+    now = now_iso()
+    return {"id": resource_id, "url": url, "creationTime": now, "state": "active", "stateTransitionTime": now}
+
+
 def touch(doc: dict) -> None:
     """A client-visible change: new ETag and lastModified."""
     doc["eTag"] = new_etag()

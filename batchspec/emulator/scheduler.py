@@ -366,16 +366,7 @@ class Scheduler(JobLifecycle, JobPreparation):
             log.exception("task %s/%s: completing failed", job["id"], task["id"])
             if not self._current(r):
                 return
-            info = task.setdefault("executionInfo", {})
-            info.update(
-                endTime=model.now_iso(),
-                result="failure",
-                failureInfo={
-                    "category": "servererror",
-                    "code": "InternalError",
-                    "message": "The emulator failed to complete the task.",
-                },
-            )
+            _server_failure(task, "InternalError", "The emulator failed to complete the task.")
             self.complete(r.job_key, task)
 
     def _current(self, r: Running) -> bool:
@@ -393,15 +384,7 @@ class Scheduler(JobLifecycle, JobPreparation):
             return
         info = task["executionInfo"]
         if isinstance(outcome, BaseException) or outcome is None:
-            info.update(
-                endTime=model.now_iso(),
-                result="failure",
-                failureInfo={
-                    "category": "servererror",
-                    "code": "NodeAgentError",
-                    "message": f"The node agent failed: {outcome!r}",
-                },
-            )
+            _server_failure(task, "NodeAgentError", f"The node agent failed: {outcome!r}")
         else:
             info.update(
                 startTime=_iso(outcome.start_time) or info["startTime"],
@@ -535,6 +518,13 @@ def _by_priority(jobs: list[tuple[str, dict]]) -> list[list[tuple[str, dict]]]:
     for item in jobs:
         groups.setdefault(item[1].get("priority") or 0, []).append(item)
     return [groups[p] for p in sorted(groups, reverse=True)]
+
+
+def _server_failure(task: dict, code: str, message: str) -> None:
+    """The attempt ended in a failure of the service's own (failureInfo category servererror)."""
+    failure = {"category": "servererror", "code": code, "message": message}
+    info = task.setdefault("executionInfo", {})
+    info.update(endTime=model.now_iso(), result="failure", failureInfo=failure)
 
 
 def _ended() -> dict:

@@ -82,8 +82,8 @@ def new_job(client: BatchClient, pool_id: str, name: str, **options) -> str:
     return job_id
 
 
-def pool_options(pool_id: str, nodes: int = 1, slots: int = 1, **kwargs) -> bm.BatchPoolCreateOptions:
-    """A minimal Ubuntu 24.04 pool."""
+def pool_options(pool_id: str, nodes: int | None = 1, slots: int = 1, **kwargs) -> bm.BatchPoolCreateOptions:
+    """A minimal Ubuntu 24.04 pool (`nodes` None: no target, as an autoscale pool has)."""
     return bm.BatchPoolCreateOptions(
         id=pool_id,
         vm_size="standard_d2s_v3",
@@ -92,6 +92,14 @@ def pool_options(pool_id: str, nodes: int = 1, slots: int = 1, **kwargs) -> bm.B
         task_slots_per_node=slots,
         **kwargs,
     )
+
+
+def ready_pool(client: BatchClient, name: str, nodes: int = 1, **options) -> str:
+    """A new pool (id from `name`) whose `nodes` nodes are up, with more pool_options if given."""
+    pool_id = unique(name)
+    client.create_pool(pool_options(pool_id, nodes=nodes, **options))
+    wait_pool_ready(client, pool_id, nodes)
+    return pool_id
 
 
 def wait_pool_ready(client: BatchClient, pool_id: str, nodes: int, timeout: float = 30) -> None:

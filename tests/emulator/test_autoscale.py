@@ -6,16 +6,15 @@ import pytest
 from azure.batch import models as bm
 from azure.core.exceptions import HttpResponseError
 
-from emulator_support import UBUNTU, unique, wait_for, wait_pool_ready
+from emulator_support import pool_options, unique, wait_for, wait_pool_ready
 
 PENDING = "$TargetDedicatedNodes = min(3, max(0, $PendingTasks.GetSample(1)));"
 
 
 def autoscale_pool(pool_id: str, formula: str, interval: str | None = None):
-    return bm.BatchPoolCreateOptions(
-        id=pool_id,
-        vm_size="standard_d2s_v3",
-        virtual_machine_configuration=UBUNTU,
+    return pool_options(
+        pool_id,
+        nodes=None,
         enable_auto_scale=True,
         auto_scale_formula=formula,
         auto_scale_evaluation_interval=interval,

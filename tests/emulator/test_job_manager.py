@@ -8,7 +8,7 @@ import pytest
 from azure.batch import models as bm
 from azure.core.exceptions import HttpResponseError
 
-from emulator_support import pool_options, unique, wait_for, wait_pool_ready
+from emulator_support import ready_pool, unique, wait_for
 
 
 def _job(client, pool_id: str, command: str, **manager) -> str:
@@ -45,9 +45,7 @@ def test_with_kill_job_on_completion_false_the_job_goes_on(client, shared_pool):
 
 
 def test_an_exclusive_job_manager_keeps_the_jobs_other_tasks_off_its_node(client):
-    pool_id = unique("jmpool")
-    client.create_pool(pool_options(pool_id, nodes=1, slots=2))
-    wait_pool_ready(client, pool_id, 1)
+    pool_id = ready_pool(client, "jmpool", slots=2)
     job_id = _job(client, pool_id, "/bin/sh -c 'sleep 1'", kill_job_on_completion=False)
     client.create_task(job_id, bm.BatchTaskCreateOptions(id="worker", command_line="/bin/true"))
     wait_for(lambda: client.get_task(job_id, "worker").state == "completed", 30)

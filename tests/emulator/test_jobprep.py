@@ -6,14 +6,12 @@ import pytest
 from azure.batch import models as bm
 from azure.core.exceptions import HttpResponseError
 
-from emulator_support import pool_options, unique, wait_for, wait_job_done, wait_pool_ready
+from emulator_support import ready_pool, unique, wait_for, wait_job_done
 
 
 @pytest.fixture
 def two_nodes(client):
-    pool_id = unique("prep")
-    client.create_pool(pool_options(pool_id, nodes=2, slots=2))
-    wait_pool_ready(client, pool_id, 2)
+    pool_id = ready_pool(client, "prep", 2, slots=2)
     yield pool_id
     client.begin_delete_pool(pool_id, polling_interval=0.05).result()
 

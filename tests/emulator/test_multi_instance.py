@@ -7,7 +7,7 @@ import pytest
 from azure.batch import models as bm
 from azure.core.exceptions import HttpResponseError
 
-from emulator_support import new_job, pool_options, unique, wait_for, wait_pool_ready
+from emulator_support import new_job, ready_pool, unique, wait_for
 
 # Each instance writes what the service told it into the task directory (AZ_BATCH_TASK_SHARED_DIR).
 COORDINATE = (
@@ -19,9 +19,7 @@ COORDINATE = (
 
 @pytest.fixture(scope="module")
 def mpi_pool(client) -> str:
-    pool_id = unique("mpi")
-    client.create_pool(pool_options(pool_id, nodes=3, enable_inter_node_communication=True))
-    wait_pool_ready(client, pool_id, 3)
+    pool_id = ready_pool(client, "mpi", 3, enable_inter_node_communication=True)
     yield pool_id
     client.begin_delete_pool(pool_id, polling_interval=0.05).result()
 

@@ -7,7 +7,7 @@ import pytest
 from azure.batch import models as bm
 from azure.core.exceptions import HttpResponseError
 
-from emulator_support import pool_options, unique, wait_for, wait_pool_ready
+from emulator_support import new_job, pool_options, unique, wait_for, wait_pool_ready
 
 
 @pytest.fixture
@@ -30,18 +30,17 @@ def small_pool(client, tmp_path):
     client.begin_delete_pool(pool_id, polling_interval=0.05).result()
 
 
-def _job(client, pool_id):
-    job_id = unique("j")
-    client.create_job(bm.BatchJobCreateOptions(id=job_id, pool_info=bm.BatchPoolInfo(pool_id=pool_id)))
-    return job_id
+def _ran(client, pool_id: str, command: str, state: str) -> tuple[str, str]:
+    """A new job whose task "t" runs `command`: (the job, the task's node) once it is `state`."""
+    job_id = new_job(client, pool_id, "j")
+    client.create_task(job_id, bm.BatchTaskCreateOptions(id="t", command_line=command))
+    wait_for(lambda: client.get_task(job_id, "t").state == state, 10)
+    return job_id, client.get_task(job_id, "t").node_info.node_id
 
 
 def test_reboot_requeues_the_running_task_and_reruns_the_start_task(client, small_pool):
     pool_id, boots = small_pool
-    job_id = _job(client, pool_id)
-    client.create_task(job_id, bm.BatchTaskCreateOptions(id="t", command_line="/bin/sleep 30"))
-    wait_for(lambda: client.get_task(job_id, "t").state == "running", 10)
-    node_id = client.get_task(job_id, "t").node_info.node_id
+    job_id, node_id = _ran(client, pool_id, "/bin/sleep 30", "running")
     # (the SDK cannot send these requests without an options body)
     client.begin_reboot_node(
         pool_id, node_id, {"nodeRebootOption": "requeue"}, polling_interval=0.05
@@ -53,10 +52,7 @@ def test_reboot_requeues_the_running_task_and_reruns_the_start_task(client, smal
 
 def test_reimage_wipes_the_node_directory(client, small_pool):
     pool_id, boots = small_pool
-    job_id = _job(client, pool_id)
-    client.create_task(job_id, bm.BatchTaskCreateOptions(id="t", command_line="/bin/true"))
-    wait_for(lambda: client.get_task(job_id, "t").state == "completed", 10)
-    node_id = client.get_task(job_id, "t").node_info.node_id
+    job_id, node_id = _ran(client, pool_id, "/bin/true", "completed")
     task_dir = f"workitems/{job_id}/job-1/t/stdout.txt"
     assert task_dir in {f.name for f in client.list_node_files(pool_id, node_id, recursive=True)}
     client.begin_reimage_node(
@@ -74,7 +70,7 @@ def test_disabled_node_gets_no_tasks_until_enabled(client, small_pool):
     first, second = (n.id for n in client.list_nodes(pool_id))
     client.disable_node_scheduling(pool_id, first, {"nodeDisableSchedulingOption": "requeue"})
     assert client.get_node(pool_id, first).scheduling_state == "disabled"
-    job_id = _job(client, pool_id)
+    job_id = new_job(client, pool_id, "j")
     client.create_tasks(
         job_id, [bm.BatchTaskCreateOptions(id=f"t{i}", command_line="/bin/true") for i in range(6)]
     )
@@ -106,10 +102,7 @@ def test_a_deallocated_node_runs_nothing_until_it_is_started(client, small_pool)
     """Nodes_DeallocateNode (from idle or running only) and Nodes_StartNode (from deallocated
     only): the node keeps its place, its running task is requeued, and it runs again once started."""
     pool_id, boots = small_pool
-    job_id = _job(client, pool_id)
-    client.create_task(job_id, bm.BatchTaskCreateOptions(id="t", command_line="/bin/sleep 30"))
-    wait_for(lambda: client.get_task(job_id, "t").state == "running", 10)
-    busy = client.get_task(job_id, "t").node_info.node_id
+    job_id, busy = _ran(client, pool_id, "/bin/sleep 30", "running")
     # (the SDK needs the options: without them it sends no content-type and fails)
     requeue = {"nodeDeallocateOption": "requeue"}  # (no model for it in azure-batch 15.1)
     client.begin_deallocate_node(pool_id, busy, requeue, polling_interval=0.05).result()

@@ -7,7 +7,7 @@ from azure.batch import models as bm
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
 from batchspec.apply.common import start_delete
-from emulator_support import pool_options, unique, wait_for, wait_pool_ready
+from emulator_support import pool_options, ready_pool, unique, wait_for, wait_pool_ready
 
 
 def _running_task(client, name: str) -> tuple[str, str]:
@@ -85,9 +85,7 @@ def test_failing_wait_for_success_start_task_leaves_node_starttaskfailed(client)
 
 
 def test_resize_up_and_down_removes_idle_nodes_first(client):
-    pool_id = unique("resize")
-    client.create_pool(pool_options(pool_id, nodes=1))
-    wait_pool_ready(client, pool_id, 1)
+    pool_id = ready_pool(client, "resize")
     client.begin_resize_pool(
         pool_id, bm.BatchPoolResizeOptions(target_dedicated_nodes=3), polling_interval=0.1
     ).result()
@@ -110,9 +108,7 @@ def test_resize_up_and_down_removes_idle_nodes_first(client):
 
 
 def test_pool_delete_is_asynchronous_deleting_then_gone(client):
-    pool_id = unique("del")
-    client.create_pool(pool_options(pool_id, nodes=1))
-    wait_pool_ready(client, pool_id, 1)
+    pool_id = ready_pool(client, "del")
     poller = client.begin_delete_pool(pool_id, polling_interval=0.05)
     assert client.get_pool(pool_id).state == "deleting"
     with pytest.raises(HttpResponseError) as info:
@@ -177,9 +173,7 @@ def test_node_get_reports_slots_and_state(client, shared_pool):
 
 
 def test_resize_down_and_pool_delete_requeue_then_kill_running_tasks(client):
-    pool_id = unique("busy")
-    client.create_pool(pool_options(pool_id, nodes=2))
-    wait_pool_ready(client, pool_id, 2)
+    pool_id = ready_pool(client, "busy", 2)
     job_id = unique("j")
     client.create_job(bm.BatchJobCreateOptions(id=job_id, pool_info=bm.BatchPoolInfo(pool_id=pool_id)))
     client.create_tasks(
@@ -203,9 +197,7 @@ def test_resize_down_and_pool_delete_requeue_then_kill_running_tasks(client):
 
 
 def test_stop_resize_keeps_the_nodes_the_pool_has(client):
-    pool_id = unique("stop")
-    client.create_pool(pool_options(pool_id, nodes=1))
-    wait_pool_ready(client, pool_id, 1)
+    pool_id = ready_pool(client, "stop")
     client.begin_resize_pool(pool_id, bm.BatchPoolResizeOptions(target_dedicated_nodes=5))
     stopping = client.begin_stop_pool_resize(pool_id, polling_interval=0.1)
     # Pools_StopPoolResize: "the Pool allocation state changes first to stopping and then to steady".
@@ -262,9 +254,7 @@ def test_a_resize_while_the_pool_is_not_steady_is_pool_being_resized(client):
 def test_deleting_a_pool_being_deleted_is_pool_being_deleted(client):
     """Pools_DeletePool: "If you call an Update, Patch or Delete API on a Pool in the deleting
     state, it will fail with HTTP status code 409 with error code PoolBeingDeleted"."""
-    pool_id = unique("deldel")
-    client.create_pool(pool_options(pool_id, nodes=1))
-    wait_pool_ready(client, pool_id, 1)
+    pool_id = ready_pool(client, "deldel")
     poller = client.begin_delete_pool(pool_id, polling_interval=0.05)
     for again in (
         lambda: client.begin_delete_pool(pool_id),

@@ -9,6 +9,7 @@ from azure.batch import models as bm
 from azure.core.exceptions import HttpResponseError
 
 from emulator_support import pool_options, start_server, wait_for, wait_job_done, wait_pool_ready
+from support import services
 
 
 @pytest.mark.slow
@@ -149,24 +150,10 @@ def _alive(pid: int) -> bool:
 
 
 def test_second_emulator_on_the_same_data_dir_is_refused(tmp_path):
-    import sys
-
     first = start_server(tmp_path / "data")
     try:
-        second = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "batchspec.emulator",
-                "--port",
-                "0",
-                "--data-dir",
-                str(tmp_path / "data"),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
+        argv = services.emulator(tmp_path / "data").argv
+        second = subprocess.run(argv, capture_output=True, text=True, timeout=30)
         assert second.returncode == 1
         assert "in use by another emulator" in second.stderr
         assert "Traceback" not in second.stderr

@@ -9,7 +9,15 @@ import pytest
 from azure.batch import models as bm
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 
-from emulator_support import new_job, pool_options, unique, wait_for, wait_job_done, wait_pool_ready
+from emulator_support import (
+    new_job,
+    pool_options,
+    ready_pool,
+    unique,
+    wait_for,
+    wait_job_done,
+    wait_pool_ready,
+)
 
 
 def sh(code: str) -> str:
@@ -397,9 +405,7 @@ def test_job_max_wall_clock_time_terminates_the_job(client, shared_pool):
 
 
 def test_higher_priority_job_runs_first_and_max_parallel_tasks_is_honoured(client):
-    pool_id = unique("prio")
-    client.create_pool(pool_options(pool_id, nodes=1, slots=2))
-    wait_pool_ready(client, pool_id, 1)
+    pool_id = ready_pool(client, "prio", slots=2)
     info = bm.BatchPoolInfo(pool_id=pool_id)
     low, high = unique("low"), unique("high")
     client.create_job(bm.BatchJobCreateOptions(id=low, pool_info=info, priority=0))
