@@ -27,10 +27,13 @@ demo: setup
 	$(BIN)/batchspec apply specs/topn.yaml --auto-approve
 	@for f in specs/out/*_OUTPUT.txt; do echo; echo "== $$f"; cat "$$f"; done
 
+# Two pytest workers (at most four on bigger machines): each starts its own local services on
+# free ports, and the tests mostly wait on them. `make test PYTEST_ARGS=-n0` runs in one process.
+PYTEST_ARGS ?= -n auto --maxprocesses 4
 test: setup
 	$(BIN)/ruff check batchspec tests node benchmarks
 	$(BIN)/ruff format --check batchspec tests node benchmarks
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: setup
 	$(BIN)/ruff check batchspec tests node benchmarks

@@ -41,16 +41,42 @@ def answers_conform_to_the_definition(request):
         pytest.fail("the emulator answered outside the API definition:\n  " + "\n  ".join(problems))
 
 
+# Under pytest-xdist each worker checks its own emulators' answers; what it counted, and what
+# session fixtures' teardowns got wrong after its last test, reach the controller here.
+_from_workers = pytest.StashKey[dict]()
+
+
+def _tally(config) -> dict:
+    if _from_workers not in config.stash:
+        config.stash[_from_workers] = {"checked": 0, "problems": []}
+    return config.stash[_from_workers]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    output = getattr(node, "workeroutput", {})
+    tally = _tally(node.config)
+    tally["checked"] += output.get("answers_checked", 0)
+    tally["problems"] += output.get("answers_problems", [])
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     answers = config.stash.get(_answers, None)
-    if answers is not None and answers.checked:
-        terminalreporter.write_line(f"{answers.checked} emulator answers held to the Batch API definition")
+    checked = (answers.checked if answers is not None else 0) + _tally(config)["checked"]
+    if checked:
+        terminalreporter.write_line(f"{checked} emulator answers held to the Batch API definition")
 
 
 def pytest_sessionfinish(session, exitstatus):
     # Answers after the last test's check: session fixtures' teardowns.
     answers = session.config.stash.get(_answers, None)
     problems = answers.problems() if answers is not None else []
+    worker = getattr(session.config, "workeroutput", None)
+    if worker is not None:  # a pytest-xdist worker: the controller reports
+        worker["answers_checked"] = answers.checked if answers is not None else 0
+        worker["answers_problems"] = problems
+        return
+    problems += _tally(session.config)["problems"]
     if problems:
         listed = "\n  ".join(problems)
         print(f"\nthe emulator answered outside the API definition after the last test:\n  {listed}")
