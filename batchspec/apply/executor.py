@@ -16,13 +16,12 @@ from azure.core.exceptions import HttpResponseError
 from batchspec import waiting
 from batchspec.apply import download, grants, jobs, pool, results, storage
 from batchspec.apply.common import content_length
-from batchspec.apply.results import Outcome
+from batchspec.apply.results import EXIT_OK, Outcome
 from batchspec.errors import ApplyError
 from batchspec.model import FINGERPRINT, OWNER, DesiredState, metadata
 from batchspec.plan import Action, Plan
 from batchspec.services.targets import Target
 
-EXIT_OK, EXIT_ERROR, EXIT_TASK_FAILED, EXIT_TIMEOUT = 0, 1, 3, 4
 _STDERR_TAIL = 2048
 SETUP_TIMEOUT = 1800.0  # seconds; Azure allocates nodes in minutes (a resize times out at 15 by default)
 
@@ -73,13 +72,7 @@ class Applier:
             self.guard()
             download.download(self)
         self.outcome.rows = results.rows(self)
-        failed = [r for r in self.outcome.rows if r.result == "failure"]
-        if self.outcome.timed_out:
-            self.outcome.exit_code = EXIT_TIMEOUT
-        elif failed:
-            self.outcome.exit_code = EXIT_TASK_FAILED
-        elif self.outcome.problems:
-            self.outcome.exit_code = EXIT_ERROR
+        self.outcome.exit_code = results.exit_code(self.outcome)
         return self.outcome
 
     def grants(self, *, start_task: bool) -> grants.Grants:

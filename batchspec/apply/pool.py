@@ -106,9 +106,7 @@ def restart_nodes(run: Applier) -> None:
     to its target with new nodes. Nodes still starting run the start task they booted with."""
     pool = run.desired.pool
     client = run.t.batch
-    nodes = live_batch.read_nodes(client, pool.id)
-    reboot = [n for n in nodes if n.get("state") in _REBOOTABLE]
-    replace = [n for n in nodes if n.get("state") in _BROKEN]
+    reboot, replace = restart_split(live_batch.read_nodes(client, pool.id))
     if reboot:
         run.ui.step(f"rebooting {len(reboot)} node(s) to run the new start task")
     # All at once: a reboot takes minutes on Azure. requeue: tasks running there go back to
@@ -129,6 +127,14 @@ def restart_nodes(run: Applier) -> None:
             waiting.finish(poller, run.setup, f"node {node_id} to reboot")
         except HttpResponseError as exc:
             run.outcome.problems.append(f"node {node_id}: reboot failed: {short(exc)}")
+
+
+def restart_split(nodes: list[dict[str, Any]]) -> tuple[list[dict], list[dict]]:
+    """(the nodes to reboot, the nodes to replace) for a new start task; the rest (still
+    starting) run the start task they booted with."""
+    return [n for n in nodes if n.get("state") in _REBOOTABLE], [
+        n for n in nodes if n.get("state") in _BROKEN
+    ]
 
 
 def _replace(run: Applier, node_ids: list[str]) -> None:
@@ -179,20 +185,7 @@ def wait_for_nodes(run: Applier) -> None:
         failed = [n for n in nodes if n.get("state") == "starttaskfailed"]
         if failed:
             raise ApplyError(start_task_failure(run, failed))
-        if (
-            live.get("allocationState") == "steady"
-            and nodes
-            and not any(n.get("state") in _SETTLING_NODE_STATES for n in nodes)
-        ):
-            if not any(n.get("state") in ("idle", "running") for n in nodes):
-                states = sorted({n.get("state") for n in nodes})
-                raise ApplyError(f"pool {pool.id} has no usable node (states: {', '.join(states)})")
-            return True
-        for err in live.get("resizeErrors") or []:
-            raise ApplyError(
-                f"pool {pool.id} could not allocate nodes: {err.get('code')}: {err.get('message')}"
-            )
-        return False
+        return nodes_ready(pool.id, live, nodes)
 
     waiting.until(
         settled,
@@ -201,6 +194,24 @@ def wait_for_nodes(run: Applier) -> None:
         f"the nodes of pool {pool.id}",
         on_first_wait=lambda: run.ui.step(f"waiting for the nodes of pool {pool.id}"),
     )
+
+
+def nodes_ready(pool_id: str, live: dict[str, Any], nodes: list[dict[str, Any]]) -> bool:
+    """Whether the pool is ready for its tasks: steady, its nodes past starting, one of them
+    usable. Raises ApplyError for a pool that will not be: no usable node once steady, or an
+    allocation error (waiting would only run into the timeout)."""
+    if (
+        live.get("allocationState") == "steady"
+        and nodes
+        and not any(n.get("state") in _SETTLING_NODE_STATES for n in nodes)
+    ):
+        if not any(n.get("state") in ("idle", "running") for n in nodes):
+            states = sorted({n.get("state") for n in nodes})
+            raise ApplyError(f"pool {pool_id} has no usable node (states: {', '.join(states)})")
+        return True
+    for err in live.get("resizeErrors") or []:
+        raise ApplyError(f"pool {pool_id} could not allocate nodes: {err.get('code')}: {err.get('message')}")
+    return False
 
 
 def start_task_failure(run: Applier, nodes: list[dict[str, Any]]) -> str:

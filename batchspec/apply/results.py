@@ -16,6 +16,7 @@ from batchspec.live import batch as live_batch
 if TYPE_CHECKING:
     from batchspec.apply.executor import Applier
 
+EXIT_OK, EXIT_ERROR, EXIT_TASK_FAILED, EXIT_TIMEOUT = 0, 1, 3, 4
 _OUTAGE = 300.0  # seconds of an unreachable Batch service that waiting for tasks rides out
 
 
@@ -93,33 +94,41 @@ def none_incomplete(run: Applier, job_id: str) -> bool:
     return next(iter(page), None) is None
 
 
+def row(task_id: str, live: dict | None) -> TaskRow:
+    """The summary row of one task of the spec, from its live document (None: not there)."""
+    if live is None:
+        return TaskRow(task_id, "missing")
+    info = live.get("executionInfo") or {}
+    failure = info.get("failureInfo") or {}
+    return TaskRow(
+        id=task_id,
+        state=live.get("state", "?"),
+        node=(live.get("nodeInfo") or {}).get("nodeId"),
+        exit_code=info.get("exitCode"),
+        duration=duration(info),
+        result=info.get("result"),
+        failure=f"{failure.get('code')}: {failure.get('message')}" if failure else None,
+    )
+
+
+def exit_code(outcome: Outcome) -> int:
+    """The apply's exit code: 4 the wait timed out, 3 a task failed, 1 another problem, else 0."""
+    if outcome.timed_out:
+        return EXIT_TIMEOUT
+    if any(r.result == "failure" for r in outcome.rows):
+        return EXIT_TASK_FAILED
+    return EXIT_ERROR if outcome.problems else EXIT_OK
+
+
 def rows(run: Applier) -> list[TaskRow]:
     fields = ["id", "state", "executionInfo", "nodeInfo"]
     live = {t["id"]: t for t in live_batch.read_tasks(run.t.batch, run.desired.job.id, fields)}
-    rows = []
-    for task in run.desired.tasks:
-        t = live.get(task.id)
-        if t is None:
-            rows.append(TaskRow(task.id, "missing"))
-            continue
-        info = t.get("executionInfo") or {}
-        failure = info.get("failureInfo") or {}
-        rows.append(
-            TaskRow(
-                id=task.id,
-                state=t.get("state", "?"),
-                node=(t.get("nodeInfo") or {}).get("nodeId"),
-                exit_code=info.get("exitCode"),
-                duration=duration(info),
-                result=info.get("result"),
-                failure=f"{failure.get('code')}: {failure.get('message')}" if failure else None,
-            )
-        )
-    for row in [r for r in rows if r.result == "failure"][:10]:
-        row.stderr_tail = run.tail(
-            lambda tid=row.id, **kw: run.t.batch.download_task_file(
+    rows = [row(task.id, live.get(task.id)) for task in run.desired.tasks]
+    for failed in [r for r in rows if r.result == "failure"][:10]:
+        failed.stderr_tail = run.tail(
+            lambda tid=failed.id, **kw: run.t.batch.download_task_file(
                 run.desired.job.id, tid, "stderr.txt", **kw
             ),
-            lambda tid=row.id: run.t.batch.get_task_file_properties(run.desired.job.id, tid, "stderr.txt"),
+            lambda tid=failed.id: run.t.batch.get_task_file_properties(run.desired.job.id, tid, "stderr.txt"),
         )
     return rows

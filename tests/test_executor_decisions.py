@@ -1,0 +1,82 @@
+"""The executor's decisions that need no service: they read live documents (as the Batch REST API
+returns them) and decide, so they are tested here on documents built by hand, in milliseconds."""
+
+from __future__ import annotations
+
+import pytest
+
+from batchspec.apply.pool import nodes_ready, restart_split
+from batchspec.apply.results import Outcome, TaskRow, exit_code, row
+from batchspec.errors import ApplyError
+
+
+def _nodes(*states: str) -> list[dict]:
+    return [{"id": f"n{i}", "state": s} for i, s in enumerate(states)]
+
+
+def test_a_new_start_task_reboots_working_nodes_and_replaces_broken_ones():
+    reboot, replace = restart_split(_nodes("idle", "running", "starttaskfailed", "unusable", "starting"))
+    assert [n["state"] for n in reboot] == ["idle", "running"]
+    assert [n["state"] for n in replace] == ["starttaskfailed", "unusable"]  # cannot be rebooted
+
+
+@pytest.mark.parametrize(
+    ("allocation", "states", "ready"),
+    [
+        ("resizing", ["idle"], False),  # still allocating
+        ("steady", ["idle", "starting"], False),  # a node still starting
+        ("steady", ["waitingforstarttask"], False),
+        ("steady", [], False),  # no node yet
+        ("steady", ["idle", "running"], True),
+        ("steady", ["idle", "unusable"], True),  # one usable node is enough to start
+    ],
+)
+def test_the_pool_is_ready_once_steady_with_its_nodes_started(allocation, states, ready):
+    assert nodes_ready("p", {"allocationState": allocation}, _nodes(*states)) is ready
+
+
+def test_a_steady_pool_without_a_usable_node_is_an_error_not_a_wait():
+    with pytest.raises(ApplyError, match=r"no usable node \(states: preempted, unusable\)"):
+        nodes_ready("p", {"allocationState": "steady"}, _nodes("unusable", "preempted"))
+
+
+def test_an_allocation_error_is_reported_at_once_with_its_code():
+    live = {
+        "allocationState": "resizing",
+        "resizeErrors": [{"code": "AccountCoreQuotaReached", "message": "quota of 20 cores reached"}],
+    }
+    with pytest.raises(ApplyError, match="AccountCoreQuotaReached: quota of 20 cores reached"):
+        nodes_ready("p", live, [])
+
+
+def test_a_task_row_says_where_and_how_the_task_ended():
+    live = {
+        "state": "completed",
+        "nodeInfo": {"nodeId": "tvm-1"},
+        "executionInfo": {
+            "startTime": "2026-12-05T10:00:00Z",
+            "endTime": "2026-12-05T10:00:02.5Z",
+            "exitCode": 2,
+            "result": "failure",
+            "failureInfo": {"code": "FailureExitCode", "message": "The task exited with an exit code"},
+        },
+    }
+    r = row("t1", live)
+    assert (r.state, r.node, r.exit_code, r.result, r.duration) == ("completed", "tvm-1", 2, "failure", 2.5)
+    assert r.failure == "FailureExitCode: The task exited with an exit code"
+    assert row("t2", None).state == "missing"
+
+
+@pytest.mark.parametrize(
+    ("timed_out", "results", "problems", "code"),
+    [
+        (False, ["success"], [], 0),
+        (False, ["success", "failure"], [], 3),
+        (True, ["failure"], [], 4),  # the timeout says more than the failures so far
+        (False, ["success"], ["node n1: reboot failed"], 1),
+        (False, ["failure"], ["node n1: reboot failed"], 3),
+    ],
+)
+def test_the_exit_code_of_an_apply(timed_out, results, problems, code):
+    rows = [TaskRow(f"t{i}", "completed", result=r) for i, r in enumerate(results)]
+    assert exit_code(Outcome(0, rows=rows, timed_out=timed_out, problems=problems)) == code
