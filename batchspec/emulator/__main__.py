@@ -23,10 +23,19 @@ from aiohttp import web
 from . import DEV_ACCOUNT_KEY, DEV_ACCOUNT_NAME
 from .faults import Faults
 from .faults import rate as _rate
+from .incidents import METADATA, Incidents
+from .incidents import defaults as incidents_from
 from .record import ENV
 from .server import Emulator, Settings
 from .store import DataDirBusy
 from .timing import Timing
+
+
+def _incidents(text: str) -> Incidents:
+    try:
+        return incidents_from(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -74,6 +83,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="PEM public key: take only bearer tokens signed with its private key (default: "
         "check their claims only, as Azurite's --oauth basic does)",
     )
+    p.add_argument(
+        "--incidents",
+        type=_incidents,
+        default=Incidents(),
+        metavar="JSON",
+        help="what goes wrong in every pool: preemption, unusable nodes, failing start tasks, "
+        "allocation errors, failed uploads (see batchspec/emulator/incidents.py); a pool's "
+        f"metadata item {METADATA!r} asks for its own",
+    )
     p.add_argument("--quiet", action="store_true", help="do not log each request")
     p.add_argument(
         "--record",
@@ -117,6 +135,7 @@ async def serve(args: argparse.Namespace) -> None:
         timing=_timing(args),
         record=args.record,
         token_key=args.token_key.read_text() if args.token_key else None,
+        incidents=args.incidents,
     )
     emulator = Emulator(settings)
     runner = web.AppRunner(emulator.app, access_log=None, handle_signals=False)

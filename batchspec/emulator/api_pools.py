@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import errors, model, pool_shape
+from . import errors, incidents, model, pool_shape
 from .common import Ctx, Readers, check_conditions, created, empty, find, paged
 from .pool_shape import MAX_SLOTS_PER_NODE
 from .store import key
@@ -107,6 +107,7 @@ def new_pool(store, sched, base_url: str, pool_id: str, body: dict) -> dict:
     pool_shape.check_node_counts(body)
     model.check_int(body, "taskSlotsPerNode", 1, MAX_SLOTS_PER_NODE)
     pool_shape.check_start_task(body.get("startTask"))
+    incidents.check_metadata(body.get("metadata"))
     policy = body.get("taskSchedulingPolicy") or {"nodeFillType": "spread"}
     if policy.get("nodeFillType", "spread") not in ("spread", "pack"):
         raise errors.invalid_value("taskSchedulingPolicy.nodeFillType", policy.get("nodeFillType"))
@@ -224,6 +225,7 @@ def replace_pool_properties(ctx: Ctx, pool_id: str) -> web.Response:
         if required not in body:
             raise errors.missing_property(required)
     pool_shape.check_start_task(body.get("startTask"))
+    incidents.check_metadata(body.get("metadata"))
     for name in ("startTask", "applicationPackageReferences", "metadata"):
         if body.get(name) is None:
             pool.pop(name, None)
@@ -240,6 +242,7 @@ def patch_pool(ctx: Ctx, pool_id: str) -> web.Response:
     body = ctx.body()
     if "startTask" in body:
         pool_shape.check_start_task(body["startTask"])
+    incidents.check_metadata(body.get("metadata"))
     model.check_int(body, "taskSlotsPerNode", 1, MAX_SLOTS_PER_NODE)
     if body.get("targetNodeCommunicationMode") is not None:
         pool.update(pool_shape.communication(body["targetNodeCommunicationMode"]))

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import model, pool_shape
+from .incidents import Incidents, NodeIncidents, Trouble
 from .nodeops import NodeOperations
 from .store import key
 from .timing import Timing
@@ -84,14 +85,19 @@ def reap_orphans(root: Path) -> int:
     return found
 
 
-class NodeManager(NodeOperations):
+# A start task the incidents made fail (incidents.py): it says so on stderr, exit code 1.
+_FAILING_START_TASK = "/bin/sh -c 'echo \"start task failed: an emulated incident\" >&2; exit 1'"
+
+
+class NodeManager(NodeOperations, NodeIncidents):
     """Nodes of every pool: allocation, boot, slot accounting and removal."""
 
-    def __init__(self, scheduler: Scheduler, root: Path, timing: Timing):
+    def __init__(self, scheduler: Scheduler, root: Path, timing: Timing, incidents: Incidents):
         self.sched = scheduler
         self.store = scheduler.store
         self.root = root
         self.timing = timing
+        self.trouble = Trouble(scheduler.store, incidents)
         self.used: dict[tuple[str, str], int] = {}
         self._boots: dict[tuple[str, str], asyncio.Task] = {}
         self._resizes: dict[str, asyncio.Task] = {}
@@ -251,17 +257,25 @@ class NodeManager(NodeOperations):
             except asyncio.CancelledError:  # stop resize: stop the earlier one too
                 previous.cancel()
                 raise
-        await asyncio.sleep(self.timing.allocation)
+        if pk not in self.store.pools:
+            return
+        await asyncio.sleep(self.trouble.allocation_delay(pk, self.timing.allocation))
         pool = self.store.pools.get(pk)
         if pool is None or pool["state"] != "active":
             return
         nodes = self.store.nodes.setdefault(pk, {})
+        short = 0
         for dedicated, wanted in (
             (True, pool.get("targetDedicatedNodes") or 0),
             (False, pool.get("targetLowPriorityNodes") or 0),
         ):
             have = [nk for nk, n in nodes.items() if n.get("isDedicated", True) == dedicated]
-            for _ in range(wanted - len(have)):
+            missing = max(0, wanted - len(have))
+            room = self.trouble.room(pk, len(nodes))
+            if room is not None and missing > room:  # an allocation error was asked for
+                short += missing - room
+                missing = room
+            for _ in range(missing):
                 self._add_node(pk, pool, dedicated)
             if len(have) > wanted:
                 # Idle (or never-started) nodes go first, busy ones last.
@@ -286,6 +300,9 @@ class NodeManager(NodeOperations):
         if self._resizes.get(pk) is asyncio.current_task():
             self._resizes.pop(pk, None)
             self._settle(pk, pool)  # (a newer resize waiting on this one settles instead)
+            if short:
+                pool["resizeErrors"] = [self.trouble.of(pk).resize_error(short)]
+                self.store.put_pool(pool)
         self.sched.kick()
 
     def _settle(self, pk: str, pool: dict) -> None:
@@ -356,13 +373,18 @@ class NodeManager(NodeOperations):
         start_task = pool.get("startTask")
         if not start_task:
             self._set_node(pk, node, "idle")
+            self.came_up(pk, nk)
             return
+        if self.trouble.fails_start_task(pk):  # the command given fails, as on a broken node
+            start_task = {**start_task, "commandLine": _FAILING_START_TASK}
         wait = start_task.get("waitForSuccess", True)
         self._set_node(pk, node, "waitingforstarttask" if wait else "idle")
         ok = await self._run_start_task(pk, node, start_task, ctx)
         if wait and self.store.nodes.get(pk, {}).get(nk) is node:
             self._set_node(pk, node, "idle" if ok else "starttaskfailed")
         self._boots.pop((pk, nk), None)
+        if ok:
+            self.came_up(pk, nk)
 
     async def _run_start_task(self, pk: str, node: dict, start_task: dict, ctx) -> bool:
         from .agent import run_start_task

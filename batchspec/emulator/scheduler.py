@@ -27,6 +27,7 @@ from datetime import datetime
 from pathlib import Path
 
 from . import model, multi
+from .incidents import Incidents, spoiled
 from .jobprep import JobPreparation
 from .jobs import DELETE, REQUEUE, TERMINATE, JobLifecycle
 from .nodes import NodeManager
@@ -75,11 +76,12 @@ class Scheduler(JobLifecycle, JobPreparation):
         account_name: str,
         account_url: str,
         timing: Timing | None = None,
+        incidents: Incidents | None = None,
     ):
         self.store = store
         self.account_name = account_name
         self.account_url = account_url
-        self.nodes = NodeManager(self, data_dir / "nodes", timing or Timing())
+        self.nodes = NodeManager(self, data_dir / "nodes", timing or Timing(), incidents or Incidents())
         self.autoscaler = AutoScaler(self)
         self.schedules = ScheduleRunner(self)
         self.running: dict[tuple[str, str], Running] = {}
@@ -303,11 +305,20 @@ class Scheduler(JobLifecycle, JobPreparation):
         job_id = self.store.jobs[jk]["id"]
         for each in (nk, *subnodes):
             self.nodes.task_started(pk, each, slots, task, job_id)
+            self.nodes.task_began(pk, each)  # (a spot node may be preempted: incidents.py)
         task["nodeInfo"] = self.node_info(pk, nk, job_id, task["id"])
         model.set_state(task, "preparing")
         self.store.account(jk, task)
         r.future = asyncio.create_task(self._attempt(r))
         r.future.add_done_callback(_log_failure)
+
+    def _as_run(self, pk: str, task: dict) -> dict:
+        """The task as the agent runs it: an upload the incidents spoil goes to a container
+        URL whose signature the store refuses, so it fails through the agent's own upload."""
+        run = dict(task)
+        if run.get("outputFiles") and self.nodes.trouble.spoils_upload(pk):
+            run["outputFiles"] = [spoiled(of) for of in run["outputFiles"]]
+        return run
 
     def node_info(self, pk: str, nk: str, job_id: str, task_id: str) -> dict:
         """BatchNodeInfo: where an attempt runs."""
@@ -344,7 +355,7 @@ class Scheduler(JobLifecycle, JobPreparation):
                 r.run = TaskRun(
                     self.nodes.context(r.pool_key, r.node_key),
                     job["id"],
-                    dict(task),
+                    self._as_run(r.pool_key, task),
                     retry_count=info["retryCount"],
                     job_env=model.env_dict(job.get("commonEnvironmentSettings")),
                 )

@@ -37,6 +37,7 @@ from . import (
 )
 from .common import MAX_BODY, Ctx, json_response, standard_headers
 from .faults import Faults
+from .incidents import Incidents
 from .record import Recorder
 from .scheduler import Scheduler
 from .store import Store
@@ -205,6 +206,7 @@ class Settings:
     timing: Timing = Timing()
     record: Path | None = None  # a folder for every answer (record.py)
     token_key: str | None = None  # PEM public key bearer tokens must be signed with (tokens.py)
+    incidents: Incidents = Incidents()  # what goes wrong in every pool (incidents.py)
 
 
 class Emulator:
@@ -226,6 +228,7 @@ class Emulator:
             self.settings.account_name,
             account_url,
             self.settings.timing,
+            self.settings.incidents,
         )
         await self.sched.start()
 
