@@ -71,7 +71,8 @@ class Applier:
         if results.wait(self):
             self.guard()
             download.download(self)
-        self.outcome.rows = results.rows(self)
+        self.outcome.rows, tasks = results.rows(self)
+        self.outcome.causes = results.causes(self, tasks)
         self.outcome.exit_code = results.exit_code(self.outcome)
         return self.outcome
 

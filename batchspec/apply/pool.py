@@ -185,7 +185,13 @@ def wait_for_nodes(run: Applier) -> None:
         failed = [n for n in nodes if n.get("state") == "starttaskfailed"]
         if failed:
             raise ApplyError(start_task_failure(run, failed))
-        return nodes_ready(pool.id, live, nodes)
+        ready = nodes_ready(pool.id, live, nodes)
+        for err in (live.get("resizeErrors") or []) if ready else []:  # short, yet it can run
+            run.ui.note(
+                f"pool {pool.id} has {len(nodes)} node(s), fewer than asked: "
+                f"{err.get('code')}: {err.get('message')}"
+            )
+        return ready
 
     waiting.until(
         settled,

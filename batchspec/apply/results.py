@@ -12,6 +12,7 @@ from batchspec import waiting
 from batchspec.apply.common import duration, short
 from batchspec.errors import ApplyError
 from batchspec.live import batch as live_batch
+from batchspec.live import triage
 
 if TYPE_CHECKING:
     from batchspec.apply.executor import Applier
@@ -29,7 +30,6 @@ class TaskRow:
     duration: float | None = None
     result: str | None = None
     failure: str | None = None
-    stderr_tail: str | None = None
 
 
 @dataclass
@@ -42,6 +42,7 @@ class Outcome:
     downloaded: int = 0
     timed_out: bool = False
     problems: list[str] = field(default_factory=list)
+    causes: list[triage.Cause] = field(default_factory=list)
 
 
 def wait(run: Applier) -> bool:
@@ -120,15 +121,28 @@ def exit_code(outcome: Outcome) -> int:
     return EXIT_ERROR if outcome.problems else EXIT_OK
 
 
-def rows(run: Applier) -> list[TaskRow]:
+def rows(run: Applier) -> tuple[list[TaskRow], list[dict]]:
+    """The summary row of every task of the spec, and the tasks' live documents."""
     fields = ["id", "state", "executionInfo", "nodeInfo"]
     live = {t["id"]: t for t in live_batch.read_tasks(run.t.batch, run.desired.job.id, fields)}
-    rows = [row(task.id, live.get(task.id)) for task in run.desired.tasks]
-    for failed in [r for r in rows if r.result == "failure"][:10]:
-        failed.stderr_tail = run.tail(
-            lambda tid=failed.id, **kw: run.t.batch.download_task_file(
-                run.desired.job.id, tid, "stderr.txt", **kw
-            ),
-            lambda tid=failed.id: run.t.batch.get_task_file_properties(run.desired.job.id, tid, "stderr.txt"),
-        )
-    return rows
+    return [row(task.id, live.get(task.id)) for task in run.desired.tasks], list(live.values())
+
+
+def causes(run: Applier, tasks: list[dict]) -> list[triage.Cause]:
+    """What went wrong, by cause (live/triage.py), with the stderr tail of each failed cause's
+    first task: one read per cause, not per task."""
+    pool_id = run.desired.pool.id
+    found = triage.triage(
+        tasks, live_batch.read_nodes(run.t.batch, pool_id), live_batch.read_pool(run.t.batch, pool_id)
+    )
+    for cause in found:
+        if cause.failure and cause.kind == "task":
+            cause.stderr = run.tail(
+                lambda tid=cause.examples[0], **kw: run.t.batch.download_task_file(
+                    run.desired.job.id, tid, "stderr.txt", **kw
+                ),
+                lambda tid=cause.examples[0]: run.t.batch.get_task_file_properties(
+                    run.desired.job.id, tid, "stderr.txt"
+                ),
+            )
+    return found

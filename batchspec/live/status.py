@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from batchspec.live import batch, storage
+from batchspec.live import batch, storage, triage
 from batchspec.model import OWNER, DesiredState, metadata
 
 
@@ -56,4 +56,5 @@ def read(target: Any, desired: DesiredState) -> dict[str, Any]:
             }
             for t in tasks
         ],
+        "causes": [c.as_dict() for c in triage.triage(tasks, nodes, pool)],
     }

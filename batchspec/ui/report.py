@@ -28,12 +28,7 @@ def outcome(o, console: Console, *, max_rows: int = 50) -> None:
         console.print(table)
         if len(rows) > max_rows:
             console.print(f"  ... and {len(rows) - max_rows} more task(s)")
-    for r in [r for r in rows if r.result == "failure"][:10]:
-        console.print(f"[red]task {escape(r.id)} failed[/]" + (f": {escape(r.failure)}" if r.failure else ""))
-        if r.stderr_tail:
-            console.print("  stderr (tail):", style="dim")
-            for line in r.stderr_tail.splitlines()[-20:]:
-                console.print(f"    {escape(line)}", style="dim")
+    causes([c.as_dict() for c in o.causes], console)
     for problem in o.problems:
         console.print(f"[red]error:[/] {escape(problem)}")
     succeeded = sum(r.result == "success" for r in o.rows)
@@ -45,6 +40,32 @@ def outcome(o, console: Console, *, max_rows: int = 50) -> None:
         console.print(f"[yellow]Timed out[/] waiting for tasks: {', '.join(parts)}. {transfers}.")
     else:
         console.print(f"[bold]Apply complete:[/] tasks {', '.join(parts)}; {transfers}.")
+
+
+def causes(found: list[dict], console: Console) -> None:
+    """What went wrong, by cause (live/triage.py, as dicts): failures, then what happened on the
+    way."""
+    for title, group in (
+        ("Failures by cause:", [c for c in found if c["failure"]]),
+        ("On the way:", [c for c in found if not c["failure"]]),
+    ):
+        if not group:
+            continue
+        console.print(f"[bold]{title}[/]")
+        for c in group:
+            shown = c["examples"]
+            more = f", +{c['count'] - len(shown)} more" if c["count"] > len(shown) else ""
+            colour = "red" if c["failure"] else "yellow"
+            names = ", ".join(escape(e) for e in shown) + more
+            console.print(f"  [{colour}]{escape(c['key'])}[/]: {c['count']} {c['kind']}(s): {names}")
+            if c["detail"]:
+                console.print(f"    {escape(c['detail'])}", style="dim")
+            if c["hint"]:
+                console.print(f"    {escape(c['hint'])}")
+            if c.get("stderr"):
+                console.print(f"    stderr (tail) of {escape(shown[0])}:", style="dim")
+                for line in c["stderr"].splitlines()[-20:]:
+                    console.print(f"      {escape(line)}", style="dim")
 
 
 def status(report: dict, console: Console) -> None:
@@ -96,3 +117,4 @@ def status(report: dict, console: Console) -> None:
         console.print(t)
         if len(tasks) > 200:
             console.print(f"... and {len(tasks) - 200} more task(s)")
+    causes(report["causes"], console)

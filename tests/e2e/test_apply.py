@@ -143,6 +143,12 @@ def test_a_failing_task_exits_3_with_its_stderr_and_is_rerun_next_time(workspace
     assert result.returncode == 3, result.stdout + result.stderr
     assert "boom: the input was bad" in result.stdout
     assert "tasks 0 succeeded, 3 failed" in result.stdout
+    # Triage by cause: the three failures are one cause, with examples, a hint and the stderr.
+    assert "Failures by cause:" in result.stdout
+    assert "exit code 7: 3 task(s): topn-taskdata0, topn-taskdata1, topn-taskdata2" in result.stdout
+    status = json.loads(workspace.run("status", "spec.yaml", "--json").stdout)
+    (cause,) = status["causes"]
+    assert (cause["key"], cause["count"], cause["failure"]) == ("exit code 7", 3, True)
     plan = json.loads(workspace.run("plan", "spec.yaml", "--json", "--var", f"command={failing}").stdout)
     assert {c["action"] for c in plan["changes"] if c["kind"] == "task"} == {"rerun"}
     assert any("exit code 7" in r for c in plan["changes"] for r in c["reasons"])

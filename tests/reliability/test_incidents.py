@@ -1,0 +1,74 @@
+"""What goes wrong on a real account, end to end: the emulator produces it (`--incidents`), and
+`batchspec apply` rides through it or stops at once, and says what happened, by cause."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import pytest
+
+import reliability_support as rs
+from reliability_support import new_name, slow
+
+
+def _stack(rel_home, azurite, tmp_path, incidents: dict) -> rs.Stack:
+    launch = rs.services.emulator(tmp_path / "batch", "--incidents", json.dumps(incidents))
+    return rs.Stack(rel_home, launch.start(), azurite.url, azurite)
+
+
+@pytest.fixture
+def spot_ws(rel_home, azurite, tmp_path):
+    """The tutorial on a spot pool of two nodes whose every other task start (seeded) gets its
+    node preempted."""
+    stack = _stack(
+        rel_home, azurite, tmp_path, {"seed": 11, "preemptRate": 0.5, "preemptAfter": 0.2, "preemptBack": 0.3}
+    )
+    ws = rs.Workspace.tutorial(tmp_path / "ws", new_name(), stack.env, inputs=6)
+    ws.spec.write_text(ws.spec.read_text().replace("targetDedicatedNodes: 2", "targetLowPriorityNodes: 2"))
+    yield ws, stack
+    stack.batch.stop()
+
+
+def test_a_spot_pool_with_preemptions_finishes_every_task_and_shows_the_requeues(spot_ws):
+    ws, stack = spot_ws
+    result = ws.apply("--var", slow(1.0))
+    assert result.returncode == 0, result.stdout + result.stderr
+    ws.check_outputs()
+    client = stack.batch_client()
+    requeued = [t.id for t in client.list_tasks(f"{ws.name}-job") if t.execution_info.requeue_count]
+    assert requeued, "the seed preempts nodes while tasks run on them"
+    assert "On the way:" in result.stdout
+    assert re.search(rf"preempted and requeued: {len(requeued)} task\(s\)", result.stdout), result.stdout
+    status = json.loads(ws.run("status", "spec.yaml", "--json").stdout)
+    assert [c["count"] for c in status["causes"] if c["key"] == "preempted and requeued"] == [len(requeued)]
+
+
+def test_an_allocation_error_with_no_node_stops_the_apply_at_once_naming_the_quota(
+    rel_home, azurite, tmp_path
+):
+    stack = _stack(rel_home, azurite, tmp_path, {"allocationError": "AccountCoreQuotaReached", "maxNodes": 0})
+    try:
+        ws = rs.Workspace.tutorial(tmp_path / "ws", new_name(), stack.env)
+        started = time.monotonic()
+        result = ws.apply()
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert "could not allocate nodes: AccountCoreQuotaReached" in result.stdout + result.stderr
+        assert time.monotonic() - started < 60  # not waited out until a timeout
+    finally:
+        stack.batch.stop()
+
+
+def test_a_pool_left_short_runs_its_tasks_on_the_nodes_it_got_and_says_so(rel_home, azurite, tmp_path):
+    stack = _stack(rel_home, azurite, tmp_path, {"allocationError": "AccountCoreQuotaReached", "maxNodes": 1})
+    try:
+        ws = rs.Workspace.tutorial(tmp_path / "ws", new_name(), stack.env)
+        result = ws.apply()
+        assert result.returncode == 0, result.stdout + result.stderr
+        ws.check_outputs()
+        said = " ".join(result.stdout.split())  # as one line: the terminal wraps long ones
+        assert "has 1 node(s), fewer than asked: AccountCoreQuotaReached" in said
+        assert "allocation error: AccountCoreQuotaReached: 1 pool(s)" in said
+    finally:
+        stack.batch.stop()
