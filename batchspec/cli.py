@@ -231,6 +231,7 @@ def apply_cmd(
     from batchspec.apply.lock import Lock
     from batchspec.live import state as live_state
     from batchspec.plan import diff, files
+    from batchspec.services import sas
 
     console = _console()
     saved = None
@@ -244,7 +245,8 @@ def apply_cmd(
     timeout = _timeout(timeout_text, desired.wait_timeout, "--timeout")
     setup_timeout = _timeout(setup_timeout_text, desired.setup_timeout, "--setup-timeout")
     wait = _seconds(lock_timeout, "--lock-timeout")
-    client = _connect(target, parallelism=parallelism)
+    setup_timeout = SETUP_TIMEOUT if setup_timeout is None else setup_timeout
+    client = _connect(target, parallelism=parallelism, sas_lifetime=sas.lifetime_for(timeout, setup_timeout))
     reporter = progress.ConsoleReporter(console)
     try:
         with Lock(client.blob, desired.name, command="apply", wait=wait) as lock:
@@ -264,7 +266,7 @@ def apply_cmd(
                 reporter,
                 parallelism=parallelism,
                 timeout=timeout,
-                setup_timeout=SETUP_TIMEOUT if setup_timeout is None else setup_timeout,
+                setup_timeout=setup_timeout,
                 guard=lock.check,
             ).run()
             reporter.close()

@@ -108,3 +108,17 @@ def test_with_a_pool_identity_no_sas_is_issued_and_the_requests_conform_to_the_d
         "containerUrl": "https://acct.blob.core.windows.net/output",
         "identityReference": {"resourceId": IDENTITY},
     }
+
+
+@pytest.mark.parametrize(
+    ("wait", "setup", "hours"),
+    [
+        (2 * 3600.0, 1800.0, 3.5),  # the setup, the wait, an hour to spare
+        (None, 1800.0, 25.5),  # no timeout: a day of waiting
+        (30 * 86400.0, 0.0, 7 * 24 - 1),  # never past what a user-delegation key signs
+    ],
+)
+def test_the_tasks_sas_urls_live_through_the_setup_and_the_whole_wait(wait, setup, hours):
+    from batchspec.services.sas import lifetime_for
+
+    assert lifetime_for(wait, setup) == timedelta(hours=hours)

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from datetime import datetime, timedelta, timezone
+from urllib.parse import parse_qs, urlsplit
 
 from azure.batch import models as bm
 from azure.storage.blob import BlobServiceClient
@@ -161,6 +162,18 @@ def test_a_timeout_exits_4(workspace: Workspace):
     assert result.returncode == 4, result.stdout + result.stderr
     assert "Timed out" in result.stdout
     assert workspace.run("destroy", "spec.yaml", "--auto-approve").returncode == 0
+
+
+def test_the_tasks_sas_urls_outlive_a_long_wait_for_them(workspace: Workspace, batch_client):
+    """A task that queues for hours still reads its inputs: its SAS lives through the wait."""
+    before = datetime.now(timezone.utc)
+    assert workspace.apply("--timeout", "6h").returncode == 0
+    for task in batch_client.list_tasks(f"{workspace.name}-job"):
+        (resource,) = task.resource_files
+        expiry = datetime.fromisoformat(
+            parse_qs(urlsplit(resource.http_url).query)["se"][0].replace("Z", "+00:00")
+        )
+        assert expiry - before >= timedelta(hours=6, minutes=30), expiry
 
 
 def test_two_concurrent_applies_are_serialised(workspace: Workspace, blob_service: BlobServiceClient):
