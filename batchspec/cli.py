@@ -342,6 +342,42 @@ def status_cmd(spec, var_pairs, target, as_json) -> None:
         report_text.status(report, _console())
 
 
+@cli.command("logs")
+@click.argument("spec")
+@click.argument("task", required=False)
+@_var_option
+@_target_option
+@click.option("--stderr", "stream", flag_value="stderr.txt", help="Its stderr.txt (default: stdout.txt).")
+@click.option("--follow", "-f", is_flag=True, help="While the task runs, print what it writes until it ends.")
+def logs_cmd(spec, task, var_pairs, target, stream, follow) -> None:
+    """A task's stdout or stderr, from its node while it runs and from the spec's logs container
+    once it completed (after its node and pool are gone). Without TASK: the failures by cause."""
+    from batchspec.live import logs, status
+
+    desired = build(spec, variables.parse_overrides(var_pairs))
+    client = _connect(target)
+    try:
+        if task is None:
+            report = status.read(client, desired)
+            failed = [t["id"] for t in report["tasks"] if t["result"] == "failure"]
+            report_text.causes(report["causes"], _console())
+            if not report["causes"]:
+                click.echo(f"no task of {desired.name} failed" if report["tasks"] else "no tasks")
+            elif failed:
+                click.echo(f"failed: {', '.join(failed)}")
+            return
+        name = stream or "stdout.txt"
+        out = click.get_binary_stream("stdout")
+        if follow:
+            for chunk in logs.follow(client, desired, task, name):
+                out.write(chunk)
+                out.flush()
+        else:
+            out.write(logs.read(client, desired, task, name))
+    finally:
+        client.close()
+
+
 @cli.command("force-unlock")
 @click.argument("spec")
 @_target_option

@@ -305,6 +305,24 @@ class Download(_Record):
 
 
 @dataclass(frozen=True)
+class Logs(_Record):
+    """Where every task's stdout.txt and stderr.txt go when it completes, to outlive its node."""
+
+    container: str
+    keep: bool = False  # destroy leaves the container
+
+    # The task directory's own logs, one level above the working directory: the service's
+    # output file patterns are relative to the working directory ("../std*.txt").
+    PATTERN = "../std*.txt"
+
+    def path(self, job_id: str, task_id: str) -> str:
+        return f"{job_id}/{task_id}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"container": self.container, "keep": self.keep}
+
+
+@dataclass(frozen=True)
 class DesiredState:
     """Everything a spec asks for, fully expanded; the input of the planner."""
 
@@ -316,6 +334,7 @@ class DesiredState:
     job: Job
     tasks: tuple[Task, ...]
     download: Download | None = None
+    logs: Logs | None = None
     wait_timeout: str | None = None
     setup_timeout: str | None = None
     # Found while building, shown by validate and plan; not part of what the spec asks for.
@@ -333,6 +352,7 @@ class DesiredState:
                 "job": self.job.to_dict(),
                 "tasks": [t.to_dict() for t in self.tasks],
                 "download": self.download.to_dict() if self.download else None,
+                "logs": self.logs.to_dict() if self.logs else None,
                 "wait": _prune({"timeout": self.wait_timeout, "setupTimeout": self.setup_timeout}) or None,
             }
         )

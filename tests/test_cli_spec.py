@@ -24,7 +24,8 @@ def test_render_json_lists_the_tutorial_tasks(cli):
         "--numwords 3'"
     )
     assert state["pool"]["startTask"]["commandLine"].startswith("/bin/bash -c 'cp ")
-    assert [c["name"] for c in state["containers"]] == ["application", "input", "output"]
+    # the spec's three, and the one every task's stdout and stderr go to (logs, on by default)
+    assert [c["name"] for c in state["containers"]] == ["application", "input", "output", "topn-logs"]
     assert state["pool"]["startTask"]["resourceFiles"][0]["container"] == "application"
     assert state["download"]["to"].endswith("specs/out")
 

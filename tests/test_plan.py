@@ -86,11 +86,38 @@ def test_an_empty_account_plans_everything_in_order(desired):
         containers={}, blobs={}, pool=None, job=None, tasks=[], node_agent_sku_id="batch.node.ubuntu 24.04"
     )
     plan = diff(desired, live)
-    assert [c.kind for c in plan.changes] == ["container"] * 3 + ["blob"] * 4 + ["pool", "job"] + [
+    # the spec's three containers and the logs container
+    assert [c.kind for c in plan.changes] == ["container"] * 4 + ["blob"] * 4 + ["pool", "job"] + [
         "task"
     ] * 3 + ["download"]
     assert plan.of("pool")[0].how.node_agent_sku_id == "batch.node.ubuntu 24.04"
-    assert plan.summary() == {"add": 13, "change": 0, "destroy": 0}
+    assert plan.summary() == {"add": 14, "change": 0, "destroy": 0}
+
+
+def test_every_task_sends_its_stdout_and_stderr_to_the_logs_container_whatever_its_result(desired):
+    assert desired.logs.container == "topn-logs" and not desired.logs.keep
+    for task in desired.tasks:
+        logs = task.output_files[-1]
+        assert (logs.pattern, logs.container, logs.path, logs.upon) == (
+            "../std*.txt",
+            "topn-logs",
+            f"topn-job/{task.id}",
+            "taskCompletion",
+        )
+
+
+def test_destroy_removes_the_logs_container_unless_kept(desired):
+    import dataclasses
+
+    from batchspec.plan.teardown import destroy
+
+    live = _converged(desired)
+    removed = {c.id for c in destroy(desired, live).of("container")}
+    assert "topn-logs" in removed
+    kept = dataclasses.replace(desired, logs=dataclasses.replace(desired.logs, keep=True))
+    plan = destroy(kept, live)
+    assert "topn-logs" not in {c.id for c in plan.of("container")}
+    assert any("keeps the tasks' logs" in note for note in plan.notes)
 
 
 def test_unowned_pool_job_or_container_is_a_clash(desired):

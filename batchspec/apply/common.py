@@ -41,19 +41,6 @@ def indent(text: str) -> str:
     return "\n".join("    " + line for line in text.splitlines())
 
 
-def content_length(props: Any) -> int | None:
-    if props is None:
-        return None
-    for attr in ("content_length", "ocp_batch_file_size"):
-        value = getattr(props, attr, None)
-        if value is not None:
-            return int(value)
-    if isinstance(props, dict):
-        value = props.get("Content-Length") or props.get("content-length")
-        return int(value) if value is not None else None
-    return None
-
-
 def duration(info: dict[str, Any]) -> float | None:
     start, end = info.get("startTime"), info.get("endTime")
     if not start or not end:

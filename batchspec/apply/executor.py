@@ -15,9 +15,9 @@ from azure.core.exceptions import HttpResponseError
 
 from batchspec import waiting
 from batchspec.apply import download, grants, jobs, pool, results, storage
-from batchspec.apply.common import content_length
 from batchspec.apply.results import EXIT_OK, Outcome
 from batchspec.errors import ApplyError
+from batchspec.live.batch import content_length
 from batchspec.model import FINGERPRINT, OWNER, DesiredState, metadata
 from batchspec.plan import Action, Plan
 from batchspec.services.targets import Target

@@ -94,3 +94,17 @@ def resolve_node_agent_sku(client: BatchClient, image: dict[str, str]) -> str | 
         if all(str(ref.get(k, "")).lower() == image[k].lower() for k in ("publisher", "offer", "sku")):
             return supported.node_agent_sku_id
     return None
+
+
+def content_length(props: Any) -> int | None:
+    """The size a task or node file's properties give (the SDK names it two ways)."""
+    if props is None:
+        return None
+    for attr in ("content_length", "ocp_batch_file_size"):
+        value = getattr(props, attr, None)
+        if value is not None:
+            return int(value)
+    if isinstance(props, dict):
+        value = props.get("Content-Length") or props.get("content-length")
+        return int(value) if value is not None else None
+    return None

@@ -30,11 +30,14 @@ def destroy(desired: DesiredState, live: LiveState) -> Plan:
             changes.append(Change("pool", desired.pool.id, Action.DELETE))
         else:
             notes.append(f"pool {desired.pool.id!r} is not owned by this spec: left alone")
+    kept = desired.logs.container if desired.logs is not None and desired.logs.keep else None
     for container in desired.containers:
         existing = live.containers.get(container.name)
         if existing is None:
             continue
-        if existing.owner == name:
+        if container.name == kept:
+            notes.append(f"container {kept!r} keeps the tasks' logs (logs.keep): left alone")
+        elif existing.owner == name:
             changes.append(Change("container", container.name, Action.DELETE))
         else:
             notes.append(f"container {container.name!r} is not owned by this spec: left alone")

@@ -28,6 +28,7 @@ from batchspec.model import (
     Download,
     Image,
     Job,
+    Logs,
     OutputFile,
     Pool,
     ResourceFile,
@@ -49,6 +50,10 @@ AUTOSCALE_INTERVAL = (timedelta(minutes=5), timedelta(hours=168))
 # 8 KB" (Set Container Metadata, Blob service REST API).
 MAX_CONTAINER_METADATA = 8 * 1024
 _BATCH_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+# A blob container name (the schema's containerName), for names batchspec derives.
+_CONTAINER = re.compile(r"^(?=.{3,63}$)[a-z0-9]+(-[a-z0-9]+)*$")
 
 
 def build(path: str | Path, overrides: dict[str, Any] | None = None) -> DesiredState:
@@ -95,6 +100,10 @@ class _Builder:
         self._check_slots(pool, tasks)
         job = self._job(data["job"], name, pool.id, uses_dependencies)
         download = self._download(data.get("download"))
+        logs = self._logs(data.get("logs", True), name, containers)
+        if logs is not None:
+            containers = (*containers, Container(logs.container))
+            tasks = [self._with_logs(t, logs, job.id) for t in tasks]
         self._stop_if_errors()
         return DesiredState(
             name=name,
@@ -105,6 +114,7 @@ class _Builder:
             job=job,
             tasks=tuple(tasks),
             download=download,
+            logs=logs,
             wait_timeout=(data.get("wait") or {}).get("timeout"),
             setup_timeout=(data.get("wait") or {}).get("setupTimeout"),
             warnings=tuple(self.warnings),
@@ -373,6 +383,26 @@ class _Builder:
             metadata=tuple(sorted((spec.get("metadata") or {}).items())),
             extra_json=canonical_json(spec.get("extra") or {}),
         )
+
+    def _logs(self, spec: bool | dict[str, Any], name: str, containers: tuple[Container, ...]) -> Logs | None:
+        """Where the tasks' stdout and stderr go (on unless `logs: false`)."""
+        if spec is False:
+            return None
+        spec = spec if isinstance(spec, dict) else {}
+        container = spec.get("container") or f"{name}-logs"
+        path = ("logs", "container") if spec.get("container") else ("name",)
+        if not _CONTAINER.match(container):
+            self.error(f"the logs container {container!r} is not a valid name: set logs.container", path)
+        elif container in {c.name for c in containers}:
+            self.error(f"the logs container {container!r} is one of storage.containers: name another", path)
+        return Logs(container, bool(spec.get("keep", False)))
+
+    @staticmethod
+    def _with_logs(task: Task, logs: Logs, job_id: str) -> Task:
+        """The task with its stdout.txt and stderr.txt going to the logs container whatever its
+        result, after its own output files."""
+        upload = OutputFile(Logs.PATTERN, logs.container, logs.path(job_id, task.id), "taskCompletion")
+        return dataclasses.replace(task, output_files=(*task.output_files, upload))
 
     def _download(self, spec: dict[str, Any] | None) -> Download | None:
         if not spec:

@@ -76,9 +76,9 @@ def test_the_tutorial_runs_on_entra_id_tokens_alone(entra_stack, tmp_path, monke
         (resource,) = task.resource_files
         sas = parse_qs(urlsplit(resource.http_url).query)
         assert sas["skoid"] == [tokens.object_id] and sas["sp"] == ["r"] and sas["sr"] == ["b"], sas
-        (output,) = task.output_files
-        upload = parse_qs(urlsplit(output.destination.container.container_url).query)
-        assert upload["skoid"] == [tokens.object_id] and upload["sp"] == ["cw"], upload
+        for output in task.output_files:  # the task's outputs, and its logs
+            upload = parse_qs(urlsplit(output.destination.container.container_url).query)
+            assert upload["skoid"] == [tokens.object_id] and upload["sp"] == ["cw"], upload
 
     r = ws.run("plan", "spec.yaml", "--detailed-exitcode")
     assert r.returncode == 0, r.stdout + r.stderr  # converged, read back with tokens too

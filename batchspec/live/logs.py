@@ -1,0 +1,86 @@
+"""A task's stdout.txt or stderr.txt: from its node while it runs (and while the node keeps it),
+from the spec's logs container once it completed, so it outlives the node and the pool."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+
+from batchspec.errors import ApplyError, UsageError
+from batchspec.live.batch import content_length
+from batchspec.model import DesiredState
+
+NAMES = ("stdout.txt", "stderr.txt")
+_FOLLOW_POLL = 1.0  # seconds between looks at a running task's file
+
+
+def _node_bytes(target: Any, job_id: str, task_id: str, name: str, start: int) -> bytes | None:
+    """The task's file on its node from byte `start`; None when the node no longer has it."""
+    try:
+        size = content_length(target.batch.get_task_file_properties(job_id, task_id, name)) or 0
+    except HttpResponseError:  # not found, or the node is gone
+        return None
+    if size <= start:
+        return b""
+    return b"".join(
+        target.batch.download_task_file(job_id, task_id, name, ocp_range=f"bytes={start}-{size - 1}")
+    )
+
+
+def _stored_bytes(target: Any, desired: DesiredState, task_id: str, name: str) -> bytes | None:
+    if desired.logs is None:
+        return None
+    blob = f"{desired.logs.path(desired.job.id, task_id)}/{name}"
+    try:
+        return target.blob.get_blob_client(desired.logs.container, blob).download_blob().readall()
+    except ResourceNotFoundError:
+        return None
+
+
+def read(target: Any, desired: DesiredState, task_id: str, name: str) -> bytes:
+    """The whole file: the stored copy of a completed task, else the node's."""
+    completed = _state(target, desired, task_id) == "completed"
+    data = _stored_bytes(target, desired, task_id, name) if completed else None
+    if data is None:
+        data = _node_bytes(target, desired.job.id, task_id, name, 0)
+    if data is None:
+        where = "its node no longer has it"
+        if desired.logs is None:
+            where += ", and the spec keeps no logs (logs: false)"
+        raise ApplyError(f"no {name} for task {task_id!r}: {where}")
+    return data
+
+
+def follow(
+    target: Any,
+    desired: DesiredState,
+    task_id: str,
+    name: str,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Iterator[bytes]:
+    """The file as it grows on the node while the task runs; once it completed, the rest."""
+    offset = 0
+    while True:
+        state = _state(target, desired, task_id)
+        chunk = _node_bytes(target, desired.job.id, task_id, name, offset) or b""
+        offset += len(chunk)
+        if chunk:
+            yield chunk
+        if state == "completed":
+            return
+        sleep(_FOLLOW_POLL)
+
+
+def _state(target: Any, desired: DesiredState, task_id: str) -> str:
+    try:
+        return target.batch.get_task(desired.job.id, task_id, select=["id", "state"]).state
+    except ResourceNotFoundError:
+        known = {t.id for t in desired.tasks}
+        if task_id not in known:
+            hint = "`batchspec logs SPEC` lists the failed tasks"
+            raise UsageError(f"the spec has no task {task_id!r}", hint=hint) from None
+        return "completed"  # gone from the job (destroyed): its stored logs remain

@@ -1,0 +1,66 @@
+"""`batchspec logs`: a task's stdout and stderr from its node while it runs, and from the spec's
+logs container once it completed, after its pool is gone; without a task, failures by cause."""
+
+from __future__ import annotations
+
+import time
+
+from support.workspace import Workspace
+
+FAILING = (
+    'command=python3 -c \'import sys; print("out line"); '
+    'sys.stderr.write("boom: bad input\\n"); sys.exit(7)\''
+)
+
+
+def test_logs_of_failed_tasks_outlive_their_pool(workspace: Workspace, batch_client):
+    assert workspace.apply("--var", FAILING).returncode == 3
+    listing = workspace.run("logs", "spec.yaml", "--var", FAILING)
+    assert listing.returncode == 0, listing.stderr
+    said = " ".join(listing.stdout.split())
+    assert "exit code 7: 3 task(s)" in said
+    assert "failed: topn-taskdata0, topn-taskdata1, topn-taskdata2" in said
+    # The pool goes (as a replaced pool or a destroy takes it): the nodes' files go with it.
+    batch_client.begin_delete_pool(f"{workspace.name}-pool", polling_interval=0.2).result()
+    stderr = workspace.run("logs", "spec.yaml", "topn-taskdata1", "--stderr", "--var", FAILING)
+    assert (stderr.returncode, stderr.stdout) == (0, "boom: bad input\n"), stderr.stderr
+    stdout = workspace.run("logs", "spec.yaml", "topn-taskdata1", "--var", FAILING)
+    assert stdout.stdout == "out line\n"
+
+
+def test_follow_prints_a_running_tasks_output_until_it_ends(workspace: Workspace, batch_client):
+    ticks = "command=python3 -u -c 'import time; [(print(\"tick\", i), time.sleep(0.4)) for i in range(6)]'"
+    apply = workspace.popen_apply("--var", ticks)
+    try:
+        job = f"{workspace.name}-job"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            tasks = (
+                {t.id: t.state for t in batch_client.list_tasks(job)} if _exists(batch_client, job) else {}
+            )
+            if tasks.get("topn-taskdata0") == "running":
+                break
+            time.sleep(0.1)
+        followed = workspace.run("logs", "spec.yaml", "topn-taskdata0", "--follow", "--var", ticks)
+        assert followed.returncode == 0, followed.stderr
+        assert followed.stdout.splitlines() == [f"tick {i}" for i in range(6)]
+    finally:
+        apply.communicate(timeout=120)
+    assert apply.returncode == 0
+
+
+def test_an_unknown_task_is_bad_input(workspace: Workspace):
+    assert workspace.apply().returncode == 0
+    result = workspace.run("logs", "spec.yaml", "no-such-task")
+    assert result.returncode == 2 and "the spec has no task 'no-such-task'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def _exists(client, job_id: str) -> bool:
+    from azure.core.exceptions import ResourceNotFoundError
+
+    try:
+        client.get_job(job_id)
+    except ResourceNotFoundError:
+        return False
+    return True
