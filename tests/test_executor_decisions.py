@@ -80,3 +80,21 @@ def test_a_task_row_says_where_and_how_the_task_ended():
 def test_the_exit_code_of_an_apply(timed_out, results, problems, code):
     rows = [TaskRow(f"t{i}", "completed", result=r) for i, r in enumerate(results)]
     assert exit_code(Outcome(0, rows=rows, timed_out=timed_out, problems=problems)) == code
+
+
+def test_the_wait_line_shows_the_pace_the_time_left_and_troubled_nodes():
+    import io
+
+    from rich.console import Console
+
+    from batchspec.apply.results import pace
+    from batchspec.ui.progress import ConsoleReporter
+
+    assert pace(10, 5, 5.0) == {"rate": 2.0, "left": 2.5}
+    assert pace(0, 5, 5.0) == {}  # nothing completed yet: no pace to tell
+    out = io.StringIO()
+    counts = {"active": 3, "running": 2, "succeeded": 10, "failed": 0, **pace(10, 5, 5.0), "preempted": 1}
+    ConsoleReporter(Console(file=out, width=200)).task_counts(counts, 5.0)
+    assert out.getvalue().strip() == (
+        "tasks: 3 active, 2 running, 10 succeeded, 0 failed; 2.0/s, about 2s left; nodes: 1 preempted  (5s)"
+    )

@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from azure.core.exceptions import ServiceRequestError
+from azure.core.exceptions import HttpResponseError, ServiceRequestError
 
 from batchspec import waiting
 from batchspec.apply.common import duration, short
@@ -55,6 +55,7 @@ def wait(run: Applier) -> bool:
     start = time.monotonic()
     said = False
     outage_since: float | None = None
+    done_at_start: int | None = None
 
     def done() -> bool:
         nonlocal said, outage_since
@@ -78,15 +79,46 @@ def wait(run: Applier) -> bool:
         if not said:
             run.ui.step("waiting for tasks")
             said = True
+        nonlocal done_at_start
         figures = {"active": counts.active, "running": counts.running}
         figures |= {"succeeded": counts.succeeded, "failed": counts.failed}
-        run.ui.task_counts(figures, time.monotonic() - start)
+        completed, elapsed = counts.succeeded + counts.failed, time.monotonic() - start
+        done_at_start = completed if done_at_start is None else done_at_start
+        figures |= pace(completed - done_at_start, counts.active + counts.running, elapsed)
+        figures |= troubled_nodes(run)
+        run.ui.task_counts(figures, elapsed)
         return finished
 
     if waiting.poll(done, waiting.Deadline(run.timeout, "--timeout (wait.timeout)"), run.poll) is None:
         run.outcome.timed_out = True
         return False
     return True
+
+
+def pace(completed: int, remaining: int, elapsed: float) -> dict[str, float]:
+    """Tasks completed a second since the wait began, and the seconds left at that pace."""
+    if completed <= 0 or elapsed <= 0:
+        return {}
+    rate = completed / elapsed
+    return {"rate": rate, "left": remaining / rate}
+
+
+def troubled_nodes(run: Applier) -> dict[str, int]:
+    """The pool's preempted and unusable nodes, which the live line shows (their tasks are
+    requeued and run again: the wait goes on)."""
+    try:
+        found = run.t.batch.list_pool_node_counts(filter=f"poolId eq '{run.desired.pool.id}'")
+        counts = next(iter(found), None)
+    except HttpResponseError:  # the line goes without them
+        return {}
+    if counts is None:
+        return {}
+    figures = {}
+    for state in ("preempted", "unusable"):
+        total = sum(getattr(getattr(counts, kind), state, 0) or 0 for kind in ("dedicated", "low_priority"))
+        if total:
+            figures[state] = total
+    return figures
 
 
 def none_incomplete(run: Applier, job_id: str) -> bool:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from rich.console import Console
 from rich.markup import escape
 
+_COUNTED = ("active", "running", "succeeded", "failed", "preempted", "unusable")
+
 
 class ConsoleReporter:
     """Apply's progress on a terminal (live bars) or in a pipe (plain, rate-limited lines)."""
@@ -51,8 +53,14 @@ class ConsoleReporter:
 
         text = (
             f"    tasks: {counts['active']} active, {counts['running']} running, "
-            f"{counts['succeeded']} succeeded, {counts['failed']} failed  ({elapsed:.0f}s)"
+            f"{counts['succeeded']} succeeded, {counts['failed']} failed"
         )
+        if "rate" in counts:
+            text += f"; {counts['rate']:.1f}/s, about {_duration(counts['left'])} left"
+        troubled = [f"{counts[s]} {s}" for s in ("preempted", "unusable") if counts.get(s)]
+        if troubled:
+            text += f"; nodes: {', '.join(troubled)}"
+        text += f"  ({elapsed:.0f}s)"
         if self.console.is_terminal:
             from rich.live import Live
 
@@ -61,7 +69,8 @@ class ConsoleReporter:
                 self._live.start()
             self._live.update(text)
             return
-        key = tuple(counts.values())
+        # A plain line when the counts change (the pace alone does not make one).
+        key = tuple(counts.get(k) for k in _COUNTED)
         now = time.monotonic()
         if key != self._last_counts and (
             now - self._last_print > 2 or counts["active"] + counts["running"] == 0
@@ -76,3 +85,11 @@ class ConsoleReporter:
 
     def close(self) -> None:
         self._close_live()
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f}s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f}m"
+    return f"{seconds / 3600:.1f}h"
