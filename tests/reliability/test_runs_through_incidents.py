@@ -72,3 +72,24 @@ def test_a_pool_left_short_runs_its_tasks_on_the_nodes_it_got_and_says_so(rel_ho
         assert "allocation error: AccountCoreQuotaReached: 1 pool(s)" in said
     finally:
         stack.batch.stop()
+
+
+def test_failed_uploads_and_an_unusable_node_are_told_by_cause(rel_home, azurite, tmp_path):
+    stack = _stack(
+        rel_home, azurite, tmp_path, {"uploadFailure": 1.0, "unusableNodes": 1, "unusableAfter": 0.0}
+    )
+    try:
+        ws = rs.Workspace.tutorial(tmp_path / "ws", new_name(), stack.env)
+        result = ws.apply()
+        assert result.returncode == 3, result.stdout + result.stderr  # the tasks failed
+        said = " ".join(result.stdout.split())
+        assert "Failures by cause: output upload failed: 3 task(s)" in said
+        assert "check the output container exists" in said
+        assert "On the way: node unusable: 1 node(s)" in said
+        status = json.loads(ws.run("status", "spec.yaml", "--json").stdout)
+        assert {c["key"]: c["count"] for c in status["causes"]} == {
+            "output upload failed": 3,
+            "node unusable": 1,
+        }
+    finally:
+        stack.batch.stop()
