@@ -157,6 +157,19 @@ def test_a_failing_task_exits_3_with_its_stderr_and_is_rerun_next_time(workspace
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
 
 
+def test_a_task_past_its_wall_clock_limit_is_told_as_such(workspace: Workspace):
+    workspace.write_spec(retries=0)
+    spec = workspace.spec.read_text()
+    limited = "    maxTaskRetryCount: 0\n    constraints: {maxWallClockTime: PT1S}\nwait:"
+    workspace.spec.write_text(spec.replace("    maxTaskRetryCount: 0\nwait:", limited))
+    assert "maxWallClockTime: PT1S" in workspace.spec.read_text()
+    result = workspace.apply("--var", "command=python3 -c 'import time; time.sleep(30)'")
+    assert result.returncode == 3, result.stdout + result.stderr
+    said = " ".join(result.stdout.split())
+    assert "wall clock exceeded: 3 task(s)" in said
+    assert "raise the limit or split the work" in said
+
+
 def test_a_timeout_exits_4(workspace: Workspace):
     result = workspace.apply("--timeout", "2s", "--var", "command=python3 -c 'import time; time.sleep(60)'")
     assert result.returncode == 4, result.stdout + result.stderr
