@@ -58,7 +58,7 @@ def wait(run: Applier) -> bool:
     done_at_start: int | None = None
 
     def done() -> bool:
-        nonlocal said, outage_since
+        nonlocal said, outage_since, done_at_start
         try:
             counts = run.t.batch.get_job_task_counts(job_id).task_counts
             finished = counts.active + counts.running == 0 and none_incomplete(run, job_id)
@@ -79,7 +79,6 @@ def wait(run: Applier) -> bool:
         if not said:
             run.ui.step("waiting for tasks")
             said = True
-        nonlocal done_at_start
         figures = {"active": counts.active, "running": counts.running}
         figures |= {"succeeded": counts.succeeded, "failed": counts.failed}
         completed, elapsed = counts.succeeded + counts.failed, time.monotonic() - start

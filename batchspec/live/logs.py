@@ -13,7 +13,6 @@ from batchspec.errors import ApplyError, UsageError
 from batchspec.live.batch import content_length
 from batchspec.model import DesiredState
 
-NAMES = ("stdout.txt", "stderr.txt")
 _FOLLOW_POLL = 1.0  # seconds between looks at a running task's file
 
 
@@ -65,12 +64,15 @@ def follow(
     """The file as it grows on the node while the task runs; once it completed, the rest."""
     offset = 0
     while True:
-        state = _state(target, desired, task_id)
-        chunk = _node_bytes(target, desired.job.id, task_id, name, offset) or b""
-        offset += len(chunk)
+        completed = _state(target, desired, task_id) == "completed"
+        chunk = _node_bytes(target, desired.job.id, task_id, name, offset)
+        if chunk is None and completed and offset == 0:  # its node is gone: the stored copy
+            yield read(target, desired, task_id, name)
+            return
         if chunk:
+            offset += len(chunk)
             yield chunk
-        if state == "completed":
+        if completed:
             return
         sleep(_FOLLOW_POLL)
 

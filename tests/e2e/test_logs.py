@@ -26,6 +26,8 @@ def test_logs_of_failed_tasks_outlive_their_pool(workspace: Workspace, batch_cli
     assert (stderr.returncode, stderr.stdout) == (0, "boom: bad input\n"), stderr.stderr
     stdout = workspace.run("logs", "spec.yaml", "topn-taskdata1", "--var", FAILING)
     assert stdout.stdout == "out line\n"
+    followed = workspace.run("logs", "spec.yaml", "topn-taskdata2", "--stderr", "--follow", "--var", FAILING)
+    assert followed.stdout == "boom: bad input\n"  # completed, node gone: the stored copy
 
 
 def test_follow_prints_a_running_tasks_output_until_it_ends(workspace: Workspace, batch_client):
