@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint bench clean browser
 
 setup: $(STAMP) $(NODE_STAMP)
 
@@ -27,10 +27,20 @@ demo: setup
 	$(BIN)/batchspec apply specs/topn.yaml --auto-approve
 	@for f in specs/out/*_OUTPUT.txt; do echo; echo "== $$f"; cat "$$f"; done
 
+# The run report's browser test drives Debian's chromium (playwright launches that executable; its
+# own browser download cannot reach the internet). Installed here where it can be (root, apt);
+# elsewhere that one test is skipped and says why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  { DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1 || \
+	    { apt-get update -q >/dev/null 2>&1 && \
+	      DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1; }; }; } || \
+	  echo "chromium could not be installed: the run report's browser test will be skipped"
+
 # Two pytest workers (at most four on bigger machines): each starts its own local services on
 # free ports, and the tests mostly wait on them. `make test PYTEST_ARGS=-n0` runs in one process.
 PYTEST_ARGS ?= -n auto --maxprocesses 4
-test: setup
+test: setup browser
 	$(BIN)/ruff check batchspec tests node benchmarks
 	$(BIN)/ruff format --check batchspec tests node benchmarks
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -223,8 +223,22 @@ def plan_cmd(spec, var_pairs, target, as_json, out, detailed_exitcode) -> None:
     help="How long to wait for deletions, node allocation, resize and reboot before the tasks "
     "(default: the spec's wait.setupTimeout, else 30m).",
 )
+@click.option(
+    "--report",
+    "report_file",
+    metavar="FILE",
+    help="Where to write the run report (default: beside the download folder, <name>-report.html).",
+)
 def apply_cmd(
-    spec_or_plan, var_pairs, target, auto_approve, lock_timeout, parallelism, timeout_text, setup_timeout_text
+    spec_or_plan,
+    var_pairs,
+    target,
+    auto_approve,
+    lock_timeout,
+    parallelism,
+    timeout_text,
+    setup_timeout_text,
+    report_file,
 ):
     """Converge: create and update what the spec describes, run the tasks, download results."""
     from batchspec.apply import SETUP_TIMEOUT, Applier
@@ -271,6 +285,7 @@ def apply_cmd(
             ).run()
             reporter.close()
             report_text.outcome(outcome, console)
+            _write_report(client, desired, report_file, console)
     finally:
         reporter.close()
         client.close()
@@ -340,6 +355,51 @@ def status_cmd(spec, var_pairs, target, as_json) -> None:
         click.echo(json.dumps(report, indent=2, default=str))
     else:
         report_text.status(report, _console())
+
+
+def _write_report(client, desired, given: str | None, console: Console, *, quiet: bool = False):
+    """The run report (ui/html.py) from live state; a report that cannot be written is said, not
+    fatal, after an apply."""
+    from azure.core.exceptions import HttpResponseError
+
+    from batchspec.live import status
+    from batchspec.ui import html
+
+    path = html.report_path(desired, given)
+    try:
+        page = html.render(status.read(client, desired))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(page, encoding="utf-8")
+    except (OSError, HttpResponseError) as exc:
+        if quiet:
+            raise
+        console.print(f"[yellow]warning:[/] the run report could not be written to {path}: {exc}")
+        return path
+    if not quiet:
+        console.print(f"Report: {path}", soft_wrap=True, highlight=False)  # a path, whole
+    return path
+
+
+@cli.command("report")
+@click.argument("spec")
+@_var_option
+@_target_option
+@click.option("--out", "out", metavar="FILE", help="Where to write it (default: beside the downloads).")
+def report_cmd(spec, var_pairs, target, out) -> None:
+    """Write the run report of a spec from live state: a self-contained HTML page with the
+    node x time timeline of the tasks, their states and causes, and a sortable table."""
+    desired = build(spec, variables.parse_overrides(var_pairs))
+    client = _connect(target)
+    from batchspec.ui import html
+
+    try:
+        path = _write_report(client, desired, out, _console(), quiet=True)
+    except OSError as exc:
+        where = html.report_path(desired, out)
+        raise UsageError(f"cannot write the report to {where}: {exc.strerror}") from None
+    finally:
+        client.close()
+    click.echo(str(path))
 
 
 @cli.command("logs")

@@ -81,7 +81,7 @@ def _next_link(link: str | None) -> tuple[str | None, dict[str, str]]:
 
 def read_nodes(client: BatchClient, pool_id: str) -> list[dict[str, Any]]:
     try:
-        fields = ["id", "state", "startTaskInfo", "errors"]
+        fields = ["id", "state", "startTaskInfo", "errors", "isDedicated", "allocationTime"]
         return [n.as_dict() for n in client.list_nodes(pool_id, select=fields)]
     except ResourceNotFoundError:
         return []

@@ -38,6 +38,7 @@ def read(target: Any, desired: DesiredState) -> dict[str, Any]:
             "vmSize": pool.get("vmSize"),
             "owned": metadata(pool).get(OWNER) == desired.name,
             "nodes": dict(Counter(n.get("state") for n in nodes)),
+            "nodeList": [_node(n) for n in nodes],
         },
         "job": None
         if job is None
@@ -46,15 +47,35 @@ def read(target: Any, desired: DesiredState) -> dict[str, Any]:
             "state": job.get("state"),
             "owned": metadata(job).get(OWNER) == desired.name,
         },
-        "tasks": [
-            {
-                "id": t["id"],
-                "state": t.get("state"),
-                "result": (t.get("executionInfo") or {}).get("result"),
-                "exitCode": (t.get("executionInfo") or {}).get("exitCode"),
-                "node": (t.get("nodeInfo") or {}).get("nodeId"),
-            }
-            for t in tasks
-        ],
+        "tasks": [_task(t) for t in tasks],
         "causes": [c.as_dict() for c in triage.triage(tasks, nodes, pool)],
+    }
+
+
+def _task(task: dict[str, Any]) -> dict[str, Any]:
+    """A task's last attempt: where, when, how it ended and why; its retries and requeues."""
+    info = task.get("executionInfo") or {}
+    return {
+        "id": task["id"],
+        "state": task.get("state"),
+        "result": info.get("result"),
+        "exitCode": info.get("exitCode"),
+        "node": (task.get("nodeInfo") or {}).get("nodeId"),
+        "startTime": info.get("startTime"),
+        "endTime": info.get("endTime"),
+        "retries": info.get("retryCount") or 0,
+        "requeues": info.get("requeueCount") or 0,
+        "cause": triage.task_cause(task),
+    }
+
+
+def _node(node: dict[str, Any]) -> dict[str, Any]:
+    start = node.get("startTaskInfo") or {}
+    start_task = {k: start.get(k) for k in ("startTime", "endTime", "result", "exitCode")}
+    return {
+        "id": node["id"],
+        "state": node.get("state"),
+        "dedicated": node.get("isDedicated", True),
+        "allocationTime": node.get("allocationTime"),
+        "startTask": start_task if start else None,
     }

@@ -1,0 +1,65 @@
+"""The run report's page (ui/html.py), rendered from hand-built status data."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+
+from batchspec.ui.html import render
+
+
+def _task(
+    task_id: str, node: str, start: str, end: str | None, result: str | None = "success", **more
+) -> dict:
+    base = {
+        "state": "completed" if end else "running",
+        "exitCode": 0 if end else None,
+        "retries": 0,
+        "requeues": 0,
+    }
+    return (
+        {"id": task_id, "node": node, "startTime": start, "endTime": end, "result": result, "cause": None}
+        | base
+        | more
+    )
+
+
+def _report(tasks: list[dict]) -> dict:
+    node = {"id": "n1", "state": "running", "dedicated": True, "allocationTime": "2026-12-05T10:00:00Z"}
+    return {
+        "name": "demo",
+        "pool": {"id": "p", "nodeList": [node]},
+        "job": {"id": "j"},
+        "tasks": tasks,
+        "causes": [],
+    }
+
+
+def test_tasks_side_by_side_on_one_node_get_lanes_of_their_own():
+    tasks = [
+        _task("a", "n1", "2026-12-05T10:00:01Z", "2026-12-05T10:00:05Z"),
+        _task("b", "n1", "2026-12-05T10:00:02Z", "2026-12-05T10:00:04Z"),
+        _task("c", "n1", "2026-12-05T10:00:06Z", "2026-12-05T10:00:07Z"),  # a's lane is free again
+    ]
+    page = render(_report(tasks), now=datetime(2026, 12, 5, 10, 1, tzinfo=timezone.utc))
+    y = {m[0]: float(m[1]) for m in re.findall(r"data-task='(\w)' x='[\d.]+' y='([\d.]+)'", page)}
+    assert y["a"] == y["c"] < y["b"]
+    assert "node-hours, dedicated" in page and "<b>0.02</b>" in page  # one node for a minute
+
+
+def test_a_retried_or_requeued_task_is_marked_and_every_value_is_escaped():
+    tasks = [
+        _task(
+            "<b>x",
+            "n1",
+            "2026-12-05T10:00:01Z",
+            "2026-12-05T10:00:02Z",
+            "failure",
+            requeues=2,
+            cause="exit code 1",
+        )
+    ]
+    page = render(_report(tasks))
+    assert "<b>x" not in page and "&lt;b&gt;x" in page
+    assert "class='attempt failure moved'" in page
+    assert "requeued 2 time(s)" in page and "cause: exit code 1" in page
