@@ -52,7 +52,7 @@ lint: setup
 # Every benchmarks/*.py except helper modules (_*.py); `make bench BENCH_ARGS=--quick` for a smoke
 # run, `BENCH_ARGS=--check` to fail on a missed target. Figures go to benchmarks/results.json.
 BENCH_ARGS ?=
-bench: setup
+bench: setup browser
 	@for b in benchmarks/*.py; do case "$${b##*/}" in _*) continue;; esac; \
 		echo "== $$b"; $(BIN)/python $$b $(BENCH_ARGS) || exit 1; done
 
