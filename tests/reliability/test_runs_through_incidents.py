@@ -93,3 +93,66 @@ def test_failed_uploads_and_an_unusable_node_are_told_by_cause(rel_home, azurite
         }
     finally:
         stack.batch.stop()
+
+
+def test_start_tasks_failing_on_a_share_of_the_nodes_stop_the_apply_and_are_told(rel_home, azurite, tmp_path):
+    stack = _stack(rel_home, azurite, tmp_path, {"seed": 5, "startTaskFailure": 0.5})
+    try:
+        ws = rs.Workspace.tutorial(tmp_path / "ws", new_name(), stack.env, nodes=4)
+        result = ws.apply()
+        assert result.returncode == 1, result.stdout + result.stderr
+        said = " ".join((result.stdout + result.stderr).split())
+        assert re.search(r"the start task failed on [123] node\(s\)", said), said
+        assert "an emulated incident" in said  # the failing node's start task stderr
+        status = json.loads(ws.run("status", "spec.yaml", "--json").stdout)
+        (cause,) = [c for c in status["causes"] if c["key"] == "start task failed"]
+        assert 1 <= cause["count"] <= 3 and cause["kind"] == "node"
+    finally:
+        stack.batch.stop()
+
+
+def test_a_slow_allocation_runs_into_the_setup_timeout_and_says_what_it_waited_for(
+    rel_home, azurite, tmp_path
+):
+    stack = _stack(rel_home, azurite, tmp_path, {"allocationDelay": 30})
+    try:
+        ws = rs.Workspace.tutorial(tmp_path / "ws", new_name(), stack.env)
+        result = ws.apply("--setup-timeout", "2s")
+        assert result.returncode == 4, result.stdout + result.stderr
+        said = " ".join((result.stdout + result.stderr).split())
+        assert "the nodes of pool" in said and "--setup-timeout" in said
+    finally:
+        stack.batch.stop()
+
+
+def test_an_input_whose_sas_expired_is_told_as_unreadable(clean, tmp_path):
+    from datetime import datetime, timedelta, timezone
+
+    from azure.storage.blob import BlobSasPermissions, generate_blob_sas
+
+    service = clean.blob_service()
+    container = service.create_container(new_name())
+    container.upload_blob("in.txt", b"some words")
+    expired = generate_blob_sas(
+        rs.AZURITE_ACCOUNT,
+        container.container_name,
+        "in.txt",
+        account_key=rs.AZURITE_KEY,
+        permission=BlobSasPermissions(read=True),
+        start=datetime.now(timezone.utc) - timedelta(hours=2),
+        expiry=datetime.now(timezone.utc) - timedelta(hours=1),
+    )
+    ws = rs.Workspace.tutorial(tmp_path / "ws", new_name(), clean.env)
+    url = f"{container.url}/in.txt?{expired}"
+    ws.spec.write_text(
+        ws.spec.read_text().replace(
+            'resourceFiles: [{blob: "{{ item.ref }}"}]',
+            f'resourceFiles: [{{httpUrl: "{url}", filePath: in.txt}}]',
+        )
+    )
+    assert url in ws.spec.read_text()
+    result = ws.apply()
+    assert result.returncode == 3, result.stdout + result.stderr
+    said = " ".join(result.stdout.split())
+    assert "resource file unreadable: 3 task(s)" in said
+    assert "its SAS expired or lacks read permission" in said
