@@ -43,6 +43,11 @@ def test_a_spot_pool_with_preemptions_finishes_every_task_and_shows_the_requeues
     assert re.search(rf"preempted and requeued: {len(requeued)} task\(s\)", result.stdout), result.stdout
     status = json.loads(ws.run("status", "spec.yaml", "--json").stdout)
     assert [c["count"] for c in status["causes"] if c["key"] == "preempted and requeued"] == [len(requeued)]
+    # The report marks each requeued task's bar and says so in its tooltip.
+    page = (ws.root / f"{ws.name}-report.html").read_text()
+    for task_id in requeued:
+        bar = re.search(rf"<rect class='([^']*)' data-task='{task_id}'[^>]*><title>([^<]*)</title>", page)
+        assert bar and "moved" in bar.group(1) and "requeued" in bar.group(2), task_id
 
 
 def test_an_allocation_error_with_no_node_stops_the_apply_at_once_naming_the_quota(
