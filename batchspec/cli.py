@@ -14,7 +14,7 @@ from azure.core.exceptions import AzureError
 from rich.console import Console
 
 from batchspec import __version__
-from batchspec.errors import BatchspecError, SpecErrors, UsageError
+from batchspec.errors import BatchspecError, PreflightError, SpecErrors, UsageError
 from batchspec.spec import schema, variables
 from batchspec.spec.build import build
 from batchspec.ui import errors as errors_text
@@ -269,6 +269,11 @@ def apply_cmd(
                 files.check(saved, p)
             plan_text.warnings(desired.warnings, console)
             plan_text.plan(p, console)
+            if p.errors():
+                raise PreflightError(
+                    f"the plan's preflight found {len(p.errors())} error(s): nothing was created",
+                    hint="fix what it names, then plan again",
+                )
             if not p.changes and not p.pending_tasks:
                 return
             if p.changes and saved is None:

@@ -121,6 +121,12 @@ class PlanError(BatchspecError):
     """The plan cannot be made (a clash with a resource batchspec does not own, a stale plan)."""
 
 
+class PreflightError(BatchspecError):
+    """The plan's preflight found what would fail once resources exist: nothing was created."""
+
+    exit_code = 2
+
+
 class ApplyError(BatchspecError):
     """Applying failed part-way; running apply again resumes from live state."""
 

@@ -408,7 +408,9 @@ class LiveState:
     pool: dict[str, Any] | None
     job: dict[str, Any] | None
     tasks: list[dict[str, Any]]
-    node_agent_sku_id: str | None = None  # resolved from supported images when the spec omits it
+    node_agent_sku_id: str | None = None  # the spec's image's, from the account's supported images
+    image_listed: bool | None = None  # whether the account lists the image (None: not a Marketplace image)
+    image_end_of_life: str | None = None  # its batchSupportEndOfLife, when the service gives one
     read_at: datetime | None = None  # when it was read: the clock the SAS expiry is checked against
     download_pending: list[str] = field(default_factory=list)  # blobs not yet downloaded as they are
     owned_containers: list[str] = field(default_factory=list)  # owned by this spec, not in it

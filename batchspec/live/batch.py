@@ -87,12 +87,15 @@ def read_nodes(client: BatchClient, pool_id: str) -> list[dict[str, Any]]:
         return []
 
 
-def resolve_node_agent_sku(client: BatchClient, image: dict[str, str]) -> str | None:
-    """The node agent SKU the service pairs with a Marketplace image, or None if unsupported."""
+def supported_image(client: BatchClient, image: dict[str, str]) -> dict[str, Any] | None:
+    """The account's supported-images entry of a Marketplace image (its node agent SKU, its
+    `batchSupportEndOfLife`), or None if the account does not list it."""
     for supported in client.list_supported_images():
-        ref = supported.as_dict().get("imageReference", {})
-        if all(str(ref.get(k, "")).lower() == image[k].lower() for k in ("publisher", "offer", "sku")):
-            return supported.node_agent_sku_id
+        entry = supported.as_dict()
+        ref = entry.get("imageReference", {})
+        keys = ("publisher", "offer", "sku")
+        if all(str(ref.get(k, "")).lower() == str(image.get(k, "")).lower() for k in keys):
+            return entry
     return None
 
 

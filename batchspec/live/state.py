@@ -22,9 +22,9 @@ def read(target: Target, desired: DesiredState, *, with_download: bool = True) -
         pool_f = pool.submit(batch.read_pool, target.batch, desired.pool.id)
         job_f = pool.submit(batch.read_job, target.batch, desired.job.id)
         tasks_f = pool.submit(batch.read_tasks, target.batch, desired.job.id)
-        agent_f = None
-        if desired.pool.node_agent_sku_id is None:
-            agent_f = pool.submit(batch.resolve_node_agent_sku, target.batch, desired.pool.image.to_dict())
+        image = desired.pool.image.to_dict()
+        # A Marketplace image (not a gallery image id): its node agent and Batch's end of support.
+        image_f = pool.submit(batch.supported_image, target.batch, image) if image.get("publisher") else None
         containers = containers_f.result()
         wanted = {c.name for c in desired.containers}
         with_uploads = {b.container for b in desired.blobs}
@@ -38,7 +38,7 @@ def read(target: Target, desired: DesiredState, *, with_download: bool = True) -
             pending_f = pool.submit(download_pending, target, desired)
         blobs = {name: f.result() for name, f in blob_fs.items()}
         live_pool, job, tasks = pool_f.result(), job_f.result(), tasks_f.result()
-        agent = agent_f.result() if agent_f else None
+        supported = image_f.result() if image_f else None
         pending = list(pending_f.result()) if pending_f else []
     owned_elsewhere = sorted(n for n, c in containers.items() if c.owner == desired.name and n not in wanted)
     return LiveState(
@@ -47,7 +47,9 @@ def read(target: Target, desired: DesiredState, *, with_download: bool = True) -
         pool=live_pool,
         job=job if job else None,
         tasks=tasks,
-        node_agent_sku_id=agent,
+        node_agent_sku_id=(supported or {}).get("nodeAgentSKUId"),
+        image_listed=None if image_f is None else supported is not None,
+        image_end_of_life=(supported or {}).get("batchSupportEndOfLife"),
         read_at=read_at,
         download_pending=pending,
         owned_containers=owned_elsewhere,

@@ -19,6 +19,7 @@ from batchspec.model import (
     metadata,
     task_fingerprint,
 )
+from batchspec.plan import preflight
 from batchspec.plan.pool import pool_change
 from batchspec.plan.reasons import clash, was
 from batchspec.plan.records import Action, Change, Plan, Size
@@ -57,6 +58,7 @@ def diff(desired: DesiredState, live: LiveState) -> Plan:
         vars=dict(desired.overrides),
         desired_digest=desired_digest(desired),
         live_digest=live_digest(live),
+        checks=preflight.image(desired, live, pool),
     )
     return plan
 

@@ -106,6 +106,14 @@ class Change:
         return self.details if isinstance(self.details, PoolHow) else PoolHow()
 
 
+@dataclass(frozen=True)
+class Check:
+    """A preflight finding: `error` stops apply before it creates anything, `warning` informs."""
+
+    level: str
+    message: str
+
+
 @dataclass
 class Plan:
     name: str
@@ -116,6 +124,10 @@ class Plan:
     live_digest: str = ""
     pending_tasks: int = 0  # tasks still active or running: apply waits for them
     notes: list[str] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)  # the preflight's findings (preflight.py)
+
+    def errors(self) -> list[Check]:
+        return [c for c in self.checks if c.level == "error"]
 
     def summary(self) -> dict[str, int]:
         add = sum(c.action in (Action.CREATE, Action.REPLACE) for c in self.changes)
@@ -127,7 +139,8 @@ class Plan:
         return [c for c in self.changes if c.kind == kind]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"changes": [c.to_dict() for c in self.changes], "summary": self.summary()}
+        checks = [{"level": c.level, "message": c.message} for c in self.checks]
+        return {"changes": [c.to_dict() for c in self.changes], "summary": self.summary(), "checks": checks}
 
     def to_file(self) -> dict[str, Any]:
         return {

@@ -26,6 +26,9 @@ def plan(p, console: Console, *, title: str | None = None) -> None:
     """Print a plan as `+ ~ -/+ -` lines with reasons, then the one-line summary."""
     if title:
         console.print(title)
+    for check in p.checks:
+        colour = "red" if check.level == "error" else "yellow"
+        console.print(f"[{colour}]{check.level}:[/] {escape(check.message)}", soft_wrap=True)
     groups: dict[tuple[str, str], list] = {}
     for change in p.changes:
         groups.setdefault((change.kind, change.action.value), []).append(change)

@@ -170,6 +170,23 @@ def test_a_task_past_its_wall_clock_limit_is_told_as_such(workspace: Workspace):
     assert "raise the limit or split the work" in said
 
 
+def test_an_image_past_batchs_end_of_support_stops_apply_before_anything_is_made(
+    workspace: Workspace, blob_service: BlobServiceClient
+):
+    spec = workspace.spec.read_text()
+    old_image = "{publisher: canonical, offer: 0001-com-ubuntu-server-focal, sku: 20_04-lts}"
+    workspace.spec.write_text(
+        spec.replace("{publisher: canonical, offer: ubuntu-24_04-lts, sku: server}", old_image)
+    )
+    plan = json.loads(workspace.run("plan", "spec.yaml", "--json").stdout)
+    (check,) = plan["checks"]
+    assert check["level"] == "error" and "ended on 2025-04-23" in check["message"]
+    result = workspace.apply()
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "nothing was created" in result.stderr
+    assert not [c for c in blob_service.list_containers() if c.name.startswith(workspace.name)]
+
+
 def test_a_timeout_exits_4(workspace: Workspace):
     result = workspace.apply("--timeout", "2s", "--var", "command=python3 -c 'import time; time.sleep(60)'")
     assert result.returncode == 4, result.stdout + result.stderr
