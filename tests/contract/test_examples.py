@@ -57,6 +57,12 @@ def paths(value: Any, prefix: str = "") -> set[str]:
     return found
 
 
+def _booted(node: dict) -> bool:
+    started = node.get("startTaskInfo")
+    done = started is None or started.get("state") == "completed"
+    return done and node.get("state") not in ("creating", "starting", "waitingforstarttask")
+
+
 def _released(status: dict) -> bool:
     return bool(status["value"]) and all(
         (s.get("jobReleaseTaskExecutionInfo") or {}).get("state") == "completed" for s in status["value"]
@@ -111,6 +117,8 @@ class Replay:
         body |= {"id": pool_id, "targetDedicatedNodes": nodes}
         self.ok(self.send("POST", "/pools", body), 201)
         self.until(lambda: self.client.get_pool(pool_id).allocation_state == "steady")
+        # ...and its nodes up, their start task done: an example may show its end.
+        self.until(lambda: all(_booted(n.as_dict()) for n in self.client.list_nodes(pool_id)))
 
     def job(self, job_id: str, nodes: int = 1, **extra) -> None:
         pool_id = f"for-{job_id}"
