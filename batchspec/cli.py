@@ -478,12 +478,18 @@ def local_group() -> None:
     show_default=True,
     help="With --realistic: multiply those times by this.",
 )
-def local_up(realistic: bool, time_scale: float) -> None:
+@click.option(
+    "--incidents",
+    metavar="JSON",
+    help="What goes wrong in every pool, to rehearse failures: preemption, unusable nodes, failing "
+    "start tasks, allocation errors, failed uploads (docs/emulator.md, Incidents on demand).",
+)
+def local_up(realistic: bool, time_scale: float, incidents: str | None) -> None:
     """Start the local services in the background (idempotent: when they run already, they are
-    left as they are)."""
+    left as they are; `local down` first to change how they run)."""
     from batchspec import local
 
-    s = local.up(realistic=realistic, time_scale=time_scale)
+    s = local.up(realistic=realistic, time_scale=time_scale, incidents=incidents)
     click.echo(f"batch   {s.batch['endpoint']} (account {s.batch['account_name']})")
     click.echo(f"storage {s.storage['blob_endpoint']} (account {s.storage['account_name']})")
     click.echo(f"data    {local.data_dir()}")

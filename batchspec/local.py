@@ -29,7 +29,7 @@ from pathlib import Path
 
 from batchspec import waiting
 from batchspec.emulator import DEV_ACCOUNT_KEY, DEV_ACCOUNT_NAME
-from batchspec.errors import LocalServiceError
+from batchspec.errors import LocalServiceError, UsageError
 
 AZURITE_ACCOUNT = "devstoreaccount1"
 # Azurite's well-known development key: public by design, accepted only by Azurite.
@@ -85,13 +85,23 @@ def ensure_up() -> LocalStatus:
     return current if current.running else up()
 
 
-def up(*, wait: float = 30.0, realistic: bool = False, time_scale: float = 1.0) -> LocalStatus:
+def up(
+    *, wait: float = 30.0, realistic: bool = False, time_scale: float = 1.0, incidents: str | None = None
+) -> LocalStatus:
     """Start Azurite and the emulator in the background and wait until both answer.
     `realistic`: the emulator takes about as long as Azure to allocate, start, reboot and release
-    nodes, times multiplied by `time_scale` (batchspec/emulator/timing.py).
+    nodes, times multiplied by `time_scale` (batchspec/emulator/timing.py). `incidents`: what
+    goes wrong in every pool, as JSON (batchspec/emulator/incidents.py), to rehearse failures.
 
     Idempotent: when both already run, their status is returned and nothing is started.
     """
+    if incidents:
+        from batchspec.emulator.incidents import defaults
+
+        try:
+            defaults(incidents)
+        except ValueError as exc:
+            raise UsageError(f"--incidents: {exc}") from None
     home = data_dir()
     for sub in ("logs", "azurite", "batch"):
         (home / sub).mkdir(parents=True, exist_ok=True)
@@ -119,6 +129,7 @@ def up(*, wait: float = 30.0, realistic: bool = False, time_scale: float = 1.0) 
                 "--data-dir",
                 str(home / "batch"),
                 *(["--realistic", "--time-scale", str(time_scale)] if realistic else []),
+                *(["--incidents", incidents] if incidents else []),
             ],
         }
         services = {}

@@ -227,3 +227,24 @@ def test_up_restarts_after_a_service_died(home):
     assert after["emulator"]["pid"] != before["emulator"]["pid"]
     assert _gone(before["azurite"]["pid"])  # the survivor was stopped and started afresh
     assert _http_status(status.batch["endpoint"] + "/pools") == 401
+
+
+def test_local_up_with_incidents_rehearses_a_failure_and_refuses_a_wrong_one(home, tmp_path, cli):
+    """`batchspec local up --incidents JSON`: every pool of the local emulator goes through them."""
+    import shutil
+
+    from helpers import ROOT
+
+    wrong = cli("local", "up", "--incidents", '{"preemptRate": 3}')
+    assert wrong.returncode == 2 and "preemptRate is a share" in wrong.stderr
+    quota = '{"allocationError": "AccountCoreQuotaReached", "maxNodes": 0}'
+    assert cli("local", "up", "--incidents", quota).returncode == 0
+    work = tmp_path / "work"
+    shutil.copytree(ROOT / "specs", work / "specs")
+    shutil.copytree(ROOT / "data", work / "data")
+    shutil.copytree(ROOT / "node", work / "node")
+    result = cli("apply", "specs/topn.yaml", "--auto-approve", cwd=work)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "could not allocate nodes: AccountCoreQuotaReached" in " ".join(
+        (result.stdout + result.stderr).split()
+    )
