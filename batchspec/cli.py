@@ -290,7 +290,7 @@ def apply_cmd(
             ).run()
             reporter.close()
             report_text.outcome(outcome, console)
-            _write_report(client, desired, report_file, console)
+            _write_report(client, desired, report_file, console, known=outcome.seen)
     finally:
         reporter.close()
         client.close()
@@ -362,7 +362,7 @@ def status_cmd(spec, var_pairs, target, as_json) -> None:
         report_text.status(report, _console())
 
 
-def _write_report(client, desired, given: str | None, console: Console, *, quiet: bool = False):
+def _write_report(client, desired, given: str | None, console: Console, *, quiet=False, known=None):
     """The run report (ui/html.py) from live state; a report that cannot be written is said, not
     fatal, after an apply."""
     from azure.core.exceptions import HttpResponseError
@@ -372,7 +372,7 @@ def _write_report(client, desired, given: str | None, console: Console, *, quiet
 
     path = html.report_path(desired, given)
     try:
-        page = html.render(status.read(client, desired))
+        page = html.render(status.read(client, desired, known))
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(page, encoding="utf-8")
     except (OSError, HttpResponseError) as exc:
@@ -393,10 +393,10 @@ def _write_report(client, desired, given: str | None, console: Console, *, quiet
 def report_cmd(spec, var_pairs, target, out) -> None:
     """Write the run report of a spec from live state: a self-contained HTML page with the
     node x time timeline of the tasks, their states and causes, and a sortable table."""
-    desired = build(spec, variables.parse_overrides(var_pairs))
-    client = _connect(target)
     from batchspec.ui import html
 
+    desired = build(spec, variables.parse_overrides(var_pairs))
+    client = _connect(target)
     try:
         path = _write_report(client, desired, out, _console(), quiet=True)
     except OSError as exc:

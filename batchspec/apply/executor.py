@@ -17,6 +17,7 @@ from batchspec import waiting
 from batchspec.apply import download, grants, jobs, pool, results, storage
 from batchspec.apply.results import EXIT_OK, Outcome
 from batchspec.errors import ApplyError
+from batchspec.live import batch as live_batch
 from batchspec.live.batch import content_length
 from batchspec.model import FINGERPRINT, OWNER, DesiredState, metadata
 from batchspec.plan import Action, Plan
@@ -72,7 +73,11 @@ class Applier:
             self.guard()
             download.download(self)
         self.outcome.rows, tasks = results.rows(self)
-        self.outcome.causes = results.causes(self, tasks)
+        pool_id = self.desired.pool.id
+        live_pool = live_batch.read_pool(self.t.batch, pool_id)
+        nodes = live_batch.read_nodes(self.t.batch, pool_id) if live_pool else []
+        self.outcome.causes = results.causes(self, tasks, nodes, live_pool)
+        self.outcome.seen = {"pool": live_pool, "nodes": nodes, "tasks": tasks}
         self.outcome.exit_code = results.exit_code(self.outcome)
         return self.outcome
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from azure.core.exceptions import HttpResponseError, ServiceRequestError
 
@@ -12,7 +12,7 @@ from batchspec import waiting
 from batchspec.apply.common import duration, short
 from batchspec.errors import ApplyError
 from batchspec.live import batch as live_batch
-from batchspec.live import triage
+from batchspec.live import status, triage
 
 if TYPE_CHECKING:
     from batchspec.apply.executor import Applier
@@ -43,6 +43,8 @@ class Outcome:
     timed_out: bool = False
     problems: list[str] = field(default_factory=list)
     causes: list[triage.Cause] = field(default_factory=list)
+    # The pool, its nodes and the tasks as the apply last read them (for the run report).
+    seen: dict[str, Any] = field(default_factory=dict)
 
 
 def wait(run: Applier) -> bool:
@@ -154,18 +156,15 @@ def exit_code(outcome: Outcome) -> int:
 
 def rows(run: Applier) -> tuple[list[TaskRow], list[dict]]:
     """The summary row of every task of the spec, and the tasks' live documents."""
-    fields = ["id", "state", "executionInfo", "nodeInfo"]
-    live = {t["id"]: t for t in live_batch.read_tasks(run.t.batch, run.desired.job.id, fields)}
+    tasks = live_batch.read_tasks(run.t.batch, run.desired.job.id, status.TASK_FIELDS)
+    live = {t["id"]: t for t in tasks}
     return [row(task.id, live.get(task.id)) for task in run.desired.tasks], list(live.values())
 
 
-def causes(run: Applier, tasks: list[dict]) -> list[triage.Cause]:
+def causes(run: Applier, tasks: list[dict], nodes: list[dict], pool: dict | None) -> list[triage.Cause]:
     """What went wrong, by cause (live/triage.py), with the stderr tail of each failed cause's
     first task: one read per cause, not per task."""
-    pool_id = run.desired.pool.id
-    found = triage.triage(
-        tasks, live_batch.read_nodes(run.t.batch, pool_id), live_batch.read_pool(run.t.batch, pool_id)
-    )
+    found = triage.triage(tasks, nodes, pool)
     for cause in found:
         if cause.failure and cause.kind == "task":
             cause.stderr = run.tail(

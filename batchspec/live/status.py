@@ -8,17 +8,24 @@ from typing import Any
 from batchspec.live import batch, storage, triage
 from batchspec.model import OWNER, DesiredState, metadata
 
+TASK_FIELDS = ["id", "state", "executionInfo", "nodeInfo"]
 
-def read(target: Any, desired: DesiredState) -> dict[str, Any]:
+
+def read(target: Any, desired: DesiredState, known: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The spec's live state; `known` holds documents just read ("pool", "nodes", "tasks", as
+    an apply ends with them), which are not read again."""
+    known = known or {}
     containers = storage.read_containers(target.blob, {c.name for c in desired.containers})
-    pool = batch.read_pool(target.batch, desired.pool.id)
+    pool = known["pool"] if "pool" in known else batch.read_pool(target.batch, desired.pool.id)
     job = batch.read_job(target.batch, desired.job.id)
-    nodes = batch.read_nodes(target.batch, desired.pool.id) if pool else []
-    tasks = (
-        batch.read_tasks(target.batch, desired.job.id, ["id", "state", "executionInfo", "nodeInfo"])
-        if job
-        else []
-    )
+    if "nodes" in known:
+        nodes = known["nodes"]
+    else:
+        nodes = batch.read_nodes(target.batch, desired.pool.id) if pool else []
+    if "tasks" in known:
+        tasks = known["tasks"]
+    else:
+        tasks = batch.read_tasks(target.batch, desired.job.id, TASK_FIELDS) if job else []
     return {
         "name": desired.name,
         "containers": [
