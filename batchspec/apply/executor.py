@@ -18,7 +18,6 @@ from batchspec.apply import download, grants, jobs, pool, results, storage
 from batchspec.apply.results import EXIT_OK, Outcome
 from batchspec.errors import ApplyError
 from batchspec.live import batch as live_batch
-from batchspec.live.batch import content_length
 from batchspec.model import FINGERPRINT, OWNER, DesiredState, metadata
 from batchspec.plan import Action, Plan
 from batchspec.services.targets import Target
@@ -118,13 +117,10 @@ class Applier:
 
     def tail(self, download: Callable[..., Any], properties: Callable[[], Any]) -> str | None:
         try:
-            size = content_length(properties())
-            start = max(0, size - _STDERR_TAIL) if size else 0
-            kwargs = {"ocp_range": f"bytes={start}-{size - 1}"} if size else {}
-            data = b"".join(download(**kwargs)) if size != 0 else b""
-            return data.decode("utf-8", errors="replace").strip() or None
+            data = live_batch.file_bytes(download, properties, last=_STDERR_TAIL)
         except HttpResponseError:
             return None
+        return data.decode("utf-8", errors="replace").strip() or None
 
     def tasks_will_run(self) -> bool:
         return any(c.action in (Action.CREATE, Action.REPLACE, Action.RERUN) for c in self.plan.of("task"))

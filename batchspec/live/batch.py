@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import urllib.parse
+from collections.abc import Callable
 from typing import Any
 
 from azure.batch import BatchClient
@@ -111,3 +112,19 @@ def content_length(props: Any) -> int | None:
         value = props.get("Content-Length") or props.get("content-length")
         return int(value) if value is not None else None
     return None
+
+
+def file_bytes(
+    download: Callable[..., Any], properties: Callable[[], Any], *, start: int = 0, last: int | None = None
+) -> bytes:
+    """A task or node file's bytes from `start`, or its `last` bytes, in one ranged read (the
+    whole file when the service gives no size). HttpResponseError as the service answers."""
+    size = content_length(properties())
+    if size is None:
+        data = b"".join(download())
+        return data if last is not None else data[start:]
+    if last is not None:
+        start = max(0, size - last)
+    if size <= start:
+        return b""
+    return b"".join(download(ocp_range=f"bytes={start}-{size - 1}"))

@@ -10,7 +10,7 @@ from typing import Any
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
 from batchspec.errors import ApplyError, UsageError
-from batchspec.live.batch import content_length
+from batchspec.live.batch import file_bytes
 from batchspec.model import DesiredState
 
 _FOLLOW_POLL = 1.0  # seconds between looks at a running task's file
@@ -19,14 +19,13 @@ _FOLLOW_POLL = 1.0  # seconds between looks at a running task's file
 def _node_bytes(target: Any, job_id: str, task_id: str, name: str, start: int) -> bytes | None:
     """The task's file on its node from byte `start`; None when the node no longer has it."""
     try:
-        size = content_length(target.batch.get_task_file_properties(job_id, task_id, name)) or 0
+        return file_bytes(
+            lambda **kw: target.batch.download_task_file(job_id, task_id, name, **kw),
+            lambda: target.batch.get_task_file_properties(job_id, task_id, name),
+            start=start,
+        )
     except HttpResponseError:  # not found, or the node is gone
         return None
-    if size <= start:
-        return b""
-    return b"".join(
-        target.batch.download_task_file(job_id, task_id, name, ocp_range=f"bytes={start}-{size - 1}")
-    )
 
 
 def _stored_bytes(target: Any, desired: DesiredState, task_id: str, name: str) -> bytes | None:
