@@ -255,3 +255,16 @@ def test_task_stamps_are_those_live_tasks_carry(spec):
         for pool in (d.pool, without_start):
             assert task_stamp(task, pool) == _reference_stamp(task, pool)
     assert len({task_stamp(t, d.pool) for t in d.tasks}) == len(d.tasks)
+
+
+def test_a_logs_container_name_the_spec_name_cannot_make_is_a_spec_error(tmp_path):
+    import shutil
+
+    from batchspec.errors import SpecErrors
+
+    for folder in ("data", "node", "specs"):
+        shutil.copytree(ROOT / folder, tmp_path / folder)
+    spec = tmp_path / "specs" / "topn.yaml"
+    spec.write_text(spec.read_text().replace("name: topn", "name: a--b", 1))
+    with pytest.raises(SpecErrors, match="the logs container 'a--b-logs' is not a valid name"):
+        build(spec)

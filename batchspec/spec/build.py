@@ -52,10 +52,6 @@ MAX_CONTAINER_METADATA = 8 * 1024
 _BATCH_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
-# A blob container name (the schema's containerName), for names batchspec derives.
-_CONTAINER = re.compile(r"^(?=.{3,63}$)[a-z0-9]+(-[a-z0-9]+)*$")
-
-
 def build(path: str | Path, overrides: dict[str, Any] | None = None) -> DesiredState:
     """The desired state of the spec at `path`. Raises SpecErrors (or UsageError for --var)."""
     doc = load(path)
@@ -391,7 +387,7 @@ class _Builder:
         spec = spec if isinstance(spec, dict) else {}
         container = spec.get("container") or f"{name}-logs"
         path = ("logs", "container") if spec.get("container") else ("name",)
-        if not _CONTAINER.match(container):
+        if not re.match(schema.schema()["$defs"]["containerName"]["pattern"], container):
             self.error(f"the logs container {container!r} is not a valid name: set logs.container", path)
         elif container in {c.name for c in containers}:
             self.error(f"the logs container {container!r} is one of storage.containers: name another", path)
