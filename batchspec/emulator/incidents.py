@@ -13,6 +13,7 @@ any client can set it, batchspec's specs included), or for every pool with the e
      "unusableNodes": 1,        the first N nodes to come up turn unusable
      "unusableAfter": 0.2,      seconds after they came up
      "startTaskFailure": 0.5,   this share of the nodes fail their start task (exit code 1)
+     "startTaskFailures": 2,    ... or exactly the first N nodes to run it
      "allocationError": "AccountCoreQuotaReached",   resizing stops at maxNodes with this error
      "maxNodes": 1,
      "allocationDelay": 2.0,    seconds the pool is resizing (instead of the emulator's)
@@ -57,6 +58,7 @@ _NAMES = {
     "unusableNodes": "unusable_nodes",
     "unusableAfter": "unusable_after",
     "startTaskFailure": "start_task_failure",
+    "startTaskFailures": "start_task_failures",
     "allocationError": "allocation_error",
     "maxNodes": "max_nodes",
     "allocationDelay": "allocation_delay",
@@ -74,6 +76,7 @@ class Incidents:
     unusable_nodes: int = 0
     unusable_after: float = 0.2
     start_task_failure: float = 0.0
+    start_task_failures: int = 0
     allocation_error: str | None = None
     max_nodes: int | None = None
     allocation_delay: float | None = None
@@ -178,7 +181,12 @@ class Trouble:
         if state is None:
             incidents = self.of(pk)
             draws = random.Random(f"{incidents.seed}:{pool['id'].lower()}")
-            state = self._pools[(pk, pool["creationTime"])] = {"draws": draws, "preempted": 0, "unusable": 0}
+            state = self._pools[(pk, pool["creationTime"])] = {
+                "draws": draws,
+                "preempted": 0,
+                "unusable": 0,
+                "start_failed": 0,
+            }
         return state
 
     def _chance(self, pk: str, share: float) -> bool:
@@ -194,7 +202,12 @@ class Trouble:
         return None if incidents.allocation_error is None else max(0, (incidents.max_nodes or 0) - nodes)
 
     def fails_start_task(self, pk: str) -> bool:
-        return self._chance(pk, self.of(pk).start_task_failure)
+        incidents, state = self.of(pk), self._state(pk)
+        counted = state["start_failed"] < incidents.start_task_failures
+        if counted or self._chance(pk, incidents.start_task_failure):
+            state["start_failed"] += 1
+            return True
+        return False
 
     def preempts(self, pk: str) -> bool:
         """A task starts on a spot node of the pool: is that node to be preempted?"""

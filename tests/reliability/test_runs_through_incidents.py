@@ -20,11 +20,10 @@ def _stack(rel_home, azurite, tmp_path, incidents: dict) -> rs.Stack:
 
 @pytest.fixture
 def spot_ws(rel_home, azurite, tmp_path):
-    """The tutorial on a spot pool of two nodes whose every other task start (seeded) gets its
-    node preempted."""
-    stack = _stack(
-        rel_home, azurite, tmp_path, {"seed": 11, "preemptRate": 0.5, "preemptAfter": 0.2, "preemptBack": 0.3}
-    )
+    """The tutorial on a spot pool of two nodes: the first task start gets its node preempted, and
+    every later one with an even chance (the draws are seeded with the pool id, new each run)."""
+    incidents = {"preemptions": 1, "preemptRate": 0.5, "preemptAfter": 0.2, "preemptBack": 0.3}
+    stack = _stack(rel_home, azurite, tmp_path, incidents)
     ws = rs.Workspace.tutorial(tmp_path / "ws", new_name(), stack.env, inputs=6)
     ws.spec.write_text(ws.spec.read_text().replace("targetDedicatedNodes: 2", "targetLowPriorityNodes: 2"))
     yield ws, stack
@@ -38,7 +37,7 @@ def test_a_spot_pool_with_preemptions_finishes_every_task_and_shows_the_requeues
     ws.check_outputs()
     client = stack.batch_client()
     requeued = [t.id for t in client.list_tasks(f"{ws.name}-job") if t.execution_info.requeue_count]
-    assert requeued, "the seed preempts nodes while tasks run on them"
+    assert requeued, "the first task start preempts its node"
     assert "On the way:" in result.stdout
     assert re.search(rf"preempted and requeued: {len(requeued)} task\(s\)", result.stdout), result.stdout
     status = json.loads(ws.run("status", "spec.yaml", "--json").stdout)
@@ -101,17 +100,19 @@ def test_failed_uploads_and_an_unusable_node_are_told_by_cause(rel_home, azurite
 
 
 def test_start_tasks_failing_on_a_share_of_the_nodes_stop_the_apply_and_are_told(rel_home, azurite, tmp_path):
-    stack = _stack(rel_home, azurite, tmp_path, {"seed": 5, "startTaskFailure": 0.5})
+    # A count, not a share: the draws are seeded with the pool id, which is new on every run.
+    stack = _stack(rel_home, azurite, tmp_path, {"startTaskFailures": 2})
     try:
         ws = rs.Workspace.tutorial(tmp_path / "ws", new_name(), stack.env, nodes=4)
         result = ws.apply()
         assert result.returncode == 1, result.stdout + result.stderr
         said = " ".join((result.stdout + result.stderr).split())
-        assert re.search(r"the start task failed on [123] node\(s\)", said), said
+        # apply stops at the first failed node it sees: the second may not have failed yet.
+        assert re.search(r"the start task failed on [12] node\(s\)", said), said
         assert "an emulated incident" in said  # the failing node's start task stderr
         status = json.loads(ws.run("status", "spec.yaml", "--json").stdout)
         (cause,) = [c for c in status["causes"] if c["key"] == "start task failed"]
-        assert 1 <= cause["count"] <= 3 and cause["kind"] == "node"
+        assert 1 <= cause["count"] <= 2 and cause["kind"] == "node"
     finally:
         stack.batch.stop()
 
