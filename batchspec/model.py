@@ -239,6 +239,9 @@ class Task(_Record, _Extra):
     elevated: bool | None = None
     depends_on: tuple[str, ...] = ()
     extra_json: str = "{}"
+    # The stage it belongs to (None: the single task template); where it comes from, not what
+    # runs, so not part of its form or fingerprint.
+    stage: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return _prune(
@@ -258,6 +261,61 @@ class Task(_Record, _Extra):
                 "extra": self.extra,
             }
         )
+
+
+@dataclass(frozen=True)
+class Dependencies:
+    """A task's dependsOn as the service takes it: the ids that are whole numbers as inclusive
+    ranges ("only tasks with IDs representing integer values are selected by the range", Batch's
+    task dependencies guide), the others by id (at most 64,000 characters in all)."""
+
+    task_ids: tuple[str, ...] = ()
+    ranges: tuple[tuple[int, int], ...] = ()
+
+    @property
+    def id_chars(self) -> int:
+        return sum(map(len, self.task_ids))
+
+    def to_rest(self) -> dict[str, Any]:
+        return _prune(
+            {
+                "taskIds": list(self.task_ids),
+                "taskIdRanges": [{"start": a, "end": b} for a, b in self.ranges],
+            }
+        )
+
+
+_DEPENDENCIES: dict[int, tuple[tuple[str, ...], Dependencies]] = {}
+
+
+def dependencies(ids: tuple[str, ...]) -> Dependencies:
+    """`ids` split into ranges and ids. The tasks of a stage share one tuple of the ids they
+    depend on, so the split is remembered by that tuple's identity: hashing a 100,000-id tuple
+    for each of its dependants would cost more than the split."""
+    known = _DEPENDENCIES.get(id(ids))
+    if known is not None and known[0] is ids:
+        return known[1]
+    numbers = sorted(int(i) for i in ids if _is_range_id(i))
+    others = tuple(i for i in ids if not _is_range_id(i))
+    ranges: list[tuple[int, int]] = []
+    for n in numbers:
+        if ranges and n == ranges[-1][1] + 1:
+            ranges[-1] = (ranges[-1][0], n)
+        elif not ranges or n > ranges[-1][1]:
+            ranges.append((n, n))
+    found = Dependencies(others, tuple(ranges))
+    if len(_DEPENDENCIES) > 64:
+        _DEPENDENCIES.clear()
+    _DEPENDENCIES[id(ids)] = (ids, found)
+    return found
+
+
+def _is_range_id(task_id: str) -> bool:
+    # The canonical form only: "007" is a task id of its own, not task 7 (a range names 7);
+    # TaskIdRange's start and end are int32.
+    if not (task_id.isascii() and task_id.isdigit()) or (task_id[0] == "0" and task_id != "0"):
+        return False
+    return len(task_id) <= 10 and int(task_id) <= 2**31 - 1
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ the new ones in collections, telling a retried add of our own from somebody else
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from itertools import groupby
 from typing import TYPE_CHECKING
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
@@ -60,8 +61,12 @@ def tasks(run: Applier) -> None:
     run.ui.step(f"submitting {len(tasks)} task(s)")
     stamps = {t.id: task_stamp(t, run.desired.pool) for t in tasks}
     grants = run.grants(start_task=False)
-    bodies = [payloads.task(t, stamps[t.id], grants) for t in tasks]
-    refused = submit.add_tasks(run.t.batch, job_id, bodies, threads=min(run.parallelism, 8))
+    refused = []
+    # Stage by stage, each after those it depends on: the collections of one stage go in
+    # parallel, so a later stage's task could otherwise be added before a task it names.
+    for _, wave in groupby(tasks, key=lambda t: (t.stage, bool(t.depends_on))):
+        bodies = [payloads.task(t, stamps[t.id], grants) for t in wave]
+        refused += submit.add_tasks(run.t.batch, job_id, bodies, threads=min(run.parallelism, 8))
     if refused:
         check_refused(run, refused, stamps)
     run.outcome.submitted = len(tasks)

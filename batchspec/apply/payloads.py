@@ -19,6 +19,7 @@ from batchspec.model import (
     ResourceFile,
     StartTask,
     Task,
+    dependencies,
 )
 from batchspec.plan import job_extra_stamp, pool_stamps
 
@@ -201,5 +202,5 @@ def task(t: Task, stamp: str, grants: Grants) -> dict[str, Any]:
     if t.elevated:
         body["userIdentity"] = _admin()
     if t.depends_on:
-        body["dependsOn"] = {"taskIds": list(t.depends_on)}
+        body["dependsOn"] = dependencies(t.depends_on).to_rest()
     return {**body, **t.extra}

@@ -184,28 +184,57 @@ def _tasks(
         return [Change("task", t.id, Action.CREATE, reason) for t in desired.tasks], 0
     current = {t["id"].lower(): t for t in live.tasks}
     changes = []
-    pending = 0
+    by_id: dict[str, Change] = {}
+    pending: set[str] = set()
     for task in desired.tasks:
         existing = current.pop(task.id.lower(), None)
         if existing is None:
-            changes.append(Change("task", task.id, Action.CREATE))
-            continue
-        have, want = task_fingerprint(existing), stamp(task)
-        if have != want:
-            changes.append(
-                Change("task", task.id, Action.REPLACE, tuple(_task_reasons(task, existing, have, want)))
-            )
+            change = Change("task", task.id, Action.CREATE)
+        elif (have := task_fingerprint(existing)) != (want := stamp(task)):
+            change = Change("task", task.id, Action.REPLACE, tuple(_task_reasons(task, existing, have, want)))
         elif failed(existing):
             info = existing.get("executionInfo") or {}
             code = info.get("exitCode")
             failure = (info.get("failureInfo") or {}).get("code")
             what = f"exit code {code}" if code is not None else (failure or "failure")
-            changes.append(Change("task", task.id, Action.RERUN, (f"completed with failure ({what})",)))
-        elif existing.get("state") != "completed":
-            pending += 1
+            change = Change("task", task.id, Action.RERUN, (f"completed with failure ({what})",))
+        else:
+            if existing.get("state") != "completed":
+                pending.add(task.id.lower())
+            continue
+        changes.append(change)
+        by_id[task.id.lower()] = change
+    changes += _downstream(desired.tasks, by_id, pending)
     for task in current.values():
         changes.append(Change("task", task["id"], Action.DELETE, ("no longer in the spec",)))
-    return changes, pending
+    return changes, len(pending)
+
+
+_RUNS_AGAIN = {Action.CREATE: "is new", Action.REPLACE: "is replaced", Action.RERUN: "runs again"}
+
+
+def _downstream(tasks: tuple[Task, ...], by_id: dict[str, Change], pending: set[str]) -> list[Change]:
+    """The tasks that depend, directly or not, on a task that runs anew: replaced too, since
+    what they read is made again (a completed one would not run again by itself). `tasks` come
+    each after those it depends on; a stage's tasks share one tuple of the ids they depend on,
+    so the answer for a tuple is found once."""
+    changes = []
+    found: dict[int, str | None] = {}
+    for task in tasks:
+        if not task.depends_on or task.id.lower() in by_id:
+            continue
+        key = id(task.depends_on)
+        if key not in found:
+            found[key] = next((d for d in task.depends_on if d.lower() in by_id), None)
+        dep = found[key]
+        if dep is None:
+            continue
+        why = f"depends on {dep}, which {_RUNS_AGAIN[by_id[dep.lower()].action]}"
+        change = Change("task", task.id, Action.REPLACE, (why,))
+        by_id[task.id.lower()] = change
+        pending.discard(task.id.lower())
+        changes.append(change)
+    return changes
 
 
 def _task_reasons(task: Task, existing: dict[str, Any], have: str | None, stamp: str) -> list[str]:

@@ -35,8 +35,9 @@ from batchspec.model import (
     StartTask,
     Task,
     canonical_json,
+    dependencies,
 )
-from batchspec.spec import commands, expand, files, schema, variables
+from batchspec.spec import commands, expand, files, schema, stages, variables
 from batchspec.spec.loader import Document, Path_, load
 from batchspec.spec.schema import field_path
 from batchspec.spec.template import Renderer
@@ -121,11 +122,17 @@ class _Builder:
         scheduled to run on a compute node if the node has enough free scheduling slots")."""
         over = next((t for t in tasks if (t.required_slots or 1) > pool.task_slots_per_node), None)
         if over is not None:
-            where = "mergeTask" if over.depends_on else "tasks"
+            if over.stage is not None:
+                index = next(
+                    i for i, s in enumerate(self.doc.data["job"]["tasks"]) if s["name"] == over.stage
+                )
+                where: Path_ = ("job", "tasks", index, "requiredSlots")
+            else:
+                where = ("job", "mergeTask" if over.depends_on else "tasks", "requiredSlots")
             self.error(
                 f"task {over.id!r} needs {over.required_slots} slots but the pool's nodes have "
                 f"{pool.task_slots_per_node} (pool.taskSlotsPerNode): it would never run",
-                ("job", where, "requiredSlots"),
+                where,
             )
 
     def _check_commands(self, lines: list[str], path: Path_) -> None:
@@ -230,7 +237,9 @@ class _Builder:
         self.error(f"container {name!r} is not defined in storage.containers (defined: {known})", path)
         return False
 
-    def _resource_files(self, specs: list[dict[str, Any]] | None, path: Path_) -> tuple[ResourceFile, ...]:
+    def _resource_files(
+        self, specs: list[dict[str, Any]] | None, path: Path_, *, outputs: set[str] = frozenset()
+    ) -> tuple[ResourceFile, ...]:
         result = []
         for i, rf in enumerate(specs or []):
             p = (*path, i)
@@ -250,7 +259,10 @@ class _Builder:
                 self.error("blobPrefix goes only with container", (*p, "blobPrefix"))
                 continue
             common = {"file_path": file_path, "file_mode": rf.get("fileMode")}
-            if kinds[0] == "blob":
+            if kinds[0] == "blob" and rf["blob"] in outputs:  # written by an earlier stage
+                name = rf["blob"].partition("/")[2]
+                result.append(ResourceFile(blob=rf["blob"], **{**common, "file_path": file_path or name}))
+            elif kinds[0] == "blob":
                 blob = self._blob_ref(rf["blob"], (*p, "blob"))
                 if blob:
                     result.append(
@@ -410,43 +422,114 @@ class _Builder:
     # -- tasks ------------------------------------------------------------------------------
 
     def _tasks(self, job: dict[str, Any]) -> tuple[list[Task], bool]:
-        template = dict(job["tasks"])
-        for_each = template.pop("forEach", None)
-        base_path: Path_ = ("job", "tasks")
-        found = expand.items(for_each, self.base, self.blobs)
-        if isinstance(found, str):
-            self.error(found, (*base_path, "forEach"))
-            return [], False
-        tasks: list[Task] = []
         origin: dict[str, Any] = {}
-        for item in found:
-            context = {"vars": self.vars} if item is None else {"vars": self.vars, "item": item}
-            task = self._task(template, base_path, context)
-            if task is None:
-                continue
-            if self._unique(task.id, origin, item, base_path):
-                tasks.append(task)
-            if len(self.errors) > 50:  # the same mistake repeated per item says nothing new
-                break
-        self._check_commands([t.command_line for t in tasks], (*base_path, "commandLine"))
+        if isinstance(job["tasks"], list):
+            tasks = self._stages(job["tasks"], origin)
+        else:
+            tasks = self._expand(dict(job["tasks"]), ("job", "tasks"), origin, {})
         merge = job.get("mergeTask")
         if merge and not self.errors:
-            ids = [t.id for t in tasks]
-            if sum(map(len, ids)) > MAX_DEPENDENCY_CHARS:
-                self.error(
-                    f"the merge task would depend on {len(ids)} tasks whose ids total "
-                    f"{sum(map(len, ids))} characters; Batch accepts at most {MAX_DEPENDENCY_CHARS} "
-                    "(TaskDependencyListTooLong): shorten the task ids or split the job",
-                    ("job", "mergeTask"),
-                    key=True,
-                )
+            ids = tuple(t.id for t in tasks)
+            if not self._dependency_fits(ids, ("job", "mergeTask"), "the merge task", "the other tasks"):
                 return tasks, True
-            task = self._task(merge, ("job", "mergeTask"), {"vars": self.vars, "tasks": ids})
+            task = self._task(merge, ("job", "mergeTask"), {"vars": self.vars, "tasks": list(ids)})
             if task:
                 self._check_commands([task.command_line], ("job", "mergeTask", "commandLine"))
             if task and self._unique(task.id, origin, "mergeTask", ("job", "mergeTask")):
-                tasks.append(Task(**{**task.__dict__, "depends_on": tuple(ids)}))
-        return tasks, bool(merge)
+                tasks.append(dataclasses.replace(task, depends_on=ids))
+        return tasks, bool(merge) or any(t.depends_on for t in tasks)
+
+    def _stages(self, specs: list[dict[str, Any]], origin: dict[str, Any]) -> list[Task]:
+        """Every stage's tasks, each stage after those it depends on, each task depending on
+        every task of the stage's dependsOn."""
+        found = stages.graph(specs)
+        if isinstance(found, list):
+            for problem in found:
+                key = problem.field == "name"
+                self.error(problem.message, ("job", "tasks", problem.index, problem.field), key=key)
+            return []
+        made: dict[str, list[Task]] = {}
+        seen: dict[str, dict[str, Any]] = {}  # what later stages' templates see of each stage
+        tasks: list[Task] = []
+        for i in found.order:
+            spec = dict(specs[i])
+            name = spec.pop("name")
+            direct = spec.pop("dependsOn", None) or []
+            path: Path_ = ("job", "tasks", i)
+            names = {n.lower(): n for n in made}
+            ids = tuple(t.id for d in direct for t in made[names[d.lower()]])
+            upstream = found.upstream[name]
+            if ids and not self._dependency_fits(
+                ids, (*path, "dependsOn"), f"stage {name!r}", ", ".join(direct)
+            ):
+                return tasks
+            context = {"stage": name, "stages": {n: seen[n] for n in upstream}}
+            outputs = {o["ref"] for n in upstream for o in seen[n]["outputs"] if o["ref"]}
+            default = (i + 1) * stages.ID_BLOCK if "id" not in spec else None
+            made[name] = self._expand(
+                spec, path, origin, context, stage=name, depends_on=ids, default_id=default, outputs=outputs
+            )
+            seen[name] = {"ids": [t.id for t in made[name]], "outputs": _outputs(made[name])}
+            tasks.extend(made[name])
+            if self.errors:
+                break
+        return tasks
+
+    def _dependency_fits(self, ids: tuple[str, ...], path: Path_, who: str, whom: str) -> bool:
+        """Whether dependsOn can name `ids`: the ids that are whole numbers go as ranges, the
+        others by id, at most 64,000 characters of them (TaskDependencyListTooLong)."""
+        chars = dependencies(ids).id_chars
+        if chars <= MAX_DEPENDENCY_CHARS:
+            return True
+        self.error(
+            f"{who} would depend on {len(ids)} tasks ({whom}) whose ids total {chars} characters; "
+            f"Batch accepts at most {MAX_DEPENDENCY_CHARS} (TaskDependencyListTooLong): give the "
+            "tasks depended on numeric ids (a stage without id gets them), which go as id ranges, "
+            "or shorten their ids",
+            path,
+            key=True,
+        )
+        return False
+
+    def _expand(
+        self,
+        template: dict[str, Any],
+        base_path: Path_,
+        origin: dict[str, Any],
+        context: dict[str, Any],
+        *,
+        stage: str | None = None,
+        depends_on: tuple[str, ...] = (),
+        default_id: int | None = None,
+        outputs: set[str] = frozenset(),
+    ) -> list[Task]:
+        """The template's tasks, one per forEach item."""
+        for_each = template.pop("forEach", None)
+        found = expand.items(for_each, self.base, self.blobs)
+        if isinstance(found, str):
+            self.error(found, (*base_path, "forEach"))
+            return []
+        if default_id is not None and len(found) > stages.ID_BLOCK:
+            self.error(
+                f"the stage has {len(found)} items; a stage without id takes at most {stages.ID_BLOCK}",
+                (*base_path, "forEach"),
+            )
+            return []
+        tasks: list[Task] = []
+        for index, item in enumerate(found):
+            scope = {"vars": self.vars, **context, "index": index}
+            if item is not None:
+                scope["item"] = item
+            task_id = str(default_id + index) if default_id is not None else None
+            task = self._task(template, base_path, scope, task_id=task_id, outputs=outputs)
+            if task is None:
+                continue
+            if self._unique(task.id, origin, item, base_path):
+                tasks.append(dataclasses.replace(task, depends_on=depends_on, stage=stage))
+            if len(self.errors) > 50:  # the same mistake repeated per item says nothing new
+                break
+        self._check_commands([t.command_line for t in tasks], (*base_path, "commandLine"))
+        return tasks
 
     def _unique(self, task_id: str, origin: dict[str, Any], item: Any, base_path: Path_) -> bool:
         # Batch task ids are unique within a job regardless of case.
@@ -461,12 +544,20 @@ class _Builder:
         origin[key] = item
         return True
 
-    def _task(self, template: dict[str, Any], path: Path_, context: dict[str, Any]) -> Task | None:
+    def _task(
+        self,
+        template: dict[str, Any],
+        path: Path_,
+        context: dict[str, Any],
+        *,
+        task_id: str | None = None,
+        outputs: set[str] = frozenset(),
+    ) -> Task | None:
         before = len(self.errors)
         spec = {k: self._render(v, (*path, k), context) for k, v in template.items()}
         if len(self.errors) > before:
             return None
-        task_id = spec["id"]
+        task_id = spec["id"] if task_id is None else task_id
         if not _valid_id(task_id):
             self.error(
                 f"task id {task_id!r} is invalid: must be 1-64 letters, digits, hyphens and underscores",
@@ -483,7 +574,9 @@ class _Builder:
             id=task_id,
             command_line=_command_line(spec),
             display_name=spec.get("displayName"),
-            resource_files=self._resource_files(spec.get("resourceFiles"), (*path, "resourceFiles")),
+            resource_files=self._resource_files(
+                spec.get("resourceFiles"), (*path, "resourceFiles"), outputs=outputs
+            ),
             output_files=self._output_files(spec.get("outputFiles"), (*path, "outputFiles")),
             environment=_env(spec.get("environment")),
             max_wall_clock_time=constraints.get("maxWallClockTime"),
@@ -494,6 +587,25 @@ class _Builder:
             extra_json=canonical_json(spec.get("extra") or {}),
         )
         return task if len(self.errors) == before else None
+
+
+def _outputs(tasks: list[Task]) -> list[dict[str, Any]]:
+    """What later stages see of a stage's output files: the task, the container, the path and
+    pattern, and `ref` (container/name, for a blob resource file) where the name is known."""
+    return [
+        {
+            "task": t.id,
+            "container": o.container,
+            "path": o.path,
+            "pattern": o.pattern,
+            "ref": f"{o.container}/{o.path}" if o.path and not _WILDCARD.search(o.pattern) else None,
+        }
+        for t in tasks
+        for o in t.output_files
+    ]
+
+
+_WILDCARD = re.compile(r"[*?\[]")
 
 
 def _command_line(spec: dict[str, Any]) -> str:

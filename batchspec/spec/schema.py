@@ -137,14 +137,19 @@ def _describe(doc: Document, error: ValidationError) -> list[SpecError]:
     if kind == "not" and sub.get("not", {}).get("const") is not None:
         return [at(sub.get("x-error") or f"must not be {sub['not']['const']!r}")]
     if kind == "anyOf" and error.context:
-        return _describe(doc, _closest(error))
+        return [d for e in _closest(error) for d in _describe(doc, e)]
     return [at(error.message)]
 
 
-def _closest(error: ValidationError) -> ValidationError:
-    """Of an anyOf's failed branches, the one whose type matches the value, else the best match."""
-    same_type = [e for e in error.context if e.validator != "type" and len(e.relative_schema_path) > 1]
-    return best_match(same_type or error.context)
+def _closest(error: ValidationError) -> list[ValidationError]:
+    """Of an anyOf's failed branches, the errors of the one whose type matches the value (all
+    of them: a list of stages can have a mistake in each), else the best match."""
+    same_type = [e for e in error.context if e.relative_path or e.validator != "type"]
+    best = best_match(same_type or error.context)
+    if not same_type:
+        return [best]
+    branch = best.relative_schema_path[0]
+    return [e for e in same_type if e.relative_schema_path[0] == branch]
 
 
 def _subschema_at(schema_path, keyword: str) -> dict[str, Any]:

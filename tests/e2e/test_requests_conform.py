@@ -1,5 +1,6 @@
 """Every Batch request batchspec sends, on every path (create, resize, properties, reboot, job
-patch, autoscale on and off, task collections, a merge task), conforms to the API definition."""
+patch, autoscale on and off, task collections, a merge task, stages), conforms to the API
+definition."""
 
 from __future__ import annotations
 
@@ -77,6 +78,12 @@ def test_every_batch_request_body_batchspec_sends_conforms_to_the_definition(
         sweep = (ROOT / "specs" / "sweep.yaml").read_text().replace("sweep", workspace.name + "s")
         (workspace.root / "sweep.yaml").write_text(sweep)
         _apply(target, workspace.root / "sweep.yaml")  # a merge task with its dependencies
+        (workspace.root / "specs").mkdir()
+        stages = (ROOT / "specs" / "pipeline.yaml").read_text().replace("pipeline-", workspace.name + "p-")
+        (workspace.root / "specs" / "pipeline.yaml").write_text(
+            stages.replace("name: pipeline", f"name: {workspace.name}p")
+        )
+        _apply(target, workspace.root / "specs" / "pipeline.yaml")  # stages
     finally:
         target.close()
 
