@@ -264,6 +264,38 @@ class Task(_Record, _Extra):
 
 
 @dataclass(frozen=True)
+class JobTask(_Record):
+    """A job's preparation task (runs on each node before the job's first task there) or
+    release task (runs on those nodes when the job ends); the last two fields are the
+    preparation task's only."""
+
+    command_line: str
+    resource_files: tuple[ResourceFile, ...] = ()
+    environment: Pairs = ()
+    elevated: bool = False
+    max_wall_clock_time: str | None = None
+    retention_time: str | None = None
+    max_task_retry_count: int | None = None
+    wait_for_success: bool | None = None
+    rerun_on_node_reboot: bool | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return _prune(
+            {
+                "commandLine": self.command_line,
+                "resourceFiles": [r.to_dict() for r in self.resource_files],
+                "environment": dict(self.environment),
+                "elevated": self.elevated or None,
+                "maxWallClockTime": self.max_wall_clock_time,
+                "retentionTime": self.retention_time,
+                "maxTaskRetryCount": self.max_task_retry_count,
+                "waitForSuccess": self.wait_for_success,
+                "rerunOnNodeRebootAfterSuccess": self.rerun_on_node_reboot,
+            }
+        )
+
+
+@dataclass(frozen=True)
 class Dependencies:
     """A task's dependsOn as the service takes it: the ids that are whole numbers as inclusive
     ranges ("only tasks with IDs representing integer values are selected by the range", Batch's
@@ -332,6 +364,8 @@ class Job(_Record, _Extra):
     uses_task_dependencies: bool = False
     metadata: Pairs = ()
     extra_json: str = "{}"
+    preparation_task: JobTask | None = None
+    release_task: JobTask | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return _prune(
@@ -348,6 +382,8 @@ class Job(_Record, _Extra):
                 "usesTaskDependencies": self.uses_task_dependencies or None,
                 "metadata": dict(self.metadata),
                 "extra": self.extra,
+                "preparationTask": self.preparation_task.to_dict() if self.preparation_task else None,
+                "releaseTask": self.release_task.to_dict() if self.release_task else None,
             }
         )
 

@@ -268,3 +268,26 @@ def test_a_logs_container_name_the_spec_name_cannot_make_is_a_spec_error(tmp_pat
     spec.write_text(spec.read_text().replace("name: topn", "name: a--b", 1))
     with pytest.raises(SpecErrors, match="the logs container 'a--b-logs' is not a valid name"):
         build(spec)
+
+
+def test_a_job_whose_preparation_sas_expires_soon_is_replaced_only_when_tasks_will_run(desired):
+    from datetime import datetime, timedelta, timezone
+
+    live = _converged(desired)
+    live.read_at = datetime(2026, 12, 1, tzinfo=timezone.utc)
+    soon = (live.read_at + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    live.job["jobPreparationTask"] = {
+        "commandLine": "true",
+        "resourceFiles": [{"httpUrl": f"https://acct.blob/app/ref.bin?se={soon}&sp=r&sig=x"}],
+    }
+    quiet = diff(desired, live)
+    assert quiet.of("job") == [] and quiet.of("task") == []  # nothing runs: the job stays
+    live.tasks[0]["executionInfo"] = {"result": "failure", "exitCode": 1}
+    plan = diff(desired, live)
+    (job,) = plan.of("job")
+    assert job.action == Action.REPLACE
+    assert job.reasons == (
+        "preparationTask: resource file SAS expire 2026-12-02 00:00 UTC "
+        "(nodes that join run it; forces replacement)",
+    )
+    assert {c.action for c in plan.of("task")} == {Action.CREATE}

@@ -75,10 +75,16 @@ class Applier:
         pool_id = self.desired.pool.id
         live_pool = live_batch.read_pool(self.t.batch, pool_id)
         nodes = live_batch.read_nodes(self.t.batch, pool_id) if live_pool else []
-        self.outcome.causes = results.causes(self, tasks, nodes, live_pool)
+        prepared = live_batch.read_preparations(self.t.batch, self.desired.job.id) if self.prepares else []
+        self.outcome.causes = results.causes(self, tasks, nodes, live_pool, prepared)
         self.outcome.seen = {"pool": live_pool, "nodes": nodes, "tasks": tasks}
         self.outcome.exit_code = results.exit_code(self.outcome)
         return self.outcome
+
+    @property
+    def prepares(self) -> bool:
+        """Whether the job has a preparation task (its statuses per node are worth reading)."""
+        return self.desired.job.preparation_task is not None
 
     def grants(self, *, start_task: bool) -> grants.Grants:
         """How the nodes reach storage: the pool's identity, else SAS URLs (longer-lived for the

@@ -38,7 +38,7 @@ def job(run: Applier) -> None:
         run.wait_gone(read, f"job {job.id}")
         run.ui.step(f"creating job {job.id}")
         try:
-            run.t.batch.create_job(payloads.job(job, owner))
+            run.t.batch.create_job(payloads.job(job, owner, run.grants(start_task=True)))
         except ResourceExistsError:
             run.check_own_create("job", read(), job.fingerprint())
     elif change.action == Action.UPDATE:

@@ -9,11 +9,11 @@ from typing import Any
 
 from batchspec.apply.grants import Grants
 from batchspec.model import (
-    FINGERPRINT,
     OWNER,
     SAS_EXPIRY,
     TASK_FINGERPRINT_ENV,
     Job,
+    JobTask,
     OutputFile,
     Pool,
     ResourceFile,
@@ -21,7 +21,7 @@ from batchspec.model import (
     Task,
     dependencies,
 )
-from batchspec.plan import job_extra_stamp, pool_stamps
+from batchspec.plan import job_stamps, pool_stamps
 
 _UPON = {"taskSuccess": "tasksuccess", "taskFailure": "taskfailure", "taskCompletion": "taskcompletion"}
 
@@ -134,14 +134,7 @@ def pool_properties(p: Pool, owner: str, grants: Grants) -> dict[str, Any]:
 
 
 def job_metadata(job: Job, owner: str) -> list[dict[str, str]]:
-    return _meta(
-        {
-            **dict(job.metadata),
-            OWNER: owner,
-            FINGERPRINT: job.fingerprint(),
-            "batchspec-extra": job_extra_stamp(job.extra_json),
-        }
-    )
+    return _meta({**dict(job.metadata), OWNER: owner, **job_stamps(job)})
 
 
 def _job_constraints(job: Job) -> dict[str, Any]:
@@ -153,9 +146,14 @@ def _job_constraints(job: Job) -> dict[str, Any]:
     return constraints
 
 
-def job(j: Job, owner: str) -> dict[str, Any]:
-    body: dict[str, Any] = {"id": j.id, "poolInfo": {"poolId": j.pool_id}, "metadata": job_metadata(j, owner)}
+def job(j: Job, owner: str, grants: Grants) -> dict[str, Any]:
+    """The body of a job create; `grants` are its preparation and release tasks'."""
+    body: dict[str, Any] = {"id": j.id, "poolInfo": {"poolId": j.pool_id}}
     body.update(job_update(j, owner))
+    if j.preparation_task:
+        body["jobPreparationTask"] = job_task(j.preparation_task, grants)
+    if j.release_task:
+        body["jobReleaseTask"] = job_task(j.release_task, grants)
     if j.display_name:
         body["displayName"] = j.display_name
     if j.uses_task_dependencies:
@@ -174,6 +172,28 @@ def job_update(j: Job, owner: str) -> dict[str, Any]:
         "onAllTasksComplete": j.on_all_tasks_complete or "noaction",
         "metadata": job_metadata(j, owner),
     }
+
+
+def job_task(t: JobTask, grants: Grants) -> dict[str, Any]:
+    """A job preparation or release task: the service's ids for them (jobpreparation,
+    jobrelease) are its defaults, and their limits sit in different places."""
+    body: dict[str, Any] = {
+        "commandLine": t.command_line,
+        "resourceFiles": [resource_file(r, grants) for r in t.resource_files],
+        "environmentSettings": _env(t.environment),
+    }
+    if t.elevated:
+        body["userIdentity"] = _admin()
+    limits = {"maxWallClockTime": t.max_wall_clock_time, "retentionTime": t.retention_time}
+    limits = {k: v for k, v in limits.items() if v is not None}
+    if t.wait_for_success is None:  # a release task: its limits are its own properties
+        return {**body, **limits}
+    if t.max_task_retry_count is not None:
+        limits["maxTaskRetryCount"] = t.max_task_retry_count
+    if limits:
+        body["constraints"] = limits
+    body.update(waitForSuccess=t.wait_for_success, rerunOnNodeRebootAfterSuccess=t.rerun_on_node_reboot)
+    return body
 
 
 def task(t: Task, stamp: str, grants: Grants) -> dict[str, Any]:

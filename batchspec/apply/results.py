@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from azure.core.exceptions import HttpResponseError, ServiceRequestError
 
 from batchspec import waiting
-from batchspec.apply.common import duration, short
+from batchspec.apply.common import duration, indent, short
 from batchspec.errors import ApplyError
 from batchspec.live import batch as live_batch
 from batchspec.live import status, triage
@@ -88,12 +88,41 @@ def wait(run: Applier) -> bool:
         figures |= pace(completed - done_at_start, counts.active + counts.running, elapsed)
         figures |= troubled_nodes(run)
         run.ui.task_counts(figures, elapsed)
+        if counts.active and not counts.running and run.prepares:
+            check_preparation(run)
         return finished
 
     if waiting.poll(done, waiting.Deadline(run.timeout, "--timeout (wait.timeout)"), run.poll) is None:
         run.outcome.timed_out = True
         return False
     return True
+
+
+def check_preparation(run: Applier) -> None:
+    """Tasks wait and none runs: if the job preparation task failed on every node of the pool,
+    none ever will there (waitForSuccess keeps the job's tasks off such a node), so stop now
+    rather than at the timeout."""
+    job_id, pool_id = run.desired.job.id, run.desired.pool.id
+    failed = [s for s in live_batch.read_preparations(run.t.batch, job_id) if triage.preparation_failure(s)]
+    if not failed or not run.desired.job.preparation_task.wait_for_success:
+        return
+    pool = live_batch.read_pool(run.t.batch, pool_id) or {}
+    if len(failed) < (pool.get("currentDedicatedNodes") or 0) + (pool.get("currentLowPriorityNodes") or 0):
+        return
+    node = failed[0]["nodeId"]
+    path = f"workitems/{job_id}/job-1/jobpreparation/stderr.txt"
+    stderr = run.tail(
+        lambda **kw: run.t.batch.download_node_file(pool_id, node, path, **kw),
+        lambda: run.t.batch.get_node_file_properties(pool_id, node, path),
+    )
+    code = triage.preparation_failure(failed[0]).get("exitCode")
+    lines = [
+        f"the job preparation task failed on every node of pool {pool_id} ({len(failed)}), so no "
+        f"task of job {job_id} can run; node {node}: exit code {code}"
+    ]
+    if stderr:
+        lines.append("stderr (tail):\n" + indent(stderr))
+    raise ApplyError("\n".join(lines), hint="fix job.preparationTask and apply again: the job is replaced")
 
 
 def pace(completed: int, remaining: int, elapsed: float) -> dict[str, float]:
@@ -161,10 +190,12 @@ def rows(run: Applier) -> tuple[list[TaskRow], list[dict]]:
     return [row(task.id, live.get(task.id)) for task in run.desired.tasks], list(live.values())
 
 
-def causes(run: Applier, tasks: list[dict], nodes: list[dict], pool: dict | None) -> list[triage.Cause]:
+def causes(
+    run: Applier, tasks: list[dict], nodes: list[dict], pool: dict | None, preparations: list[dict]
+) -> list[triage.Cause]:
     """What went wrong, by cause (live/triage.py), with the stderr tail of each failed cause's
     first task: one read per cause, not per task."""
-    found = triage.triage(tasks, nodes, pool)
+    found = triage.triage(tasks, nodes, pool, preparations)
     for cause in found:
         if cause.failure and cause.kind == "task":
             cause.stderr = run.tail(

@@ -88,6 +88,15 @@ def read_nodes(client: BatchClient, pool_id: str) -> list[dict[str, Any]]:
         return []
 
 
+def read_preparations(client: BatchClient, job_id: str) -> list[dict[str, Any]]:
+    """Per node, how the job's preparation and release tasks went (the service's
+    BatchJobPreparationAndReleaseTaskStatus); empty for a job without them or gone."""
+    try:
+        return [s.as_dict() for s in client.list_job_preparation_and_release_task_status(job_id)]
+    except ResourceNotFoundError:
+        return []
+
+
 def supported_image(client: BatchClient, image: dict[str, str]) -> dict[str, Any] | None:
     """The account's supported-images entry of a Marketplace image (its node agent SKU, its
     `batchSupportEndOfLife`), or None if the account does not list it."""

@@ -26,6 +26,8 @@ def read(target: Any, desired: DesiredState, known: dict[str, Any] | None = None
         tasks = known["tasks"]
     else:
         tasks = batch.read_tasks(target.batch, desired.job.id, TASK_FIELDS) if job else []
+    has_preparation = job is not None and job.get("jobPreparationTask") is not None
+    preparations = batch.read_preparations(target.batch, desired.job.id) if has_preparation else []
     return {
         "name": desired.name,
         "containers": [
@@ -53,9 +55,27 @@ def read(target: Any, desired: DesiredState, known: dict[str, Any] | None = None
             "id": job["id"],
             "state": job.get("state"),
             "owned": metadata(job).get(OWNER) == desired.name,
+            "preparation": [_preparation(p) for p in preparations] if has_preparation else None,
         },
         "tasks": [_task(t) for t in tasks],
-        "causes": [c.as_dict() for c in triage.triage(tasks, nodes, pool)],
+        "causes": [c.as_dict() for c in triage.triage(tasks, nodes, pool, preparations)],
+    }
+
+
+def _preparation(status: dict[str, Any]) -> dict[str, Any]:
+    """How the job's preparation and release tasks went on one node."""
+
+    def run(info: dict[str, Any] | None) -> dict[str, Any] | None:
+        return (
+            {k: info.get(k) for k in ("state", "result", "exitCode", "startTime", "endTime")}
+            if info
+            else None
+        )
+
+    return {
+        "node": status.get("nodeId"),
+        "preparationTask": run(status.get("jobPreparationTaskExecutionInfo")),
+        "releaseTask": run(status.get("jobReleaseTaskExecutionInfo")),
     }
 
 

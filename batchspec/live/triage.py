@@ -30,6 +30,11 @@ HINTS = {
     ),
     "command could not start": "the program was not found or could not start: check the command and image",
     "start task failed": "the start task failed on these nodes: its stderr is the node's startup/stderr.txt",
+    "preparation task failed": (
+        "the job preparation task failed on these nodes, so the job's tasks do not run there: its "
+        "stderr is the node's workitems/<job>/job-1/jobpreparation/stderr.txt; fix it and apply "
+        "again (a changed preparation task replaces the job)"
+    ),
     "node unusable": "nodes turned unusable (their tasks ran again elsewhere); apply again to replace them",
     "preempted and requeued": "spot nodes were preempted and these tasks ran again: no failure",
     "allocation error": (
@@ -82,10 +87,20 @@ def task_cause(task: dict[str, Any]) -> str | None:
     return "failed"
 
 
+def preparation_failure(status: dict[str, Any]) -> dict[str, Any] | None:
+    """A node's job preparation task execution info if it failed there for good."""
+    info = status.get("jobPreparationTaskExecutionInfo") or {}
+    return info if info.get("state") == "completed" and info.get("result") == "failure" else None
+
+
 def triage(
-    tasks: Iterable[dict[str, Any]], nodes: Iterable[dict[str, Any]] = (), pool: dict[str, Any] | None = None
+    tasks: Iterable[dict[str, Any]],
+    nodes: Iterable[dict[str, Any]] = (),
+    pool: dict[str, Any] | None = None,
+    preparations: Iterable[dict[str, Any]] = (),
 ) -> list[Cause]:
-    """The causes, failures first (most tasks first), then what happened on the way."""
+    """The causes, failures first (most tasks first), then what happened on the way;
+    `preparations` are the job preparation task's statuses per node."""
     causes: dict[str, Cause] = {}
 
     def add(key: str, example: str, detail: str = "", kind: str = "task", failure: bool = True) -> None:
@@ -117,6 +132,16 @@ def triage(
             errors = node.get("errors") or [{}]
             detail = f"{errors[0].get('code', '')}: {errors[0].get('message', '')}".strip(": ")
             add("node unusable", node["id"], detail, kind="node", failure=False)
+    for node in preparations:
+        if (info := preparation_failure(node)) is not None:
+            failure = info.get("failureInfo") or {}
+            detail = f"exit code {info.get('exitCode')}" if info.get("exitCode") is not None else ""
+            add(
+                "preparation task failed",
+                node.get("nodeId", "?"),
+                detail or failure.get("code", ""),
+                kind="node",
+            )
     for error in (pool or {}).get("resizeErrors") or []:
         # The pool got fewer nodes than asked for: its tasks ran on those it got.
         key, message = f"allocation error: {error.get('code')}", str(error.get("message") or "")

@@ -2,7 +2,7 @@
 
 from batchspec.plan.diff import diff
 from batchspec.plan.records import PLAN_FORMAT, Action, Change, Plan, PoolHow, Size
-from batchspec.plan.stamps import job_extra_stamp, pool_stamps, task_stamp
+from batchspec.plan.stamps import job_stamps, pool_stamps, task_stamp
 from batchspec.plan.teardown import destroy
 
 __all__ = [
@@ -14,7 +14,7 @@ __all__ = [
     "Size",
     "destroy",
     "diff",
-    "job_extra_stamp",
+    "job_stamps",
     "pool_stamps",
     "task_stamp",
 ]

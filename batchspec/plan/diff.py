@@ -23,7 +23,18 @@ from batchspec.plan import preflight
 from batchspec.plan.pool import pool_change
 from batchspec.plan.reasons import clash, was
 from batchspec.plan.records import Action, Change, Plan, Size
-from batchspec.plan.stamps import TASK_PARTS, desired_digest, failed, job_extra_stamp, live_digest, task_stamp
+from batchspec.plan.stamps import (
+    JOB_EXTRA,
+    JOB_TASKS,
+    REFRESH_BELOW,
+    TASK_PARTS,
+    desired_digest,
+    failed,
+    job_stamps,
+    live_digest,
+    sas_expiry,
+    task_stamp,
+)
 
 
 def diff(desired: DesiredState, live: LiveState) -> Plan:
@@ -41,8 +52,11 @@ def diff(desired: DesiredState, live: LiveState) -> Plan:
             hint="batchspec never changes what it did not create: rename the resource "
             "in the spec, or remove the existing one yourself",
         )
-    changes += [c for c in (pool, job_change) if c]
     task_changes, pending = _tasks(desired, live, job_change, stamp)
+    if _runs(task_changes) and (why := _job_sas_expiring(live)):
+        job_change = Change("job", desired.job.id, Action.REPLACE, (why,))
+        task_changes, pending = _tasks(desired, live, job_change, stamp)
+    changes += [c for c in (pool, job_change) if c]
     changes += task_changes
     if desired.download:
         changes += _download(desired, live, task_changes)
@@ -142,8 +156,11 @@ def _job(desired: DesiredState, live: LiveState, clashes: list[str], stamp: Call
     uses = bool(current.get("usesTaskDependencies"))
     if uses != job.uses_task_dependencies:
         reasons.append(f"usesTaskDependencies: {was(uses, job.uses_task_dependencies)} (forces replacement)")
-    if meta.get("batchspec-extra") != job_extra_stamp(job.extra_json):
+    stamps = job_stamps(job)
+    if meta.get(JOB_EXTRA) != stamps[JOB_EXTRA]:
         reasons.append("extra: changed (forces replacement)")
+    if meta.get(JOB_TASKS, "") != stamps.get(JOB_TASKS, ""):
+        reasons.append("preparationTask or releaseTask: changed (forces replacement)")
     if current.get("state") in ("completed", "terminating", "disabling", "disabled"):
         wanted = {t.id.lower(): t for t in desired.tasks}
         live_ids = {t["id"].lower() for t in live.tasks}
@@ -173,6 +190,32 @@ def _job(desired: DesiredState, live: LiveState, clashes: list[str], stamp: Call
         if not update:
             update.append("constraints or metadata changed")
     return Change("job", job.id, Action.UPDATE, tuple(update)) if update else None
+
+
+def _runs(task_changes: list[Change]) -> bool:
+    return any(c.action in (Action.CREATE, Action.REPLACE, Action.RERUN) for c in task_changes)
+
+
+def _job_sas_expiring(live: LiveState) -> str | None:
+    """Why the job must be made again before tasks run: its preparation or release task reads
+    storage through SAS URLs that expire soon (a node that joins later runs the preparation
+    task, and no update changes it), under the rule the pool's start task follows."""
+    job = live.job or {}
+    urls = [
+        url
+        for key in ("jobPreparationTask", "jobReleaseTask")
+        for rf in (job.get(key) or {}).get("resourceFiles") or []
+        for url in (rf.get("httpUrl"), rf.get("storageContainerUrl"))
+        if url
+    ]
+    ends = [e for e in map(sas_expiry, urls) if e is not None]
+    if not ends or live.read_at is None or min(ends) - live.read_at >= REFRESH_BELOW:
+        return None
+    verb = "expired" if min(ends) <= live.read_at else "expire"
+    return (
+        f"preparationTask: resource file SAS {verb} {min(ends):%Y-%m-%d %H:%M} UTC "
+        "(nodes that join run it; forces replacement)"
+    )
 
 
 def _tasks(

@@ -3,14 +3,14 @@ autoscale, start task, metadata), or nothing; and when the start task's SAS must
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from batchspec import durations
 from batchspec.model import OWNER, SAS_EXPIRY, DesiredState, LiveState, Pool, metadata
 from batchspec.plan.reasons import clash, was
 from batchspec.plan.records import Action, Change, PoolHow
-from batchspec.plan.stamps import REFRESH_BELOW, pool_stamps
+from batchspec.plan.stamps import REFRESH_BELOW, parse_time, pool_stamps
 
 
 def pool_change(desired: DesiredState, live: LiveState, clashes: list[str]) -> Change | None:
@@ -126,7 +126,7 @@ def _start_task_sas(
         return "startTask: resource file SAS issued again for the nodes the resize adds"
     if now is None:
         return None
-    expiry = _parse_time(meta.get(SAS_EXPIRY))
+    expiry = parse_time(meta.get(SAS_EXPIRY))
     if expiry is None:
         return (
             "startTask: resource file SAS of unknown expiry issued again (nodes that join or reboot use them)"
@@ -138,13 +138,6 @@ def _start_task_sas(
             "(nodes that join or reboot use them)"
         )
     return None
-
-
-def _parse_time(text: str | None) -> datetime | None:
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(timezone.utc) if text else None
-    except ValueError:
-        return None
 
 
 def _interval(current: dict[str, Any]) -> str | None:

@@ -8,12 +8,14 @@ that resource is as the spec asks.
 from __future__ import annotations
 
 import functools
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from batchspec.model import (
     FINGERPRINT,
     DesiredState,
+    Job,
     LiveState,
     Pool,
     Task,
@@ -27,6 +29,21 @@ from batchspec.model import (
 # are issued again by the plan once under half is left (see apply.grants).
 START_TASK_SAS = timedelta(days=6)
 REFRESH_BELOW = START_TASK_SAS / 2
+
+
+def parse_time(text: str | None) -> datetime | None:
+    """An ISO 8601 time as UTC (None if it is not one)."""
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(timezone.utc) if text else None
+    except ValueError:
+        return None
+
+
+def sas_expiry(url: str) -> datetime | None:
+    """When a SAS URL expires (its `se`), None for a URL without one (an identity's)."""
+    values = parse_qs(urlsplit(url).query).get("se")
+    return parse_time(values[0]) if values else None
+
 
 TASK_PARTS = ("commandLine", "resourceFiles", "outputFiles", "environment", "settings", "application")
 _NOT_SETTINGS = frozenset(("id", "commandLine", "resourceFiles", "outputFiles", "environment"))
@@ -71,8 +88,26 @@ def pool_stamps(pool: Pool) -> dict[str, str]:
     }
 
 
-def job_extra_stamp(extra_json: str) -> str:
-    return sha256_text(extra_json)
+JOB_EXTRA = "batchspec-extra"
+JOB_TASKS = "batchspec-jobtasks"
+
+
+def job_stamps(job: Job) -> dict[str, str]:
+    """The stamps of a job: its fingerprint, and the parts whose change forces a new job (what
+    `extra` passes through, and the preparation and release tasks, which no update changes).
+    A job without those tasks carries no JOB_TASKS stamp, as jobs made before they existed."""
+    stamps = {FINGERPRINT: job.fingerprint(), JOB_EXTRA: sha256_text(job.extra_json)}
+    if tasks := job_tasks_stamp(job):
+        stamps[JOB_TASKS] = tasks
+    return stamps
+
+
+def job_tasks_stamp(job: Job) -> str:
+    """The digest of the preparation and release tasks; empty without them."""
+    if job.preparation_task is None and job.release_task is None:
+        return ""
+    parts = [t.to_dict() if t else None for t in (job.preparation_task, job.release_task)]
+    return sha256_text(canonical_json(parts))
 
 
 def desired_digest(desired: DesiredState) -> str:

@@ -28,6 +28,7 @@ from batchspec.model import (
     Download,
     Image,
     Job,
+    JobTask,
     Logs,
     OutputFile,
     Pool,
@@ -390,6 +391,35 @@ class _Builder:
             uses_task_dependencies=uses_dependencies,
             metadata=tuple(sorted((spec.get("metadata") or {}).items())),
             extra_json=canonical_json(spec.get("extra") or {}),
+            preparation_task=self._job_task(spec.get("preparationTask"), "preparationTask"),
+            release_task=self._job_task(spec.get("releaseTask"), "releaseTask"),
+        )
+
+    def _job_task(self, spec: dict[str, Any] | None, key: str) -> JobTask | None:
+        if spec is None:
+            return None
+        path: Path_ = ("job", key)
+        if key == "releaseTask" and "preparationTask" not in self.doc.data["job"]:
+            # BatchJobCreateOptions.jobReleaseTask: "A Job Release Task cannot be specified
+            # without also specifying a Job Preparation Task for the Job."
+            self.error(
+                "a releaseTask needs a preparationTask: the service refuses a job with only one",
+                path,
+                key=True,
+            )
+        self._check_commands([_command_line(spec)], (*path, "commandLine"))
+        constraints = spec.get("constraints") or {}
+        preparation = key == "preparationTask"
+        return JobTask(
+            command_line=_command_line(spec),
+            resource_files=self._resource_files(spec.get("resourceFiles"), (*path, "resourceFiles")),
+            environment=_env(spec.get("environment")),
+            elevated=spec.get("elevated", False),
+            max_wall_clock_time=constraints.get("maxWallClockTime"),
+            retention_time=constraints.get("retentionTime"),
+            max_task_retry_count=spec.get("maxTaskRetryCount"),
+            wait_for_success=spec.get("waitForSuccess", True) if preparation else None,
+            rerun_on_node_reboot=spec.get("rerunOnNodeRebootAfterSuccess", True) if preparation else None,
         )
 
     def _logs(self, spec: bool | dict[str, Any], name: str, containers: tuple[Container, ...]) -> Logs | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 from rich.console import Console
 from rich.markup import escape
 
@@ -94,12 +96,15 @@ def status(report: dict, console: Console) -> None:
     else:
         table.add_row("pool", "-", "missing", "")
     job = report["job"]
-    table.add_row(
-        "job",
-        escape(job["id"]) if job else "-",
-        job["state"] if job else "missing",
-        owned(job["owned"]) if job else "",
-    )
+    details = owned(job["owned"]) if job else ""
+    if job and job.get("preparation") is not None:
+        ran = Counter(
+            (p["preparationTask"] or {}).get("result") or (p["preparationTask"] or {}).get("state") or "-"
+            for p in job["preparation"]
+        )
+        shown = ", ".join(f"{n} {r}" for r, n in sorted(ran.items())) or "not run yet"
+        details += f"; preparation task: {shown}"
+    table.add_row("job", escape(job["id"]) if job else "-", job["state"] if job else "missing", details)
     console.print(table)
     tasks = report["tasks"]
     if tasks:

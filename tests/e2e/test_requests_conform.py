@@ -75,6 +75,10 @@ def test_every_batch_request_body_batchspec_sends_conforms_to_the_definition(
         _apply(target, spec)  # autoscale on
         _edit(spec, "autoScale: {formula: '$TargetDedicatedNodes = 1;'}", "targetDedicatedNodes: 1")
         _apply(target, spec)  # autoscale off, resize
+        preparation = "  preparationTask: {commandLine: /bin/true, constraints: {maxWallClockTime: PT5M}}\n"
+        release = "  releaseTask: {commandLine: /bin/true, constraints: {retentionTime: PT1H}}\n"
+        _edit(spec, "  tasks:\n", preparation + release + "  tasks:\n")
+        _apply(target, spec)  # a job with preparation and release tasks
         sweep = (ROOT / "specs" / "sweep.yaml").read_text().replace("sweep", workspace.name + "s")
         (workspace.root / "sweep.yaml").write_text(sweep)
         _apply(target, workspace.root / "sweep.yaml")  # a merge task with its dependencies
@@ -103,6 +107,8 @@ def test_every_batch_request_body_batchspec_sends_conforms_to_the_definition(
         "Pools_DisablePoolAutoScale",
         "Tasks_CreateTaskCollection",
     } <= sent
+    jobs = [b for m, u, b in recorder.requests if m == "POST" and u.split("?")[0].endswith("/jobs")]
+    assert any(b.get("jobPreparationTask") and b.get("jobReleaseTask") for b in jobs)
     merge = [b for m, u, b in recorder.requests if u.split("?")[0].endswith("/addtaskcollection")]
     assert any(t.get("dependsOn") for body in merge for t in body["value"])
 
