@@ -187,6 +187,60 @@ class Image(_Record):
 
 
 @dataclass(frozen=True)
+class Registry(_Record):
+    """A private container registry; its password stays in the environment variable named."""
+
+    server: str
+    username: str | None = None
+    password_env: str | None = None
+    identity: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return _prune(
+            {
+                "server": self.server,
+                "username": self.username,
+                "passwordEnv": self.password_env,
+                "identityReference": self.identity,
+            }
+        )
+
+
+@dataclass(frozen=True)
+class PoolContainers(_Record):
+    """What lets a pool's nodes run container tasks."""
+
+    type: str = "dockerCompatible"
+    images: tuple[str, ...] = ()
+    registries: tuple[Registry, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "images": list(self.images),
+            "registries": [r.to_dict() for r in self.registries],
+        }
+
+
+@dataclass(frozen=True)
+class TaskContainer(_Record):
+    image: str
+    options: str | None = None
+    working_directory: str | None = None
+    registry: str | None = None  # the server of one of the pool's registries
+
+    def to_dict(self) -> dict[str, Any]:
+        return _prune(
+            {
+                "image": self.image,
+                "options": self.options,
+                "workingDirectory": self.working_directory,
+                "registry": self.registry,
+            }
+        )
+
+
+@dataclass(frozen=True)
 class Pool(_Record, _Extra):
     id: str
     vm_size: str
@@ -202,6 +256,7 @@ class Pool(_Record, _Extra):
     metadata: Pairs = ()
     extra_json: str = "{}"
     identity: str | None = None  # resourceId of the pool's user-assigned identity for storage
+    containers: PoolContainers | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return _prune(
@@ -220,6 +275,7 @@ class Pool(_Record, _Extra):
                 "metadata": dict(self.metadata),
                 "extra": self.extra,
                 "identityReference": {"resourceId": self.identity} if self.identity else None,
+                "containers": self.containers.to_dict() if self.containers else None,
             }
         )
 
@@ -239,6 +295,7 @@ class Task(_Record, _Extra):
     elevated: bool | None = None
     depends_on: tuple[str, ...] = ()
     extra_json: str = "{}"
+    container: TaskContainer | None = None
     # The stage it belongs to (None: the single task template); where it comes from, not what
     # runs, so not part of its form or fingerprint.
     stage: str | None = None
@@ -259,6 +316,7 @@ class Task(_Record, _Extra):
                 "elevated": self.elevated,
                 "dependsOn": list(self.depends_on),
                 "extra": self.extra,
+                "container": self.container.to_dict() if self.container else None,
             }
         )
 
@@ -505,6 +563,7 @@ class LiveState:
     node_agent_sku_id: str | None = None  # the spec's image's, from the account's supported images
     image_listed: bool | None = None  # whether the account lists the image (None: not a Marketplace image)
     image_end_of_life: str | None = None  # its batchSupportEndOfLife, when the service gives one
+    image_capabilities: tuple[str, ...] | None = None  # what the service says it can do (None: not listed)
     read_at: datetime | None = None  # when it was read: the clock the SAS expiry is checked against
     download_pending: list[str] = field(default_factory=list)  # blobs not yet downloaded as they are
     owned_containers: list[str] = field(default_factory=list)  # owned by this spec, not in it

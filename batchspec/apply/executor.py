@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from azure.core.exceptions import HttpResponseError
 
 from batchspec import waiting
-from batchspec.apply import download, grants, jobs, pool, results, storage
+from batchspec.apply import download, grants, jobs, payloads, pool, results, storage
 from batchspec.apply.results import EXIT_OK, Outcome
 from batchspec.errors import ApplyError
 from batchspec.live import batch as live_batch
@@ -65,6 +65,7 @@ class Applier:
         # What comes before the tasks (deleting a replaced pool or job, allocating, resizing
         # and rebooting nodes) has its own limit: on Azure it takes minutes, not task time.
         self.setup = waiting.Deadline(self.setup_timeout, "--setup-timeout (wait.setupTimeout)")
+        self._check_containers()
         for step in (storage.containers, storage.blobs, pool.pool, jobs.job, jobs.tasks):
             self.guard()
             step(self)
@@ -80,6 +81,20 @@ class Applier:
         self.outcome.seen = {"pool": live_pool, "nodes": nodes, "tasks": tasks}
         self.outcome.exit_code = results.exit_code(self.outcome)
         return self.outcome
+
+    def _check_containers(self) -> None:
+        """Before anything is made: every registry password is at hand (UsageError otherwise),
+        and the local target, which has no container runtime, says once that it runs the
+        commands of container tasks on this host."""
+        pool = self.desired.pool
+        for registry in pool.containers.registries if pool.containers else ():
+            if registry.password_env:
+                payloads.registry_password(registry)
+        if self.t.name == "local" and (pool.containers or any(t.container for t in self.desired.tasks)):
+            self.ui.note(
+                "the local target has no container runtime: container tasks run their commands on "
+                "this host, not in their images (docs/emulator.md)"
+            )
 
     @property
     def prepares(self) -> bool:

@@ -65,7 +65,7 @@ def tasks(run: Applier) -> None:
     # Stage by stage, each after those it depends on: the collections of one stage go in
     # parallel, so a later stage's task could otherwise be added before a task it names.
     for _, wave in groupby(tasks, key=lambda t: (t.stage, bool(t.depends_on))):
-        bodies = [payloads.task(t, stamps[t.id], grants) for t in wave]
+        bodies = [payloads.task(t, stamps[t.id], grants, run.desired.pool) for t in wave]
         refused += submit.add_tasks(run.t.batch, job_id, bodies, threads=min(run.parallelism, 8))
     if refused:
         check_refused(run, refused, stamps)

@@ -5,9 +5,11 @@ SAS URLs are never part of a fingerprint or a plan: `grants` mints them when a r
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from batchspec.apply.grants import Grants
+from batchspec.errors import UsageError
 from batchspec.model import (
     OWNER,
     SAS_EXPIRY,
@@ -16,9 +18,12 @@ from batchspec.model import (
     JobTask,
     OutputFile,
     Pool,
+    PoolContainers,
+    Registry,
     ResourceFile,
     StartTask,
     Task,
+    TaskContainer,
     dependencies,
 )
 from batchspec.plan import job_stamps, pool_stamps
@@ -113,7 +118,51 @@ def pool(p: Pool, owner: str, node_agent_sku_id: str | None, grants: Grants) -> 
         )
     if p.start_task:
         body["startTask"] = start_task(p.start_task, grants)
+    if p.containers:
+        body["virtualMachineConfiguration"]["containerConfiguration"] = _container_configuration(p.containers)
     return {**body, **p.extra}
+
+
+def _container_configuration(c: PoolContainers) -> dict[str, Any]:
+    body: dict[str, Any] = {"type": c.type}
+    if c.images:
+        body["containerImageNames"] = list(c.images)
+    if c.registries:
+        body["containerRegistries"] = [registry(r) for r in c.registries]
+    return body
+
+
+def registry(r: Registry) -> dict[str, Any]:
+    """A registry as the service takes it, its password read from the environment now."""
+    body: dict[str, Any] = {"registryServer": r.server}
+    if r.identity:
+        body["identityReference"] = {"resourceId": r.identity}
+    if r.password_env:
+        body.update(username=r.username, password=registry_password(r))
+    return body
+
+
+def registry_password(r: Registry) -> str:
+    """UsageError (before anything is made: the executor asks first) if it is not set."""
+    value = os.environ.get(r.password_env or "")
+    if not value:
+        raise UsageError(
+            f"pool.containers.registries: the environment variable {r.password_env} (the password "
+            f"of {r.server}) is not set",
+            hint=f"export {r.password_env}=... before apply; the spec never holds the password",
+        )
+    return value
+
+
+def container_settings(c: TaskContainer, pool: Pool) -> dict[str, Any]:
+    body: dict[str, Any] = {"imageName": c.image}
+    if c.options:
+        body["containerRunOptions"] = c.options
+    if c.working_directory:
+        body["workingDirectory"] = c.working_directory
+    if c.registry and pool.containers:
+        body["registry"] = registry(next(r for r in pool.containers.registries if r.server == c.registry))
+    return body
 
 
 def pool_properties(p: Pool, owner: str, grants: Grants) -> dict[str, Any]:
@@ -196,7 +245,8 @@ def job_task(t: JobTask, grants: Grants) -> dict[str, Any]:
     return body
 
 
-def task(t: Task, stamp: str, grants: Grants) -> dict[str, Any]:
+def task(t: Task, stamp: str, grants: Grants, pool: Pool | None = None) -> dict[str, Any]:
+    """The body of a task; `pool` (the spec's) holds the registries its container may name."""
     body: dict[str, Any] = {
         "id": t.id,
         "commandLine": t.command_line,
@@ -223,4 +273,6 @@ def task(t: Task, stamp: str, grants: Grants) -> dict[str, Any]:
         body["userIdentity"] = _admin()
     if t.depends_on:
         body["dependsOn"] = dependencies(t.depends_on).to_rest()
+    if t.container and pool is not None:
+        body["containerSettings"] = container_settings(t.container, pool)
     return {**body, **t.extra}

@@ -42,9 +42,10 @@ END_OF_LIFE = {
     "2016-datacenter": "2027-01-12",  # Azure/Batch#197: Windows Server 2016 Marketplace images
     "2016-datacenter-smalldisk": "2027-01-12",
 }
-# ImageInformation.capabilities: the container image of Batch's own publisher runs Docker
-# ("DockerCompatible", as Batch's container workload guide filters the list by).
-_CAPABILITIES = {"ubuntu-server-container": ["DockerCompatible"]}
+# ImageInformation.capabilities: the images Batch's container workload guide lists for Linux
+# container workloads (Batch's own ubuntu-server-container, and microsoft-dsvm's ubuntu-hpc,
+# which ships a Moby runtime) run Docker ("DockerCompatible", as the guide filters the list by).
+_CAPABILITIES = {"ubuntu-server-container": ["DockerCompatible"], "ubuntu-hpc": ["DockerCompatible"]}
 
 
 def _images() -> list[dict]:

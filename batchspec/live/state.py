@@ -50,6 +50,7 @@ def read(target: Target, desired: DesiredState, *, with_download: bool = True) -
         node_agent_sku_id=(supported or {}).get("nodeAgentSKUId"),
         image_listed=None if image_f is None else supported is not None,
         image_end_of_life=(supported or {}).get("batchSupportEndOfLife"),
+        image_capabilities=tuple((supported or {}).get("capabilities") or ()) if supported else None,
         read_at=read_at,
         download_pending=pending,
         owned_containers=owned_elsewhere,

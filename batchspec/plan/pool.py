@@ -10,7 +10,7 @@ from batchspec import durations
 from batchspec.model import OWNER, SAS_EXPIRY, DesiredState, LiveState, Pool, metadata
 from batchspec.plan.reasons import clash, was
 from batchspec.plan.records import Action, Change, PoolHow
-from batchspec.plan.stamps import REFRESH_BELOW, parse_time, pool_stamps
+from batchspec.plan.stamps import POOL_CONTAINERS, REFRESH_BELOW, parse_time, pool_stamps
 
 
 def pool_change(desired: DesiredState, live: LiveState, clashes: list[str]) -> Change | None:
@@ -68,8 +68,11 @@ def _pool_replace_reasons(pool: Pool, current: dict[str, Any]) -> list[str]:
         reasons.append(
             f"displayName: {was(current.get('displayName'), pool.display_name)} (forces replacement)"
         )
-    if metadata(current).get("batchspec-extra") != pool_stamps(pool)["batchspec-extra"]:
+    stamps, meta = pool_stamps(pool), metadata(current)
+    if meta.get("batchspec-extra") != stamps["batchspec-extra"]:
         reasons.append("extra: changed (forces replacement: the service cannot update these in place)")
+    if meta.get(POOL_CONTAINERS, "") != stamps.get(POOL_CONTAINERS, ""):
+        reasons.append("containers: changed (forces replacement)")
     return reasons
 
 

@@ -56,3 +56,28 @@ def image(
             )
         ]
     return []
+
+
+# Batch's container workload guide: images that run containers carry the DockerCompatible
+# capability in the supported-images list.
+CONTAINER_CAPABLE = "DockerCompatible"
+
+
+def containers(desired: DesiredState, live: LiveState, pool: Change | None) -> list[Check]:
+    """A pool with containers on an image the service does not list as container capable:
+    its nodes could not run the container tasks."""
+    if desired.pool.containers is None or live.image_capabilities is None:
+        return []  # no containers, or an image the service does not list (checked above)
+    if any(c.lower() == CONTAINER_CAPABLE.lower() for c in live.image_capabilities):
+        return []
+    ref = desired.pool.image
+    creating = pool is not None and pool.action in (Action.CREATE, Action.REPLACE)
+    return [
+        Check(
+            "error" if creating else "warning",
+            f"pool.containers: pool.image {ref.publisher}/{ref.offer}/{ref.sku} is not container "
+            f"capable (the account's supported images do not list {CONTAINER_CAPABLE} for it): "
+            "choose one that is, such as microsoft-dsvm/ubuntu-hpc (az batch pool supported-images "
+            "list shows their capabilities)",
+        )
+    ]

@@ -77,15 +77,24 @@ def _application_json(pool: Pool) -> str:
     return canonical_json(pool.start_task.fingerprint() if pool.start_task else None)
 
 
+POOL_CONTAINERS = "batchspec-containers"
+
+
 def pool_stamps(pool: Pool) -> dict[str, str]:
+    """The pool's fingerprint and the parts the plan tells apart: the start task (updated in
+    place), `extra` and the container configuration (which force a new pool). A pool without
+    containers carries no POOL_CONTAINERS stamp, as pools made before they existed."""
     start = pool.start_task.fingerprint() if pool.start_task else ""
     if start and pool.identity:  # its resource files reach storage another way
         start = sha256_text(f"{start}\n{pool.identity}")
-    return {
+    stamps = {
         FINGERPRINT: pool.fingerprint(),
         "batchspec-starttask": start,
         "batchspec-extra": sha256_text(pool.extra_json),
     }
+    if pool.containers:
+        stamps[POOL_CONTAINERS] = pool.containers.fingerprint()
+    return stamps
 
 
 JOB_EXTRA = "batchspec-extra"

@@ -32,9 +32,12 @@ from batchspec.model import (
     Logs,
     OutputFile,
     Pool,
+    PoolContainers,
+    Registry,
     ResourceFile,
     StartTask,
     Task,
+    TaskContainer,
     canonical_json,
     dependencies,
 )
@@ -329,6 +332,15 @@ class _Builder:
     # -- pool and job -----------------------------------------------------------------------
 
     def _pool(self, spec: dict[str, Any], name: str) -> Pool:
+        for i, registry in enumerate((spec.get("containers") or {}).get("registries") or []):
+            login = "username" in registry and "passwordEnv" in registry
+            if login == ("identityReference" in registry) or ("username" in registry) != (
+                "passwordEnv" in registry
+            ):
+                self.error(
+                    "a registry takes username with passwordEnv, or identityReference",
+                    ("pool", "containers", "registries", i),
+                )
         autoscale = spec.get("autoScale")
         dedicated, low = spec.get("targetDedicatedNodes"), spec.get("targetLowPriorityNodes")
         if autoscale and (dedicated is not None or low is not None):
@@ -374,6 +386,7 @@ class _Builder:
             metadata=tuple(sorted((spec.get("metadata") or {}).items())),
             extra_json=canonical_json(spec.get("extra") or {}),
             identity=(spec.get("identityReference") or {}).get("resourceId"),
+            containers=_pool_containers(spec.get("containers")),
         )
 
     def _job(self, spec: dict[str, Any], name: str, pool_id: str, uses_dependencies: bool) -> Job:
@@ -615,8 +628,46 @@ class _Builder:
             required_slots=spec.get("requiredSlots"),
             elevated=spec.get("elevated"),
             extra_json=canonical_json(spec.get("extra") or {}),
+            container=self._task_container(spec.get("container"), (*path, "container")),
         )
         return task if len(self.errors) == before else None
+
+    def _task_container(self, spec: dict[str, Any] | None, path: Path_) -> TaskContainer | None:
+        if spec is None:
+            return None
+        pool = self.doc.data["pool"].get("containers")
+        if pool is None:
+            # "containerSettings ... If the Pool that will run this Task has
+            # containerConfiguration set, this must be set as well. If [it] does not, this
+            # must not be set" (BatchTaskCreateOptions.containerSettings).
+            self.error(
+                "a task with a container needs pool.containers: set it to run container tasks", path, key=True
+            )
+            return None
+        servers = [r["server"] for r in pool.get("registries") or []]
+        if spec.get("registry") is not None and spec["registry"] not in servers:
+            known = ", ".join(servers) or "none"
+            self.error(
+                f"registry {spec['registry']!r} is not one of pool.containers.registries (servers: {known})",
+                (*path, "registry"),
+            )
+            return None
+        return TaskContainer(
+            image=spec["image"],
+            options=spec.get("options") or None,
+            working_directory=spec.get("workingDirectory"),
+            registry=spec.get("registry"),
+        )
+
+
+def _pool_containers(spec: dict[str, Any] | None) -> PoolContainers | None:
+    if spec is None:
+        return None
+    registries = tuple(
+        Registry(r["server"], r.get("username"), r.get("passwordEnv"), r.get("identityReference"))
+        for r in spec.get("registries") or []
+    )
+    return PoolContainers(spec.get("type", "dockerCompatible"), tuple(spec.get("images") or ()), registries)
 
 
 def _outputs(tasks: list[Task]) -> list[dict[str, Any]]:

@@ -79,6 +79,18 @@ def test_every_batch_request_body_batchspec_sends_conforms_to_the_definition(
         release = "  releaseTask: {commandLine: /bin/true, constraints: {retentionTime: PT1H}}\n"
         _edit(spec, "  tasks:\n", preparation + release + "  tasks:\n")
         _apply(target, spec)  # a job with preparation and release tasks
+        monkeypatch.setenv("TEST_REGISTRY_PASSWORD", "p")
+        _edit(spec, "offer: ubuntu-24_04-lts, sku: server}", "offer: ubuntu-hpc, sku: '2404'}")
+        _edit(spec, "publisher: canonical, offer: ubuntu-hpc", "publisher: microsoft-dsvm, offer: ubuntu-hpc")
+        registry = "{server: r.io, username: u, passwordEnv: TEST_REGISTRY_PASSWORD}"
+        _edit(
+            spec,
+            "  startTask:\n",
+            f"  containers: {{images: [a:1], registries: [{registry}]}}\n  startTask:\n",
+        )
+        task = '    resourceFiles: [{blob: "{{ item.ref }}"}]\n'
+        _edit(spec, task, task + "    container: {image: r.io/b:2, registry: r.io}\n")
+        _apply(target, spec)  # containers: the pool replaced, the tasks' container settings
         sweep = (ROOT / "specs" / "sweep.yaml").read_text().replace("sweep", workspace.name + "s")
         (workspace.root / "sweep.yaml").write_text(sweep)
         _apply(target, workspace.root / "sweep.yaml")  # a merge task with its dependencies
@@ -107,6 +119,8 @@ def test_every_batch_request_body_batchspec_sends_conforms_to_the_definition(
         "Pools_DisablePoolAutoScale",
         "Tasks_CreateTaskCollection",
     } <= sent
+    pools = [b for m, u, b in recorder.requests if m == "POST" and u.split("?")[0].endswith("/pools")]
+    assert any(b["virtualMachineConfiguration"].get("containerConfiguration") for b in pools)
     jobs = [b for m, u, b in recorder.requests if m == "POST" and u.split("?")[0].endswith("/jobs")]
     assert any(b.get("jobPreparationTask") and b.get("jobReleaseTask") for b in jobs)
     merge = [b for m, u, b in recorder.requests if u.split("?")[0].endswith("/addtaskcollection")]
