@@ -160,7 +160,7 @@ class JobLifecycle:
         if job is not None:
             await self.run_releases(jk)
             await self.remove_task_dirs(job["id"])
-        await asyncio.sleep(self.nodes.timing.allocation)
+        await asyncio.sleep(self.nodes.timing.job_delete)
         self.queues.pop(jk, None)
         self.job_running.pop(jk, None)
         self.store.delete_job(jk)

@@ -20,6 +20,7 @@ class Timing:
     node_start: float = 0.0  # then `starting` (the node agent comes up)
     reboot: float = 0.0  # a node is `rebooting`/`reimaging` before it starts again
     release: float = 0.0  # a node is `leavingpool` before it is gone
+    job_delete: float = 0.2  # a job is `deleting` after its tasks have ended
 
     @classmethod
     def realistic(cls, scale: float = 1.0) -> Timing:
@@ -30,4 +31,5 @@ class Timing:
             node_start=45.0 * scale,
             reboot=90.0 * scale,
             release=30.0 * scale,
+            job_delete=20.0 * scale,
         )

@@ -7,7 +7,7 @@ import time
 
 from azure.batch import models as bm
 
-from emulator_support import pool_options, start_server, unique, wait_pool_ready
+from emulator_support import new_job, pool_options, start_server, unique, wait_pool_ready
 
 
 def _states_seen(read, until, seconds: float = 30) -> list:
@@ -25,7 +25,8 @@ def _states_seen(read, until, seconds: float = 30) -> list:
 
 
 def test_realistic_timing_passes_through_the_services_states(tmp_path):
-    # 0.02: allocation 0.6 s, node creation 2.4 s, start 0.9 s, reboot 1.8 s, release 0.6 s.
+    # 0.02: allocation 0.6 s, node creation 2.4 s, start 0.9 s, reboot 1.8 s, release 0.6 s,
+    # job deletion 0.4 s.
     srv = start_server(tmp_path / "data", "--realistic", "--time-scale", "0.02")
     try:
         client = srv.client()
@@ -51,5 +52,14 @@ def test_realistic_timing_passes_through_the_services_states(tmp_path):
         released = _states_seen(node_state, lambda s: s is None)
         assert "leavingpool" in released, released
         wait_pool_ready(client, pool_id, 0)
+        job_id = new_job(client, pool_id, "real")
+        client.begin_delete_job(job_id, polling_interval=0.05)
+        began = time.monotonic()
+
+        def job_state():
+            return next((j.state for j in client.list_jobs() if j.id == job_id), None)
+
+        assert _states_seen(job_state, lambda s: s is None) == ["deleting", None]
+        assert time.monotonic() - began > 0.3  # job deletion: 20 s x 0.02
     finally:
         srv.stop()
