@@ -414,14 +414,27 @@ def report_cmd(spec, var_pairs, target, out) -> None:
 @_target_option
 @click.option("--stderr", "stream", flag_value="stderr.txt", help="Its stderr.txt (default: stdout.txt).")
 @click.option("--follow", "-f", is_flag=True, help="While the task runs, print what it writes until it ends.")
-def logs_cmd(spec, task, var_pairs, target, stream, follow) -> None:
+@click.option(
+    "--start-task",
+    "node",
+    metavar="NODE",
+    help="The start task's output of a node of the pool instead (kept after the node is gone).",
+)
+def logs_cmd(spec, task, var_pairs, target, stream, follow, node) -> None:
     """A task's stdout or stderr, from its node while it runs and from the spec's logs container
     once it completed (after its node and pool are gone). Without TASK: the failures by cause."""
     from batchspec.live import logs, status
 
+    if node is not None and (task is not None or follow):
+        raise UsageError("--start-task NODE goes without TASK and --follow")
     desired = build(spec, variables.parse_overrides(var_pairs))
     client = _connect(target)
     try:
+        if node is not None:
+            click.get_binary_stream("stdout").write(
+                logs.start_task(client, desired, node, stream or "stdout.txt")
+            )
+            return
         if task is None:
             report = status.read(client, desired)
             failed = [t["id"] for t in report["tasks"] if t["result"] == "failure"]

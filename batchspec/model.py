@@ -470,6 +470,11 @@ class Logs(_Record):
     def path(self, job_id: str, task_id: str) -> str:
         return f"{job_id}/{task_id}"
 
+    def start_task_path(self, pool_id: str, node_id: str) -> str:
+        """Where a node's start task logs are kept (batchspec copies them: a start task has no
+        output files)."""
+        return f"{pool_id}/{node_id}/startup"
+
     def to_dict(self) -> dict[str, Any]:
         return {"container": self.container, "keep": self.keep}
 

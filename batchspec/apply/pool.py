@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from azure.core.exceptions import HttpResponseError, ResourceExistsError
 
 from batchspec import waiting
-from batchspec.apply import payloads
+from batchspec.apply import node_logs, payloads
 from batchspec.apply.common import indent, short, start_delete
 from batchspec.errors import ApplyError
 from batchspec.live import batch as live_batch
@@ -179,11 +179,15 @@ def wait_for_nodes(run: Applier) -> None:
         run.ui.note(f"pool {pool.id} has no fixed node count: tasks wait for nodes")
         return
 
+    seen: list[dict[str, Any]] = []
+
     def settled() -> bool:
         live = live_batch.read_pool(run.t.batch, pool.id) or {}
         nodes = live_batch.read_nodes(run.t.batch, pool.id)
+        seen[:] = nodes
         failed = [n for n in nodes if n.get("state") == "starttaskfailed"]
         if failed:
+            node_logs.keep(run, nodes)  # so that they outlive the nodes the next apply replaces
             raise ApplyError(start_task_failure(run, failed))
         ready = nodes_ready(pool.id, live, nodes)
         for err in (live.get("resizeErrors") or []) if ready else []:  # short, yet it can run
@@ -200,6 +204,7 @@ def wait_for_nodes(run: Applier) -> None:
         f"the nodes of pool {pool.id}",
         on_first_wait=lambda: run.ui.step(f"waiting for the nodes of pool {pool.id}"),
     )
+    node_logs.keep(run, seen)
 
 
 def nodes_ready(pool_id: str, live: dict[str, Any], nodes: list[dict[str, Any]]) -> bool:

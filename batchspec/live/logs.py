@@ -85,3 +85,26 @@ def _state(target: Any, desired: DesiredState, task_id: str) -> str:
             hint = "`batchspec logs SPEC` lists the failed tasks"
             raise UsageError(f"the spec has no task {task_id!r}", hint=hint) from None
         return "completed"  # gone from the job (destroyed): its stored logs remain
+
+
+def start_task(target: Any, desired: DesiredState, node_id: str, name: str) -> bytes:
+    """A node's start task stdout.txt or stderr.txt: from the node while it is there, else the
+    copy apply keeps in the logs container."""
+    pool_id = desired.pool.id
+    try:
+        return file_bytes(
+            lambda **kw: target.batch.download_node_file(pool_id, node_id, f"startup/{name}", **kw),
+            lambda: target.batch.get_node_file_properties(pool_id, node_id, f"startup/{name}"),
+        )
+    except HttpResponseError:  # the node (or its pool) is gone
+        pass
+    if desired.logs is not None:
+        blob = f"{desired.logs.start_task_path(pool_id, node_id)}/{name}"
+        try:
+            return target.blob.get_blob_client(desired.logs.container, blob).download_blob().readall()
+        except ResourceNotFoundError:
+            pass
+    raise ApplyError(
+        f"no start task {name} for node {node_id!r} of pool {pool_id}: the node is gone and no copy was kept",
+        hint="`batchspec status SPEC` lists the pool's nodes",
+    )

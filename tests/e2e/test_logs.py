@@ -66,3 +66,29 @@ def _exists(client, job_id: str) -> bool:
     except ResourceNotFoundError:
         return False
     return True
+
+
+def test_start_task_logs_are_kept_and_outlive_their_node(workspace: Workspace, batch_client, blob_service):
+    text = workspace.spec.read_text()
+    failing = text.replace("commandLine: cp ", "commandLine: echo no disk space left >&2; exit 9; cp ")
+    workspace.spec.write_text(failing)
+    assert workspace.apply().returncode == 1
+    pool_id = f"{workspace.name}-pool"
+    nodes = [n.id for n in batch_client.list_nodes(pool_id) if n.state == "starttaskfailed"]
+    assert nodes
+    kept = {b.name for b in blob_service.get_container_client(f"{workspace.name}-logs").list_blobs()}
+    assert {f"{pool_id}/{nodes[0]}/startup/stderr.txt", f"{pool_id}/{nodes[0]}/startup/stdout.txt"} <= kept
+    # The next apply replaces those nodes: their start task's words stay readable.
+    workspace.spec.write_text(text)
+    assert workspace.apply().returncode == 0
+    assert nodes[0] not in {n.id for n in batch_client.list_nodes(pool_id)}
+    stderr = workspace.run("logs", "spec.yaml", "--start-task", nodes[0], "--stderr")
+    assert (stderr.returncode, stderr.stdout) == (0, "no disk space left\n"), stderr.stderr
+    # A node that is there: its own file, which the kept copy matches.
+    live = next(iter(batch_client.list_nodes(pool_id))).id
+    assert f"{pool_id}/{live}/startup/stdout.txt" in {
+        b.name for b in blob_service.get_container_client(f"{workspace.name}-logs").list_blobs()
+    }
+    assert workspace.run("logs", "spec.yaml", "--start-task", live).returncode == 0
+    unknown = workspace.run("logs", "spec.yaml", "--start-task", "no-such-node")
+    assert unknown.returncode == 1 and "no start task stdout.txt for node 'no-such-node'" in unknown.stderr
