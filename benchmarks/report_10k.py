@@ -22,17 +22,6 @@ from pathlib import Path
 import _common as c
 from batchspec.ui import html
 
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
 
 def status(n: int) -> dict:
     """What `status` reads after a run of `n` one-second tasks on 4 nodes x 2 slots."""
@@ -103,7 +92,7 @@ def main() -> int:
         full, plain = Path(tmp) / "report.html", Path(tmp) / "naive.html"
         full.write_text(page_html, encoding="utf-8")
         plain.write_text(naive(report), encoding="utf-8")
-        browser = pw.chromium.launch(executable_path=chromium, args=ARGS)
+        browser = pw.chromium.launch(executable_path=chromium, args=list(html.HEADLESS_CHROMIUM_ARGS))
         page = browser.new_page()
         load_seconds(page, plain)  # warm the browser up
         runs = [load_seconds(page, full) for _ in range(args.repeat)]

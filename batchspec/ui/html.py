@@ -22,6 +22,19 @@ from batchspec.model import DesiredState
 
 _WIDTH, _ROW, _LABEL = 960, 20, 180  # px: timeline width, row height, node label column
 
+# How the report is opened headless (its browser test and its benchmark, with Debian's chromium):
+# a fresh profile and no background networking, on a machine with no network beyond its own.
+HEADLESS_CHROMIUM_ARGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
+
 _STYLE = """
 body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#1d2430}
 h1{font-size:20px;margin:0 0 4px}h2{font-size:16px;margin:24px 0 8px}

@@ -10,20 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from batchspec.ui.html import HEADLESS_CHROMIUM_ARGS
 from support.workspace import Workspace
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-# As the machine notes advise: no background networking on a closed network, a fresh profile.
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 # taskdata1 fails (exit code 7, a line on stderr); the others succeed.
 ONE_FAILS = (
     "command=python3 -c 'import sys; name = sys.argv[-3]; "
@@ -38,7 +28,7 @@ def page():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=list(HEADLESS_CHROMIUM_ARGS))
         yield browser.new_page(viewport={"width": 1240, "height": 900})
         browser.close()
 
