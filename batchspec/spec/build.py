@@ -564,11 +564,19 @@ class _Builder:
             if item is not None:
                 scope["item"] = item
             task_id = str(default_id + index) if default_id is not None else None
-            task = self._task(template, base_path, scope, task_id=task_id, outputs=outputs)
+            task = self._task(
+                template,
+                base_path,
+                scope,
+                task_id=task_id,
+                outputs=outputs,
+                depends_on=depends_on,
+                stage=stage,
+            )
             if task is None:
                 continue
             if self._unique(task.id, origin, item, base_path):
-                tasks.append(dataclasses.replace(task, depends_on=depends_on, stage=stage))
+                tasks.append(task)
             if len(self.errors) > 50:  # the same mistake repeated per item says nothing new
                 break
         self._check_commands([t.command_line for t in tasks], (*base_path, "commandLine"))
@@ -595,6 +603,8 @@ class _Builder:
         *,
         task_id: str | None = None,
         outputs: set[str] = frozenset(),
+        depends_on: tuple[str, ...] = (),
+        stage: str | None = None,
     ) -> Task | None:
         before = len(self.errors)
         spec = {k: self._render(v, (*path, k), context) for k, v in template.items()}
@@ -629,6 +639,8 @@ class _Builder:
             elevated=spec.get("elevated"),
             extra_json=canonical_json(spec.get("extra") or {}),
             container=self._task_container(spec.get("container"), (*path, "container")),
+            depends_on=depends_on,
+            stage=stage,
         )
         return task if len(self.errors) == before else None
 
