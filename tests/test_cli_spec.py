@@ -85,3 +85,11 @@ def test_every_example_spec_is_valid(cli):
     result = cli("validate", *specs)
     assert result.returncode == 0, result.stderr
     assert result.stdout.count(": valid (") == len(specs)
+
+
+def test_render_groups_the_tasks_of_each_stage_in_the_order_they_run(cli):
+    result = cli("render", "specs/pipeline.yaml")
+    assert result.returncode == 0, result.stderr
+    stages = [line.split("stage ", 1)[1] for line in result.stdout.splitlines() if "── stage " in line]
+    assert stages == ["count (3 task(s))", "merge (1 task(s))", "report (1 task(s))"]
+    assert "dependsOn: 3 task(s)" in result.stdout

@@ -50,6 +50,9 @@ def _task(tree: Tree, task: Task) -> None:
         node.add(f"env: {escape(key)}={escape(value)}")
     if task.depends_on:
         node.add(f"dependsOn: {len(task.depends_on)} task(s)")
+    if task.container:
+        c = task.container
+        node.add(f"container: {escape(c.image)}" + (f" (from {escape(c.registry)})" if c.registry else ""))
     for key, value in (
         ("maxWallClockTime", task.max_wall_clock_time),
         ("maxTaskRetryCount", task.max_task_retry_count),
@@ -91,11 +94,28 @@ def desired_state(state: DesiredState, console: Console) -> None:
         s = p.add(f"startTask: {escape(pool.start_task.command_line)}")
         for rf in pool.start_task.resource_files:
             s.add(f"resourceFile: {escape(_resource(rf))}")
+    if pool.containers:
+        c = p.add(f"containers: {pool.containers.type}")
+        for image in pool.containers.images:
+            c.add(f"image: {escape(image)}")
+        for registry in pool.containers.registries:
+            how = f"password from ${registry.password_env}" if registry.password_env else "identity"
+            c.add(f"registry: {escape(registry.server)} ({escape(how)})")
     job = state.job
     j = root.add(f"job [bold]{escape(job.id)}[/] on pool {escape(job.pool_id)}")
+    for name, job_task in (("preparationTask", job.preparation_task), ("releaseTask", job.release_task)):
+        if job_task:
+            t = j.add(f"{name}: {escape(job_task.command_line)}")
+            for rf in job_task.resource_files:
+                t.add(f"resourceFile: {escape(_resource(rf))}")
     tasks = j.add(f"tasks ({len(state.tasks)})")
+    stage, parent = None, tasks
     for task in state.tasks:
-        _task(tasks, task)
+        if task.stage is not None and task.stage != stage:
+            stage = task.stage
+            count = sum(1 for t in state.tasks if t.stage == stage)
+            parent = tasks.add(f"stage [bold]{escape(stage)}[/] ({count} task(s))")
+        _task(parent, task)
     if state.wait_timeout:
         root.add(f"wait: timeout {state.wait_timeout}")
     if state.download:
