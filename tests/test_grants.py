@@ -91,7 +91,9 @@ def test_with_a_pool_identity_no_sas_is_issued_and_the_requests_conform_to_the_d
     assert desired.pool.identity == IDENTITY
     grants = IdentityGrants("https://acct.blob.core.windows.net/", IDENTITY)
     pool = payloads.pool(desired.pool, desired.name, "batch.node.ubuntu 24.04", grants)
-    tasks = {"value": [payloads.task(t, task_stamp(t, desired.pool), grants) for t in desired.tasks]}
+    tasks = {
+        "value": [payloads.task(t, task_stamp(t, desired.pool), grants, desired.pool) for t in desired.tasks]
+    }
     assert definition.request_errors("POST", "/pools", pool) == []
     assert definition.request_errors("POST", "/jobs/j/addtaskcollection", tasks) == []
     sent = json.dumps([pool, tasks])

@@ -101,7 +101,7 @@ def test_the_dependencies_go_as_id_ranges_where_the_ids_are_numbers(tmp_path):
         def container_write(self, container):
             return {"containerUrl": f"https://x/{container}?sig=s"}
 
-    body = task_body(reduce, "stamp", _Grants())
+    body = task_body(reduce, "stamp", _Grants(), desired.pool)
     assert body["dependsOn"] == {
         "taskIds": ["n-a", "n-b"],
         "taskIdRanges": [{"start": 1000000, "end": 1002499}],

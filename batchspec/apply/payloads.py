@@ -245,7 +245,7 @@ def job_task(t: JobTask, grants: Grants) -> dict[str, Any]:
     return body
 
 
-def task(t: Task, stamp: str, grants: Grants, pool: Pool | None = None) -> dict[str, Any]:
+def task(t: Task, stamp: str, grants: Grants, pool: Pool) -> dict[str, Any]:
     """The body of a task; `pool` (the spec's) holds the registries its container may name."""
     body: dict[str, Any] = {
         "id": t.id,
@@ -273,6 +273,6 @@ def task(t: Task, stamp: str, grants: Grants, pool: Pool | None = None) -> dict[
         body["userIdentity"] = _admin()
     if t.depends_on:
         body["dependsOn"] = dependencies(t.depends_on).to_rest()
-    if t.container and pool is not None:
+    if t.container:
         body["containerSettings"] = container_settings(t.container, pool)
     return {**body, **t.extra}

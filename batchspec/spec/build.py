@@ -333,10 +333,9 @@ class _Builder:
 
     def _pool(self, spec: dict[str, Any], name: str) -> Pool:
         for i, registry in enumerate((spec.get("containers") or {}).get("registries") or []):
-            login = "username" in registry and "passwordEnv" in registry
-            if login == ("identityReference" in registry) or ("username" in registry) != (
-                "passwordEnv" in registry
-            ):
+            login = ("username" in registry, "passwordEnv" in registry)
+            identity = "identityReference" in registry
+            if not (login == (True, True) and not identity or login == (False, False) and identity):
                 self.error(
                     "a registry takes username with passwordEnv, or identityReference",
                     ("pool", "containers", "registries", i),

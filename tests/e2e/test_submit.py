@@ -155,7 +155,7 @@ def test_apply_takes_its_own_existing_task_and_refuses_somebody_elses(workspace,
         # As if this apply had uploaded the input and added the task, then lost the answer.
         inputs = [b for b in desired.blobs if b.name == "taskdata3.txt"]
         assert transfer.upload(local_target, inputs, desired.name, parallelism=1) == []
-        body = payloads.task(new, task_stamp(new, desired.pool), SasGrants(local_target.sas))
+        body = payloads.task(new, task_stamp(new, desired.pool), SasGrants(local_target.sas), desired.pool)
     else:
         body = {"id": new.id, "commandLine": "/bin/true"}
     local_target.batch.create_task(desired.job.id, bm.BatchTaskCreateOptions(body))
