@@ -245,7 +245,7 @@ def apply_cmd(
     from batchspec.apply.lock import Lock
     from batchspec.live import state as live_state
     from batchspec.plan import diff, files
-    from batchspec.services import sas
+    from batchspec.timeouts import sas_lifetime
 
     console = _console()
     saved = None
@@ -260,7 +260,7 @@ def apply_cmd(
     setup_timeout = _timeout(setup_timeout_text, desired.setup_timeout, "--setup-timeout")
     wait = _seconds(lock_timeout, "--lock-timeout")
     setup_timeout = SETUP_TIMEOUT if setup_timeout is None else setup_timeout
-    client = _connect(target, parallelism=parallelism, sas_lifetime=sas.lifetime_for(timeout, setup_timeout))
+    client = _connect(target, parallelism=parallelism, sas_lifetime=sas_lifetime(timeout, setup_timeout))
     reporter = progress.ConsoleReporter(console)
     try:
         with Lock(client.blob, desired.name, command="apply", wait=wait) as lock:
