@@ -484,12 +484,18 @@ def local_group() -> None:
     help="What goes wrong in every pool, to rehearse failures: preemption, unusable nodes, failing "
     "start tasks, allocation errors, failed uploads (docs/emulator.md, Incidents on demand).",
 )
-def local_up(realistic: bool, time_scale: float, incidents: str | None) -> None:
+@click.option(
+    "--quotas",
+    metavar="JSON",
+    help="The account's quotas the plan's preflight checks against, e.g. "
+    '\'{"dedicatedCoreQuota": 4, "poolQuota": 1}\' (docs/emulator.md, Quotas); default: generous.',
+)
+def local_up(realistic: bool, time_scale: float, incidents: str | None, quotas: str | None) -> None:
     """Start the local services in the background (idempotent: when they run already, they are
     left as they are; `local down` first to change how they run)."""
     from batchspec import local
 
-    s = local.up(realistic=realistic, time_scale=time_scale, incidents=incidents)
+    s = local.up(realistic=realistic, time_scale=time_scale, incidents=incidents, quotas=quotas)
     click.echo(f"batch   {s.batch['endpoint']} (account {s.batch['account_name']})")
     click.echo(f"storage {s.storage['blob_endpoint']} (account {s.storage['account_name']})")
     click.echo(f"data    {local.data_dir()}")
