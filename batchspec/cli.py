@@ -326,7 +326,9 @@ def destroy_cmd(spec, var_pairs, target, auto_approve, lock_timeout) -> None:
         with Lock(
             client.blob, desired.name, command="destroy", wait=_seconds(lock_timeout, "--lock-timeout")
         ) as lock:
-            p = teardown.destroy(desired, live_state.read(client, desired, with_download=False))
+            p = teardown.destroy(
+                desired, live_state.read(client, desired, with_download=False, with_account=False)
+            )
             plan_text.plan(p, console)
             if not p.changes:
                 return
