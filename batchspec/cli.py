@@ -245,7 +245,7 @@ def apply_cmd(
     from batchspec.apply.lock import Lock
     from batchspec.live import state as live_state
     from batchspec.plan import diff, files
-    from batchspec.services import sas
+    from batchspec.timeouts import sas_lifetime
 
     console = _console()
     saved = None
@@ -260,7 +260,7 @@ def apply_cmd(
     setup_timeout = _timeout(setup_timeout_text, desired.setup_timeout, "--setup-timeout")
     wait = _seconds(lock_timeout, "--lock-timeout")
     setup_timeout = SETUP_TIMEOUT if setup_timeout is None else setup_timeout
-    client = _connect(target, parallelism=parallelism, sas_lifetime=sas.lifetime_for(timeout, setup_timeout))
+    client = _connect(target, parallelism=parallelism, sas_lifetime=sas_lifetime(timeout, setup_timeout))
     reporter = progress.ConsoleReporter(console)
     try:
         with Lock(client.blob, desired.name, command="apply", wait=wait) as lock:
@@ -326,7 +326,9 @@ def destroy_cmd(spec, var_pairs, target, auto_approve, lock_timeout) -> None:
         with Lock(
             client.blob, desired.name, command="destroy", wait=_seconds(lock_timeout, "--lock-timeout")
         ) as lock:
-            p = teardown.destroy(desired, live_state.read(client, desired, with_download=False))
+            p = teardown.destroy(
+                desired, live_state.read(client, desired, with_download=False, with_account=False)
+            )
             plan_text.plan(p, console)
             if not p.changes:
                 return
@@ -497,12 +499,18 @@ def local_group() -> None:
     help="What goes wrong in every pool, to rehearse failures: preemption, unusable nodes, failing "
     "start tasks, allocation errors, failed uploads (docs/emulator.md, Incidents on demand).",
 )
-def local_up(realistic: bool, time_scale: float, incidents: str | None) -> None:
+@click.option(
+    "--quotas",
+    metavar="JSON",
+    help="The account's quotas the plan's preflight checks against, e.g. "
+    '\'{"dedicatedCoreQuota": 4, "poolQuota": 1}\' (docs/emulator.md, Quotas); default: generous.',
+)
+def local_up(realistic: bool, time_scale: float, incidents: str | None, quotas: str | None) -> None:
     """Start the local services in the background (idempotent: when they run already, they are
     left as they are; `local down` first to change how they run)."""
     from batchspec import local
 
-    s = local.up(realistic=realistic, time_scale=time_scale, incidents=incidents)
+    s = local.up(realistic=realistic, time_scale=time_scale, incidents=incidents, quotas=quotas)
     click.echo(f"batch   {s.batch['endpoint']} (account {s.batch['account_name']})")
     click.echo(f"storage {s.storage['blob_endpoint']} (account {s.storage['account_name']})")
     click.echo(f"data    {local.data_dir()}")

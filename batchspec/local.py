@@ -86,22 +86,31 @@ def ensure_up() -> LocalStatus:
 
 
 def up(
-    *, wait: float = 30.0, realistic: bool = False, time_scale: float = 1.0, incidents: str | None = None
+    *,
+    wait: float = 30.0,
+    realistic: bool = False,
+    time_scale: float = 1.0,
+    incidents: str | None = None,
+    quotas: str | None = None,
 ) -> LocalStatus:
     """Start Azurite and the emulator in the background and wait until both answer.
     `realistic`: the emulator takes about as long as Azure to allocate, start, reboot and release
     nodes, times multiplied by `time_scale` (batchspec/emulator/timing.py). `incidents`: what
     goes wrong in every pool, as JSON (batchspec/emulator/incidents.py), to rehearse failures.
+    `quotas`: the account's quotas, as JSON (batchspec/emulator/management.py), for the plan's
+    preflight to meet.
 
     Idempotent: when both already run, their status is returned and nothing is started.
     """
-    if incidents:
-        from batchspec.emulator.incidents import defaults
+    from batchspec.emulator.incidents import defaults
+    from batchspec.emulator.management import quotas as account_quotas
 
+    # Checked here, so that a mistake is said at once and not in the emulator's log.
+    for option, text, parse in (("--incidents", incidents, defaults), ("--quotas", quotas, account_quotas)):
         try:
-            defaults(incidents)
+            parse(text)
         except ValueError as exc:
-            raise UsageError(f"--incidents: {exc}") from None
+            raise UsageError(f"{option}: {exc}") from None
     home = data_dir()
     for sub in ("logs", "azurite", "batch"):
         (home / sub).mkdir(parents=True, exist_ok=True)
@@ -130,6 +139,7 @@ def up(
                 str(home / "batch"),
                 *(["--realistic", "--time-scale", str(time_scale)] if realistic else []),
                 *(["--incidents", incidents] if incidents else []),
+                *(["--quotas", quotas] if quotas else []),
             ],
         }
         services = {}

@@ -556,6 +556,52 @@ def http_timestamp(http_date: str | None) -> float | None:
         return None
 
 
+@dataclass(frozen=True)
+class VmSize:
+    """A VM size as Batch lists it for the account's region: its vCPUs and the quota family
+    its dedicated cores count against."""
+
+    name: str
+    vcpus: int
+    family: str | None = None
+
+
+@dataclass(frozen=True)
+class PoolUse:
+    """One of the account's pools as its core quotas count it: the nodes it has or is heading
+    for (the larger of its current and target counts)."""
+
+    id: str
+    vm_size: str
+    dedicated: int
+    low_priority: int
+
+
+@dataclass(frozen=True)
+class Account:
+    """What the Batch account allows, as Azure Resource Manager's BatchAccount gives it (None
+    where it gives nothing: an account in user-subscription mode has no core quotas of its own),
+    the VM sizes of its region, and what it already uses."""
+
+    dedicated_core_quota: int | None = None
+    low_priority_core_quota: int | None = None
+    family_core_quotas: tuple[tuple[str, int], ...] = ()
+    family_quotas_enforced: bool = False
+    pool_quota: int | None = None
+    job_quota: int | None = None  # activeJobAndJobScheduleQuota
+    location: str | None = None
+    vm_sizes: tuple[VmSize, ...] = ()
+    pools: tuple[PoolUse, ...] = ()
+    active_jobs: int = 0  # jobs and job schedules not completed, the spec's own job left out
+
+    def vm_size(self, name: str) -> VmSize | None:
+        """A VM size by name (Batch compares them without case)."""
+        return next((v for v in self.vm_sizes if v.name.lower() == name.lower()), None)
+
+    def family_core_quota(self, family: str) -> int | None:
+        return next((q for f, q in self.family_core_quotas if f.lower() == family.lower()), None)
+
+
 @dataclass
 class LiveState:
     """What the planner compares against, as `live.state.read` gathers it."""
@@ -572,6 +618,8 @@ class LiveState:
     read_at: datetime | None = None  # when it was read: the clock the SAS expiry is checked against
     download_pending: list[str] = field(default_factory=list)  # blobs not yet downloaded as they are
     owned_containers: list[str] = field(default_factory=list)  # owned by this spec, not in it
+    account: Account | None = None  # its quotas and usage, read when the plan may add to them
+    account_unread: str | None = None  # why they were wanted but not read, and what to do
 
 
 def metadata(resource: dict[str, Any] | None) -> dict[str, str]:

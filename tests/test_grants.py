@@ -121,6 +121,6 @@ def test_with_a_pool_identity_no_sas_is_issued_and_the_requests_conform_to_the_d
     ],
 )
 def test_the_tasks_sas_urls_live_through_the_setup_and_the_whole_wait(wait, setup, hours):
-    from batchspec.services.sas import lifetime_for
+    from batchspec.timeouts import sas_lifetime
 
-    assert lifetime_for(wait, setup) == timedelta(hours=hours)
+    assert sas_lifetime(wait, setup) == timedelta(hours=hours)

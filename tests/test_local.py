@@ -248,3 +248,9 @@ def test_local_up_with_incidents_rehearses_a_failure_and_refuses_a_wrong_one(hom
     assert "could not allocate nodes: AccountCoreQuotaReached" in " ".join(
         (result.stdout + result.stderr).split()
     )
+
+
+def test_local_up_refuses_quotas_that_are_not_right_before_starting_anything(home, cli):
+    wrong = cli("local", "up", "--quotas", '{"poolQuota": -1}')
+    assert wrong.returncode == 2 and "--quotas: poolQuota is a whole number" in wrong.stderr
+    assert not (home / "local.json").exists()

@@ -61,3 +61,14 @@ def test_the_account_key_of_a_storage_client_is_readable():
     service = BlobServiceClient.from_connection_string(CONNECTION)
     assert sdk.storage_account_key(service) == "a2V5a2V5"
     assert sdk.storage_account_key(BlobServiceClient("https://acct.blob.core.windows.net")) is None
+
+
+def test_the_batch_sdk_still_has_the_shared_key_policy_the_local_management_client_signs_with():
+    try:
+        policy = sdk.batch_shared_key_policy(AzureNamedKeyCredential("acct", "a2V5"))
+    except (ImportError, TypeError) as exc:
+        raise AssertionError(
+            f"azure-batch: azure.batch._patch.BatchSharedKeyAuthPolicy is gone or changed ({exc}); "
+            "sdk.batch_shared_key_policy signs the local target's management requests with it"
+        ) from None
+    assert isinstance(policy, SansIOHTTPPolicy)

@@ -48,6 +48,28 @@ def test_without_a_storage_key_both_blob_clients_use_azure_identity():
         target.close()
 
 
+def test_the_quotas_are_read_from_resource_manager_only_where_the_account_is_named_there():
+    keys = {"AZURE_BATCH_ACCOUNT_KEY": "a2V5", "AZURE_STORAGE_ACCOUNT_KEY": "c3RvcmFnZQ=="}
+    env = {**BATCH, **keys, "AZURE_STORAGE_ACCOUNT_URL": ACCOUNT_URL}
+    without = targets.connect("azure", env=env)
+    without.close()
+    assert without.management is None
+    assert "AZURE_SUBSCRIPTION_ID and AZURE_BATCH_RESOURCE_GROUP" in without.no_management
+    named = {"AZURE_SUBSCRIPTION_ID": "0000-sub", "AZURE_BATCH_RESOURCE_GROUP": "rg"}
+    target = targets.connect("azure", env={**env, **named})
+    try:
+        management = target.management
+        assert (management.resource_group, management.account_name) == ("rg", "acct")
+        # Resource Manager takes only Microsoft Entra ID tokens, whatever keys the data planes take.
+        config = management.client._config
+        assert (type(config.credential).__name__, config.subscription_id) == (
+            "DefaultAzureCredential",
+            "0000-sub",
+        )
+    finally:
+        target.close()
+
+
 def test_endpoints_without_a_scheme_get_https():
     # `az batch account show --query accountEndpoint` prints acct.westeurope.batch.azure.com.
     env = {

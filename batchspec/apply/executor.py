@@ -21,9 +21,9 @@ from batchspec.live import batch as live_batch
 from batchspec.model import FINGERPRINT, OWNER, DesiredState, metadata
 from batchspec.plan import Action, Plan
 from batchspec.services.targets import Target
+from batchspec.timeouts import SETUP_TIMEOUT
 
 _STDERR_TAIL = 2048
-SETUP_TIMEOUT = 1800.0  # seconds; Azure allocates nodes in minutes (a resize times out at 15 by default)
 
 
 class Reporter(Protocol):

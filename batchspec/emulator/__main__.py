@@ -16,6 +16,7 @@ import os
 import signal
 import ssl
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from aiohttp import web
@@ -25,17 +26,24 @@ from .faults import Faults
 from .faults import rate as _rate
 from .incidents import METADATA, Incidents
 from .incidents import defaults as incidents_from
+from .management import Quotas
+from .management import quotas as quotas_from
 from .record import ENV
 from .server import Emulator, Settings
 from .store import DataDirBusy
 from .timing import Timing
 
 
-def _incidents(text: str) -> Incidents:
-    try:
-        return incidents_from(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+def _checked(parse: Callable[[str], object]) -> Callable[[str], object]:
+    """An option's type from a parser that raises ValueError with the reason."""
+
+    def convert(text: str) -> object:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return convert
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -85,12 +93,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument(
         "--incidents",
-        type=_incidents,
+        type=_checked(incidents_from),
         default=Incidents(),
         metavar="JSON",
         help="what goes wrong in every pool: preemption, unusable nodes, failing start tasks, "
         "allocation errors, failed uploads (see batchspec/emulator/incidents.py); a pool's "
         f"metadata item {METADATA!r} asks for its own",
+    )
+    p.add_argument(
+        "--quotas",
+        type=_checked(quotas_from),
+        default=Quotas(),
+        metavar="JSON",
+        help="the account's quotas, as Resource Manager's stand-in gives them: dedicatedCoreQuota, "
+        "lowPriorityCoreQuota, poolQuota, activeJobAndJobScheduleQuota, ... (see "
+        "batchspec/emulator/management.py); default: generous",
     )
     p.add_argument("--quiet", action="store_true", help="do not log each request")
     p.add_argument(
@@ -136,6 +153,7 @@ async def serve(args: argparse.Namespace) -> None:
         record=args.record,
         token_key=args.token_key.read_text() if args.token_key else None,
         incidents=args.incidents,
+        quotas=args.quotas,
     )
     emulator = Emulator(settings)
     runner = web.AppRunner(emulator.app, access_log=None, handle_signals=False)

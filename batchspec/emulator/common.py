@@ -23,6 +23,22 @@ if TYPE_CHECKING:
     from .scheduler import Scheduler
     from .store import Store
 
+
+def json_settings(text: str, known: Iterable[str], noun: str) -> dict:
+    """A JSON object naming only `known` settings (an option's value, or a metadata item's);
+    ValueError with the reason otherwise."""
+    try:
+        given = json.loads(text)
+    except ValueError:
+        raise ValueError("not JSON") from None
+    if not isinstance(given, dict):
+        raise ValueError("a JSON object is expected")
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        raise ValueError(f"unknown {noun}(s): {', '.join(unknown)}; known: {', '.join(known)}")
+    return given
+
+
 MAX_BODY = 1024 * 1024  # the service refuses request bodies over 1 MB (RequestBodyTooLarge)
 MAX_RESULTS = 1000
 

@@ -30,11 +30,11 @@ random generator per pool seeded with `seed` and the pool's id, so a failing tes
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 from dataclasses import dataclass, replace
 
 from . import errors, model
+from .common import json_settings
 
 METADATA = "batchspec-emulator-incidents"
 
@@ -101,14 +101,9 @@ def parse(text: str, *, where: str = METADATA) -> dict:
         return errors.invalid_value(where, text, reason)
 
     try:
-        given = json.loads(text)
-    except ValueError:
-        raise refuse("not JSON") from None
-    if not isinstance(given, dict):
-        raise refuse("a JSON object is expected")
-    unknown = sorted(set(given) - set(_NAMES))
-    if unknown:
-        raise refuse(f"unknown incident(s): {', '.join(unknown)}; known: {', '.join(_NAMES)}")
+        given = json_settings(text, _NAMES, "incident")
+    except ValueError as exc:
+        raise refuse(str(exc)) from None
     settings = {}
     for name, value in given.items():
         attr = _NAMES[name]

@@ -33,6 +33,7 @@ from . import (
     api_tasks,
     auth,
     errors,
+    management,
     tokens,
 )
 from .common import MAX_BODY, Ctx, json_response, standard_headers
@@ -207,6 +208,7 @@ class Settings:
     record: Path | None = None  # a folder for every answer (record.py)
     token_key: str | None = None  # PEM public key bearer tokens must be signed with (tokens.py)
     incidents: Incidents = Incidents()  # what goes wrong in every pool (incidents.py)
+    quotas: management.Quotas = management.Quotas()  # the account's, as Resource Manager gives them
 
 
 class Emulator:
@@ -216,12 +218,14 @@ class Emulator:
         self.settings = settings
         self.store = Store(settings.data_dir)
         self.sched: Scheduler | None = None
+        self.account_url = ""
         self.recorder = Recorder(settings.record) if settings.record else None
         self.app = web.Application(client_max_size=MAX_BODY * 8)
         self.app.router.add_route("*", "/{tail:.*}", self.handle)
 
     async def start(self, account_url: str) -> None:
         """Recover state and start scheduling."""
+        self.account_url = account_url
         self.sched = Scheduler(
             self.store,
             self.settings.data_dir,
@@ -290,8 +294,14 @@ class Emulator:
             raw_path = request.rel_url.raw_path
             raw_query = request.rel_url.raw_query_string
             authorization = request.headers.get("Authorization", "")
+            arm = management.is_management(raw_path)  # the stand-in for Resource Manager
             if authorization[:7].lower() == "bearer ":
-                tokens.verify(authorization, secure=request.secure, public_key=self.settings.token_key)
+                tokens.verify(
+                    authorization,
+                    secure=request.secure,
+                    public_key=self.settings.token_key,
+                    audiences=management.AUDIENCES if arm else tokens.AUDIENCES,
+                )
             else:
                 auth.verify(
                     request.method,
@@ -302,6 +312,15 @@ class Emulator:
                     self.settings.account_key,
                 )
             query = Ctx.parse_query(raw_query)
+            if arm:
+                return management.answer(
+                    request.method,
+                    raw_path,
+                    query,
+                    self.settings.account_name,
+                    self.account_url,
+                    self.settings.quotas,
+                )
             version = query.get("api-version")
             if not version:
                 raise errors.BatchServiceError(
@@ -325,6 +344,8 @@ class Emulator:
                 result = await result
             return result
         except errors.BatchServiceError as exc:
+            if management.is_management(request.rel_url.raw_path):
+                return management.management_error(exc)
             if request.method == "HEAD":
                 return web.Response(status=exc.status, headers=exc.headers)
             return json_response(exc.status, exc.body(base_url, request_id), exc.headers)

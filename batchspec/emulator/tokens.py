@@ -44,8 +44,11 @@ def _refused(message: str) -> BatchServiceError:
     )
 
 
-def verify(header: str, *, secure: bool, public_key: str | None = None) -> Mapping:
-    """The claims of the `Authorization: Bearer ...` header's token; raise 401 if it is refused."""
+def verify(
+    header: str, *, secure: bool, public_key: str | None = None, audiences: tuple[str, ...] = AUDIENCES
+) -> Mapping:
+    """The claims of the `Authorization: Bearer ...` header's token; raise 401 if it is refused.
+    `audiences`: whom the token must be for (Resource Manager's stand-in takes its own)."""
     if not secure:
         raise _refused("Bearer tokens are accepted only over HTTPS.")
     token = header.partition(" ")[2].strip()
@@ -76,7 +79,7 @@ def verify(header: str, *, secure: bool, public_key: str | None = None) -> Mappi
     if not issuer.startswith(ISSUERS):
         raise _refused(f"The token's issuer {issuer!r} is not a Microsoft Entra authority.")
     audience = claims.get("aud")
-    audiences = audience if isinstance(audience, list) else [audience]
-    if not any(a in AUDIENCES for a in audiences):
-        raise _refused(f"The token's audience {audience!r} is not the Batch service ({AUDIENCES[0]}).")
+    given = audience if isinstance(audience, list) else [audience]
+    if not any(a in audiences for a in given):
+        raise _refused(f"The token's audience {audience!r} is not this service's ({audiences[0]}).")
     return claims

@@ -8,14 +8,17 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 
-from batchspec.live import batch, storage
+from batchspec.live import batch, quotas, storage
 from batchspec.model import DesiredState, LiveState
 from batchspec.services.targets import Target
 from batchspec.spec.files import safe_local_path
 
 
-def read(target: Target, desired: DesiredState, *, with_download: bool = True) -> LiveState:
-    """Read containers, uploaded blobs, the pool, the job and its tasks (concurrently)."""
+def read(
+    target: Target, desired: DesiredState, *, with_download: bool = True, with_account: bool = True
+) -> LiveState:
+    """Read containers, uploaded blobs, the pool, the job and its tasks (concurrently); and the
+    account's quotas and usage when the plan may add to them (live/quotas.py)."""
     read_at = datetime.now(timezone.utc)
     with ThreadPoolExecutor(max_workers=4) as pool:
         containers_f = pool.submit(storage.read_containers, target.blob)
@@ -36,8 +39,15 @@ def read(target: Target, desired: DesiredState, *, with_download: bool = True) -
         pending_f = None
         if with_download and desired.download and desired.download.container in containers:
             pending_f = pool.submit(download_pending, target, desired)
+        live_pool, job = pool_f.result(), job_f.result()
+        account_f = (
+            pool.submit(quotas.read, target, desired)
+            if with_account and quotas.wanted(desired, live_pool, job)
+            else None
+        )
         blobs = {name: f.result() for name, f in blob_fs.items()}
-        live_pool, job, tasks = pool_f.result(), job_f.result(), tasks_f.result()
+        tasks = tasks_f.result()
+        account, account_unread = account_f.result() if account_f else (None, None)
         supported = image_f.result() if image_f else None
         pending = list(pending_f.result()) if pending_f else []
     owned_elsewhere = sorted(n for n, c in containers.items() if c.owner == desired.name and n not in wanted)
@@ -54,6 +64,8 @@ def read(target: Target, desired: DesiredState, *, with_download: bool = True) -
         read_at=read_at,
         download_pending=pending,
         owned_containers=owned_elsewhere,
+        account=account,
+        account_unread=account_unread,
     )
 
 

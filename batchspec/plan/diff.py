@@ -72,7 +72,7 @@ def diff(desired: DesiredState, live: LiveState) -> Plan:
         vars=dict(desired.overrides),
         desired_digest=desired_digest(desired),
         live_digest=live_digest(live),
-        checks=preflight.image(desired, live, pool) + preflight.containers(desired, live, pool),
+        checks=preflight.checks(desired, live, pool, job_change),
     )
     return plan
 

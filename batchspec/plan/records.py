@@ -108,7 +108,8 @@ class Change:
 
 @dataclass(frozen=True)
 class Check:
-    """A preflight finding: `error` stops apply before it creates anything, `warning` informs."""
+    """A preflight finding: `error` stops apply before it creates anything, `warning` informs,
+    `note` says what was not checked and how to have it checked."""
 
     level: str
     message: str

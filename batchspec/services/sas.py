@@ -16,21 +16,7 @@ from azure.storage.blob import (
 )
 
 from batchspec.errors import TargetError
-
-# The longest a user-delegation key may be valid (Get User Delegation Key, Azure Storage docs).
-MAX_DELEGATION = timedelta(days=7)
-# How long the tasks may take when no wait timeout says (wait.timeout, --timeout).
-UNTIMED = timedelta(hours=24)
-
-
-def lifetime_for(wait: float | None, setup: float) -> timedelta:
-    """How long the SAS URLs given to the tasks must live: through the setup before the tasks
-    (allocation, reboots), the whole wait for them (a task that queues for hours, and every
-    retry of a failed one, happens within it), and an hour to spare for the uploads that end
-    the last attempt; `UNTIMED` of waiting without a timeout. Never past what a user-delegation
-    key can sign."""
-    waiting = UNTIMED if wait is None else timedelta(seconds=wait)
-    return min(timedelta(seconds=setup) + waiting + timedelta(hours=1), MAX_DELEGATION - timedelta(hours=1))
+from batchspec.timeouts import MAX_DELEGATION
 
 
 class SasIssuer:

@@ -35,3 +35,12 @@ def storage_policies(policies: list) -> dict[str, Any]:
 def storage_account_key(service: Any) -> str | None:
     """The account key a storage client signs with, or None for a token credential."""
     return getattr(getattr(service, "credential", None), "account_key", None)
+
+
+def batch_shared_key_policy(credential: Any) -> Any:
+    """The Batch SDK's SharedKey signing policy, for another client's pipeline: the local
+    emulator's stand-in for Azure Resource Manager takes the account's key as Batch does, and
+    azure-mgmt-batch has no key credential of its own (Resource Manager takes only tokens)."""
+    from azure.batch._patch import BatchSharedKeyAuthPolicy
+
+    return BatchSharedKeyAuthPolicy(credential)

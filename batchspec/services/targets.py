@@ -11,6 +11,7 @@ import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import requests
 from azure.batch import BatchClient
@@ -75,6 +76,37 @@ def _transport(pool_size: int, *, trust_env: bool = True) -> RequestsTransport:
     return RequestsTransport(session=session, session_owner=True, connection_data_block_size=_READ_SIZE)
 
 
+# The local target's account as its management plane names it: the emulator's stand-in for
+# Azure Resource Manager answers for any subscription and resource group.
+LOCAL_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
+LOCAL_RESOURCE_GROUP = "batchspec-local"
+# Where the azure target finds the account in Azure Resource Manager, to read its quotas.
+MANAGEMENT_ENV = ("AZURE_SUBSCRIPTION_ID", "AZURE_BATCH_RESOURCE_GROUP")
+
+
+@dataclass
+class Management:
+    """The account in the management plane (Azure Resource Manager, or the emulator's stand-in),
+    where its quotas are read. The client is made on first use: only a plan that may add to
+    what the account uses reads them, and importing azure-mgmt-batch takes some 50 ms."""
+
+    resource_group: str
+    account_name: str
+    build: Callable[[], Any]
+    _client: Any = None
+
+    @property
+    def client(self) -> Any:
+        """An azure.mgmt.batch.BatchManagementClient."""
+        if self._client is None:
+            self._client = self.build()
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+
 @dataclass
 class Target:
     """The clients of one target. `describe()` is safe to print: it holds no secret."""
@@ -91,6 +123,8 @@ class Target:
     poll: float = 5.0  # seconds between polls of long operations; the local services are quick
     batch_auth: str = "key"  # "key" (shared key) or "entra" (a token from azure-identity)
     storage_auth: str = "key"
+    management: Management | None = None
+    no_management: str = ""  # why there is none: what to set to have it
 
     def describe(self) -> str:
         return f"{self.name} (batch {self.batch_endpoint}, storage {self.storage_endpoint})"
@@ -98,6 +132,8 @@ class Target:
     def close(self) -> None:
         self.batch.close()
         self.blob.close()
+        if self.management is not None:
+            self.management.close()
 
 
 def connect(
@@ -120,10 +156,11 @@ def connect(
         status = local.ensure_up()
         batch = status.batch
         storage = status.storage
-        return _build(
+        key = AzureNamedKeyCredential(batch["account_name"], batch["account_key"])
+        target = _build(
             name,
             batch["endpoint"],
-            AzureNamedKeyCredential(batch["account_name"], batch["account_key"]),
+            key,
             storage["connection_string"],
             None,
             None,
@@ -131,6 +168,10 @@ def connect(
             sas_lifetime,
             extra,
         )
+        target.management = _management(
+            LOCAL_SUBSCRIPTION, LOCAL_RESOURCE_GROUP, batch["account_name"], key, batch["endpoint"], extra
+        )
+        return target
     if name == "azure":
         return _azure(os.environ if env is None else env, parallelism, sas_lifetime, extra)
     raise TargetError(f"unknown target {name!r}; choose one of {', '.join(TARGETS)}")
@@ -163,15 +204,7 @@ def _azure(env, parallelism: int, sas_lifetime: timedelta, extra: dict) -> Targe
     key = env.get("AZURE_BATCH_ACCOUNT_KEY")
     token_credential = None
     if not key or not (conn or env.get("AZURE_STORAGE_ACCOUNT_KEY")):
-        try:
-            from azure.identity import DefaultAzureCredential
-
-            token_credential = DefaultAzureCredential()
-        except Exception as exc:  # noqa: BLE001 - any failure here means "no credential"
-            raise TargetError(
-                f"no credential: set AZURE_BATCH_ACCOUNT_KEY / "
-                f"AZURE_STORAGE_ACCOUNT_KEY or configure azure-identity ({exc})"
-            ) from None
+        token_credential = _default_credential()
     batch_credential = AzureNamedKeyCredential(account, key) if key else token_credential
     target = _build(
         "azure",
@@ -186,7 +219,47 @@ def _azure(env, parallelism: int, sas_lifetime: timedelta, extra: dict) -> Targe
     )
     target.batch_auth = "key" if key else "entra"
     target.storage_auth = "key" if sdk.storage_account_key(target.blob) else "entra"
+    subscription, group = (env.get(v) for v in MANAGEMENT_ENV)
+    if subscription and group:
+        # Resource Manager takes only Microsoft Entra ID tokens, whatever the account's keys.
+        credential = token_credential or _default_credential()
+        target.management = _management(subscription, group, account, credential, None, extra)
+    else:
+        target.no_management = f"set {' and '.join(MANAGEMENT_ENV)} to have them checked (docs/azure.md)"
     return target
+
+
+def _default_credential() -> TokenCredential:
+    try:
+        from azure.identity import DefaultAzureCredential
+
+        return DefaultAzureCredential()
+    except Exception as exc:  # noqa: BLE001 - any failure here means "no credential"
+        raise TargetError(
+            f"no credential: set AZURE_BATCH_ACCOUNT_KEY / "
+            f"AZURE_STORAGE_ACCOUNT_KEY or configure azure-identity ({exc})"
+        ) from None
+
+
+def _management(subscription, group, account, credential, base_url, extra) -> Management:
+    """The account's management-plane client, made on first use: Azure Resource Manager with a
+    token, or (`base_url`) the local emulator's stand-in for it, which takes the account's shared
+    key as the Batch client signs it."""
+
+    def build() -> Any:
+        from azure.mgmt.batch import BatchManagementClient
+
+        options: dict[str, Any] = {
+            "retry_policy": RetryPolicy(**_RETRY),
+            "per_retry_policies": extra.get("policies") or [],
+        }
+        if base_url:
+            # The key credential is never asked for a token: the policy given signs instead.
+            options["authentication_policy"] = sdk.batch_shared_key_policy(credential)
+            options["transport"] = _transport(4, trust_env=False)
+        return BatchManagementClient(credential, subscription, base_url=base_url, **options)
+
+    return Management(group, account, build)
 
 
 def _build(

@@ -27,7 +27,7 @@ def plan(p, console: Console, *, title: str | None = None) -> None:
     if title:
         console.print(title)
     for check in p.checks:
-        colour = "red" if check.level == "error" else "yellow"
+        colour = {"error": "red", "warning": "yellow"}.get(check.level, "dim")
         console.print(f"[{colour}]{check.level}:[/] {escape(check.message)}", soft_wrap=True)
     groups: dict[tuple[str, str], list] = {}
     for change in p.changes:

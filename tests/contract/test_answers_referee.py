@@ -95,6 +95,18 @@ def test_a_required_property_missing_is_named():
     assert found == ["Tasks_CreateTaskCollection 200 value/0: 'taskId' is a required property"]
 
 
+def test_a_property_left_out_by_select_is_not_required_but_its_type_still_counts():
+    job = {"id": "j"}  # BatchJob requires poolInfo; `$select=id` asks for the id alone
+    assert definition.response_errors("GET", "/jobs?api-version=x", 200, {"value": [job]}) == [
+        "Jobs_ListJobs 200 value/0: 'poolInfo' is a required property"
+    ]
+    assert definition.response_errors("GET", "/jobs?$select=id&api-version=x", 200, {"value": [job]}) == []
+    wrong = {"value": [{"id": 7}]}
+    assert definition.response_errors("GET", "/jobs?$select=id", 200, wrong) == [
+        "Jobs_ListJobs 200 value/0/id: 7 is not of type 'string'"
+    ]
+
+
 def test_status_codes_are_those_the_operation_declares():
     declared = "the definition declares ['200', 'default'] for this operation"
     assert _get_pool(None, 201) == [f"Pools_GetPool 201: {declared}"]

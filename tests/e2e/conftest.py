@@ -3,11 +3,13 @@ per test: a copy of the tutorial with its own spec name, so tests never share a 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 
 import pytest
 from azure.batch import BatchClient
@@ -19,12 +21,12 @@ from support.services import free_port
 from support.workspace import Workspace
 
 
-@pytest.fixture(scope="session")
-def services(tmp_path_factory):
-    """Azurite and the emulator on free ports, under a data folder of this session."""
+@contextlib.contextmanager
+def local_services(home: Path, *up_options: str):
+    """`batchspec local up [OPTIONS]` on free ports under `home`: (env, status); down after."""
     env = {
         **os.environ,
-        "BATCHSPEC_HOME": str(tmp_path_factory.mktemp("bshome")),
+        "BATCHSPEC_HOME": str(home),
         "BATCHSPEC_AZURITE_PORT": str(free_port()),
         "BATCHSPEC_EMULATOR_PORT": str(free_port()),
     }
@@ -38,11 +40,19 @@ def services(tmp_path_factory):
             timeout=120,
         )
 
-    up = run("up")
+    up = run("up", *up_options)
     assert up.returncode == 0, up.stderr
-    status = json.loads(run("status", "--json").stdout)
-    yield env, status
-    run("down")
+    try:
+        yield env, json.loads(run("status", "--json").stdout)
+    finally:
+        run("down")
+
+
+@pytest.fixture(scope="session")
+def services(tmp_path_factory):
+    """Azurite and the emulator on free ports, under a data folder of this session."""
+    with local_services(tmp_path_factory.mktemp("bshome")) as started:
+        yield started
 
 
 @pytest.fixture(scope="session")
@@ -99,3 +109,15 @@ def workspace(tmp_path, services) -> Workspace:
     ws = Workspace.tutorial(tmp_path, "t" + uuid.uuid4().hex[:10], env, retries=0)
     ws.secrets = (status["batch"]["account_key"], status["storage"]["account_key"])
     return ws
+
+
+# An account with little room: 2 dedicated cores (the tutorial's 2 nodes of standard_d2s_v3 need
+# 4) and one active job or job schedule.
+SMALL_ACCOUNT = {"dedicatedCoreQuota": 2, "activeJobAndJobScheduleQuota": 1}
+
+
+@pytest.fixture(scope="module")
+def small_account(tmp_path_factory):
+    """The local services of an account with SMALL_ACCOUNT's quotas (`local up --quotas`)."""
+    with local_services(tmp_path_factory.mktemp("small"), "--quotas", json.dumps(SMALL_ACCOUNT)) as started:
+        yield started

@@ -6,14 +6,18 @@ here rather than in a user's plan. Page sizes are lowered so that paging is exer
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 
 from azure.batch import models as bm
 from azure.storage.blob import BlobServiceClient, ContentSettings
 
 from batchspec.live import batch as live_batch
+from batchspec.live import quotas as live_quotas
 from batchspec.live import storage as live_storage
-from batchspec.model import STORAGE_SHA256
+from batchspec.model import STORAGE_SHA256, VmSize
+from batchspec.spec.build import build
+from helpers import ROOT
 
 
 def test_blob_listing_matches_the_sdk_across_pages(blob_service: BlobServiceClient, monkeypatch):
@@ -64,3 +68,19 @@ def test_task_listing_matches_the_sdk_across_pages(batch_client, idle_job, monke
         for key in ("state", "commandLine", "environmentSettings"):
             assert task.get(key) == expected.get(key)
     assert live_batch.read_tasks(batch_client, "no-such-job") == []
+
+
+def test_the_account_reader_takes_the_quotas_from_the_stand_in_and_counts_what_is_in_use(
+    local_target, batch_client, idle_job
+):
+    desired = build(ROOT / "specs" / "topn.yaml")
+    account, unread = live_quotas.read(local_target, desired)
+    assert unread is None and account.pool_quota >= 1000 and account.location == "local"
+    assert account.vm_size("standard_d2s_v3") == VmSize("Standard_D2s_v3", 2, "standardDSv3Family")
+    assert batch_client.get_job(idle_job).pool_info.pool_id in {p.id for p in account.pools}
+    # The spec's own job is replaced, not added: it is left out of the count.
+    own = dataclasses.replace(desired, job=dataclasses.replace(desired.job, id=idle_job.upper()))
+    assert live_quotas.read(local_target, own)[0].active_jobs == account.active_jobs - 1
+    # A completed job no longer counts against activeJobAndJobScheduleQuota.
+    batch_client.begin_terminate_job(idle_job, {"terminateReason": "done"}, polling_interval=0.05).result()
+    assert live_quotas.read(local_target, desired)[0].active_jobs == account.active_jobs - 1

@@ -17,7 +17,7 @@ from batchspec.plan import diff
 from batchspec.spec.build import build
 from batchspec.ui.progress import ConsoleReporter
 from helpers import ROOT
-from support import definition
+from support import arm, definition
 
 
 class _Recorder(SansIOHTTPPolicy):
@@ -30,7 +30,9 @@ class _Recorder(SansIOHTTPPolicy):
 
     def on_request(self, request):
         http = request.http_request
-        if not http.url.startswith(self.endpoint):
+        # The local target's management client reads the account's quotas from the same
+        # endpoint (the stand-in for Resource Manager): body-less GETs of azure-mgmt-batch's own.
+        if not http.url.startswith(self.endpoint) or arm.is_management(http.url):
             return
         content = http.content if hasattr(http, "content") else http.body
         body = json.loads(content) if content else None

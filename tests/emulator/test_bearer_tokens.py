@@ -17,7 +17,9 @@ from azure.batch import models as bm
 from azure.core.credentials import AccessToken
 from azure.core.exceptions import ClientAuthenticationError
 from azure.identity import ManagedIdentityCredential
+from azure.mgmt.batch import BatchManagementClient
 
+from batchspec.emulator import DEV_ACCOUNT_NAME
 from emulator_support import Server, make_client, start_server, unique
 from support import entra
 
@@ -107,3 +109,24 @@ def test_the_sdk_reports_a_refused_token_as_an_authentication_error(https_server
     client = BatchClient(https_server.url, Wrong(), connection_verify=str(tls[0]))
     with pytest.raises(ClientAuthenticationError):
         client.get_job("anything")
+
+
+def test_the_management_sdk_signs_in_to_the_resource_manager_stand_in_with_its_own_token(
+    https_server, tls, tokens, monkeypatch
+):
+    for name, value in tokens.env().items():
+        monkeypatch.setenv(name, value)
+    client = BatchManagementClient(
+        ManagedIdentityCredential(), "sub", base_url=https_server.url, connection_verify=str(tls[0])
+    )
+    assert client.batch_account.get("rg", DEV_ACCOUNT_NAME).pool_quota
+    assert any(r.startswith("https://management.azure.com") for r in tokens.resources)
+    # A token for Batch is not one for Resource Manager: refused in Resource Manager's shape.
+    path = f"/subscriptions/sub/resourceGroups/rg/providers/Microsoft.Batch/batchAccounts/{DEV_ACCOUNT_NAME}"
+    answer = requests.get(
+        f"{https_server.url}{path}?api-version=2025-06-01",
+        headers={"Authorization": f"Bearer {tokens.mint('https://batch.core.windows.net/')}"},
+        verify=str(tls[0]),
+        timeout=30,
+    )
+    assert answer.status_code == 401 and answer.json()["error"]["code"] == "AuthenticationFailed"

@@ -4,7 +4,8 @@ The suite points `BATCHSPEC_EMULATOR_RECORD` at a folder before anything starts;
 (started by a fixture, a test or `batchspec local up`) writes its answers there, one file per
 process (batchspec/emulator/record.py). After each test, the answers given since the last check
 are read and held to the definition (`definition.response_errors`), so the test that made a
-non-conforming answer fails, naming the operation, the property and the rule.
+non-conforming answer fails, naming the operation, the property and the rule. The answers of
+the emulator's stand-in for Azure Resource Manager go to their own referee (`arm`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from support import definition
+from support import arm, definition
 
 _SHOWN = 12
 
@@ -44,9 +45,12 @@ class Answers:
             answer = json.loads(meta)
             body = json.loads(raw) if raw.strip() else None
             self.checked += 1
-            errors = definition.response_errors(
-                answer["method"], answer["url"], answer["status"], body, conditional=answer["conditional"]
-            )
+            if arm.is_management(answer["url"]):
+                errors = arm.response_errors(answer["method"], answer["url"], answer["status"], body)
+            else:
+                errors = definition.response_errors(
+                    answer["method"], answer["url"], answer["status"], body, conditional=answer["conditional"]
+                )
             found.update(errors)
         shown = [f"{text}  (x{n})" if n > 1 else text for text, n in found.most_common(_SHOWN)]
         if len(found) > _SHOWN:

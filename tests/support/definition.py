@@ -199,7 +199,7 @@ def _response_validator(ref: str) -> Draft4Validator:
     return _ResponseValidator(schema, format_checker=_formats)
 
 
-def _schema_errors(label: str, schema: dict | None, body: Any) -> list[str]:
+def _schema_errors(label: str, schema: dict | None, body: Any, selected: set[str] | None = None) -> list[str]:
     if schema is None or schema.get("type") == "file":  # no body, or file content: not JSON
         return [] if schema is not None or body is None else [f"{label}: has a body; the definition has none"]
     if body is None:
@@ -208,7 +208,15 @@ def _schema_errors(label: str, schema: dict | None, body: Any) -> list[str]:
         body = {k: v for k, v in body.items() if k not in _ENVELOPE}
     validator = _response_validator(schema["$ref"])
     errors = sorted(validator.iter_errors(body), key=lambda e: list(e.absolute_path))
+    if selected is not None:
+        errors = [e for e in errors if not (e.validator == "required" and _missing(e) not in selected)]
     return [f"{label} {_where(e)}: {e.message}"[:400] for e in errors]
+
+
+def _missing(error: jsonschema.ValidationError) -> str:
+    """The property a `required` error names."""
+    found = re.match(r"'(.+)' is a required property", error.message)
+    return found.group(1) if found else ""
 
 
 def response_errors(method: str, url: str, status: int, body: Any, *, conditional: bool = False) -> list[str]:
@@ -231,4 +239,12 @@ def response_errors(method: str, url: str, status: int, body: Any, *, conditiona
         return [f"{label}: the definition declares {sorted(op.responses)} for this operation"]
     if method == "HEAD":  # HTTP: an answer to HEAD has no body, whatever its schema says
         return [] if body is None else [f"{label}: an answer to HEAD has no body"]
-    return _schema_errors(label, declared.get("schema"), body)
+    return _schema_errors(label, declared.get("schema"), body, _selected(url))
+
+
+def _selected(url: str) -> set[str] | None:
+    """The top-level properties a `$select` asks for (None: every property). The service leaves
+    out what was not selected, required or not ("$select ... returns only the properties listed")."""
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)
+    text = (query.get("$select") or [""])[0]
+    return {p.strip().split("/")[0] for p in text.split(",") if p.strip()} if text else None
