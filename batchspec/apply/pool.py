@@ -121,6 +121,7 @@ def restart_nodes(run: Applier) -> None:
         except HttpResponseError as exc:
             run.outcome.problems.append(f"node {node['id']}: reboot failed: {short(exc)}")
     if replace:
+        node_logs.keep(run, replace)  # what their start task said outlives them
         _replace(run, [n["id"] for n in replace])
     for node_id, poller in pollers:
         try:
