@@ -241,9 +241,6 @@ def apply_cmd(
     report_file,
 ):
     """Converge: create and update what the spec describes, run the tasks, download results."""
-    from batchspec.apply import SETUP_TIMEOUT, Applier
-    from batchspec.apply.lock import Lock
-    from batchspec.live import state as live_state
     from batchspec.plan import diff, files
     from batchspec.timeouts import sas_lifetime
 
@@ -256,6 +253,11 @@ def apply_cmd(
         desired = files.desired_for(saved)
     else:
         desired = build(spec_or_plan, variables.parse_overrides(var_pairs))
+    # The SDKs behind these take a third of a second to import: not for a spec refused above.
+    from batchspec.apply import SETUP_TIMEOUT, Applier
+    from batchspec.apply.lock import Lock
+    from batchspec.live import state as live_state
+
     timeout = _timeout(timeout_text, desired.wait_timeout, "--timeout")
     setup_timeout = _timeout(setup_timeout_text, desired.setup_timeout, "--setup-timeout")
     wait = _seconds(lock_timeout, "--lock-timeout")
