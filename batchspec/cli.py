@@ -173,10 +173,11 @@ def schema_cmd() -> None:
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 0 for no changes, 2 for changes, 1 on error.")
 def plan_cmd(spec, var_pairs, target, as_json, out, detailed_exitcode) -> None:
     """Show what apply would change. Nothing is touched."""
-    from batchspec.live import state as live_state
     from batchspec.plan import diff, files
 
     desired = build(spec, variables.parse_overrides(var_pairs))
+    from batchspec.live import state as live_state  # the SDKs: not for a spec refused above
+
     client = _connect(target)
     try:
         p = diff(desired, live_state.read(client, desired))
@@ -316,12 +317,13 @@ def _timeout(text: str | None, from_spec: str | None, option: str) -> float | No
 @_lock_option
 def destroy_cmd(spec, var_pairs, target, auto_approve, lock_timeout) -> None:
     """Delete everything the spec owns (never anything without its owner tag)."""
-    from batchspec.apply import destroy
-    from batchspec.apply.lock import Lock
-    from batchspec.live import state as live_state
     from batchspec.plan import teardown
 
     desired = build(spec, variables.parse_overrides(var_pairs))
+    from batchspec.apply import destroy  # the SDKs: not for a spec refused above
+    from batchspec.apply.lock import Lock
+    from batchspec.live import state as live_state
+
     console = _console()
     client = _connect(target)
     try:
@@ -352,9 +354,9 @@ def destroy_cmd(spec, var_pairs, target, auto_approve, lock_timeout) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the live state as JSON.")
 def status_cmd(spec, var_pairs, target, as_json) -> None:
     """Show the live state of a spec's resources and tasks."""
-    from batchspec.live import status
-
     desired = build(spec, variables.parse_overrides(var_pairs))
+    from batchspec.live import status  # the SDKs: not for a spec refused above
+
     client = _connect(target)
     try:
         report = status.read(client, desired)
