@@ -291,3 +291,29 @@ def test_a_job_whose_preparation_sas_expires_soon_is_replaced_only_when_tasks_wi
         "(nodes that join run it; forces replacement)",
     )
     assert {c.action for c in plan.of("task")} == {Action.CREATE}
+
+
+def test_every_setting_of_a_task_is_in_its_stamp(desired):
+    """A stamp made from the task's parts must see each field the task sends: a change to any
+    of them replaces the task."""
+    import dataclasses
+
+    from batchspec.model import TaskContainer
+
+    task = desired.tasks[0]
+    changed = {
+        "container": TaskContainer("python:3.12-slim"),
+        "depends_on": ("topn-taskdata1",),
+        "max_wall_clock_time": "PT1H",
+        "retention_time": "PT1H",
+        "max_task_retry_count": 3,
+        "required_slots": 1,
+        "elevated": True,
+        "display_name": "shown",
+        "extra_json": '{"a":1}',
+    }
+    stamp = task_stamp(task, desired.pool)
+    for name, value in changed.items():
+        assert task_stamp(dataclasses.replace(task, **{name: value}), desired.pool) != stamp, name
+    # Where a task comes from is not what it runs.
+    assert task_stamp(dataclasses.replace(task, stage="count"), desired.pool) == stamp
