@@ -25,6 +25,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from . import model, multi
 from .incidents import Incidents, spoiled
@@ -93,6 +94,11 @@ class Scheduler(JobLifecycle, JobPreparation):
         self._loop_task: asyncio.Task | None = None
         self._background: set[asyncio.Task] = set()
         self._job_timers: dict[str, asyncio.TimerHandle] = {}
+        # How far each waiting task's check of its parents got: (job, task) -> (its dependsOn,
+        # the parent ids, the first not yet satisfied). A parent that completed so stays so
+        # unless it is deleted or reactivated, which start its job's checks over. Without it a
+        # task depending on a 100,000-task range looked at every parent on each pass.
+        self._dep_progress: dict[tuple[str, str], tuple[Any, list[str], int]] = {}
 
     # Lifecycle
 
@@ -287,13 +293,26 @@ class Scheduler(JobLifecycle, JobPreparation):
 
     def _dependencies_met(self, jk: str, task: dict) -> bool:
         tasks = self.store.tasks.get(jk, {})
-        for dep in model.dependency_ids(task):
-            parent = tasks.get(key(dep))
-            if parent is None or parent.get("state") != "completed":
+        where = (jk, key(task["id"]))
+        known = self._dep_progress.get(where)
+        if known is not None and known[0] is task.get("dependsOn"):
+            _, ids, start = known
+        else:
+            ids, start = model.dependency_ids(task), 0
+        for i in range(start, len(ids)):
+            parent = tasks.get(key(ids[i]))
+            if (
+                parent is None
+                or parent.get("state") != "completed"
+                or model.dependency_action(parent) != "satisfy"
+            ):
+                self._dep_progress[where] = (task.get("dependsOn"), ids, i)
                 return False
-            if model.dependency_action(parent) != "satisfy":
-                return False
+        self._dep_progress.pop(where, None)
         return True
+
+    def _recheck_dependencies(self, jk: str) -> None:
+        self._dep_progress = {k: v for k, v in self._dep_progress.items() if k[0] != jk}
 
     # One attempt
 
@@ -496,6 +515,7 @@ class Scheduler(JobLifecycle, JobPreparation):
 
     def reactivate_task(self, jk: str, tk: str) -> None:
         """A failed, completed task goes back to active with its retry count reset."""
+        self._recheck_dependencies(jk)
         task = self.store.tasks[jk][tk]
         info = task.get("executionInfo") or {}
         task["executionInfo"] = {"retryCount": 0, "requeueCount": info.get("requeueCount", 0)}
@@ -507,6 +527,7 @@ class Scheduler(JobLifecycle, JobPreparation):
 
     def forget_task(self, jk: str, tk: str) -> Running | None:
         """The task was deleted: stop its run if any, and return it."""
+        self._recheck_dependencies(jk)
         self.dequeue(jk, tk)
         r = self.running.get((jk, tk))
         if r is not None:

@@ -4,6 +4,7 @@ listing, job completion rules, concurrency."""
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from azure.batch import models as bm
@@ -166,6 +167,35 @@ def test_dependent_tasks_run_after_their_parents_and_block_on_failure(client, sh
     assert after.execution_info.start_time >= max(p.execution_info.end_time for p in parents)
     assert client.get_task(job_id, "unblocked").execution_info.result == "success"
     assert client.get_task(job_id, "blocked").state == "active"
+
+
+def test_a_parent_deleted_after_it_succeeded_holds_its_dependant_back_again(client, shared_pool, tmp_path):
+    """The scheduler remembers which parents a waiting task has seen succeed; deleting one of
+    them must make it look again (the parent is gone, so the dependant waits)."""
+    job_id = unique("deps")
+    client.create_job(
+        bm.BatchJobCreateOptions(
+            id=job_id, pool_info=bm.BatchPoolInfo(pool_id=shared_pool), uses_task_dependencies=True
+        )
+    )
+    gate = tmp_path / "gate"  # on this host, which every emulated node shares
+    client.create_tasks(
+        job_id,
+        [
+            task("early", "/bin/true"),
+            task("late", sh(f"while [ ! -f {gate} ]; do sleep 0.05; done")),
+            task("child", "/bin/true", depends_on=bm.BatchTaskDependencies(task_ids=["early", "late"])),
+        ],
+    )
+    wait_for(lambda: client.get_task(job_id, "early").state == "completed", 20)
+    time.sleep(0.3)  # the child has been looked at with early done and late running
+    client.delete_task(job_id, "early")
+    client.create_task(job_id, task("opener", sh(f"touch {gate}")))
+    wait_for(lambda: client.get_task(job_id, "late").state == "completed", 20)
+    time.sleep(0.5)
+    assert client.get_task(job_id, "child").state == "active"  # its parent "early" is gone
+    client.create_task(job_id, task("early", "/bin/true"))
+    wait_for(lambda: client.get_task(job_id, "child").state == "completed", 20)
 
 
 def test_dependencies_need_uses_task_dependencies_on_the_job(client, job):
