@@ -268,3 +268,27 @@ def test_a_logs_container_name_the_spec_name_cannot_make_is_a_spec_error(tmp_pat
     spec.write_text(spec.read_text().replace("name: topn", "name: a--b", 1))
     with pytest.raises(SpecErrors, match="the logs container 'a--b-logs' is not a valid name"):
         build(spec)
+
+
+def test_canonical_json_is_the_sorted_compact_encoding_fingerprints_were_made_with():
+    import json
+
+    from batchspec.model import canonical_json
+
+    values = [
+        "x",
+        'ü\u2028"\\',
+        0,
+        -1.5,
+        1e300,
+        True,
+        None,
+        [],
+        {},
+        ("t", 1),
+        {"b": [1, {"z": None, "é": "ß"}], "a": 2},
+    ]
+    for value in values:
+        assert canonical_json(value) == json.dumps(
+            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        )

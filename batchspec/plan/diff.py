@@ -56,7 +56,7 @@ def diff(desired: DesiredState, live: LiveState) -> Plan:
         changes=changes,
         pending_tasks=pending,
         vars=dict(desired.overrides),
-        desired_digest=desired_digest(desired),
+        desired_digest=desired_digest(desired, stamp),
         live_digest=live_digest(live),
         checks=preflight.image(desired, live, pool),
     )

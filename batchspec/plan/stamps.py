@@ -7,7 +7,9 @@ that resource is as the spec asks.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -29,7 +31,15 @@ START_TASK_SAS = timedelta(days=6)
 REFRESH_BELOW = START_TASK_SAS / 2
 
 TASK_PARTS = ("commandLine", "resourceFiles", "outputFiles", "environment", "settings", "application")
+_SORTED_PARTS = tuple(sorted(TASK_PARTS))
 _NOT_SETTINGS = frozenset(("id", "commandLine", "resourceFiles", "outputFiles", "environment"))
+# The Task fields behind the settings part: all but those of the other parts (and the id).
+_SETTINGS_FIELDS = tuple(
+    f.name
+    for f in dataclasses.fields(Task)
+    if f.name not in ("id", "command_line", "resource_files", "output_files", "environment")
+)
+_REMEMBERED = 4096  # settings encodings kept: the tasks of a template share one
 
 
 def task_stamp(task: Task, pool: Pool) -> str:
@@ -38,26 +48,59 @@ def task_stamp(task: Task, pool: Pool) -> str:
     The parts let the planner name what changed without reading the live task's details (its
     resource files hold SAS URLs that change on every apply). The whole is the digest of
     `canonical_json` of the parts' mapping, written out here from the parts' own encodings
-    (keys in sorted order, as canonical_json writes them): a 10,000-task apply computes it
-    10,000 times.
+    (keys in sorted order, as canonical_json writes them). Each part is that of
+    `task.to_dict()`, made without the rest of it, and the parts the tasks of a template share
+    (environment, settings, application) are encoded and digested once: a converged plan of
+    100,000 tasks computes 100,000 stamps, ~30 us each from `to_dict`, ~12 us so.
     """
-    d = task.to_dict()
     encoded = {
-        "commandLine": canonical_json(d.get("commandLine")),
-        "resourceFiles": canonical_json(d.get("resourceFiles")),
-        "outputFiles": canonical_json(d.get("outputFiles")),
-        "environment": canonical_json(d.get("environment")),
-        "settings": canonical_json({k: v for k, v in d.items() if k not in _NOT_SETTINGS}),
+        "commandLine": canonical_json(task.command_line),
+        "resourceFiles": canonical_json([r.to_dict() for r in task.resource_files] or None),
+        "outputFiles": canonical_json([o.to_dict() for o in task.output_files] or None),
+        "environment": canonical_json(dict(task.environment)) if task.environment else "null",
+        "settings": _settings_json(task),
         "application": _application_json(pool),
     }
-    whole = "{" + ",".join(f'"{k}":{encoded[k]}' for k in sorted(encoded)) + "}"
-    short = ".".join(sha256_text(encoded[p])[:8] for p in TASK_PARTS)
+    whole = "{" + ",".join(f'"{k}":{encoded[k]}' for k in _SORTED_PARTS) + "}"
+    short = ".".join(
+        (_shared_digest if p in ("environment", "settings", "application") else _digest)(encoded[p])
+        for p in TASK_PARTS
+    )
     return f"{sha256_text(whole)[:32]}:{short}"
 
 
-@functools.lru_cache(maxsize=8)
+def _digest(encoded: str) -> str:
+    return sha256_text(encoded)[:8]
+
+
+_shared_digest = functools.lru_cache(maxsize=_REMEMBERED)(_digest)
+_settings_seen: dict[tuple[Any, ...], str] = {}
+
+
+def _settings_json(task: Task) -> str:
+    """The settings part: what `to_dict()` holds beyond the other parts, once per distinct set."""
+    key = tuple(getattr(task, name) for name in _SETTINGS_FIELDS)
+    found = _settings_seen.get(key)
+    if found is None:
+        if len(_settings_seen) >= _REMEMBERED:
+            _settings_seen.clear()
+        d = task.to_dict()
+        found = _settings_seen[key] = canonical_json({k: v for k, v in d.items() if k not in _NOT_SETTINGS})
+    return found
+
+
+_application_seen: list[tuple[Pool, str]] = []
+
+
 def _application_json(pool: Pool) -> str:
-    return canonical_json(pool.start_task.fingerprint() if pool.start_task else None)
+    """The application part: the pool's start task (by identity first: a Pool's hash is its
+    every field, and each stamp asks)."""
+    for seen, encoded in _application_seen:
+        if seen is pool:
+            return encoded
+    encoded = canonical_json(pool.start_task.fingerprint() if pool.start_task else None)
+    _application_seen[:] = [*_application_seen[-7:], (pool, encoded)]
+    return encoded
 
 
 def pool_stamps(pool: Pool) -> dict[str, str]:
@@ -75,10 +118,19 @@ def job_extra_stamp(extra_json: str) -> str:
     return sha256_text(extra_json)
 
 
-def desired_digest(desired: DesiredState) -> str:
+def desired_digest(desired: DesiredState, stamp: Callable[[Task], str] | None = None) -> str:
+    """A digest of the desired state: blobs by their content, tasks by their stamps (`stamp`,
+    when the caller has them already), so no task is encoded twice."""
+    stamp = stamp or (lambda t: task_stamp(t, desired.pool))
+    whole = dataclasses.replace(desired, blobs=(), tasks=()).to_dict()
     return sha256_text(
         canonical_json(
-            desired.to_dict() | {"spec": None, "blobs": [(b.ref, b.sha256) for b in desired.blobs]}
+            whole
+            | {
+                "spec": None,
+                "blobs": [(b.ref, b.sha256) for b in desired.blobs],
+                "tasks": [(t.id, stamp(t)) for t in desired.tasks],
+            }
         )
     )
 
