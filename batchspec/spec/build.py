@@ -195,8 +195,8 @@ class _Builder:
                     blob = Blob(
                         container=cname,
                         name=prefix + f.relative,
-                        source=str(f.path),
-                        size=f.path.stat().st_size,
+                        source=f.path,
+                        size=f.size,
                         sha256=files.sha256_file(f.path),
                     )
                     if blob.name in by_name and by_name[blob.name][0].source != blob.source:
