@@ -11,7 +11,6 @@ from azure.core.exceptions import HttpResponseError, ServiceRequestError
 from batchspec import waiting
 from batchspec.apply.common import duration, short
 from batchspec.errors import ApplyError
-from batchspec.live import batch as live_batch
 from batchspec.live import status, triage
 
 if TYPE_CHECKING:
@@ -156,7 +155,7 @@ def exit_code(outcome: Outcome) -> int:
 
 def rows(run: Applier) -> tuple[list[TaskRow], list[dict]]:
     """The summary row of every task of the spec, and the tasks' live documents."""
-    tasks = live_batch.read_tasks(run.t.batch, run.desired.job.id, status.TASK_FIELDS)
+    tasks = status.read_tasks(run.t, run.desired)
     live = {t["id"]: t for t in tasks}
     return [row(task.id, live.get(task.id)) for task in run.desired.tasks], list(live.values())
 

@@ -7,9 +7,10 @@ import stat
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from batchspec.live import batch, storage
-from batchspec.model import DesiredState, LiveState
+from batchspec.model import TASK_FINGERPRINT_ENV, DesiredState, LiveState
 from batchspec.services.targets import Target
 from batchspec.spec.files import safe_local_path
 
@@ -21,7 +22,8 @@ def read(target: Target, desired: DesiredState, *, with_download: bool = True) -
         containers_f = pool.submit(storage.read_containers, target.blob)
         pool_f = pool.submit(batch.read_pool, target.batch, desired.pool.id)
         job_f = pool.submit(batch.read_job, target.batch, desired.job.id)
-        tasks_f = pool.submit(batch.read_tasks, target.batch, desired.job.id)
+        ids = [t.id for t in desired.tasks]
+        tasks_f = pool.submit(batch.read_tasks, target.batch, desired.job.id, ids=ids, keep=planned)
         image = desired.pool.image.to_dict()
         # A Marketplace image (not a gallery image id): its node agent and Batch's end of support.
         image_f = pool.submit(batch.supported_image, target.batch, image) if image.get("publisher") else None
@@ -54,6 +56,23 @@ def read(target: Target, desired: DesiredState, *, with_download: bool = True) -
         download_pending=pending,
         owned_containers=owned_elsewhere,
     )
+
+
+def planned(task: dict[str, Any]) -> dict[str, Any]:
+    """What the planner reads of a live task: its id, state, command line, fingerprint
+    (`model.task_fingerprint`) and how it ended (`plan.stamps.failed`, a rerun's reason). The
+    rest is dropped as each page arrives: 100,000 tasks as listed take ~230 MB, so kept ~100 MB."""
+    kept = {k: task[k] for k in ("id", "state", "commandLine") if k in task}
+    fingerprint = [s for s in task.get("environmentSettings") or () if s.get("name") == TASK_FINGERPRINT_ENV]
+    if fingerprint:
+        kept["environmentSettings"] = fingerprint
+    info = task.get("executionInfo")
+    if info:
+        ended = {k: info[k] for k in ("result", "exitCode") if k in info}
+        if info.get("failureInfo"):
+            ended["failureInfo"] = {"code": info["failureInfo"].get("code")}
+        kept["executionInfo"] = ended
+    return kept
 
 
 def download_pending(target: Target, desired: DesiredState) -> dict[str, int]:

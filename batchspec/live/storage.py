@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import re
 import xml.etree.ElementTree as ET
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import unquote
 
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
@@ -14,6 +16,7 @@ from batchspec.model import STORAGE_SHA256, LiveBlob, LiveContainer
 from batchspec.services import sdk
 
 _PAGE = 5000  # the service's largest page
+_NEXT_MARKER = re.compile(rb"<NextMarker>([^<]+)</NextMarker>")
 
 
 def read_containers(service: BlobServiceClient, names: set[str] | None = None) -> dict[str, LiveContainer]:
@@ -31,22 +34,39 @@ def read_blobs(service: BlobServiceClient, container: str, prefix: str | None = 
     The List Blobs pages (5,000 blobs each) are parsed here with ElementTree: the SDK's
     `list_blobs` deserializes every blob into models field by field, which made listing 10,000
     blobs take seconds. The request still goes through the client's pipeline (its
-    authentication, retries and policies).
+    authentication, retries and policies). Each page's NextMarker is read from the end of its
+    text before the page is parsed, so the next page is on its way meanwhile: for 100,000 blobs
+    parsing 20 pages took as long as the service took to list them.
     """
     client = service.get_container_client(container)
     blobs: dict[str, LiveBlob] = {}
-    marker = None
-    while True:
-        root = _list_page(client, prefix, marker)
-        for b in root.iterfind("Blobs/Blob"):
-            blob = _live_blob(container, b)
-            blobs[blob.name] = blob
-        marker = root.findtext("NextMarker")
-        if not marker:
-            return blobs
+    with ThreadPoolExecutor(max_workers=1) as fetcher:
+        page = fetcher.submit(_list_page, client, prefix, None)
+        while page is not None:
+            content = page.result()
+            marker = _next_marker(content)
+            page = fetcher.submit(_list_page, client, prefix, marker) if marker else None
+            root = ET.fromstring(content)
+            for b in root.iterfind("Blobs/Blob"):
+                blob = _live_blob(container, b)
+                blobs[blob.name] = blob
+            if (root.findtext("NextMarker") or None) != marker:  # the page's own word wins
+                if page is not None:
+                    page.cancel()
+                marker = root.findtext("NextMarker") or None
+                page = fetcher.submit(_list_page, client, prefix, marker) if marker else None
+    return blobs
 
 
-def _list_page(client: ContainerClient, prefix: str | None, marker: str | None) -> ET.Element:
+def _next_marker(content: bytes) -> str | None:
+    """The NextMarker of a List Blobs page, read from after its Blobs element (where no blob's
+    name or metadata can pass for it) without parsing the page; its text is escaped, so `<`-free."""
+    tail = content[max(content.rfind(b"</Blobs>"), content.rfind(b"<Blobs />"), 0) :]
+    found = _NEXT_MARKER.search(tail)
+    return ET.fromstring(b"<m>" + found.group(1) + b"</m>").text if found else None
+
+
+def _list_page(client: ContainerClient, prefix: str | None, marker: str | None) -> bytes:
     params = {"restype": "container", "comp": "list", "include": "metadata", "maxresults": str(_PAGE)}
     if prefix:
         params["prefix"] = prefix
@@ -63,7 +83,7 @@ def _list_page(client: ContainerClient, prefix: str | None, marker: str | None) 
         raise ResourceNotFoundError(response=response)
     if response.status_code != 200:
         raise HttpResponseError(response=response)
-    return ET.fromstring(response.content)
+    return response.content
 
 
 def _live_blob(container: str, b: ET.Element) -> LiveBlob:

@@ -24,7 +24,8 @@ def test_blob_listing_matches_the_sdk_across_pages(blob_service: BlobServiceClie
         container.upload_blob(
             blob,
             f"content {i}".encode(),
-            metadata={STORAGE_SHA256: f"{i:064d}"} if i % 2 else None,
+            # A metadata name that is also the listing's own element: not its next marker.
+            metadata={STORAGE_SHA256: f"{i:064d}", "NextMarker": "x"} if i % 2 else None,
             content_settings=ContentSettings(content_type="text/plain"),
         )
     monkeypatch.setattr(live_storage, "_PAGE", 2)
@@ -64,3 +65,29 @@ def test_task_listing_matches_the_sdk_across_pages(batch_client, idle_job, monke
         for key in ("state", "commandLine", "environmentSettings"):
             assert task.get(key) == expected.get(key)
     assert live_batch.read_tasks(batch_client, "no-such-job") == []
+
+
+def test_task_listing_in_id_ranges_reads_each_task_once(batch_client, idle_job, monkeypatch):
+    """A large job is read in id ranges of whole pages of the expected ids, in parallel; the
+    ranges cover every id, so a task the caller did not expect is read too."""
+    job_id = idle_job
+    expected = [f"t-{i:02d}" for i in range(14)]
+    batch_client.create_tasks(
+        job_id, [bm.BatchTaskCreateOptions(id=i, command_line="true") for i in [*expected, "zz-extra", "A-1"]]
+    )
+    monkeypatch.setattr(live_batch, "_PAGE", 3)
+    monkeypatch.setattr(live_batch, "_RANGES", 3)
+    assert len(live_batch.id_ranges(expected, 3, 3)) == 3
+    fast = live_batch.read_tasks(batch_client, job_id, ids=expected, keep=lambda t: {"id": t["id"]})
+    assert sorted(t["id"] for t in fast) == sorted([*expected, "zz-extra", "A-1"])
+    assert all(t == {"id": t["id"]} for t in fast)
+
+
+def test_id_ranges_split_the_expected_ids_into_whole_pages():
+    ids = [f"t{i:05d}" for i in range(10_000)]
+    ranges = live_batch.id_ranges(ids, 1000, 8)
+    assert ranges[0] == "id lt 't02000'" and ranges[-1] == "id ge 't08000'"
+    assert ranges[1] == "id ge 't02000' and id lt 't04000'"
+    assert len(ranges) == 5  # 10 pages: 2 a range
+    assert live_batch.id_ranges(ids[:1000], 1000, 8) == [None]  # one page: one listing
+    assert len(live_batch.id_ranges([f"t{i:06d}" for i in range(100_000)], 1000, 8)) == 8
