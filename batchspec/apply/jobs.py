@@ -19,6 +19,8 @@ from batchspec.plan import Action, task_stamp
 if TYPE_CHECKING:
     from batchspec.apply.executor import Applier
 
+_PART = 10_000  # tasks whose bodies are made and sent together
+
 
 def job(run: Applier) -> None:
     job = run.desired.job
@@ -60,8 +62,11 @@ def tasks(run: Applier) -> None:
     run.ui.step(f"submitting {len(tasks)} task(s)")
     stamps = {t.id: task_stamp(t, run.desired.pool) for t in tasks}
     grants = run.grants(start_task=False)
-    bodies = [payloads.task(t, stamps[t.id], grants) for t in tasks]
-    refused = submit.add_tasks(run.t.batch, job_id, bodies, threads=min(run.parallelism, 8))
+    refused: list[submit.Refused] = []
+    # The bodies of a part at a time: 100,000 of them at once held ~150 MB.
+    for start in range(0, len(tasks), _PART):
+        bodies = [payloads.task(t, stamps[t.id], grants) for t in tasks[start : start + _PART]]
+        refused += submit.add_tasks(run.t.batch, job_id, bodies, threads=min(run.parallelism, 8))
     if refused:
         check_refused(run, refused, stamps)
     run.outcome.submitted = len(tasks)
