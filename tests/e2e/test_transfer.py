@@ -1,6 +1,7 @@
 """Uploads and downloads through `batchspec.transfer` against Azurite: small blobs on the event
-loop, larger ones through the SDK in threads, both in one call; local copies stamped with the
-blob's modification time, which the next plan's download check relies on."""
+loop (a handful of them through the SDK), larger ones through the SDK in threads, both in one
+call; local copies stamped with the blob's modification time, which the next plan's download
+check relies on."""
 
 from __future__ import annotations
 
@@ -51,8 +52,16 @@ def target(request, services, local_target):
     t.close()
 
 
+@pytest.fixture(params=["event loop", "threads"])
+def small_path(request, monkeypatch):
+    """Many small blobs go on the event loop, a handful through the SDK on threads: both ways
+    for these few (SIZES has fewer small files than `transfer._FEW`)."""
+    monkeypatch.setattr(transfer, "_FEW", 0 if request.param == "event loop" else 100)
+    return request.param
+
+
 @pytest.fixture
-def uploaded(target, tmp_path):
+def uploaded(target, tmp_path, small_path):
     """The SIZES files, uploaded by `transfer.upload` into a fresh container."""
     container = "x" + uuid.uuid4().hex[:12]
     target.blob.create_container(container)
@@ -158,10 +167,11 @@ def test_download_pending_trusts_size_and_time_then_checks_md5(target, uploaded,
     assert live_state.download_pending(target, desired) == {"a.txt": 5}
 
 
-def test_transfers_work_from_code_already_running_an_event_loop(target, tmp_path):
+def test_transfers_work_from_code_already_running_an_event_loop(target, tmp_path, monkeypatch):
     """As from a notebook: asyncio.run cannot nest, so the small blobs get a loop of their own."""
     import asyncio
 
+    monkeypatch.setattr(transfer, "_FEW", 0)  # this one blob on the event loop
     container = "x" + uuid.uuid4().hex[:12]
     target.blob.create_container(container)
     source = tmp_path / "n.txt"
