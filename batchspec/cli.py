@@ -537,4 +537,7 @@ def local_logs(service: str, lines: int) -> None:
 
 
 def main() -> None:
+    from batchspec.services import sdk
+
+    sdk.import_storage_without_aiohttp()  # only transfers of many small blobs need aiohttp
     cli(prog_name="batchspec")

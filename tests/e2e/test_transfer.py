@@ -187,3 +187,35 @@ def test_transfers_work_from_code_already_running_an_event_loop(target, tmp_path
     assert asyncio.run(inside()) == []
     assert (tmp_path / "down" / "n.txt").read_bytes() == b"from a loop"
     target.blob.delete_container(container)
+
+
+def test_small_blobs_on_the_event_loop_after_the_cli_imported_storage_without_aiohttp(services, tmp_path):
+    """The CLI imports azure-storage-blob without aiohttp (services/sdk.py); the async client made
+    afterwards for many small blobs works as it always did, odd names included."""
+    import subprocess
+    import sys
+
+    env, _ = services
+    names = [f"d ir/ü {i}+%20.txt" for i in range(12)]
+    for i, name in enumerate(names):
+        (tmp_path / f"f{i}").write_bytes(name.encode())
+    code = (
+        "import hashlib, sys\n"
+        "from batchspec.services import sdk\n"
+        "sdk.import_storage_without_aiohttp()\n"
+        "assert 'aiohttp' not in sys.modules\n"
+        "from batchspec.apply import transfer\n"
+        "from batchspec.model import Blob\n"
+        "from batchspec.services import targets\n"
+        "t = targets.connect('local')\n"
+        "t.blob.create_container(sys.argv[1])\n"
+        "blobs = [Blob(sys.argv[1], n, f'{sys.argv[2]}/f{i}', len(n.encode()), hashlib.sha256(n.encode())"
+        ".hexdigest()) for i, n in enumerate(sys.argv[3:])]\n"
+        "assert transfer.upload(t, blobs, 'o', parallelism=4) == []\n"
+        "got = t.blob.get_container_client(sys.argv[1]).download_blob(sys.argv[3]).readall()\n"
+        "assert got == sys.argv[3].encode(), got\n"
+    )
+    container = "x" + uuid.uuid4().hex[:12]
+    args = [sys.executable, "-c", code, container, str(tmp_path), *names]
+    result = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
