@@ -387,7 +387,7 @@ class LiveContainer:
         return self.metadata.get(STORAGE_FINGERPRINT)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a plan of 100,000 inputs holds as many
 class LiveBlob:
     container: str
     name: str

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import io
 import re
 import xml.etree.ElementTree as ET
 from concurrent.futures import ThreadPoolExecutor
@@ -40,20 +41,27 @@ def read_blobs(service: BlobServiceClient, container: str, prefix: str | None = 
     """
     client = service.get_container_client(container)
     blobs: dict[str, LiveBlob] = {}
+    shared: dict[str, str] = {}  # a Last-Modified that many blobs share, kept once
     with ThreadPoolExecutor(max_workers=1) as fetcher:
         page = fetcher.submit(_list_page, client, prefix, None)
         while page is not None:
             content = page.result()
             marker = _next_marker(content)
             page = fetcher.submit(_list_page, client, prefix, marker) if marker else None
-            root = ET.fromstring(content)
-            for b in root.iterfind("Blobs/Blob"):
-                blob = _live_blob(container, b)
-                blobs[blob.name] = blob
-            if (root.findtext("NextMarker") or None) != marker:  # the page's own word wins
+            own_marker = None
+            # Element by element, each blob's dropped once read: a page's whole tree is ~12 MB.
+            for _, element in ET.iterparse(io.BytesIO(content)):
+                if element.tag == "Blob":
+                    blob = _live_blob(container, element, shared)
+                    blobs[blob.name] = blob
+                    element.clear()
+                    own_marker = None  # a metadata name inside a blob is not the listing's own
+                elif element.tag == "NextMarker":
+                    own_marker = element.text or None
+            if own_marker != marker:  # the page's own word wins
                 if page is not None:
                     page.cancel()
-                marker = root.findtext("NextMarker") or None
+                marker = own_marker
                 page = fetcher.submit(_list_page, client, prefix, marker) if marker else None
     return blobs
 
@@ -86,7 +94,7 @@ def _list_page(client: ContainerClient, prefix: str | None, marker: str | None) 
     return response.content
 
 
-def _live_blob(container: str, b: ET.Element) -> LiveBlob:
+def _live_blob(container: str, b: ET.Element, shared: dict[str, str]) -> LiveBlob:
     name_el = b.find("Name")
     name = name_el.text or ""
     if name_el.get("Encoded") == "true":  # names with characters XML cannot carry
@@ -96,6 +104,7 @@ def _live_blob(container: str, b: ET.Element) -> LiveBlob:
     meta = b.find("Metadata")
     # An empty value reads as None, as the SDK's deserializer gives it.
     sha256 = (meta.findtext(STORAGE_SHA256) or None) if meta is not None else None
+    modified = props.findtext("Last-Modified")
     return LiveBlob(
         container=container,
         name=name,
@@ -103,5 +112,5 @@ def _live_blob(container: str, b: ET.Element) -> LiveBlob:
         sha256=sha256,
         content_md5=base64.b64decode(md5) if md5 else None,
         etag=props.findtext("Etag"),
-        last_modified=props.findtext("Last-Modified"),
+        last_modified=shared.setdefault(modified, modified) if modified else None,
     )

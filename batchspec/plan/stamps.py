@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable
+import hashlib
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Any
 
@@ -122,16 +123,11 @@ def desired_digest(desired: DesiredState, stamp: Callable[[Task], str] | None = 
     """A digest of the desired state: blobs by their content, tasks by their stamps (`stamp`,
     when the caller has them already), so no task is encoded twice."""
     stamp = stamp or (lambda t: task_stamp(t, desired.pool))
-    whole = dataclasses.replace(desired, blobs=(), tasks=()).to_dict()
-    return sha256_text(
-        canonical_json(
-            whole
-            | {
-                "spec": None,
-                "blobs": [(b.ref, b.sha256) for b in desired.blobs],
-                "tasks": [(t.id, stamp(t)) for t in desired.tasks],
-            }
-        )
+    whole = dataclasses.replace(desired, blobs=(), tasks=()).to_dict() | {"spec": None}
+    return _digest_of(
+        whole,
+        ((b.ref, b.sha256) for b in desired.blobs),
+        ((t.id, stamp(t)) for t in desired.tasks),
     )
 
 
@@ -141,10 +137,6 @@ def live_digest(live: LiveState) -> str:
     job = live.job or {}
     facts = {
         "containers": {n: c.metadata for n, c in sorted(live.containers.items())},
-        "blobs": {
-            n: sorted((b.name, b.sha256) for b in blobs.values() if b.sha256)
-            for n, blobs in sorted(live.blobs.items())
-        },
         "pool": [
             pool.get("id"),
             pool.get("state") == "deleting",
@@ -163,9 +155,26 @@ def live_digest(live: LiveState) -> str:
             job.get("constraints"),
             metadata(job),
         ],
-        "tasks": sorted((t["id"], task_fingerprint(t), failed(t)) for t in live.tasks),
     }
-    return sha256_text(canonical_json(facts))
+    blobs = (
+        (n, b.name, b.sha256)
+        for n, in_container in sorted(live.blobs.items())
+        for b in sorted(in_container.values(), key=lambda b: b.name)
+        if b.sha256
+    )
+    tasks = sorted(live.tasks, key=lambda t: t["id"])
+    return _digest_of(facts, blobs, ((t["id"], task_fingerprint(t), failed(t)) for t in tasks))
+
+
+def _digest_of(facts: dict[str, Any], *items: Iterable[tuple]) -> str:
+    """The sha256 of `facts` then of each item, one canonical line each: hashed as they come,
+    not made into one text (for 100,000 tasks and blobs, ~60 MB at the plan's peak)."""
+    digest = hashlib.sha256(canonical_json(facts).encode())
+    for group in items:
+        digest.update(b"\n--")
+        for item in group:
+            digest.update(b"\n" + canonical_json(item).encode())
+    return digest.hexdigest()
 
 
 def failed(task: dict[str, Any]) -> bool:
