@@ -176,12 +176,12 @@ def plan_cmd(spec, var_pairs, target, as_json, out, detailed_exitcode) -> None:
     from batchspec.live import state as live_state
     from batchspec.plan import diff, files
 
-    desired = build(spec, variables.parse_overrides(var_pairs))
-    client = _connect(target)
+    early = live_state.EarlyListings(lambda: _connect(target))
     try:
-        p = diff(desired, live_state.read(client, desired))
+        desired = build(spec, variables.parse_overrides(var_pairs), on_uploads=early.start)
+        p = diff(desired, live_state.read(early.target(), desired, early=early))
     finally:
-        client.close()
+        early.close()
     if out:
         files.save(p, out)
     if as_json:

@@ -91,3 +91,18 @@ def test_id_ranges_split_the_expected_ids_into_whole_pages():
     assert len(ranges) == 5  # 10 pages: 2 a range
     assert live_batch.id_ranges(ids[:1000], 1000, 8) == [None]  # one page: one listing
     assert len(live_batch.id_ranges([f"t{i:06d}" for i in range(100_000)], 1000, 8)) == 8
+
+
+def test_early_listings_are_taken_as_listed_and_a_missing_container_as_none(local_target, blob_service):
+    from batchspec.live import state as live_state
+
+    name = "e" + uuid.uuid4().hex[:12]
+    blob_service.create_container(name).upload_blob("a.txt", b"a")
+    connected = []
+    early = live_state.EarlyListings(lambda: connected.append(1) or local_target)
+    early.start([name, "missing-" + name])
+    assert connected == [1]
+    assert set(early.take(name).result()) == {"a.txt"}
+    assert early.take("missing-" + name).result() is None  # read() lists it again if it exists by then
+    assert early.take(name) is None  # taken once
+    blob_service.delete_container(name)
