@@ -51,9 +51,14 @@ lint: setup
 
 # Every benchmarks/*.py except helper modules (_*.py); `make bench BENCH_ARGS=--quick` for a smoke
 # run, `BENCH_ARGS=--check` to fail on a missed target. Figures go to benchmarks/results.json.
+# `BENCH_TASKS="10000 100000"` runs tasks_10k.py at each size (100,000 takes half an hour or more).
 BENCH_ARGS ?=
+BENCH_TASKS ?=
 bench: setup browser
 	@for b in benchmarks/*.py; do case "$${b##*/}" in _*) continue;; esac; \
+		if [ "$${b##*/}" = tasks_10k.py ] && [ -n "$(BENCH_TASKS)" ]; then \
+			for n in $(BENCH_TASKS); do echo "== $$b --tasks $$n"; \
+				$(BIN)/python $$b --tasks $$n $(BENCH_ARGS) || exit 1; done; continue; fi; \
 		echo "== $$b"; $(BIN)/python $$b $(BENCH_ARGS) || exit 1; done
 
 clean:

@@ -173,16 +173,15 @@ def schema_cmd() -> None:
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 0 for no changes, 2 for changes, 1 on error.")
 def plan_cmd(spec, var_pairs, target, as_json, out, detailed_exitcode) -> None:
     """Show what apply would change. Nothing is touched."""
+    from batchspec.live import state as live_state
     from batchspec.plan import diff, files
 
-    desired = build(spec, variables.parse_overrides(var_pairs))
-    from batchspec.live import state as live_state  # the SDKs: not for a spec refused above
-
-    client = _connect(target)
+    early = live_state.EarlyListings(lambda: _connect(target))
     try:
-        p = diff(desired, live_state.read(client, desired))
+        desired = build(spec, variables.parse_overrides(var_pairs), on_uploads=early.start)
+        p = diff(desired, live_state.read(early.target(), desired, early=early))
     finally:
-        client.close()
+        early.close()
     if out:
         files.save(p, out)
     if as_json:
@@ -562,4 +561,7 @@ def local_logs(service: str, lines: int) -> None:
 
 
 def main() -> None:
+    from batchspec.services import sdk
+
+    sdk.import_storage_without_aiohttp()  # only transfers of many small blobs need aiohttp
     cli(prog_name="batchspec")

@@ -40,11 +40,23 @@ SAS_EXPIRY = "batchspec-sas-expiry"
 
 
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+# The same encoder's C core, made once: `encode` makes a new one on every call, which is most of
+# its cost for the small values fingerprints encode (~1.3 us instead of ~6 for a resource file).
+# No circular check: these values are trees.
+_C_CANONICAL = (
+    json.encoder.c_make_encoder(
+        None, _CANONICAL.default, json.encoder.encode_basestring, None, ":", ",", True, False, True
+    )
+    if json.encoder.c_make_encoder is not None
+    else None
+)
 
 
 def canonical_json(value: Any) -> str:
     """The one serialisation every fingerprint is computed from."""
-    return _CANONICAL.encode(value)
+    if _C_CANONICAL is None:
+        return _CANONICAL.encode(value)
+    return "".join(_C_CANONICAL(value, 0))
 
 
 def sha256_text(text: str) -> str:
@@ -532,7 +544,7 @@ class LiveContainer:
         return self.metadata.get(STORAGE_FINGERPRINT)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a plan of 100,000 inputs holds as many
 class LiveBlob:
     container: str
     name: str

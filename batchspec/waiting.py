@@ -13,6 +13,8 @@ from typing import Any, TypeVar
 from batchspec.errors import ApplyTimeout
 
 T = TypeVar("T")
+# Sleeps of a fifth of the interval for the first four intervals, then growing by half to it.
+_FIRST, _BRISK, _GROWTH = 0.2, 4.0, 1.5
 
 
 class Deadline:
@@ -53,8 +55,15 @@ def poll(
 ) -> T | None:
     """Call `condition` until it returns something other than None or False, and return that;
     None once `deadline` has passed. `on_first_wait` runs once, before the first sleep (to say
-    what is being waited for only when there is a wait)."""
+    what is being waited for only when there is a wait).
+
+    The sleeps are a fifth of `interval` for the first four intervals, then grow to it by half
+    each time: what is waited for is often just about done (a local pool's nodes take ~0.3 s,
+    the tutorial's tasks ~0.5 s), and polling every 0.25 s found it ready ~0.12 s late on
+    average, at each wait; a long wait still polls once an interval."""
     said = False
+    pause = interval * _FIRST
+    brisk_until = time.monotonic() + interval * _BRISK
     while True:
         result = condition()
         if result is not None and result is not False:
@@ -65,7 +74,9 @@ def poll(
             on_first_wait()
         said = True
         remaining = deadline.remaining()
-        time.sleep(interval if remaining is None else min(interval, max(remaining, 0.01)))
+        time.sleep(pause if remaining is None else min(pause, max(remaining, 0.01)))
+        if time.monotonic() >= brisk_until:
+            pause = min(interval, pause * _GROWTH)
 
 
 def until(

@@ -9,8 +9,10 @@ rotates from round to round; dirty pages are flushed before each), each into its
 batchspec runs through the functions `apply` uses: `transfer.upload` with the blobs of a built
 spec, and for downloads `live.state.download_pending` (list, compare with the local files) then
 `transfer.download`, with the clients of `targets.connect("local")` at the CLI's default
-parallelism (16). A second run transfers nothing: a fresh plan has no blob change and
-`download_pending` is empty.
+parallelism (16). Uploads also go through the CLI: `batchspec apply` of a spec uploading the
+same files (a pool of one node, one `/bin/true` task), timed from its "uploading" line to its
+next step, destroyed between rounds (not timed). A second run transfers nothing: a fresh plan has
+no blob change and `download_pending` is empty.
 
 azcopy (`@azure-tools/azcopy-linux`, a dev-only peer) is installed on demand into `.cache/azcopy`
 with npm (not in package.json); the binary needs libsecret, which is fetched with
@@ -28,6 +30,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -52,6 +55,20 @@ job:
   id: benchxfer-job
   tasks: {forEach: {range: 1}, id: "t{{ item }}", commandLine: /bin/true}
 download: {container: small, to: down/small}
+"""
+
+# What `batchspec apply` uploads in the CLI way: one kind of files, a pool of one node.
+CLI_SPEC = """\
+name: benchcli-{kind}
+storage:
+  containers:
+    cli-{kind}: {{upload: [{kind}/*.bin]}}
+pool:
+  vmSize: standard_d2s_v3
+  image: {{publisher: canonical, offer: ubuntu-24_04-lts, sku: server}}
+  targetDedicatedNodes: 1
+job:
+  tasks: {{forEach: {{range: 1}}, id: "t{{{{ item }}}}", commandLine: /bin/true}}
 """
 
 
@@ -200,6 +217,31 @@ def bs_download(target, desired) -> float:
     return t["s"]
 
 
+def cli_upload(root: Path, kind: str) -> float:
+    """`batchspec apply` of CLI_SPEC, timed from its "uploading" line to its next step; the
+    spec's resources destroyed first (not timed)."""
+    spec = root / f"cli-{kind}.yaml"
+    spec.write_text(CLI_SPEC.format(kind=kind))
+    cli = c.batchspec_cli()
+    destroyed = c.run([*cli, "destroy", spec.name, "--auto-approve"], cwd=root)
+    if destroyed.returncode != 0:
+        raise SystemExit(f"destroy failed:\n{destroyed.stdout}{destroyed.stderr}")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    steps: list[tuple[float, str]] = []
+    proc = subprocess.Popen(
+        [*cli, "apply", spec.name, "--auto-approve"], cwd=root, env=env, stdout=subprocess.PIPE, text=True
+    )
+    for line in proc.stdout:
+        if line.startswith("==>"):
+            steps.append((time.perf_counter(), line))
+    if proc.wait() != 0:
+        raise SystemExit(f"batchspec apply failed: {''.join(text for _, text in steps)}")
+    for (at, text), (after, _) in zip(steps, steps[1:], strict=False):
+        if text.startswith("==> uploading"):
+            return after - at
+    raise SystemExit(f"batchspec apply printed no upload step: {''.join(text for _, text in steps)}")
+
+
 def same_files(a: Path, b: Path) -> bool:
     names = sorted(p.name for p in a.iterdir())
     return names == sorted(p.name for p in b.iterdir()) and all(
@@ -245,10 +287,12 @@ def measure(kind: str, files: list[Path], rounds: int, root: Path, azcopy_bin: P
     target, _ = c.connect(parallelism=16)
     sdk = sdk_client()
     times: dict[str, list[float]] = {
-        k: [] for k in ("seq_up", "az_up", "bs_up", "seq_down", "az_down", "bs_down")
+        k: [] for k in ("seq_up", "az_up", "bs_up", "cli_up", "seq_down", "az_down", "bs_down")
     }
 
     def up(way: str) -> float:
+        if way == "cli":
+            return cli_upload(root, kind)
         if way == "seq":
             fresh_container(sdk, f"seq-{kind}")
             return seq_upload(sdk, f"seq-{kind}", files)
@@ -272,7 +316,8 @@ def measure(kind: str, files: list[Path], rounds: int, root: Path, azcopy_bin: P
     for r in range(rounds):
         order = ways[r % len(ways) :] + ways[: r % len(ways)]
         folder = root / f"down-{kind}-{r}"
-        for way in order:
+        uploads = [*order, "cli"] if r % 2 else ["cli", *order]
+        for way in uploads:
             settle()
             times[f"{way}_up"].append(up(way))
         # downloads, each from the container it uploaded, into an empty folder
@@ -301,40 +346,38 @@ def measure(kind: str, files: list[Path], rounds: int, root: Path, azcopy_bin: P
 def rows_for(kind: str, n: int, size: int, m: dict, factor: float, azcopy_note: str) -> list[c.Row]:
     mib = n * size / 2**20
     unit, amount = ("files/s", n) if kind == "small" else ("MiB/s", mib)
-    rows = []
-    for direction in ("up", "down"):
-        t = m["times"]
+    t = m["times"]
+
+    def seconds(key: str) -> str:
+        return ", ".join(f"{x:.2f}" for x in t[key])
+
+    def row(label: str, way: str, direction: str) -> c.Row:
         rate = {
             w: amount / c.median(t[f"{w}_{direction}"]) if t[f"{w}_{direction}"] else None
-            for w in ("seq", "az", "bs")
+            for w in (way, "seq", "az")
         }
-        ratio = rate["bs"] / rate["seq"]
-        met = ratio >= factor and (rate["az"] is None or rate["bs"] > rate["az"])
-        rows.append(
-            c.Row(
-                f"{'upload' if direction == 'up' else 'download'} {n} x {size // 1024} KiB",
-                unit,
-                round(rate["bs"], 1),
-                baseline=round(rate["seq"], 1),
-                peer=None if rate["az"] is None else round(rate["az"], 1),
-                ratio=ratio,
-                target=f">= {factor}x loop, > azcopy",
-                met=met,
-                runs=t[f"bs_{direction}"],
-                note=(
-                    "seconds per round: batchspec "
-                    + ", ".join(f"{x:.2f}" for x in t[f"bs_{direction}"])
-                    + "; loop "
-                    + ", ".join(f"{x:.2f}" for x in t[f"seq_{direction}"])
-                    + (
-                        "; azcopy " + ", ".join(f"{x:.2f}" for x in t[f"az_{direction}"])
-                        if t[f"az_{direction}"]
-                        else ""
-                    )
-                    + ("" if t[f"az_{direction}"] else f"; {azcopy_note}")
-                ),
-            )
+        ratio = rate[way] / rate["seq"]
+        peer = f"; azcopy {seconds(f'az_{direction}')}" if t[f"az_{direction}"] else f"; {azcopy_note}"
+        return c.Row(
+            f"{label} {n} x {size // 1024} KiB" + (", CLI" if way == "cli" else ""),
+            unit,
+            round(rate[way], 1),
+            baseline=round(rate["seq"], 1),
+            peer=None if rate["az"] is None else round(rate["az"], 1),
+            ratio=ratio,
+            target=f">= {factor}x loop, > azcopy",
+            met=ratio >= factor and (rate["az"] is None or rate[way] > rate["az"]),
+            runs=t[f"{way}_{direction}"],
+            note=("`batchspec apply`, from its uploading line to its next step; " if way == "cli" else "")
+            + f"seconds per round: batchspec {seconds(f'{way}_{direction}')}; loop "
+            + seconds(f"seq_{direction}")
+            + peer,
         )
+
+    rows = [row("upload", "bs", "up")]
+    if t["cli_up"]:
+        rows.append(row("upload", "cli", "up"))
+    rows.append(row("download", "bs", "down"))
     moved = m["second_uploads"] + m["second_downloads"]
     rows.append(
         c.Row(

@@ -317,3 +317,27 @@ def test_every_setting_of_a_task_is_in_its_stamp(desired):
         assert task_stamp(dataclasses.replace(task, **{name: value}), desired.pool) != stamp, name
     # Where a task comes from is not what it runs.
     assert task_stamp(dataclasses.replace(task, stage="count"), desired.pool) == stamp
+
+
+def test_canonical_json_is_the_sorted_compact_encoding_fingerprints_were_made_with():
+    import json
+
+    from batchspec.model import canonical_json
+
+    values = [
+        "x",
+        'ü\u2028"\\',
+        0,
+        -1.5,
+        1e300,
+        True,
+        None,
+        [],
+        {},
+        ("t", 1),
+        {"b": [1, {"z": None, "é": "ß"}], "a": 2},
+    ]
+    for value in values:
+        assert canonical_json(value) == json.dumps(
+            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        )

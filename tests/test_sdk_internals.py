@@ -72,3 +72,24 @@ def test_the_batch_sdk_still_has_the_shared_key_policy_the_local_management_clie
             "sdk.batch_shared_key_policy signs the local target's management requests with it"
         ) from None
     assert isinstance(policy, SansIOHTTPPolicy)
+
+
+def test_the_storage_client_imports_without_aiohttp_and_gets_its_transport_back():
+    """sdk.import_storage_without_aiohttp / storage_async_ready: the signing module's probe of
+    AioHttpTransport is what imports aiohttp; it must keep None without it and take the class."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from batchspec.services import sdk\n"
+        "sdk.import_storage_without_aiohttp()\n"
+        "from azure.storage.blob._shared import authentication as a\n"
+        "assert 'aiohttp' not in sys.modules, 'azure-storage-blob imports aiohttp another way now'\n"
+        "assert hasattr(a, 'AioHttpTransport') and a.AioHttpTransport is None, 'the probe moved'\n"
+        "sdk.storage_async_ready()\n"
+        "from azure.core.pipeline.transport import AioHttpTransport\n"
+        "assert a.AioHttpTransport is AioHttpTransport\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, f"azure-storage-blob's aiohttp probe changed: {result.stderr[-800:]}"

@@ -74,3 +74,47 @@ def test_the_time_bound_counts_every_render_of_a_spec(monkeypatch):
     with pytest.raises(SpecError, match="templates took more than 0.2 s to render"):
         for _ in range(1000):  # each render is quick; together they pass the bound
             renderer.render(quick, ("x",), {})
+
+
+PRINTED = [
+    "t-{{ item.stem }}",
+    "{{ item.name | shquote }} --n {{ vars.numwords }}",
+    "{{ item['stem'] }}x{{ 3 }}{{ 'a' }}",
+    "{{ vars.missing_ok }}",
+    "{{ item.items }}",
+    "{{ item.stem | upper }}\n",
+]
+FAILING = [
+    "{{ item.nope }}",
+    "{{ nope }}",
+    "{{ item.__class__ }}",
+    "{{ item.name | shquote(1) }}",
+    "{{ 'x' * 2000000 }}",
+]
+
+
+@pytest.mark.parametrize("template", PRINTED + FAILING)
+def test_templates_that_only_print_values_render_as_jinja_renders_them(template):
+    """Such templates skip Jinja's per-render context (spec/template.py, `_printer`); what
+    they give, and every error, must be Jinja's own."""
+    import jinja2
+
+    doc = Document(path=Path("spec.yaml"), data={})
+    context = {"vars": {"numwords": 3, "missing_ok": None}, "item": {"stem": "in0", "name": "a b'c.txt"}}
+    renderer = Renderer(doc)
+    env = renderer.env
+    try:
+        expected = env.render(env.from_string(template), context)
+    except (jinja2.TemplateError, bounded.TemplateBound, TypeError) as exc:
+        expected = type(exc)
+    try:
+        got = renderer.render(template, ("x",), context)
+    except SpecError:
+        assert expected in (
+            jinja2.UndefinedError,
+            jinja2.exceptions.SecurityError,
+            bounded.TemplateBound,
+            TypeError,
+        )
+        return
+    assert got == expected

@@ -20,6 +20,8 @@ from batchspec.plan import Action, task_stamp
 if TYPE_CHECKING:
     from batchspec.apply.executor import Applier
 
+_PART = 10_000  # tasks whose bodies are made and sent together
+
 
 def job(run: Applier) -> None:
     job = run.desired.job
@@ -61,12 +63,16 @@ def tasks(run: Applier) -> None:
     run.ui.step(f"submitting {len(tasks)} task(s)")
     stamps = {t.id: task_stamp(t, run.desired.pool) for t in tasks}
     grants = run.grants(start_task=False)
-    refused = []
-    # Stage by stage, each after those it depends on: the collections of one stage go in
-    # parallel, so a later stage's task could otherwise be added before a task it names.
-    for _, wave in groupby(tasks, key=lambda t: (t.stage, bool(t.depends_on))):
-        bodies = [payloads.task(t, stamps[t.id], grants, run.desired.pool) for t in wave]
-        refused += submit.add_tasks(run.t.batch, job_id, bodies, threads=min(run.parallelism, 8))
+    refused: list[submit.Refused] = []
+    # Stage by stage, each after those it depends on (the collections of one stage go in
+    # parallel, so a later stage's task could otherwise be added before a task it names), and
+    # the bodies of a part at a time: 100,000 of them at once held ~150 MB.
+    for _, stage in groupby(tasks, key=lambda t: (t.stage, bool(t.depends_on))):
+        wave = list(stage)
+        for start in range(0, len(wave), _PART):
+            part = wave[start : start + _PART]
+            bodies = [payloads.task(t, stamps[t.id], grants, run.desired.pool) for t in part]
+            refused += submit.add_tasks(run.t.batch, job_id, bodies, threads=min(run.parallelism, 8))
     if refused:
         check_refused(run, refused, stamps)
     run.outcome.submitted = len(tasks)

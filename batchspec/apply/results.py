@@ -185,7 +185,7 @@ def exit_code(outcome: Outcome) -> int:
 
 def rows(run: Applier) -> tuple[list[TaskRow], list[dict]]:
     """The summary row of every task of the spec, and the tasks' live documents."""
-    tasks = live_batch.read_tasks(run.t.batch, run.desired.job.id, status.TASK_FIELDS)
+    tasks = status.read_tasks(run.t, run.desired)
     live = {t["id"]: t for t in tasks}
     return [row(task.id, live.get(task.id)) for task in run.desired.tasks], list(live.values())
 

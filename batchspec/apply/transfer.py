@@ -20,6 +20,9 @@ from batchspec.spec.files import safe_local_path
 
 _LARGE = 8 * 1024 * 1024  # above this a blob is sent in parallel blocks
 _DOWNLOAD_THREADS = 8
+# Up to this many small blobs go through the SDK on threads: starting the event loop and its
+# async client (~40 ms with its imports) is worth it for many small blobs, not for a handful.
+_FEW = 8
 
 
 def upload(
@@ -32,8 +35,8 @@ def upload(
 ) -> list[tuple[Blob, Exception]]:
     """Upload each blob's file with its sha256 and owner in metadata; returns the failures.
 
-    Small files go on one event loop (`small_blobs`), larger ones through the SDK's uploader in
-    threads (in parallel blocks past 8 MiB).
+    Small files go on one event loop (`small_blobs`), larger ones (and a handful of small
+    ones) through the SDK's uploader in threads (in parallel blocks past 8 MiB).
     """
     blobs = list(blobs)
 
@@ -53,14 +56,16 @@ def upload(
             )
 
     small = [b for b in blobs if b.size <= small_blobs.LIMIT]
+    on_loop = small if len(small) > _FEW else []
     failures = small_blobs.run(
         target.blob_async,
-        small,
+        on_loop,
         small_blobs.uploader(metadata, _content_type),
         in_flight=_in_flight(parallelism),
         on_done=on_done,
     )
-    return failures + _run(one, [b for b in blobs if b.size > small_blobs.LIMIT], parallelism, on_done)
+    threaded = [b for b in blobs if b.size > small_blobs.LIMIT or not on_loop]
+    return failures + _run(one, threaded, parallelism, on_done)
 
 
 def download(
@@ -76,7 +81,8 @@ def download(
     """Download blobs under `root`, each written to a temporary file then renamed into place.
 
     Blobs known (from `sizes`, a listing) to be small come down on one event loop
-    (`small_blobs`), the others through the SDK's downloader in threads.
+    (`small_blobs`), the others (and a handful of small ones) through the SDK's downloader in
+    threads.
     """
     root.mkdir(parents=True, exist_ok=True)
     resolved_root = root.resolve()
@@ -99,16 +105,17 @@ def download(
             stream.readinto(f)
 
     small = [n for n in paths if sizes.get(n, small_blobs.LIMIT + 1) <= small_blobs.LIMIT]
+    on_loop = small if len(small) > _FEW else []
     failures = small_blobs.run(
         target.blob_async,
-        small,
+        on_loop,
         small_blobs.downloader(container, lambda name, modified: _part_file(paths[name], modified)),
         in_flight=_in_flight(parallelism),
         on_done=on_done,
     )
     # Past about 8 threads, downloads only contend for the GIL and the store (measured).
-    large = [n for n in paths if sizes.get(n, small_blobs.LIMIT + 1) > small_blobs.LIMIT]
-    return refused + failures + _run(one, large, min(parallelism, _DOWNLOAD_THREADS), on_done)
+    threaded = [n for n in paths if sizes.get(n, small_blobs.LIMIT + 1) > small_blobs.LIMIT or not on_loop]
+    return refused + failures + _run(one, threaded, min(parallelism, _DOWNLOAD_THREADS), on_done)
 
 
 def _in_flight(parallelism: int) -> int:

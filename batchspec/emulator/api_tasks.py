@@ -224,8 +224,16 @@ def get_task_doc(ctx: Ctx, job_id: str, task_id: str) -> tuple[str, str, dict]:
 def list_tasks(ctx: Ctx, job_id: str) -> web.Response:
     """GET /jobs/{jobId}/tasks."""
     job = get_job_doc(ctx, job_id)
-    tasks = ctx.store.tasks.get(key(job["id"]), {}).values()
-    return paged(ctx, "tasks", [model.hidden(t, SUBTASKS) for t in tasks])
+    jk = key(job["id"])
+    tasks = ctx.store.tasks.get(jk, {})
+    ids, keys = ctx.store.tasks_by_id(jk) if "id" in ctx.query.get("$filter", "").lower() else ([], [])
+    return paged(
+        ctx,
+        "tasks",
+        tasks.values(),
+        shown=lambda t: model.hidden(t, SUBTASKS),
+        by_id=(ids, lambda start, end: (tasks[k] for k in keys[start:end])),
+    )
 
 
 def get_task(ctx: Ctx, job_id: str, task_id: str) -> web.Response:

@@ -5,8 +5,10 @@ headers, conditional requests (If-Match / If-None-Match) and paged, filtered lis
 from __future__ import annotations
 
 import base64
+import bisect
+import itertools
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import format_datetime, formatdate, parsedate_to_datetime
@@ -16,7 +18,7 @@ from urllib.parse import parse_qs, quote, urlencode
 from aiohttp import web
 
 from . import errors
-from .odata import compile_filter, compile_select
+from .odata import compile_filter, compile_select, id_range
 from .store import key
 
 if TYPE_CHECKING:
@@ -250,13 +252,27 @@ def check_conditions(ctx: Ctx, doc: dict) -> None:
 _TOKEN_MARK = b"\xfb\xff"  # encodes as "+/8", and with 8 more bytes pads with "=="
 
 
-def paged(ctx: Ctx, entity_set: str, items: Iterable[dict]) -> web.Response:
+def paged(
+    ctx: Ctx,
+    entity_set: str,
+    items: Iterable[dict],
+    *,
+    shown: Callable[[dict], dict] | None = None,
+    by_id: tuple[list[str], Callable[[int, int], Iterable[dict]]] | None = None,
+) -> web.Response:
     """One page of a listing: `$filter`, `$select`, `maxresults` and `odata.nextLink`.
 
-    The continuation token is the offset among matching items: the service's tokens are
-    opaque, and clients only ever pass back the link they were given. It is standard base64
-    behind two marker bytes, so every token holds `+`, `/` and `=`, as the service's do: a client
-    that sends the link's query back decoded (a `+` read as a space) is caught here.
+    `shown(item)` is the item as answers show it; `by_id` (the ids in ascending order, and the
+    items of a slice of them) serves a filter that bounds the id (`id ge 'a' and id lt 'b'`,
+    `odata.id_range`) from that order, looking only where its matches can be. A page starts
+    where the last one stopped, so that reading a listing of 100,000 items costs as much per
+    page at the end as at the start (it used to filter from the first item on every page).
+
+    The continuation token is the position after the last item looked at (in the listing's
+    order): the service's tokens are opaque, and clients only ever pass back the link they were
+    given. It is standard base64 behind two marker bytes, so every token holds `+`, `/` and `=`,
+    as the service's do: a client that sends the link's query back decoded (a `+` read as a
+    space) is caught here.
     """
     q = ctx.query
     pred = compile_filter(q.get("$filter"))
@@ -269,35 +285,43 @@ def paged(ctx: Ctx, entity_set: str, items: Iterable[dict]) -> web.Response:
     if not 1 <= limit <= MAX_RESULTS:
         raise errors.invalid_query("maxresults", raw_max, f"must be between 1 and {MAX_RESULTS}")
     token = q.get("$skiptoken")
-    skip = 0
+    position = 0
     if token:
         try:
             raw = base64.b64decode(token.encode(), validate=True)
             if not raw.startswith(_TOKEN_MARK) or len(raw) != len(_TOKEN_MARK) + 8:
                 raise ValueError(token)
-            skip = int.from_bytes(raw[len(_TOKEN_MARK) :], "big")
+            position = int.from_bytes(raw[len(_TOKEN_MARK) :], "big")
         except ValueError:
             raise errors.invalid_query("$skiptoken", token, "not a token this service issued") from None
+    bounds = id_range(q.get("$filter")) if by_id is not None else None
+    if by_id is not None and bounds is not None:
+        ids, window = by_id
+        low, high = bounds
+        first = bisect.bisect_left(ids, low) if low is not None else 0
+        end = bisect.bisect_right(ids, high) if high is not None else len(ids)
+        source = iter(window(min(first + position, end), end))
+    else:
+        source = itertools.islice(items, position, None)
     page: list[dict] = []
-    seen = 0
     more = False
-    for doc in items:
-        if pred is not None and not pred(doc):
-            continue
-        seen += 1
-        if seen <= skip:
+    for doc in source:
+        view = shown(doc) if shown else doc
+        if pred is not None and not pred(view):
+            position += 1
             continue
         if len(page) == limit:
             more = True
             break
-        page.append(proj(doc) if proj else doc)
+        position += 1
+        page.append(proj(view) if proj else view)
     payload: dict = {"odata.metadata": f"{ctx.base_url}/$metadata#{entity_set}", "value": page}
     if more:
         params = {"api-version": q.get("api-version", ""), "maxresults": str(limit)}
         for name in ("$filter", "$select", "$expand", "recursive"):
             if q.get(name):
                 params[name] = q[name]
-        params["$skiptoken"] = base64.b64encode(_TOKEN_MARK + (skip + limit).to_bytes(8, "big")).decode()
+        params["$skiptoken"] = base64.b64encode(_TOKEN_MARK + position.to_bytes(8, "big")).decode()
         payload["odata.nextLink"] = f"{ctx.base_url}{ctx.request.rel_url.raw_path}?" + urlencode(
             params, quote_via=quote
         )

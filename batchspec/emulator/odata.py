@@ -164,6 +164,45 @@ def compile_filter(text: str | None) -> Predicate | None:
     return _Parser(text).parse()
 
 
+def id_range(text: str | None) -> tuple[str | None, str | None] | None:
+    """For a `$filter` that is a conjunction naming the id (`id ge 'a' and id lt 'b'`, what
+    clients read large jobs with in parallel), the ids that can match, as inclusive ASCII
+    bounds (lo, hi), either None for unbounded, so that a listing in id order looks only
+    there; None when the filter does not bound the id so. The filter still decides each item:
+    the bounds only need to hold every match. Comparisons that ignore case where the two differ
+    only by case (`_normalise`) are why the bounds span the literal's case variants, which for
+    ASCII lie between its upper and lower case."""
+    if not text or not text.strip():
+        return None
+    parser = _Parser(text)  # raises InvalidQueryParameterValue as compile_filter does
+    words = [v.lower() for k, v in parser.tokens if k == "word"]
+    if "or" in words or "not" in words or any(k in ("(", ")") for k, _ in parser.tokens):
+        return None
+    lo: str | None = None
+    hi: str | None = None
+    for term in _split(parser.tokens, "and"):
+        if len(term) != 3 or [k for k, _ in term] != ["word", "word", "lit"] or term[0][1].lower() != "id":
+            continue
+        op, value = term[1][1].lower(), term[2][1]
+        if not isinstance(value, str) or not value.isascii():
+            continue
+        if op in ("eq", "ge", "gt"):
+            lo = max(lo, value.upper()) if lo is not None else value.upper()
+        if op in ("eq", "le", "lt"):
+            hi = min(hi, value.lower()) if hi is not None else value.lower()
+    return None if lo is None and hi is None else (lo, hi)
+
+
+def _split(tokens: list[tuple[str, Any]], word: str) -> list[list[tuple[str, Any]]]:
+    terms: list[list[tuple[str, Any]]] = [[]]
+    for token in tokens:
+        if token[0] == "word" and token[1].lower() == word:
+            terms.append([])
+        else:
+            terms[-1].append(token)
+    return terms
+
+
 def compile_select(text: str | None) -> Callable[[dict], dict] | None:
     """Compile a `$select` list (comma-separated, `/` for nested) into a projection."""
     if not text or not text.strip():

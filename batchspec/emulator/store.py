@@ -78,6 +78,9 @@ class Store:
         # clients poll) costs O(1) instead of a pass over the job's tasks.
         self._buckets: dict[str, dict[str, tuple[str, int]]] = {}
         self._counts: dict[str, dict[str, list[int]]] = {}
+        # Each job's task ids in order, with their keys: made when a listing by id range asks,
+        # dropped when a task is added or removed.
+        self._by_id: dict[str, tuple[list[str], list[str]]] = {}
         self._seq = 0
         self._load()
 
@@ -170,6 +173,7 @@ class Store:
         """Remove a job and all of its tasks."""
         self.jobs.pop(job_key, None)
         self.tasks.pop(job_key, None)
+        self._by_id.pop(job_key, None)
         self._buckets.pop(job_key, None)
         self._counts.pop(job_key, None)
         self.db.execute("BEGIN")
@@ -190,6 +194,7 @@ class Store:
             if k not in tasks:
                 self._seq += 1
                 seq = self._seq
+                self._by_id.pop(job_key, None)
             else:
                 seq = None
             tasks[k] = doc
@@ -207,8 +212,16 @@ class Store:
     def delete_task(self, job_key: str, task_key: str) -> None:
         """Remove one task."""
         self.tasks.get(job_key, {}).pop(task_key, None)
+        self._by_id.pop(job_key, None)
         self._uncount(job_key, task_key)
         self.db.execute("DELETE FROM tasks WHERE job = ? AND key = ?", (job_key, task_key))
+
+    def tasks_by_id(self, job_key: str) -> tuple[list[str], list[str]]:
+        """A job's task ids in ascending order, and the key of each."""
+        if job_key not in self._by_id:
+            pairs = sorted((doc["id"], k) for k, doc in self.tasks.get(job_key, {}).items())
+            self._by_id[job_key] = ([i for i, _ in pairs], [k for _, k in pairs])
+        return self._by_id[job_key]
 
     # Task counts
 

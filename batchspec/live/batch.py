@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Collection
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from azure.batch import BatchClient
@@ -12,8 +13,10 @@ from azure.core.rest import HttpRequest
 
 from batchspec.services import sdk
 
-_TASK_FIELDS = ["id", "state", "commandLine", "environmentSettings", "executionInfo", "nodeInfo"]
+# What the planner reads of a task (`nodeInfo`, six ids and URLs a task, is for status).
+_TASK_FIELDS = ["id", "state", "commandLine", "environmentSettings", "executionInfo"]
 _PAGE = 1000  # the service's largest page
+_RANGES = 8  # id ranges of a large job read at once
 
 
 def read_pool(client: BatchClient, pool_id: str) -> dict[str, Any] | None:
@@ -30,21 +33,64 @@ def read_job(client: BatchClient, job_id: str) -> dict[str, Any] | None:
         return None
 
 
-def read_tasks(client: BatchClient, job_id: str, fields: list[str] | None = None) -> list[dict[str, Any]]:
-    """Every task of a job with only the fields the planner needs, a thousand per request.
+def read_tasks(
+    client: BatchClient,
+    job_id: str,
+    fields: list[str] | None = None,
+    *,
+    ids: Collection[str] = (),
+    keep: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
+    """Every task of a job with only `fields`, a thousand per request; `keep(task)` is what is
+    kept of each as its page arrives (a page is parsed, then dropped).
 
     The pages are read as plain JSON through the client's pipeline (its authentication, retries
     and policies): `list_tasks` builds an SDK model per task and `as_dict()` turns it back into the
-    same JSON, which costs most of a 10,000-task plan's time.
+    same JSON, which costs most of a 10,000-task plan's time. `ids`, the tasks expected (the
+    spec's), split a large job into id ranges (`$filter=id ge 'a' and id lt 'b'`) of whole pages
+    of them, read at once: one page after another, 100,000 tasks took 100 round trips in a row.
+    The ranges cover every id, so tasks that are not expected are read too.
     """
     params = {"$select": ",".join(fields or _TASK_FIELDS), "maxresults": str(_PAGE)}
+    filters = id_ranges(ids, _PAGE, _RANGES)
+    if len(filters) == 1:
+        return _read_range(client, job_id, params, keep)
+    with ThreadPoolExecutor(max_workers=len(filters)) as pool:
+        parts = pool.map(lambda f: _read_range(client, job_id, {**params, "$filter": f}, keep), filters)
+        found = {t["id"].lower(): t for part in parts for t in part}  # once each, whatever the order
+    return list(found.values())
+
+
+def id_ranges(ids: Collection[str], page: int, most: int) -> list[str | None]:
+    """`$filter`s that split the id space into at most `most` ranges, each holding a whole
+    number of pages of `ids` ([None]: one listing). Together they cover every id, in any
+    total order the service compares ids by; with ours, each range is whole pages."""
+    pages = -(-len(ids) // page)
+    if pages < 2:
+        return [None]
+    per = -(-pages // min(most, pages)) * page
+    bounds = sorted(ids)[per::per]
+    lows, highs = [None, *bounds], [*bounds, None]
+    return [
+        " and ".join([f"id ge '{lo}'"] * (lo is not None) + [f"id lt '{hi}'"] * (hi is not None))
+        for lo, hi in zip(lows, highs, strict=True)
+    ]
+
+
+def _read_range(
+    client: BatchClient,
+    job_id: str,
+    params: dict[str, str],
+    keep: Callable[[dict[str, Any]], dict[str, Any]] | None,
+) -> list[dict[str, Any]]:
     tasks: list[dict[str, Any]] = []
     url: str | None = f"/jobs/{urllib.parse.quote(job_id, safe='')}/tasks"
     while url:
         page = _get_json(client, url, params)
         if page is None:
             return []
-        tasks.extend(page.get("value") or [])
+        value = page.get("value") or []
+        tasks.extend(map(keep, value) if keep else value)
         url, params = _next_link(page.get("odata.nextLink"))
     return tasks
 

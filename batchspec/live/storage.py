@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import base64
+import io
+import re
 import xml.etree.ElementTree as ET
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import unquote
 
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
@@ -14,6 +17,7 @@ from batchspec.model import STORAGE_SHA256, LiveBlob, LiveContainer
 from batchspec.services import sdk
 
 _PAGE = 5000  # the service's largest page
+_NEXT_MARKER = re.compile(rb"<NextMarker>([^<]+)</NextMarker>")
 
 
 def read_containers(service: BlobServiceClient, names: set[str] | None = None) -> dict[str, LiveContainer]:
@@ -31,22 +35,46 @@ def read_blobs(service: BlobServiceClient, container: str, prefix: str | None = 
     The List Blobs pages (5,000 blobs each) are parsed here with ElementTree: the SDK's
     `list_blobs` deserializes every blob into models field by field, which made listing 10,000
     blobs take seconds. The request still goes through the client's pipeline (its
-    authentication, retries and policies).
+    authentication, retries and policies). Each page's NextMarker is read from the end of its
+    text before the page is parsed, so the next page is on its way meanwhile: for 100,000 blobs
+    parsing 20 pages took as long as the service took to list them.
     """
     client = service.get_container_client(container)
     blobs: dict[str, LiveBlob] = {}
-    marker = None
-    while True:
-        root = _list_page(client, prefix, marker)
-        for b in root.iterfind("Blobs/Blob"):
-            blob = _live_blob(container, b)
-            blobs[blob.name] = blob
-        marker = root.findtext("NextMarker")
-        if not marker:
-            return blobs
+    shared: dict[str, str] = {}  # a Last-Modified that many blobs share, kept once
+    with ThreadPoolExecutor(max_workers=1) as fetcher:
+        page = fetcher.submit(_list_page, client, prefix, None)
+        while page is not None:
+            content = page.result()
+            marker = _next_marker(content)
+            page = fetcher.submit(_list_page, client, prefix, marker) if marker else None
+            own_marker = None
+            # Element by element, each blob's dropped once read: a page's whole tree is ~12 MB.
+            for _, element in ET.iterparse(io.BytesIO(content)):
+                if element.tag == "Blob":
+                    blob = _live_blob(container, element, shared)
+                    blobs[blob.name] = blob
+                    element.clear()
+                    own_marker = None  # a metadata name inside a blob is not the listing's own
+                elif element.tag == "NextMarker":
+                    own_marker = element.text or None
+            if own_marker != marker:  # the page's own word wins
+                if page is not None:
+                    page.cancel()
+                marker = own_marker
+                page = fetcher.submit(_list_page, client, prefix, marker) if marker else None
+    return blobs
 
 
-def _list_page(client: ContainerClient, prefix: str | None, marker: str | None) -> ET.Element:
+def _next_marker(content: bytes) -> str | None:
+    """The NextMarker of a List Blobs page, read from after its Blobs element (where no blob's
+    name or metadata can pass for it) without parsing the page; its text is escaped, so `<`-free."""
+    tail = content[max(content.rfind(b"</Blobs>"), content.rfind(b"<Blobs />"), 0) :]
+    found = _NEXT_MARKER.search(tail)
+    return ET.fromstring(b"<m>" + found.group(1) + b"</m>").text if found else None
+
+
+def _list_page(client: ContainerClient, prefix: str | None, marker: str | None) -> bytes:
     params = {"restype": "container", "comp": "list", "include": "metadata", "maxresults": str(_PAGE)}
     if prefix:
         params["prefix"] = prefix
@@ -63,10 +91,10 @@ def _list_page(client: ContainerClient, prefix: str | None, marker: str | None) 
         raise ResourceNotFoundError(response=response)
     if response.status_code != 200:
         raise HttpResponseError(response=response)
-    return ET.fromstring(response.content)
+    return response.content
 
 
-def _live_blob(container: str, b: ET.Element) -> LiveBlob:
+def _live_blob(container: str, b: ET.Element, shared: dict[str, str]) -> LiveBlob:
     name_el = b.find("Name")
     name = name_el.text or ""
     if name_el.get("Encoded") == "true":  # names with characters XML cannot carry
@@ -76,6 +104,7 @@ def _live_blob(container: str, b: ET.Element) -> LiveBlob:
     meta = b.find("Metadata")
     # An empty value reads as None, as the SDK's deserializer gives it.
     sha256 = (meta.findtext(STORAGE_SHA256) or None) if meta is not None else None
+    modified = props.findtext("Last-Modified")
     return LiveBlob(
         container=container,
         name=name,
@@ -83,5 +112,5 @@ def _live_blob(container: str, b: ET.Element) -> LiveBlob:
         sha256=sha256,
         content_md5=base64.b64decode(md5) if md5 else None,
         etag=props.findtext("Etag"),
-        last_modified=props.findtext("Last-Modified"),
+        last_modified=shared.setdefault(modified, modified) if modified else None,
     )

@@ -70,7 +70,7 @@ def diff(desired: DesiredState, live: LiveState) -> Plan:
         changes=changes,
         pending_tasks=pending,
         vars=dict(desired.overrides),
-        desired_digest=desired_digest(desired),
+        desired_digest=desired_digest(desired, stamp),
         live_digest=live_digest(live),
         checks=preflight.checks(desired, live, pool, job_change),
     )

@@ -53,7 +53,7 @@ class PoolHow:
         return cls(**{a: d[k] for k, a in cls._KEYS if k in d})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Size:
     """How much a blob upload or a download moves: bytes of a blob, or a count of blobs."""
 
@@ -71,7 +71,7 @@ class Size:
 Details = PoolHow | Size | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a plan can hold a change per task and per blob
 class Change:
     """One thing to do to one resource, and why. `details` tells apply how (e.g. resize only)."""
 

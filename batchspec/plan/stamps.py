@@ -7,7 +7,10 @@ that resource is as the spec asks.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import hashlib
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -46,7 +49,15 @@ def sas_expiry(url: str) -> datetime | None:
 
 
 TASK_PARTS = ("commandLine", "resourceFiles", "outputFiles", "environment", "settings", "application")
+_SORTED_PARTS = tuple(sorted(TASK_PARTS))
 _NOT_SETTINGS = frozenset(("id", "commandLine", "resourceFiles", "outputFiles", "environment"))
+# The Task fields behind the settings part: all but those of the other parts (and the id).
+_SETTINGS_FIELDS = tuple(
+    f.name
+    for f in dataclasses.fields(Task)
+    if f.name not in ("id", "command_line", "resource_files", "output_files", "environment")
+)
+_REMEMBERED = 4096  # settings encodings kept: the tasks of a template share one
 
 
 def task_stamp(task: Task, pool: Pool) -> str:
@@ -55,26 +66,59 @@ def task_stamp(task: Task, pool: Pool) -> str:
     The parts let the planner name what changed without reading the live task's details (its
     resource files hold SAS URLs that change on every apply). The whole is the digest of
     `canonical_json` of the parts' mapping, written out here from the parts' own encodings
-    (keys in sorted order, as canonical_json writes them): a 10,000-task apply computes it
-    10,000 times.
+    (keys in sorted order, as canonical_json writes them). Each part is that of
+    `task.to_dict()`, made without the rest of it, and the parts the tasks of a template share
+    (environment, settings, application) are encoded and digested once: a converged plan of
+    100,000 tasks computes 100,000 stamps, ~30 us each from `to_dict`, ~12 us so.
     """
-    d = task.to_dict()
     encoded = {
-        "commandLine": canonical_json(d.get("commandLine")),
-        "resourceFiles": canonical_json(d.get("resourceFiles")),
-        "outputFiles": canonical_json(d.get("outputFiles")),
-        "environment": canonical_json(d.get("environment")),
-        "settings": canonical_json({k: v for k, v in d.items() if k not in _NOT_SETTINGS}),
+        "commandLine": canonical_json(task.command_line),
+        "resourceFiles": canonical_json([r.to_dict() for r in task.resource_files] or None),
+        "outputFiles": canonical_json([o.to_dict() for o in task.output_files] or None),
+        "environment": canonical_json(dict(task.environment)) if task.environment else "null",
+        "settings": _settings_json(task),
         "application": _application_json(pool),
     }
-    whole = "{" + ",".join(f'"{k}":{encoded[k]}' for k in sorted(encoded)) + "}"
-    short = ".".join(sha256_text(encoded[p])[:8] for p in TASK_PARTS)
+    whole = "{" + ",".join(f'"{k}":{encoded[k]}' for k in _SORTED_PARTS) + "}"
+    short = ".".join(
+        (_shared_digest if p in ("environment", "settings", "application") else _digest)(encoded[p])
+        for p in TASK_PARTS
+    )
     return f"{sha256_text(whole)[:32]}:{short}"
 
 
-@functools.lru_cache(maxsize=8)
+def _digest(encoded: str) -> str:
+    return sha256_text(encoded)[:8]
+
+
+_shared_digest = functools.lru_cache(maxsize=_REMEMBERED)(_digest)
+_settings_seen: dict[tuple[Any, ...], str] = {}
+
+
+def _settings_json(task: Task) -> str:
+    """The settings part: what `to_dict()` holds beyond the other parts, once per distinct set."""
+    key = tuple(getattr(task, name) for name in _SETTINGS_FIELDS)
+    found = _settings_seen.get(key)
+    if found is None:
+        if len(_settings_seen) >= _REMEMBERED:
+            _settings_seen.clear()
+        d = task.to_dict()
+        found = _settings_seen[key] = canonical_json({k: v for k, v in d.items() if k not in _NOT_SETTINGS})
+    return found
+
+
+_application_seen: list[tuple[Pool, str]] = []
+
+
 def _application_json(pool: Pool) -> str:
-    return canonical_json(pool.start_task.fingerprint() if pool.start_task else None)
+    """The application part: the pool's start task (by identity first: a Pool's hash is its
+    every field, and each stamp asks)."""
+    for seen, encoded in _application_seen:
+        if seen is pool:
+            return encoded
+    encoded = canonical_json(pool.start_task.fingerprint() if pool.start_task else None)
+    _application_seen[:] = [*_application_seen[-7:], (pool, encoded)]
+    return encoded
 
 
 POOL_CONTAINERS = "batchspec-containers"
@@ -119,11 +163,15 @@ def job_tasks_stamp(job: Job) -> str:
     return sha256_text(canonical_json(parts))
 
 
-def desired_digest(desired: DesiredState) -> str:
-    return sha256_text(
-        canonical_json(
-            desired.to_dict() | {"spec": None, "blobs": [(b.ref, b.sha256) for b in desired.blobs]}
-        )
+def desired_digest(desired: DesiredState, stamp: Callable[[Task], str] | None = None) -> str:
+    """A digest of the desired state: blobs by their content, tasks by their stamps (`stamp`,
+    when the caller has them already), so no task is encoded twice."""
+    stamp = stamp or (lambda t: task_stamp(t, desired.pool))
+    whole = dataclasses.replace(desired, blobs=(), tasks=()).to_dict() | {"spec": None}
+    return _digest_of(
+        whole,
+        ((b.ref, b.sha256) for b in desired.blobs),
+        ((t.id, stamp(t)) for t in desired.tasks),
     )
 
 
@@ -133,10 +181,6 @@ def live_digest(live: LiveState) -> str:
     job = live.job or {}
     facts = {
         "containers": {n: c.metadata for n, c in sorted(live.containers.items())},
-        "blobs": {
-            n: sorted((b.name, b.sha256) for b in blobs.values() if b.sha256)
-            for n, blobs in sorted(live.blobs.items())
-        },
         "pool": [
             pool.get("id"),
             pool.get("state") == "deleting",
@@ -155,9 +199,26 @@ def live_digest(live: LiveState) -> str:
             job.get("constraints"),
             metadata(job),
         ],
-        "tasks": sorted((t["id"], task_fingerprint(t), failed(t)) for t in live.tasks),
     }
-    return sha256_text(canonical_json(facts))
+    blobs = (
+        (n, b.name, b.sha256)
+        for n, in_container in sorted(live.blobs.items())
+        for b in sorted(in_container.values(), key=lambda b: b.name)
+        if b.sha256
+    )
+    tasks = sorted(live.tasks, key=lambda t: t["id"])
+    return _digest_of(facts, blobs, ((t["id"], task_fingerprint(t), failed(t)) for t in tasks))
+
+
+def _digest_of(facts: dict[str, Any], *items: Iterable[tuple]) -> str:
+    """The sha256 of `facts` then of each item, one canonical line each: hashed as they come,
+    not made into one text (for 100,000 tasks and blobs, ~60 MB at the plan's peak)."""
+    digest = hashlib.sha256(canonical_json(facts).encode())
+    for group in items:
+        digest.update(b"\n--")
+        for item in group:
+            digest.update(b"\n" + canonical_json(item).encode())
+    return digest.hexdigest()
 
 
 def failed(task: dict[str, Any]) -> bool:

@@ -6,6 +6,7 @@ Each one buys speed or a feature the public API lacks, and each has a guard test
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 
@@ -44,3 +45,31 @@ def batch_shared_key_policy(credential: Any) -> Any:
     from azure.batch._patch import BatchSharedKeyAuthPolicy
 
     return BatchSharedKeyAuthPolicy(credential)
+
+
+def import_storage_without_aiohttp() -> None:
+    """Import azure-storage-blob's sync client without importing aiohttp.
+
+    Its signing module imports azure-core's AioHttpTransport, and with it aiohttp (~0.1 s, most
+    of it the two SSL contexts aiohttp makes as it loads), only to recognise requests sent by an
+    async client when it signs them; without aiohttp it keeps None there. A command that sends
+    no async request (plan, status, a converged apply, a handful of transfers) never needs it:
+    `storage_async_ready` puts the class back before an async client is made. Does nothing once
+    either package is loaded."""
+    if "azure.storage.blob" in sys.modules or "aiohttp" in sys.modules:
+        return
+    sys.modules["aiohttp"] = None  # type: ignore[assignment]  # makes `import aiohttp` fail
+    try:
+        import azure.storage.blob  # noqa: F401
+    finally:
+        del sys.modules["aiohttp"]
+
+
+def storage_async_ready() -> None:
+    """Give azure-storage-blob's signing the async transport it checks for, if its import went
+    without it (`import_storage_without_aiohttp`): it signs the path as aiohttp will send it."""
+    from azure.core.pipeline.transport import AioHttpTransport
+    from azure.storage.blob._shared import authentication
+
+    if authentication.AioHttpTransport is None:
+        authentication.AioHttpTransport = AioHttpTransport

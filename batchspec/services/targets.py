@@ -301,6 +301,7 @@ def _build(
         from azure.storage.blob.aio import BlobServiceClient as AsyncBlobServiceClient
         from azure.storage.blob.aio import LinearRetry as AsyncLinearRetry
 
+        sdk.storage_async_ready()
         async with contextlib.AsyncExitStack() as stack:
             options = {
                 "transport": AioHttpTransport(

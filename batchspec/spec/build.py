@@ -13,6 +13,7 @@ import dataclasses
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -57,17 +58,28 @@ MAX_CONTAINER_METADATA = 8 * 1024
 _BATCH_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
-def build(path: str | Path, overrides: dict[str, Any] | None = None) -> DesiredState:
-    """The desired state of the spec at `path`. Raises SpecErrors (or UsageError for --var)."""
+def build(
+    path: str | Path,
+    overrides: dict[str, Any] | None = None,
+    *,
+    on_uploads: Callable[[list[str]], None] | None = None,
+) -> DesiredState:
+    """The desired state of the spec at `path`. Raises SpecErrors (or UsageError for --var).
+
+    `on_uploads` is given the containers the spec uploads to as soon as their names are known
+    and valid, before any file is read: `plan` starts listing them then."""
     doc = load(path)
     if errors := schema.check(doc):
         raise SpecErrors(errors)
     values = variables.resolve(doc.data.get("vars") or {}, overrides or {})
-    return dataclasses.replace(_Builder(doc, values).build(), overrides=dict(overrides or {}))
+    return dataclasses.replace(_Builder(doc, values, on_uploads).build(), overrides=dict(overrides or {}))
 
 
 class _Builder:
-    def __init__(self, doc: Document, values: dict[str, Any]):
+    def __init__(
+        self, doc: Document, values: dict[str, Any], on_uploads: Callable[[list[str]], None] | None = None
+    ):
+        self.on_uploads = on_uploads
         self.doc = doc
         self.vars = values
         self.renderer = Renderer(doc)
@@ -91,6 +103,9 @@ class _Builder:
         self._stop_if_errors()
         self.errors.extend(schema.check(self.doc, data))  # rendered ids and names, checked now
         self._stop_if_errors()
+        if self.on_uploads is not None:
+            spec = data.get("storage", {}).get("containers") or {}
+            self.on_uploads([c for c, body in spec.items() if (body or {}).get("upload")])
         name = data["name"]
         containers = self._containers(data.get("storage", {}).get("containers") or {}, name)
         self._stop_if_errors()
@@ -206,8 +221,8 @@ class _Builder:
                     blob = Blob(
                         container=cname,
                         name=prefix + f.relative,
-                        source=str(f.path),
-                        size=f.path.stat().st_size,
+                        source=f.path,
+                        size=f.size,
                         sha256=files.sha256_file(f.path),
                     )
                     if blob.name in by_name and by_name[blob.name][0].source != blob.source:

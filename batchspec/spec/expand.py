@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -11,12 +12,18 @@ from batchspec.spec.files import match
 
 
 def file_item(name: str, path: str, size: int) -> dict[str, Any]:
-    pure = PurePosixPath(name)
+    basename = name.rpartition("/")[2]
+    if basename in ("", ".") or "//" in name or "/./" in name or name.startswith("./"):
+        pure = PurePosixPath(name)  # what the string operations below assume away
+        basename, stem, suffix = pure.name, pure.stem, pure.suffix
+    else:  # PurePosixPath's name, stem and suffix, by string (a 100,000-task spec asks each)
+        dot = basename.rfind(".")
+        stem, suffix = (basename[:dot], basename[dot:]) if 0 < dot < len(basename) - 1 else (basename, "")
     return {
         "name": name,
-        "basename": pure.name,
-        "stem": pure.stem,
-        "suffix": pure.suffix,
+        "basename": basename,
+        "stem": stem,
+        "suffix": suffix,
         "path": path,
         "size": size,
     }
@@ -24,15 +31,19 @@ def file_item(name: str, path: str, size: int) -> dict[str, Any]:
 
 def blob_item(blob: Blob, base_dir: Path, *, resolved_base: Path | None = None) -> dict[str, Any]:
     base = resolved_base if resolved_base is not None else base_dir.resolve()
-    item = file_item(blob.name, _shown(Path(blob.source), base), blob.size)
+    item = file_item(blob.name, _shown(blob.source, base), blob.size)
     return {**item, "container": blob.container, "ref": blob.ref, "sha256": blob.sha256}
 
 
-def _shown(path: Path, resolved_base: Path) -> str:
+def _shown(source: str, resolved_base: Path) -> str:
+    """`source` (absolute, resolved) relative to the spec's folder where it is inside it."""
+    inside = os.path.join(resolved_base, "")
+    if source.startswith(inside):
+        return source[len(inside) :]
     try:
-        return path.relative_to(resolved_base).as_posix()
+        return Path(source).relative_to(resolved_base).as_posix()
     except ValueError:
-        return path.as_posix()
+        return Path(source).as_posix()
 
 
 def items(
@@ -46,7 +57,7 @@ def items(
         found = match(base_dir, spec)
         if not found:
             return f"forEach.files {spec!r} matches no file (relative to {base_dir or '.'})"
-        return [file_item(f.relative, f.shown, f.path.stat().st_size) for f in found]
+        return [file_item(f.relative, f.shown, f.size) for f in found]
     if kind == "container":
         name, prefix = (spec, "") if isinstance(spec, str) else (spec["name"], spec.get("prefix", ""))
         if name not in blobs_by_container:

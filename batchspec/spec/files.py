@@ -6,6 +6,7 @@ import glob
 import hashlib
 import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -14,9 +15,10 @@ _CHUNK = 1024 * 1024
 
 @dataclass(frozen=True)
 class LocalFile:
-    path: Path  # absolute
+    path: str  # absolute, resolved
     relative: str  # relative to the glob's fixed leading folders, POSIX separators
     shown: str  # as the user wrote it: relative to the spec's folder
+    size: int = 0  # bytes, when it was matched
 
 
 def match(base_dir: Path, pattern: str) -> list[LocalFile]:
@@ -32,28 +34,62 @@ def match(base_dir: Path, pattern: str) -> list[LocalFile]:
             break
         fixed.append(part)
     anchor = os.path.normpath((base_dir / Path(*fixed)) if fixed else base_dir)
+    inside = anchor + os.sep if anchor != os.sep else anchor
     base = os.fspath(base_dir)
     found: list[LocalFile] = []
-    # String paths (os.path) rather than Path objects: the same results, several times faster
-    # for globs that match thousands of files.
+    real_folders: dict[str, str] = {}
+    # String paths (os.path) rather than Path objects, and each folder resolved once: the same
+    # results, several times faster for globs that match thousands of files.
     for hit in sorted(glob.glob(pattern, root_dir=base_dir, recursive=True)):
         unresolved = hit if os.path.isabs(hit) else os.path.join(base, hit)
-        real = os.path.realpath(unresolved)  # what Path.resolve() computes
-        if not os.path.isfile(real):
+        real, size = _regular_file(unresolved, real_folders)
+        if real is None:
             Path(unresolved).resolve()  # raises on a symlink loop, as before
             continue
-        relative = os.path.relpath(os.path.normpath(unresolved), anchor)
+        normal = os.path.normpath(unresolved)
+        relative = normal[len(inside) :] if normal.startswith(inside) else os.path.relpath(normal, anchor)
         found.append(
-            LocalFile(path=Path(real), relative=relative.replace(os.sep, "/"), shown=hit.replace(os.sep, "/"))
+            LocalFile(
+                path=real,
+                relative=relative.replace(os.sep, "/"),
+                shown=hit.replace(os.sep, "/"),
+                size=size,
+            )
         )
     return found
 
 
-def sha256_file(path: Path) -> str:
+def _regular_file(path: str, real_folders: dict[str, str]) -> tuple[str | None, int]:
+    """(what `os.path.realpath(path)` gives, its size) if that is a regular file, else (None, 0).
+
+    A file that is not a link is its resolved folder joined with its name: one lstat instead of
+    resolving every component of its path again (five lstat calls a file in /tmp/x/data/).
+    """
+    try:
+        st = os.lstat(path)
+        if stat.S_ISLNK(st.st_mode):
+            real = os.path.realpath(path)
+            st = os.stat(real)
+        else:
+            folder, name = os.path.split(path)
+            if folder not in real_folders:
+                real_folders[folder] = os.path.realpath(folder)
+            real = os.path.join(real_folders[folder], name)
+    except OSError:
+        return None, 0
+    return (real, st.st_size) if stat.S_ISREG(st.st_mode) else (None, 0)
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    # os.open/os.read rather than a buffered file: ~11 us instead of ~40 for a tiny file, and
+    # a 100,000-file spec hashes every file on every plan.
     digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(_CHUNK):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        while chunk := os.read(fd, _CHUNK):
             digest.update(chunk)
+    finally:
+        os.close(fd)
     return digest.hexdigest()
 
 

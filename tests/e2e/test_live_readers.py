@@ -28,7 +28,8 @@ def test_blob_listing_matches_the_sdk_across_pages(blob_service: BlobServiceClie
         container.upload_blob(
             blob,
             f"content {i}".encode(),
-            metadata={STORAGE_SHA256: f"{i:064d}"} if i % 2 else None,
+            # A metadata name that is also the listing's own element: not its next marker.
+            metadata={STORAGE_SHA256: f"{i:064d}", "NextMarker": "x"} if i % 2 else None,
             content_settings=ContentSettings(content_type="text/plain"),
         )
     monkeypatch.setattr(live_storage, "_PAGE", 2)
@@ -84,3 +85,44 @@ def test_the_account_reader_takes_the_quotas_from_the_stand_in_and_counts_what_i
     # A completed job no longer counts against activeJobAndJobScheduleQuota.
     batch_client.begin_terminate_job(idle_job, {"terminateReason": "done"}, polling_interval=0.05).result()
     assert live_quotas.read(local_target, desired)[0].active_jobs == account.active_jobs - 1
+
+
+def test_task_listing_in_id_ranges_reads_each_task_once(batch_client, idle_job, monkeypatch):
+    """A large job is read in id ranges of whole pages of the expected ids, in parallel; the
+    ranges cover every id, so a task the caller did not expect is read too."""
+    job_id = idle_job
+    expected = [f"t-{i:02d}" for i in range(14)]
+    batch_client.create_tasks(
+        job_id, [bm.BatchTaskCreateOptions(id=i, command_line="true") for i in [*expected, "zz-extra", "A-1"]]
+    )
+    monkeypatch.setattr(live_batch, "_PAGE", 3)
+    monkeypatch.setattr(live_batch, "_RANGES", 3)
+    assert len(live_batch.id_ranges(expected, 3, 3)) == 3
+    fast = live_batch.read_tasks(batch_client, job_id, ids=expected, keep=lambda t: {"id": t["id"]})
+    assert sorted(t["id"] for t in fast) == sorted([*expected, "zz-extra", "A-1"])
+    assert all(t == {"id": t["id"]} for t in fast)
+
+
+def test_id_ranges_split_the_expected_ids_into_whole_pages():
+    ids = [f"t{i:05d}" for i in range(10_000)]
+    ranges = live_batch.id_ranges(ids, 1000, 8)
+    assert ranges[0] == "id lt 't02000'" and ranges[-1] == "id ge 't08000'"
+    assert ranges[1] == "id ge 't02000' and id lt 't04000'"
+    assert len(ranges) == 5  # 10 pages: 2 a range
+    assert live_batch.id_ranges(ids[:1000], 1000, 8) == [None]  # one page: one listing
+    assert len(live_batch.id_ranges([f"t{i:06d}" for i in range(100_000)], 1000, 8)) == 8
+
+
+def test_early_listings_are_taken_as_listed_and_a_missing_container_as_none(local_target, blob_service):
+    from batchspec.live import state as live_state
+
+    name = "e" + uuid.uuid4().hex[:12]
+    blob_service.create_container(name).upload_blob("a.txt", b"a")
+    connected = []
+    early = live_state.EarlyListings(lambda: connected.append(1) or local_target)
+    early.start([name, "missing-" + name])
+    assert connected == [1]
+    assert set(early.take(name).result()) == {"a.txt"}
+    assert early.take("missing-" + name).result() is None  # read() lists it again if it exists by then
+    assert early.take(name) is None  # taken once
+    blob_service.delete_container(name)

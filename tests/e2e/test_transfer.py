@@ -1,6 +1,7 @@
 """Uploads and downloads through `batchspec.transfer` against Azurite: small blobs on the event
-loop, larger ones through the SDK in threads, both in one call; local copies stamped with the
-blob's modification time, which the next plan's download check relies on."""
+loop (a handful of them through the SDK), larger ones through the SDK in threads, both in one
+call; local copies stamped with the blob's modification time, which the next plan's download
+check relies on."""
 
 from __future__ import annotations
 
@@ -51,8 +52,16 @@ def target(request, services, local_target):
     t.close()
 
 
+@pytest.fixture(params=["event loop", "threads"])
+def small_path(request, monkeypatch):
+    """Many small blobs go on the event loop, a handful through the SDK on threads: both ways
+    for these few (SIZES has fewer small files than `transfer._FEW`)."""
+    monkeypatch.setattr(transfer, "_FEW", 0 if request.param == "event loop" else 100)
+    return request.param
+
+
 @pytest.fixture
-def uploaded(target, tmp_path):
+def uploaded(target, tmp_path, small_path):
     """The SIZES files, uploaded by `transfer.upload` into a fresh container."""
     container = "x" + uuid.uuid4().hex[:12]
     target.blob.create_container(container)
@@ -158,10 +167,11 @@ def test_download_pending_trusts_size_and_time_then_checks_md5(target, uploaded,
     assert live_state.download_pending(target, desired) == {"a.txt": 5}
 
 
-def test_transfers_work_from_code_already_running_an_event_loop(target, tmp_path):
+def test_transfers_work_from_code_already_running_an_event_loop(target, tmp_path, monkeypatch):
     """As from a notebook: asyncio.run cannot nest, so the small blobs get a loop of their own."""
     import asyncio
 
+    monkeypatch.setattr(transfer, "_FEW", 0)  # this one blob on the event loop
     container = "x" + uuid.uuid4().hex[:12]
     target.blob.create_container(container)
     source = tmp_path / "n.txt"
@@ -177,3 +187,35 @@ def test_transfers_work_from_code_already_running_an_event_loop(target, tmp_path
     assert asyncio.run(inside()) == []
     assert (tmp_path / "down" / "n.txt").read_bytes() == b"from a loop"
     target.blob.delete_container(container)
+
+
+def test_small_blobs_on_the_event_loop_after_the_cli_imported_storage_without_aiohttp(services, tmp_path):
+    """The CLI imports azure-storage-blob without aiohttp (services/sdk.py); the async client made
+    afterwards for many small blobs works as it always did, odd names included."""
+    import subprocess
+    import sys
+
+    env, _ = services
+    names = [f"d ir/ü {i}+%20.txt" for i in range(12)]
+    for i, name in enumerate(names):
+        (tmp_path / f"f{i}").write_bytes(name.encode())
+    code = (
+        "import hashlib, sys\n"
+        "from batchspec.services import sdk\n"
+        "sdk.import_storage_without_aiohttp()\n"
+        "assert 'aiohttp' not in sys.modules\n"
+        "from batchspec.apply import transfer\n"
+        "from batchspec.model import Blob\n"
+        "from batchspec.services import targets\n"
+        "t = targets.connect('local')\n"
+        "t.blob.create_container(sys.argv[1])\n"
+        "blobs = [Blob(sys.argv[1], n, f'{sys.argv[2]}/f{i}', len(n.encode()), hashlib.sha256(n.encode())"
+        ".hexdigest()) for i, n in enumerate(sys.argv[3:])]\n"
+        "assert transfer.upload(t, blobs, 'o', parallelism=4) == []\n"
+        "got = t.blob.get_container_client(sys.argv[1]).download_blob(sys.argv[3]).readall()\n"
+        "assert got == sys.argv[3].encode(), got\n"
+    )
+    container = "x" + uuid.uuid4().hex[:12]
+    args = [sys.executable, "-c", code, container, str(tmp_path), *names]
+    result = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]

@@ -327,6 +327,26 @@ def test_list_tasks_pages_filters_and_selects(client, job):
     assert info.value.error.code == "InvalidQueryParameterValue"
 
 
+def test_list_tasks_by_id_ranges_covers_every_task_once_in_id_order(client, job):
+    ids = [f"r{i:02d}" for i in range(12)] + ["R05x", "Q1", "s-1", "r_9"]
+    client.create_tasks(job, [task(i, "/bin/true") for i in ids])
+    seen = []
+    for ranged in ("id lt 'r03'", "id ge 'r03' and id lt 'r08'", "id ge 'r08'"):
+        pages = list(client.list_tasks(job, filter=ranged, select=["id"], max_results=2).by_page())
+        got = [t.id for page in pages for t in page]
+        assert got == sorted(got), ranged
+        assert all(len(list(page)) <= 2 for page in pages)
+        seen += got
+    assert sorted(seen) == sorted(ids)
+    # Ids compare without case where they differ only by it, as the service's filters do.
+    assert [t.id for t in client.list_tasks(job, filter="id eq 'R03'")] == ["r03"]
+    assert [t.id for t in client.list_tasks(job, filter="id ge 'r11' and state ne 'nope'")] == [
+        "r11",
+        "r_9",
+        "s-1",
+    ]
+
+
 def test_terminate_running_task_ends_it_with_task_ended(client, job):
     client.create_task(job, task("long", "/bin/sleep 30"))
     wait_for(lambda: client.get_task(job, "long").state == "running", 10)
