@@ -88,6 +88,7 @@ class _Builder:
         self.base = doc.base_dir
         self.blobs: dict[str, list[Blob]] = {}
         self.blob_by_ref: dict[str, Blob] = {}
+        self.logs: tuple[Logs, str] | None = None  # where tasks send their logs, and the job id
 
     def error(self, message: str, path: Path_, *, key: bool = False) -> None:
         self.errors.append(
@@ -109,6 +110,9 @@ class _Builder:
         name = data["name"]
         containers = self._containers(data.get("storage", {}).get("containers") or {}, name)
         self._stop_if_errors()
+        logs = self._logs(data.get("logs", True), name, containers)
+        if logs is not None:  # each task is made with its upload of its logs
+            self.logs = (logs, _job_id(data["job"], name))
         pool = self._pool(data["pool"], name)
         if pool.start_task:
             self._check_commands([pool.start_task.command_line], ("pool", "startTask", "commandLine"))
@@ -116,10 +120,8 @@ class _Builder:
         self._check_slots(pool, tasks)
         job = self._job(data["job"], name, pool.id, uses_dependencies)
         download = self._download(data.get("download"))
-        logs = self._logs(data.get("logs", True), name, containers)
         if logs is not None:
             containers = (*containers, Container(logs.container))
-            tasks = [self._with_logs(t, logs, job.id) for t in tasks]
         self._stop_if_errors()
         return DesiredState(
             name=name,
@@ -406,7 +408,7 @@ class _Builder:
     def _job(self, spec: dict[str, Any], name: str, pool_id: str, uses_dependencies: bool) -> Job:
         constraints = spec.get("constraints") or {}
         return Job(
-            id=spec.get("id") or f"{name}-job",
+            id=_job_id(spec, name),
             pool_id=pool_id,
             display_name=spec.get("displayName"),
             priority=spec.get("priority"),
@@ -462,12 +464,16 @@ class _Builder:
             self.error(f"the logs container {container!r} is one of storage.containers: name another", path)
         return Logs(container, bool(spec.get("keep", False)))
 
-    @staticmethod
-    def _with_logs(task: Task, logs: Logs, job_id: str) -> Task:
-        """The task with its stdout.txt and stderr.txt going to the logs container whatever its
-        result, after its own output files."""
-        upload = OutputFile(Logs.PATTERN, logs.container, logs.path(job_id, task.id), "taskCompletion")
-        return dataclasses.replace(task, output_files=(*task.output_files, upload))
+    def _with_logs(self, outputs: tuple[OutputFile, ...], task_id: str) -> tuple[OutputFile, ...]:
+        """A task's output files and, after them, its stdout.txt and stderr.txt going to the logs
+        container whatever its result."""
+        if self.logs is None:
+            return outputs
+        logs, job_id = self.logs
+        return (
+            *outputs,
+            OutputFile(Logs.PATTERN, logs.container, logs.path(job_id, task_id), "taskCompletion"),
+        )
 
     def _download(self, spec: dict[str, Any] | None) -> Download | None:
         if not spec:
@@ -526,7 +532,8 @@ class _Builder:
             made[name] = self._expand(
                 spec, path, origin, context, stage=name, depends_on=ids, default_id=default, outputs=outputs
             )
-            seen[name] = {"ids": [t.id for t in made[name]], "outputs": _outputs(made[name])}
+            logs = self.logs[0].container if self.logs else None
+            seen[name] = {"ids": [t.id for t in made[name]], "outputs": _outputs(made[name], logs)}
             tasks.extend(made[name])
             if self.errors:
                 break
@@ -644,7 +651,9 @@ class _Builder:
             resource_files=self._resource_files(
                 spec.get("resourceFiles"), (*path, "resourceFiles"), outputs=outputs
             ),
-            output_files=self._output_files(spec.get("outputFiles"), (*path, "outputFiles")),
+            output_files=self._with_logs(
+                self._output_files(spec.get("outputFiles"), (*path, "outputFiles")), task_id
+            ),
             environment=_env(spec.get("environment")),
             max_wall_clock_time=constraints.get("maxWallClockTime"),
             retention_time=constraints.get("retentionTime"),
@@ -686,6 +695,10 @@ class _Builder:
         )
 
 
+def _job_id(spec: dict[str, Any], name: str) -> str:
+    return spec.get("id") or f"{name}-job"
+
+
 def _pool_containers(spec: dict[str, Any] | None) -> PoolContainers | None:
     if spec is None:
         return None
@@ -696,9 +709,10 @@ def _pool_containers(spec: dict[str, Any] | None) -> PoolContainers | None:
     return PoolContainers(spec.get("type", "dockerCompatible"), tuple(spec.get("images") or ()), registries)
 
 
-def _outputs(tasks: list[Task]) -> list[dict[str, Any]]:
-    """What later stages see of a stage's output files: the task, the container, the path and
-    pattern, and `ref` (container/name, for a blob resource file) where the name is known."""
+def _outputs(tasks: list[Task], logs: str | None) -> list[dict[str, Any]]:
+    """What later stages see of a stage's output files (not the logs each sends to `logs`): the
+    task, the container, the path and pattern, and `ref` (container/name, for a blob resource
+    file) where the name is known."""
     return [
         {
             "task": t.id,
@@ -709,6 +723,7 @@ def _outputs(tasks: list[Task]) -> list[dict[str, Any]]:
         }
         for t in tasks
         for o in t.output_files
+        if o.container != logs
     ]
 
 
