@@ -42,11 +42,20 @@ def test_a_steady_pool_without_a_usable_node_is_an_error_not_a_wait():
 
 def test_an_allocation_error_is_reported_at_once_with_its_code():
     live = {
-        "allocationState": "resizing",
+        "allocationState": "steady",
         "resizeErrors": [{"code": "AccountCoreQuotaReached", "message": "quota of 20 cores reached"}],
     }
     with pytest.raises(ApplyError, match="AccountCoreQuotaReached: quota of 20 cores reached"):
         nodes_ready("p", live, [])
+
+
+def test_a_pool_left_short_waits_for_the_nodes_it_got_to_start():
+    live = {
+        "allocationState": "steady",
+        "resizeErrors": [{"code": "AccountCoreQuotaReached", "message": "quota of 20 cores reached"}],
+    }
+    assert nodes_ready("p", live, _nodes("starting")) is False
+    assert nodes_ready("p", live, _nodes("idle")) is True
 
 
 def test_a_task_row_says_where_and_how_the_task_ended():

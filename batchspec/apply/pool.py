@@ -212,16 +212,16 @@ def nodes_ready(pool_id: str, live: dict[str, Any], nodes: list[dict[str, Any]])
     """Whether the pool is ready for its tasks: steady, its nodes past starting, one of them
     usable. Raises ApplyError for a pool that will not be: no usable node once steady, or an
     allocation error (waiting would only run into the timeout)."""
-    if (
-        live.get("allocationState") == "steady"
-        and nodes
-        and not any(n.get("state") in _SETTLING_NODE_STATES for n in nodes)
-    ):
+    steady = live.get("allocationState") == "steady"
+    if steady and nodes and not any(n.get("state") in _SETTLING_NODE_STATES for n in nodes):
         if not any(n.get("state") in ("idle", "running") for n in nodes):
             states = sorted({n.get("state") for n in nodes})
             raise ApplyError(f"pool {pool_id} has no usable node (states: {', '.join(states)})")
         return True
-    for err in live.get("resizeErrors") or []:
+    # An allocation that ended short with no node at all will not run anything; one that got
+    # some nodes runs on them once they have started. (BatchPool.resizeErrors: "set only when
+    # the Pool allocationState is Steady".)
+    for err in (live.get("resizeErrors") or []) if steady and not nodes else []:
         raise ApplyError(f"pool {pool_id} could not allocate nodes: {err.get('code')}: {err.get('message')}")
     return False
 

@@ -127,11 +127,21 @@ def test_a_killed_and_restarted_emulator_loses_no_task(tmp_path, azurite, figure
         os.kill(emulator.proc.pid, signal.SIGKILL)  # the service alone, as a crash
         emulator.proc.wait(timeout=30)
         down_at = time.monotonic()
-        time.sleep(5.0)  # longer than the connection retries: the wait itself must ride it out
+        # Down until the apply's wait has said so (past its client's connection retries: the
+        # wait itself must ride it out), however slowly a loaded machine runs it.
+        said: list[str] = []
+        reader = threading.Thread(target=lambda: said.extend(proc.stdout), daemon=True)
+        reader.start()
+        deadline = time.monotonic() + 90
+        while not any("cannot be reached; still waiting" in line for line in list(said)):
+            assert time.monotonic() < deadline and proc.poll() is None, "".join(said)
+            time.sleep(0.1)
         emulator = rs.emulator(data, port=port).start()
         stack.batch = emulator
-        out, err = proc.communicate(timeout=180)
-        assert proc.returncode == 0, out + err
+        proc.wait(timeout=180)
+        reader.join(timeout=30)
+        out = "".join(said)
+        assert proc.returncode == 0, out + proc.stderr.read()
         assert "the Batch service cannot be reached; still waiting for it" in out
         ws.check_outputs()
         tasks = list(stack.batch_client().list_tasks(f"{ws.name}-job"))
