@@ -75,8 +75,9 @@ def test_the_batch_sdk_still_has_the_shared_key_policy_the_local_management_clie
 
 
 def test_the_storage_client_imports_without_aiohttp_and_gets_its_transport_back():
-    """sdk.import_storage_without_aiohttp / storage_async_ready: the signing module's probe of
-    AioHttpTransport is what imports aiohttp; it must keep None without it and take the class."""
+    """sdk.import_storage_without_aiohttp / storage_async_ready: the signing module's probes of
+    AioHttpTransport and yarl are what import aiohttp and yarl; without them it keeps
+    None and no URL, and takes both back."""
     import subprocess
     import sys
 
@@ -85,11 +86,14 @@ def test_the_storage_client_imports_without_aiohttp_and_gets_its_transport_back(
         "from batchspec.services import sdk\n"
         "sdk.import_storage_without_aiohttp()\n"
         "from azure.storage.blob._shared import authentication as a\n"
-        "assert 'aiohttp' not in sys.modules, 'azure-storage-blob imports aiohttp another way now'\n"
+        "loaded = {'aiohttp', 'yarl'} & set(sys.modules)\n"
+        "assert not loaded, f'azure-storage-blob imports {loaded} another way now'\n"
         "assert hasattr(a, 'AioHttpTransport') and a.AioHttpTransport is None, 'the probe moved'\n"
+        "assert not hasattr(a, 'URL'), 'the yarl probe moved'\n"
         "sdk.storage_async_ready()\n"
         "from azure.core.pipeline.transport import AioHttpTransport\n"
-        "assert a.AioHttpTransport is AioHttpTransport\n"
+        "from yarl import URL\n"
+        "assert a.AioHttpTransport is AioHttpTransport and a.URL is URL\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert result.returncode == 0, f"azure-storage-blob's aiohttp probe changed: {result.stderr[-800:]}"

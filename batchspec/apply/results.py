@@ -21,7 +21,7 @@ EXIT_OK, EXIT_ERROR, EXIT_TASK_FAILED, EXIT_TIMEOUT = 0, 1, 3, 4
 _OUTAGE = 300.0  # seconds of an unreachable Batch service that waiting for tasks rides out
 
 
-@dataclass
+@dataclass(slots=True)  # one a task of the spec: 100,000 at the end of a large apply
 class TaskRow:
     id: str
     state: str

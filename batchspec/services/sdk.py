@@ -48,28 +48,34 @@ def batch_shared_key_policy(credential: Any) -> Any:
 
 
 def import_storage_without_aiohttp() -> None:
-    """Import azure-storage-blob's sync client without importing aiohttp.
+    """Import azure-storage-blob's sync client without aiohttp and yarl.
 
-    Its signing module imports azure-core's AioHttpTransport, and with it aiohttp (~0.1 s, most
-    of it the two SSL contexts aiohttp makes as it loads), only to recognise requests sent by an
-    async client when it signs them; without aiohttp it keeps None there. A command that sends
-    no async request (plan, status, a converged apply, a handful of transfers) never needs it:
-    `storage_async_ready` puts the class back before an async client is made. Does nothing once
-    either package is loaded."""
-    if "azure.storage.blob" in sys.modules or "aiohttp" in sys.modules:
+    Its signing module imports azure-core's AioHttpTransport (with aiohttp) and yarl's URL only
+    to recognise requests sent by an async client when it signs them: ~0.15 s,
+    much of it the two SSL contexts aiohttp makes as it loads. Without them it keeps None and no
+    URL. A command that sends no async request (plan, status, a converged apply, a handful of
+    transfers) never needs them: `storage_async_ready` puts both back before an async client is
+    made. Does nothing once any of them is loaded."""
+    blocked = ("aiohttp", "yarl", "azure.core.pipeline.transport._aiohttp")
+    if any(name in sys.modules for name in ("azure.storage.blob", *blocked)):
         return
-    sys.modules["aiohttp"] = None  # type: ignore[assignment]  # makes `import aiohttp` fail
+    for name in blocked:
+        sys.modules[name] = None  # type: ignore[assignment]  # makes importing it fail at once
     try:
         import azure.storage.blob  # noqa: F401
     finally:
-        del sys.modules["aiohttp"]
+        for name in blocked:
+            del sys.modules[name]
 
 
 def storage_async_ready() -> None:
-    """Give azure-storage-blob's signing the async transport it checks for, if its import went
-    without it (`import_storage_without_aiohttp`): it signs the path as aiohttp will send it."""
+    """Give azure-storage-blob's signing the async transport and the URL class it checks for, if
+    its import went without them (`import_storage_without_aiohttp`): it signs the path as
+    aiohttp will send it."""
     from azure.core.pipeline.transport import AioHttpTransport
     from azure.storage.blob._shared import authentication
+    from yarl import URL
 
     if authentication.AioHttpTransport is None:
         authentication.AioHttpTransport = AioHttpTransport
+        authentication.URL = URL
