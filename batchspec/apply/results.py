@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from azure.core.exceptions import HttpResponseError, ServiceRequestError
+from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
 
 from batchspec import waiting
 from batchspec.apply.common import duration, indent, short
@@ -59,23 +59,10 @@ def wait(run: Applier) -> bool:
     outage_since: float | None = None
     done_at_start: int | None = None
 
-    def done() -> bool:
-        nonlocal said, outage_since, done_at_start
-        try:
-            counts = run.t.batch.get_job_task_counts(job_id).task_counts
-            finished = counts.active + counts.running == 0 and none_incomplete(run, job_id)
-        except ServiceRequestError as exc:
-            now = time.monotonic()
-            if outage_since is None:
-                outage_since = now
-                run.ui.note("the Batch service cannot be reached; still waiting for it")
-            elif now - outage_since > _OUTAGE:
-                raise ApplyError(
-                    f"the Batch service could not be reached for {_OUTAGE:.0f} s ({short(exc)}); "
-                    "the tasks go on: run apply again to resume waiting"
-                ) from None
-            return False
-        outage_since = None
+    def look() -> bool:
+        nonlocal said, done_at_start
+        counts = run.t.batch.get_job_task_counts(job_id).task_counts
+        finished = counts.active + counts.running == 0 and none_incomplete(run, job_id)
         if finished and not said:
             return True  # all done at the first look: nothing to show
         if not said:
@@ -90,6 +77,25 @@ def wait(run: Applier) -> bool:
         run.ui.task_counts(figures, elapsed)
         if counts.active and not counts.running and run.prepares:
             check_preparation(run)
+        return finished
+
+    def done() -> bool:
+        """One look; an unreachable service at any request of it is waited out."""
+        nonlocal outage_since
+        try:
+            finished = look()
+        except (ServiceRequestError, ServiceResponseError) as exc:
+            now = time.monotonic()
+            if outage_since is None:
+                outage_since = now
+                run.ui.note("the Batch service cannot be reached; still waiting for it")
+            elif now - outage_since > _OUTAGE:
+                raise ApplyError(
+                    f"the Batch service could not be reached for {_OUTAGE:.0f} s ({short(exc)}); "
+                    "the tasks go on: run apply again to resume waiting"
+                ) from None
+            return False
+        outage_since = None
         return finished
 
     if waiting.poll(done, waiting.Deadline(run.timeout, "--timeout (wait.timeout)"), run.poll) is None:

@@ -134,7 +134,8 @@ def test_a_killed_and_restarted_emulator_loses_no_task(tmp_path, azurite, figure
         reader.start()
         deadline = time.monotonic() + 90
         while not any("cannot be reached; still waiting" in line for line in list(said)):
-            assert time.monotonic() < deadline and proc.poll() is None, "".join(said)
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError("".join(said) + proc.stderr.read())
             time.sleep(0.1)
         emulator = rs.emulator(data, port=port).start()
         stack.batch = emulator
