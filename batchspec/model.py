@@ -550,8 +550,8 @@ class LiveBlob:
     name: str
     size: int
     sha256: str | None  # set on the blobs batchspec uploaded
-    content_md5: bytes | None
-    etag: str
+    content_md5: bytes | None = None
+    etag: str | None = None
     last_modified: str | None = None  # as the service wrote it (RFC 1123), parsed only when needed
 
     @property

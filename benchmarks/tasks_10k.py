@@ -48,7 +48,7 @@ job:
     id: "t-{{ item.stem }}"
     commandLine: /bin/true
     resourceFiles: [{blob: "{{ item.ref }}"}]
-wait: {timeout: PT30M}
+wait: {timeout: PT4H}  # 100,000 tasks with their logs take over an hour here (Azurite-bound)
 """
 
 
@@ -109,7 +109,7 @@ def child_apply(root: Path) -> dict:
     try:
         with Lock(client.blob, desired.name, command="apply"):
             p = diff(desired, live_state.read(client, desired))
-            outcome = Applier(client, desired, p, clock, parallelism=16, timeout=1800).run()
+            outcome = Applier(client, desired, p, clock, parallelism=16, timeout=4 * 3600).run()
             clock.step("done")  # closes the last step's span
     finally:
         client.close()

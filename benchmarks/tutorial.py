@@ -6,7 +6,8 @@
   tasks by comparing the live blobs' etags and the tasks' start times before and after;
 - naive baseline: the original tutorial client (containers, uploads, pool, job, one create_task
   per task, polling, downloads; the SDK called once per object, sequentially) against the same
-  warm services, under its own resource names. It polls every 0.25 s, as batchspec does locally.
+  warm services, under its own resource names. It polls every 0.25 s, batchspec's local polling
+  interval (batchspec polls at a fifth of it for the first second of each wait).
 
     python benchmarks/tutorial.py [--quick] [--check] [--repeat 3]
 """

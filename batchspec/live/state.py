@@ -14,7 +14,7 @@ from typing import Any
 from azure.core.exceptions import ResourceNotFoundError
 
 from batchspec.live import batch, quotas, storage
-from batchspec.model import TASK_FINGERPRINT_ENV, DesiredState, LiveState
+from batchspec.model import TASK_FINGERPRINT_ENV, DesiredState, LiveBlob, LiveState
 from batchspec.services.targets import Target
 from batchspec.spec.files import safe_local_path
 
@@ -46,7 +46,7 @@ class EarlyListings:
     @staticmethod
     def _list(target: Target, name: str, future: Future) -> None:
         try:
-            future.set_result(storage.read_blobs(target.blob, name))
+            future.set_result(_uploaded(target, name))
         except ResourceNotFoundError:
             future.set_result(None)  # no such container (yet)
         except BaseException as exc:  # noqa: BLE001 - raised where the listing is taken
@@ -85,7 +85,7 @@ def read(
         wanted = {c.name for c in desired.containers}
         with_uploads = {b.container for b in desired.blobs}
         blob_fs = {
-            name: (early and early.take(name)) or pool.submit(storage.read_blobs, target.blob, name)
+            name: (early and early.take(name)) or pool.submit(_uploaded, target, name)
             for name in with_uploads
             if name in containers
         }
@@ -100,7 +100,7 @@ def read(
         )
         blobs = {name: f.result() for name, f in blob_fs.items()}
         for name in [n for n, found in blobs.items() if found is None]:  # made since it was listed
-            blobs[name] = storage.read_blobs(target.blob, name)
+            blobs[name] = _uploaded(target, name)
         tasks = tasks_f.result()
         account, account_unread = account_f.result() if account_f else (None, None)
         supported = image_f.result() if image_f else None
@@ -185,6 +185,11 @@ def planner_view() -> Callable[[dict[str, Any]], PlannedTask]:
         return PlannedTask(task["id"], state, command, fingerprint, ended)
 
     return view
+
+
+def _uploaded(target: Target, container: str) -> dict[str, LiveBlob]:
+    """The blobs of a container the spec uploads to, as the plan compares them."""
+    return storage.read_blobs(target.blob, container, compared=True)
 
 
 def download_pending(target: Target, desired: DesiredState) -> dict[str, int]:

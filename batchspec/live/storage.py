@@ -29,8 +29,12 @@ def read_containers(service: BlobServiceClient, names: set[str] | None = None) -
     return found
 
 
-def read_blobs(service: BlobServiceClient, container: str, prefix: str | None = None) -> dict[str, LiveBlob]:
-    """Every blob of a container (under `prefix`) with its size, md5 and batchspec sha256.
+def read_blobs(
+    service: BlobServiceClient, container: str, prefix: str | None = None, *, compared: bool = False
+) -> dict[str, LiveBlob]:
+    """Every blob of a container (under `prefix`) with its size, md5, ETag, time and batchspec
+    sha256; `compared`: only its name, size and sha256, what a plan compares uploads by
+    (~120 bytes less a blob).
 
     The List Blobs pages (5,000 blobs each) are parsed here with ElementTree: the SDK's
     `list_blobs` deserializes every blob into models field by field, which made listing 10,000
@@ -52,7 +56,7 @@ def read_blobs(service: BlobServiceClient, container: str, prefix: str | None = 
             # Element by element, each blob's dropped once read: a page's whole tree is ~12 MB.
             for _, element in ET.iterparse(io.BytesIO(content)):
                 if element.tag == "Blob":
-                    blob = _live_blob(container, element, shared)
+                    blob = _live_blob(container, element, shared, compared)
                     blobs[blob.name] = blob
                     element.clear()
                     own_marker = None  # a metadata name inside a blob is not the listing's own
@@ -94,7 +98,7 @@ def _list_page(client: ContainerClient, prefix: str | None, marker: str | None) 
     return response.content
 
 
-def _live_blob(container: str, b: ET.Element, shared: dict[str, str]) -> LiveBlob:
+def _live_blob(container: str, b: ET.Element, shared: dict[str, str], compared: bool = False) -> LiveBlob:
     name_el = b.find("Name")
     name = name_el.text or ""
     if name_el.get("Encoded") == "true":  # names with characters XML cannot carry
@@ -104,6 +108,8 @@ def _live_blob(container: str, b: ET.Element, shared: dict[str, str]) -> LiveBlo
     meta = b.find("Metadata")
     # An empty value reads as None, as the SDK's deserializer gives it.
     sha256 = (meta.findtext(STORAGE_SHA256) or None) if meta is not None else None
+    if compared:
+        return LiveBlob(container, name, int(props.findtext("Content-Length") or 0), sha256)
     modified = props.findtext("Last-Modified")
     return LiveBlob(
         container=container,

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -14,7 +15,6 @@ from batchspec.model import (
     OWNER,
     DesiredState,
     LiveState,
-    Pool,
     Task,
     metadata,
     task_fingerprint,
@@ -28,7 +28,7 @@ from batchspec.plan.stamps import (
     JOB_TASKS,
     REFRESH_BELOW,
     TASK_PARTS,
-    desired_digest,
+    DesiredDigest,
     failed,
     job_stamps,
     live_digest,
@@ -44,7 +44,7 @@ def diff(desired: DesiredState, live: LiveState) -> Plan:
     changes += _containers(desired, live, clashes)
     changes += _blobs(desired, live)
     pool = pool_change(desired, live, clashes)
-    stamp = _stamper(desired.pool)
+    stamp = functools.partial(task_stamp, pool=desired.pool)
     job_change = _job(desired, live, clashes, stamp)
     if clashes:
         raise PlanError(
@@ -52,10 +52,12 @@ def diff(desired: DesiredState, live: LiveState) -> Plan:
             hint="batchspec never changes what it did not create: rename the resource "
             "in the spec, or remove the existing one yourself",
         )
-    task_changes, pending = _tasks(desired, live, job_change, stamp)
+    digest = DesiredDigest(desired)
+    task_changes, pending = _tasks(desired, live, job_change, stamp, digest)
     if _runs(task_changes) and (why := _job_sas_expiring(live)):
         job_change = Change("job", desired.job.id, Action.REPLACE, (why,))
-        task_changes, pending = _tasks(desired, live, job_change, stamp)
+        digest = DesiredDigest(desired)
+        task_changes, pending = _tasks(desired, live, job_change, stamp, digest)
     changes += [c for c in (pool, job_change) if c]
     changes += task_changes
     if desired.download:
@@ -70,7 +72,7 @@ def diff(desired: DesiredState, live: LiveState) -> Plan:
         changes=changes,
         pending_tasks=pending,
         vars=dict(desired.overrides),
-        desired_digest=desired_digest(desired, stamp),
+        desired_digest=digest.hexdigest(),
         live_digest=live_digest(live),
         checks=preflight.checks(desired, live, pool, job_change),
     )
@@ -125,19 +127,6 @@ def _blobs(desired: DesiredState, live: LiveState) -> list[Change]:
                     )
                 )
     return changes
-
-
-def _stamper(pool: Pool) -> Callable[[Task], str]:
-    """task_stamp with one computation per task id for one plan (the job and the task checks
-    of a completed job both need them)."""
-    stamps: dict[str, str] = {}
-
-    def stamp(task: Task) -> str:
-        if task.id not in stamps:
-            stamps[task.id] = task_stamp(task, pool)
-        return stamps[task.id]
-
-    return stamp
 
 
 def _job(desired: DesiredState, live: LiveState, clashes: list[str], stamp: Callable[[Task], str]):
@@ -219,21 +208,30 @@ def _job_sas_expiring(live: LiveState) -> str | None:
 
 
 def _tasks(
-    desired: DesiredState, live: LiveState, job_change: Change | None, stamp: Callable[[Task], str]
+    desired: DesiredState,
+    live: LiveState,
+    job_change: Change | None,
+    stamp: Callable[[Task], str],
+    digest: DesiredDigest,
 ) -> tuple[list[Change], int]:
+    """The task changes; every task's stamp is made once, here, and added to `digest`."""
     fresh_job = job_change is not None and job_change.action in (Action.CREATE, Action.REPLACE)
     if fresh_job:
         reason = () if job_change.action == Action.CREATE else ("the job is replaced",)
+        for t in desired.tasks:
+            digest.add(t.id, stamp(t))
         return [Change("task", t.id, Action.CREATE, reason) for t in desired.tasks], 0
     current = {t["id"].lower(): t for t in live.tasks}
     changes = []
     by_id: dict[str, Change] = {}
     pending: set[str] = set()
     for task in desired.tasks:
+        want = stamp(task)
+        digest.add(task.id, want)
         existing = current.pop(task.id.lower(), None)
         if existing is None:
             change = Change("task", task.id, Action.CREATE)
-        elif (have := task_fingerprint(existing)) != (want := stamp(task)):
+        elif (have := task_fingerprint(existing)) != want:
             change = Change("task", task.id, Action.REPLACE, tuple(_task_reasons(task, existing, have, want)))
         elif failed(existing):
             info = existing.get("executionInfo") or {}

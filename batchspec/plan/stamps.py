@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -163,16 +163,34 @@ def job_tasks_stamp(job: Job) -> str:
     return sha256_text(canonical_json(parts))
 
 
-def desired_digest(desired: DesiredState, stamp: Callable[[Task], str] | None = None) -> str:
-    """A digest of the desired state: blobs by their content, tasks by their stamps (`stamp`,
-    when the caller has them already), so no task is encoded twice."""
-    stamp = stamp or (lambda t: task_stamp(t, desired.pool))
-    whole = dataclasses.replace(desired, blobs=(), tasks=()).to_dict() | {"spec": None}
-    return _digest_of(
-        whole,
-        ((b.ref, b.sha256) for b in desired.blobs),
-        ((t.id, stamp(t)) for t in desired.tasks),
-    )
+class DesiredDigest:
+    """The digest of the desired state (what a saved plan checks): blobs by their content,
+    tasks by their stamps, each task added in the spec's order as its stamp is made, so that a
+    plan of 100,000 tasks keeps no stamp (~19 MB) and makes none twice."""
+
+    def __init__(self, desired: DesiredState):
+        whole = dataclasses.replace(desired, blobs=(), tasks=()).to_dict() | {"spec": None}
+        self._digest = hashlib.sha256(canonical_json(whole).encode())
+        self._group((b.ref, b.sha256) for b in desired.blobs)
+        self._digest.update(b"\n--")
+
+    def _group(self, items: Iterable[tuple]) -> None:
+        self._digest.update(b"\n--")
+        for item in items:
+            self.add(*item)
+
+    def add(self, task_id: str, stamp: str) -> None:
+        self._digest.update(b"\n" + canonical_json((task_id, stamp)).encode())
+
+    def hexdigest(self) -> str:
+        return self._digest.hexdigest()
+
+
+def desired_digest(desired: DesiredState) -> str:
+    digest = DesiredDigest(desired)
+    for task in desired.tasks:
+        digest.add(task.id, task_stamp(task, desired.pool))
+    return digest.hexdigest()
 
 
 def live_digest(live: LiveState) -> str:

@@ -44,6 +44,11 @@ def test_blob_listing_matches_the_sdk_across_pages(blob_service: BlobServiceClie
         assert live.content_md5 == bytes(b.content_settings.content_md5)
         assert live.modified == b.last_modified.timestamp()
     assert set(live_storage.read_blobs(blob_service, name, prefix="dir/")) == {"dir/b c.txt"}
+    compared = live_storage.read_blobs(blob_service, name, compared=True)  # what a plan keeps
+    assert {n: (b.size, b.sha256) for n, b in compared.items()} == {
+        n: (b.size, b.sha256) for n, b in fast.items()
+    }
+    assert all(b.etag is None and b.content_md5 is None for b in compared.values())
     blob_service.delete_container(name)
 
 
