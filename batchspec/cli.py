@@ -72,6 +72,13 @@ def _connect(name: str, **options):
     return target
 
 
+def _tasks(desired):
+    """The spec's TasksDigest, made only if the job carries one to compare (live.state)."""
+    from batchspec.plan import stamps
+
+    return lambda: stamps.tasks_digest(desired)
+
+
 def _console() -> Console:
     return Console(highlight=False)
 
@@ -179,7 +186,7 @@ def plan_cmd(spec, var_pairs, target, as_json, out, detailed_exitcode) -> None:
     early = live_state.EarlyListings(lambda: _connect(target))
     try:
         desired = build(spec, variables.parse_overrides(var_pairs), on_uploads=early.start)
-        p = diff(desired, live_state.read(early.target(), desired, early=early))
+        p = diff(desired, live_state.read(early.target(), desired, early=early, tasks_digest=_tasks(desired)))
     finally:
         early.close()
     if out:
@@ -266,7 +273,7 @@ def apply_cmd(
     reporter = progress.ConsoleReporter(console)
     try:
         with Lock(client.blob, desired.name, command="apply", wait=wait) as lock:
-            p = diff(desired, live_state.read(client, desired))
+            p = diff(desired, live_state.read(client, desired, tasks_digest=_tasks(desired)))
             if saved is not None:
                 files.check(saved, p)
             plan_text.warnings(desired.warnings, console)
@@ -329,9 +336,10 @@ def destroy_cmd(spec, var_pairs, target, auto_approve, lock_timeout) -> None:
         with Lock(
             client.blob, desired.name, command="destroy", wait=_seconds(lock_timeout, "--lock-timeout")
         ) as lock:
-            p = teardown.destroy(
-                desired, live_state.read(client, desired, with_download=False, with_account=False)
+            live = live_state.read(
+                client, desired, with_download=False, with_account=False, tasks_digest=_tasks(desired)
             )
+            p = teardown.destroy(desired, live)
             plan_text.plan(p, console)
             if not p.changes:
                 return

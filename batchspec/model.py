@@ -37,6 +37,10 @@ STORAGE_SHA256 = "batchspec_sha256"
 TASK_FINGERPRINT_ENV = "BATCHSPEC_FINGERPRINT"
 # When the SAS URLs of a pool's start task expire (ISO 8601, UTC).
 SAS_EXPIRY = "batchspec-sas-expiry"
+# On a job: the digest of the ids and fingerprints of the tasks apply left in it, all of the
+# spec's and no other (plan.stamps.TasksDigest); a plan that finds its own digest there counts
+# the tasks instead of reading each (live/state.py).
+TASKS_STAMP = "batchspec-tasks"
 
 
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -614,6 +618,23 @@ class Account:
         return next((q for f, q in self.family_core_quotas if f.lower() == family.lower()), None)
 
 
+@dataclass(frozen=True)
+class TaskTally:
+    """A job's tasks as counted rather than read one by one: when the job carries the spec's
+    TASKS_STAMP and its counts add up to the spec's tasks, `LiveState.tasks` holds only the
+    failed ones, and these figures say how the rest stand."""
+
+    digest: str  # the job's TASKS_STAMP, which is the spec's
+    active: int
+    running: int
+    completed: int
+    failed: int  # of the completed
+
+    @property
+    def total(self) -> int:
+        return self.active + self.running + self.completed
+
+
 @dataclass
 class LiveState:
     """What the planner compares against, as `live.state.read` gathers it."""
@@ -622,7 +643,8 @@ class LiveState:
     blobs: dict[str, dict[str, LiveBlob]]  # per spec container that exists
     pool: dict[str, Any] | None
     job: dict[str, Any] | None
-    tasks: list[dict[str, Any]]
+    tasks: list[dict[str, Any]]  # every task of the job, or its failed ones when `tally` is set
+    tally: TaskTally | None = None
     node_agent_sku_id: str | None = None  # the spec's image's, from the account's supported images
     image_listed: bool | None = None  # whether the account lists the image (None: not a Marketplace image)
     image_end_of_life: str | None = None  # its batchSupportEndOfLife, when the service gives one

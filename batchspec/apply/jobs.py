@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from itertools import groupby
 from typing import TYPE_CHECKING
 
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 
 from batchspec import waiting
 from batchspec.apply import payloads, submit
@@ -15,7 +15,7 @@ from batchspec.apply.common import start_delete
 from batchspec.errors import ApplyError
 from batchspec.live import batch as live_batch
 from batchspec.model import task_fingerprint
-from batchspec.plan import Action, task_stamp
+from batchspec.plan import Action, Change, task_stamp
 
 if TYPE_CHECKING:
     from batchspec.apply.executor import Applier
@@ -45,11 +45,33 @@ def job(run: Applier) -> None:
             run.check_own_create("job", read(), job.fingerprint())
     elif change.action == Action.UPDATE:
         run.ui.step(f"updating job {job.id}")
-        run.t.batch.update_job(job.id, payloads.job_update(job, owner))
+        run.t.batch.update_job(job.id, payloads.job_update(job, owner, run.plan.tasks_stamp))
 
 
 def tasks(run: Applier) -> None:
+    """Remove and add the plan's tasks; then stamp the job with the spec's TasksDigest (it
+    holds exactly the spec's tasks), which lets the next plans count them instead of reading
+    each. The stamp comes off before the tasks change: an apply stopped halfway leaves none."""
     changes = run.plan.of("task")
+    if changes and run.plan.tasks_stamp:
+        stamp_tasks(run, None)
+    _change_tasks(run, changes)
+    if run.plan.tasks_digest and (changes or run.plan.tasks_stamp != run.plan.tasks_digest):
+        stamp_tasks(run, run.plan.tasks_digest)
+
+
+def stamp_tasks(run: Applier, digest: str | None) -> None:
+    job = run.desired.job
+    body = {"metadata": payloads.job_metadata(job, run.desired.name, digest)}
+    try:
+        run.t.batch.update_job(job.id, body)
+    except HttpResponseError as exc:
+        if digest is None or exc.status_code != 409:
+            raise
+        # A job that completed (onAllTasksComplete) takes no update: its plans read every task.
+
+
+def _change_tasks(run: Applier, changes: list[Change]) -> None:
     job_id = run.desired.job.id
     removals = [c.id for c in changes if c.action in (Action.DELETE, Action.REPLACE, Action.RERUN)]
     if removals:

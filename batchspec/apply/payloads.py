@@ -14,6 +14,7 @@ from batchspec.model import (
     OWNER,
     SAS_EXPIRY,
     TASK_FINGERPRINT_ENV,
+    TASKS_STAMP,
     Job,
     JobTask,
     OutputFile,
@@ -182,8 +183,10 @@ def pool_properties(p: Pool, owner: str, grants: Grants) -> dict[str, Any]:
     return body
 
 
-def job_metadata(job: Job, owner: str) -> list[dict[str, str]]:
-    return _meta({**dict(job.metadata), OWNER: owner, **job_stamps(job)})
+def job_metadata(job: Job, owner: str, tasks_stamp: str | None = None) -> list[dict[str, str]]:
+    """A job's metadata: the spec's, the owner, the stamps, and TASKS_STAMP when given."""
+    tasks = {TASKS_STAMP: tasks_stamp} if tasks_stamp else {}
+    return _meta({**dict(job.metadata), OWNER: owner, **job_stamps(job), **tasks})
 
 
 def _job_constraints(job: Job) -> dict[str, Any]:
@@ -212,14 +215,15 @@ def job(j: Job, owner: str, grants: Grants) -> dict[str, Any]:
     return {**body, **j.extra}
 
 
-def job_update(j: Job, owner: str) -> dict[str, Any]:
-    """The body of a job patch: the properties the service updates in place."""
+def job_update(j: Job, owner: str, tasks_stamp: str | None = None) -> dict[str, Any]:
+    """The body of a job patch: the properties the service updates in place (its metadata
+    whole, so the TASKS_STAMP it carries is kept: no task changes with it)."""
     return {
         "priority": j.priority or 0,
         "maxParallelTasks": j.max_parallel_tasks or -1,
         "constraints": _job_constraints(j),
         "onAllTasksComplete": j.on_all_tasks_complete or "noaction",
-        "metadata": job_metadata(j, owner),
+        "metadata": job_metadata(j, owner, tasks_stamp),
     }
 
 

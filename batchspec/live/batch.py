@@ -40,6 +40,7 @@ def read_tasks(
     *,
     ids: Collection[str] = (),
     keep: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    where: str | None = None,
 ) -> list[dict[str, Any]]:
     """Every task of a job with only `fields`, a thousand per request; `keep(task)` is what is
     kept of each as its page arrives (a page is parsed, then dropped).
@@ -49,9 +50,12 @@ def read_tasks(
     same JSON, which costs most of a 10,000-task plan's time. `ids`, the tasks expected (the
     spec's), split a large job into id ranges (`$filter=id ge 'a' and id lt 'b'`) of whole pages
     of them, read at once: one page after another, 100,000 tasks took 100 round trips in a row.
-    The ranges cover every id, so tasks that are not expected are read too.
+    The ranges cover every id, so tasks that are not expected are read too. `where`, a
+    `$filter`, reads only the tasks it matches, in one listing.
     """
     params = {"$select": ",".join(fields or _TASK_FIELDS), "maxresults": str(_PAGE)}
+    if where:
+        return _read_range(client, job_id, {**params, "$filter": where}, keep)
     filters = id_ranges(ids, _PAGE, _RANGES)
     if len(filters) == 1:
         return _read_range(client, job_id, params, keep)
@@ -59,6 +63,26 @@ def read_tasks(
         parts = pool.map(lambda f: _read_range(client, job_id, {**params, "$filter": f}, keep), filters)
         found = {t["id"].lower(): t for part in parts for t in part}  # once each, whatever the order
     return list(found.values())
+
+
+def pages(tasks: int) -> int:
+    """The pages a listing of that many tasks takes."""
+    return -(-tasks // _PAGE)
+
+
+def count_tasks(client: BatchClient, job_id: str) -> dict[str, int] | None:
+    """The job's task counts (active, running, completed, succeeded, failed); None if the job
+    is gone. The service's counts may lag the tasks by a few seconds ("Get Task Counts"), so
+    readers check what must be exact with a filtered listing."""
+    page = _get_json(client, f"/jobs/{urllib.parse.quote(job_id, safe='')}/taskcounts", {})
+    return None if page is None else page.get("taskCounts")
+
+
+def any_task(client: BatchClient, job_id: str, where: str) -> bool:
+    """Whether any task of the job matches the `$filter` `where` (one page of one id)."""
+    params = {"$select": "id", "maxresults": "1", "$filter": where}
+    page = _get_json(client, f"/jobs/{urllib.parse.quote(job_id, safe='')}/tasks", params)
+    return bool(page and page.get("value"))
 
 
 def id_ranges(ids: Collection[str], page: int, most: int) -> list[str | None]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import stat
 import threading
@@ -14,7 +15,15 @@ from typing import Any
 from azure.core.exceptions import ResourceNotFoundError
 
 from batchspec.live import batch, quotas, storage
-from batchspec.model import TASK_FINGERPRINT_ENV, DesiredState, LiveBlob, LiveState
+from batchspec.model import (
+    TASK_FINGERPRINT_ENV,
+    TASKS_STAMP,
+    DesiredState,
+    LiveBlob,
+    LiveState,
+    TaskTally,
+    metadata,
+)
 from batchspec.services.targets import Target
 from batchspec.spec.files import safe_local_path
 
@@ -67,17 +76,18 @@ def read(
     with_download: bool = True,
     with_account: bool = True,
     early: EarlyListings | None = None,
+    tasks_digest: Callable[[], str] | None = None,
 ) -> LiveState:
     """Read containers, uploaded blobs, the pool, the job and its tasks (concurrently); the
     account's quotas and usage when the plan may add to them (live/quotas.py); the listings
-    `early` started are taken as they are."""
+    `early` started are taken as they are. `tasks_digest()`, the spec's TASKS_STAMP, lets a job
+    that carries it be counted instead of read (`_read_tasks`)."""
     read_at = datetime.now(timezone.utc)
     with ThreadPoolExecutor(max_workers=4) as pool:
         containers_f = pool.submit(storage.read_containers, target.blob)
         pool_f = pool.submit(batch.read_pool, target.batch, desired.pool.id)
         job_f = pool.submit(batch.read_job, target.batch, desired.job.id)
-        ids = [t.id for t in desired.tasks]
-        tasks_f = pool.submit(batch.read_tasks, target.batch, desired.job.id, ids=ids, keep=planner_view())
+        tasks_f = pool.submit(_read_tasks, target, desired, job_f, tasks_digest)
         image = desired.pool.image.to_dict()
         # A Marketplace image (not a gallery image id): its node agent and Batch's end of support.
         image_f = pool.submit(batch.supported_image, target.batch, image) if image.get("publisher") else None
@@ -101,7 +111,7 @@ def read(
         blobs = {name: f.result() for name, f in blob_fs.items()}
         for name in [n for n, found in blobs.items() if found is None]:  # made since it was listed
             blobs[name] = _uploaded(target, name)
-        tasks = tasks_f.result()
+        tasks, tally = tasks_f.result()
         account, account_unread = account_f.result() if account_f else (None, None)
         supported = image_f.result() if image_f else None
         pending = list(pending_f.result()) if pending_f else []
@@ -112,6 +122,7 @@ def read(
         pool=live_pool,
         job=job if job else None,
         tasks=tasks,
+        tally=tally,
         node_agent_sku_id=(supported or {}).get("nodeAgentSKUId"),
         image_listed=None if image_f is None else supported is not None,
         image_end_of_life=(supported or {}).get("batchSupportEndOfLife"),
@@ -122,6 +133,52 @@ def read(
         account=account,
         account_unread=account_unread,
     )
+
+
+_FAILED = "executionInfo/result eq 'failure'"
+
+
+def _read_tasks(
+    target: Target, desired: DesiredState, job_f: Future, tasks_digest: Callable[[], str] | None
+) -> tuple[list[PlannedTask], TaskTally | None]:
+    """The job's tasks as the planner reads them. When the job carries the spec's TASKS_STAMP
+    (apply wrote it once the job held exactly the spec's tasks) and its counts add up to them,
+    they are counted, and only the failed ones read: 100,000 tasks are 100 pages, this is 2 or
+    3 requests; a job of one page is read, which is one. Failed tasks of a spec with
+    dependencies are read in full (what depends on them and how it stands is the plan's to say)."""
+    counted = tasks_digest is not None and batch.pages(len(desired.tasks)) > 1
+    tally = _tally(target, desired, job_f.result(), tasks_digest) if counted else None
+    if tally is not None:
+        failed = batch.read_tasks(target.batch, desired.job.id, where=_FAILED, keep=planner_view())
+        if not failed or not any(t.depends_on for t in desired.tasks):
+            return failed, dataclasses.replace(tally, failed=len(failed))
+    ids = [t.id for t in desired.tasks]
+    return batch.read_tasks(target.batch, desired.job.id, ids=ids, keep=planner_view()), None
+
+
+def _tally(
+    target: Target, desired: DesiredState, job: dict[str, Any] | None, tasks_digest: Callable[[], str]
+) -> TaskTally | None:
+    stamp = metadata(job).get(TASKS_STAMP) if job else None
+    if not stamp or stamp != tasks_digest():
+        return None
+    counts = batch.count_tasks(target.batch, desired.job.id)
+    if counts is None:
+        return None
+    tally = TaskTally(
+        digest=stamp,
+        active=counts.get("active", 0),
+        running=counts.get("running", 0),
+        completed=counts.get("completed", 0),
+        failed=counts.get("failed", 0),
+    )
+    if tally.total != len(desired.tasks):  # a task deleted or added since: read them all
+        return None
+    # The counts may lag the tasks by seconds: "none left to run" is checked exactly.
+    running = tally.active + tally.running
+    if not running and batch.any_task(target.batch, desired.job.id, "state ne 'completed'"):
+        return None
+    return tally
 
 
 class PlannedTask(Mapping[str, Any]):

@@ -13,6 +13,7 @@ from batchspec.errors import PlanError
 from batchspec.model import (
     FINGERPRINT,
     OWNER,
+    TASKS_STAMP,
     DesiredState,
     LiveState,
     Task,
@@ -74,6 +75,8 @@ def diff(desired: DesiredState, live: LiveState) -> Plan:
         vars=dict(desired.overrides),
         desired_digest=digest.hexdigest(),
         live_digest=live_digest(live),
+        tasks_digest=digest.tasks_hexdigest(),
+        tasks_stamp=_tasks_stamp(live, job_change),
         checks=preflight.checks(desired, live, pool, job_change),
     )
     return plan
@@ -150,7 +153,13 @@ def _job(desired: DesiredState, live: LiveState, clashes: list[str], stamp: Call
         reasons.append("extra: changed (forces replacement)")
     if meta.get(JOB_TASKS, "") != stamps.get(JOB_TASKS, ""):
         reasons.append("preparationTask or releaseTask: changed (forces replacement)")
-    if current.get("state") in ("completed", "terminating", "disabling", "disabled"):
+    if current.get("state") in ("completed", "terminating", "disabling", "disabled") and live.tally:
+        if live.tally.failed:  # the tasks are the spec's (its stamp), some failed
+            reasons.append(
+                f"state: {current.get('state')} (a {current.get('state')} job takes no "
+                "new tasks; forces replacement)"
+            )
+    elif current.get("state") in ("completed", "terminating", "disabling", "disabled"):
         wanted = {t.id.lower(): t for t in desired.tasks}
         live_ids = {t["id"].lower() for t in live.tasks}
         stale = any(k not in live_ids for k in wanted) or any(
@@ -221,6 +230,8 @@ def _tasks(
         for t in desired.tasks:
             digest.add(t.id, stamp(t))
         return [Change("task", t.id, Action.CREATE, reason) for t in desired.tasks], 0
+    if live.tally is not None:
+        return _counted_tasks(desired, live, digest)
     current = {t["id"].lower(): t for t in live.tasks}
     changes = []
     by_id: dict[str, Change] = {}
@@ -234,11 +245,7 @@ def _tasks(
         elif (have := task_fingerprint(existing)) != want:
             change = Change("task", task.id, Action.REPLACE, tuple(_task_reasons(task, existing, have, want)))
         elif failed(existing):
-            info = existing.get("executionInfo") or {}
-            code = info.get("exitCode")
-            failure = (info.get("failureInfo") or {}).get("code")
-            what = f"exit code {code}" if code is not None else (failure or "failure")
-            change = Change("task", task.id, Action.RERUN, (f"completed with failure ({what})",))
+            change = Change("task", task.id, Action.RERUN, (_failure(existing),))
         else:
             if existing.get("state") != "completed":
                 pending.add(task.id.lower())
@@ -249,6 +256,36 @@ def _tasks(
     for task in current.values():
         changes.append(Change("task", task["id"], Action.DELETE, ("no longer in the spec",)))
     return changes, len(pending)
+
+
+def _counted_tasks(desired: DesiredState, live: LiveState, digest: DesiredDigest) -> tuple[list[Change], int]:
+    """The task changes of a job that holds exactly the spec's tasks (its TASKS_STAMP is the
+    spec's: `live.tally`): the failed ones run again, the rest stand as counted. Failed tasks
+    come this way only in a spec without dependencies (live.state reads the rest in full)."""
+    assert live.tally is not None
+    digest.known = live.tally.digest
+    failed = {t["id"].lower(): t for t in live.tasks}
+    changes = [
+        Change("task", t.id, Action.RERUN, (_failure(failed[t.id.lower()]),))
+        for t in desired.tasks
+        if t.id.lower() in failed
+    ]
+    return changes, live.tally.active + live.tally.running
+
+
+def _failure(task: dict[str, Any]) -> str:
+    info = task.get("executionInfo") or {}
+    code = info.get("exitCode")
+    failure = (info.get("failureInfo") or {}).get("code")
+    what = f"exit code {code}" if code is not None else (failure or "failure")
+    return f"completed with failure ({what})"
+
+
+def _tasks_stamp(live: LiveState, job_change: Change | None) -> str | None:
+    """The job's TASKS_STAMP as it stands when apply comes to the tasks (none on a new job)."""
+    if live.job is None or (job_change is not None and job_change.action in (Action.CREATE, Action.REPLACE)):
+        return None
+    return metadata(live.job).get(TASKS_STAMP)
 
 
 _RUNS_AGAIN = {Action.CREATE: "is new", Action.REPLACE: "is replaced", Action.RERUN: "runs again"}

@@ -126,6 +126,8 @@ class Plan:
     pending_tasks: int = 0  # tasks still active or running: apply waits for them
     notes: list[str] = field(default_factory=list)
     checks: list[Check] = field(default_factory=list)  # the preflight's findings (preflight.py)
+    tasks_digest: str = ""  # the spec's tasks (stamps.TasksDigest): apply stamps the job with it
+    tasks_stamp: str | None = None  # the job's TASKS_STAMP as read (None: none, or a new job)
 
     def errors(self) -> list[Check]:
         return [c for c in self.checks if c.level == "error"]

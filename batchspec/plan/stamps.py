@@ -163,21 +163,13 @@ def job_tasks_stamp(job: Job) -> str:
     return sha256_text(canonical_json(parts))
 
 
-class DesiredDigest:
-    """The digest of the desired state (what a saved plan checks): blobs by their content,
-    tasks by their stamps, each task added in the spec's order as its stamp is made, so that a
-    plan of 100,000 tasks keeps no stamp (~19 MB) and makes none twice."""
+class TasksDigest:
+    """The digest of a spec's tasks, by id and stamp in the spec's order, each added as its
+    stamp is made (a plan of 100,000 tasks keeps no stamp, ~19 MB, and makes none twice). A job
+    carries it as TASKS_STAMP once it holds exactly those tasks."""
 
-    def __init__(self, desired: DesiredState):
-        whole = dataclasses.replace(desired, blobs=(), tasks=()).to_dict() | {"spec": None}
-        self._digest = hashlib.sha256(canonical_json(whole).encode())
-        self._group((b.ref, b.sha256) for b in desired.blobs)
-        self._digest.update(b"\n--")
-
-    def _group(self, items: Iterable[tuple]) -> None:
-        self._digest.update(b"\n--")
-        for item in items:
-            self.add(*item)
+    def __init__(self):
+        self._digest = hashlib.sha256(b"tasks")
 
     def add(self, task_id: str, stamp: str) -> None:
         self._digest.update(b"\n" + canonical_json((task_id, stamp)).encode())
@@ -186,10 +178,42 @@ class DesiredDigest:
         return self._digest.hexdigest()
 
 
-def desired_digest(desired: DesiredState) -> str:
-    digest = DesiredDigest(desired)
+def tasks_digest(desired: DesiredState) -> str:
+    digest = TasksDigest()
     for task in desired.tasks:
         digest.add(task.id, task_stamp(task, desired.pool))
+    return digest.hexdigest()
+
+
+class DesiredDigest:
+    """The digest of the desired state (what a saved plan checks): blobs by their content,
+    tasks by their TasksDigest (`tasks`, added to as the diff makes the stamps, or `known`
+    when a job's TASKS_STAMP already said what it is)."""
+
+    def __init__(self, desired: DesiredState):
+        whole = dataclasses.replace(desired, blobs=(), tasks=()).to_dict() | {"spec": None}
+        self._digest = hashlib.sha256(canonical_json(whole).encode())
+        self._digest.update(b"\n--")
+        for ref, sha256 in ((b.ref, b.sha256) for b in desired.blobs):
+            self._digest.update(b"\n" + canonical_json((ref, sha256)).encode())
+        self.tasks = TasksDigest()
+        self.known: str | None = None
+
+    def add(self, task_id: str, stamp: str) -> None:
+        self.tasks.add(task_id, stamp)
+
+    def tasks_hexdigest(self) -> str:
+        return self.known or self.tasks.hexdigest()
+
+    def hexdigest(self) -> str:
+        whole = self._digest.copy()
+        whole.update(b"\n--\n" + self.tasks_hexdigest().encode())
+        return whole.hexdigest()
+
+
+def desired_digest(desired: DesiredState) -> str:
+    digest = DesiredDigest(desired)
+    digest.known = tasks_digest(desired)
     return digest.hexdigest()
 
 
@@ -224,6 +248,8 @@ def live_digest(live: LiveState) -> str:
         for b in sorted(in_container.values(), key=lambda b: b.name)
         if b.sha256
     )
+    if live.tally:  # counted, not read: the job's stamp stands for the tasks (live/state.py)
+        facts["tally"] = [live.tally.digest, live.tally.failed]
     tasks = sorted(live.tasks, key=lambda t: t["id"])
     return _digest_of(facts, blobs, ((t["id"], task_fingerprint(t), failed(t)) for t in tasks))
 

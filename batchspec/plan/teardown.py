@@ -20,9 +20,8 @@ def destroy(desired: DesiredState, live: LiveState) -> Plan:
 
     if live.job is not None:
         if owned(live.job):
-            changes.append(
-                Change("job", desired.job.id, Action.DELETE, (f"with its {len(live.tasks)} task(s)",))
-            )
+            count = live.tally.total if live.tally else len(live.tasks)
+            changes.append(Change("job", desired.job.id, Action.DELETE, (f"with its {count} task(s)",)))
         else:
             notes.append(f"job {desired.job.id!r} is not owned by this spec: left alone")
     if live.pool is not None:
