@@ -6,6 +6,7 @@ this file read alike, top to bottom as the pipeline; what the commands do is els
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 
@@ -82,6 +83,13 @@ def _tasks(desired):
 def _console() -> Console:
     return Console(highlight=False)
 
+
+_refresh_option = click.option(
+    "--refresh",
+    is_flag=True,
+    help="List every upload and read every task, whatever the stamps the last apply left say "
+    "(a spec of more than one listing page of them is otherwise counted).",
+)
 
 _var_option = click.option(
     "--var",
@@ -178,15 +186,19 @@ def schema_cmd() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 @click.option("--out", "out", metavar="FILE", help="Save the plan for `batchspec apply FILE`.")
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 0 for no changes, 2 for changes, 1 on error.")
-def plan_cmd(spec, var_pairs, target, as_json, out, detailed_exitcode) -> None:
+@_refresh_option
+def plan_cmd(spec, var_pairs, target, as_json, out, detailed_exitcode, refresh) -> None:
     """Show what apply would change. Nothing is touched."""
     from batchspec.live import state as live_state
     from batchspec.plan import diff, files
 
-    early = live_state.EarlyListings(lambda: _connect(target))
+    early = live_state.EarlyListings(lambda: _connect(target), refresh=refresh)
     try:
         desired = build(spec, variables.parse_overrides(var_pairs), on_uploads=early.start)
-        p = diff(desired, live_state.read(early.target(), desired, early=early, tasks_digest=_tasks(desired)))
+        live = live_state.read(
+            early.target(), desired, early=early, tasks_digest=_tasks(desired), refresh=refresh
+        )
+        p = dataclasses.replace(diff(desired, live), refresh=refresh)
     finally:
         early.close()
     if out:
@@ -236,6 +248,7 @@ def plan_cmd(spec, var_pairs, target, as_json, out, detailed_exitcode) -> None:
     metavar="FILE",
     help="Where to write the run report (default: beside the download folder, <name>-report.html).",
 )
+@_refresh_option
 def apply_cmd(
     spec_or_plan,
     var_pairs,
@@ -246,6 +259,7 @@ def apply_cmd(
     timeout_text,
     setup_timeout_text,
     report_file,
+    refresh,
 ):
     """Converge: create and update what the spec describes, run the tasks, download results."""
     from batchspec.plan import diff, files
@@ -258,6 +272,7 @@ def apply_cmd(
             raise UsageError("--var cannot change a saved plan; make a new plan instead")
         saved = files.load(spec_or_plan)
         desired = files.desired_for(saved)
+        refresh = refresh or saved.refresh  # read as the plan was, or its live digest differs
     else:
         desired = build(spec_or_plan, variables.parse_overrides(var_pairs))
     # The SDKs behind these take a third of a second to import: not for a spec refused above.
@@ -273,7 +288,8 @@ def apply_cmd(
     reporter = progress.ConsoleReporter(console)
     try:
         with Lock(client.blob, desired.name, command="apply", wait=wait) as lock:
-            p = diff(desired, live_state.read(client, desired, tasks_digest=_tasks(desired)))
+            live = live_state.read(client, desired, tasks_digest=_tasks(desired), refresh=refresh)
+            p = dataclasses.replace(diff(desired, live), refresh=refresh)
             if saved is not None:
                 files.check(saved, p)
             plan_text.warnings(desired.warnings, console)

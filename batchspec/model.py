@@ -33,6 +33,9 @@ FINGERPRINT = "batchspec-fingerprint"
 STORAGE_OWNER = "batchspec_owner"
 STORAGE_FINGERPRINT = "batchspec_fingerprint"
 STORAGE_SHA256 = "batchspec_sha256"
+# On a container: the digest of the uploads apply left in it, every one the spec's (see
+# `uploads_digest`); a plan of more than one listing page of them takes them from it.
+STORAGE_UPLOADS = "batchspec_uploads"
 # A task has no metadata: its fingerprint travels in an environment setting.
 TASK_FINGERPRINT_ENV = "BATCHSPEC_FINGERPRINT"
 # When the SAS URLs of a pool's start task expire (ISO 8601, UTC).
@@ -618,6 +621,14 @@ class Account:
         return next((q for f, q in self.family_core_quotas if f.lower() == family.lower()), None)
 
 
+def uploads_digest(blobs: list[Blob]) -> str:
+    """The digest of a container's uploads by name and content, in name order."""
+    digest = hashlib.sha256(b"uploads")
+    for blob in sorted(blobs, key=lambda b: b.name):
+        digest.update(f"\n{blob.name}\0{blob.sha256}".encode())  # no blob name holds a NUL
+    return digest.hexdigest()
+
+
 @dataclass(frozen=True)
 class TaskTally:
     """A job's tasks as counted rather than read one by one: when the job carries the spec's
@@ -645,6 +656,8 @@ class LiveState:
     job: dict[str, Any] | None
     tasks: list[dict[str, Any]]  # every task of the job, or its failed ones when `tally` is set
     tally: TaskTally | None = None
+    # Upload containers not listed: their STORAGE_UPLOADS stamp is the spec's (live/state.py).
+    uploads_stamped: tuple[str, ...] = ()
     node_agent_sku_id: str | None = None  # the spec's image's, from the account's supported images
     image_listed: bool | None = None  # whether the account lists the image (None: not a Marketplace image)
     image_end_of_life: str | None = None  # its batchSupportEndOfLife, when the service gives one

@@ -10,8 +10,8 @@ from batchspec import waiting
 from batchspec.apply import transfer
 from batchspec.apply.common import short
 from batchspec.errors import ApplyError
-from batchspec.model import STORAGE_FINGERPRINT, STORAGE_OWNER
-from batchspec.plan import Action
+from batchspec.model import STORAGE_FINGERPRINT, STORAGE_OWNER, STORAGE_UPLOADS, Blob, uploads_digest
+from batchspec.plan import Action, Change
 
 if TYPE_CHECKING:
     from batchspec.apply.executor import Applier
@@ -83,7 +83,31 @@ def create_container(run: Applier, client: Any, meta: dict[str, str]) -> bool:
 
 
 def blobs(run: Applier) -> None:
+    """Upload and remove the plan's blobs; then stamp each container the spec uploads to with
+    the digest of its uploads (`model.uploads_digest`: every upload there is the spec's), which
+    lets the next plans take them from it instead of listing them. The stamp comes off a
+    container before its blobs change: an apply stopped halfway leaves none."""
     changes = run.plan.of("blob")
+    for name in sorted({c.id.partition("/")[0] for c in changes}):
+        stamp_uploads(run, name, None)
+    _change_blobs(run, changes)
+    mine: dict[str, list[Blob]] = {}
+    for blob in run.desired.blobs:
+        mine.setdefault(blob.container, []).append(blob)
+    for name, uploads in sorted(mine.items()):
+        stamp_uploads(run, name, uploads_digest(uploads))
+
+
+def stamp_uploads(run: Applier, container: str, digest: str | None) -> None:
+    client = run.t.blob.get_container_client(container)
+    meta = dict(client.get_container_properties().metadata or {})
+    if meta.get(STORAGE_UPLOADS) == digest:
+        return
+    meta.pop(STORAGE_UPLOADS, None)
+    client.set_container_metadata({**meta, STORAGE_UPLOADS: digest} if digest else meta)
+
+
+def _change_blobs(run: Applier, changes: list[Change]) -> None:
     puts = {c.id for c in changes if c.action in (Action.CREATE, Action.UPDATE)}
     blobs = [b for b in run.desired.blobs if b.ref in puts]
     if blobs:

@@ -13,7 +13,7 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.core.rest import HttpRequest
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
-from batchspec.model import STORAGE_SHA256, LiveBlob, LiveContainer
+from batchspec.model import STORAGE_SHA256, STORAGE_UPLOADS, LiveBlob, LiveContainer
 from batchspec.services import sdk
 
 _PAGE = 5000  # the service's largest page
@@ -27,6 +27,18 @@ def read_containers(service: BlobServiceClient, names: set[str] | None = None) -
         if names is None or c.name in names:
             found[c.name] = LiveContainer(c.name, dict(c.metadata or {}))
     return found
+
+
+def pages(blobs: int) -> int:
+    """The pages a listing of that many blobs takes."""
+    return -(-blobs // _PAGE)
+
+
+def uploads_stamp(service: BlobServiceClient, container: str) -> str | None:
+    """The container's STORAGE_UPLOADS stamp (None: it has none); ResourceNotFoundError if the
+    container does not exist."""
+    props = service.get_container_client(container).get_container_properties()
+    return (props.metadata or {}).get(STORAGE_UPLOADS)
 
 
 def read_blobs(

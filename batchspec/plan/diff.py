@@ -78,6 +78,10 @@ def diff(desired: DesiredState, live: LiveState) -> Plan:
         tasks_digest=digest.tasks_hexdigest(),
         tasks_stamp=_tasks_stamp(live, job_change),
         checks=preflight.checks(desired, live, pool, job_change),
+        notes=[
+            f"uploads to {name}: taken as the last apply left them (its stamp); --refresh lists them"
+            for name in live.uploads_stamped
+        ],
     )
     return plan
 
@@ -97,9 +101,13 @@ def _containers(desired: DesiredState, live: LiveState, clashes: list[str]) -> l
 
 
 def _blobs(desired: DesiredState, live: LiveState) -> list[Change]:
+    """The uploads to make or remove; none in a container whose stamp stands for its listing."""
     changes = []
     wanted = {b.ref: b for b in desired.blobs}
+    stamped = set(live.uploads_stamped)
     for blob in desired.blobs:
+        if blob.container in stamped:
+            continue
         current = live.blobs.get(blob.container, {}).get(blob.name)
         if current is None:
             changes.append(Change("blob", blob.ref, Action.CREATE, details=Size(bytes=blob.size)))

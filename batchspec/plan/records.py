@@ -128,6 +128,7 @@ class Plan:
     checks: list[Check] = field(default_factory=list)  # the preflight's findings (preflight.py)
     tasks_digest: str = ""  # the spec's tasks (stamps.TasksDigest): apply stamps the job with it
     tasks_stamp: str | None = None  # the job's TASKS_STAMP as read (None: none, or a new job)
+    refresh: bool = False  # read in full, whatever the stamps said (`--refresh`)
 
     def errors(self) -> list[Check]:
         return [c for c in self.checks if c.level == "error"]
@@ -143,7 +144,12 @@ class Plan:
 
     def to_dict(self) -> dict[str, Any]:
         checks = [{"level": c.level, "message": c.message} for c in self.checks]
-        return {"changes": [c.to_dict() for c in self.changes], "summary": self.summary(), "checks": checks}
+        return {
+            "changes": [c.to_dict() for c in self.changes],
+            "summary": self.summary(),
+            "checks": checks,
+            "notes": list(self.notes),
+        }
 
     def to_file(self) -> dict[str, Any]:
         return {
@@ -153,6 +159,7 @@ class Plan:
             "vars": self.vars,
             "desired": self.desired_digest,
             "live": self.live_digest,
+            "refresh": self.refresh,
             **self.to_dict(),
         }
 
@@ -165,4 +172,5 @@ class Plan:
             changes=[Change.from_dict(c) for c in d["changes"]],
             desired_digest=d["desired"],
             live_digest=d["live"],
+            refresh=bool(d.get("refresh")),
         )

@@ -1,6 +1,8 @@
-"""A job that holds exactly the spec's tasks carries their digest (TASKS_STAMP): plans count its
-tasks and read only the failed ones, instead of every task (100 pages at 100,000 tasks), and read
-them all again whenever the digest or the counts do not add up."""
+"""What apply leaves stamped, plans need not read: a job that holds exactly the spec's tasks
+carries their digest (TASKS_STAMP), so plans count its tasks and read only the failed ones, and a
+container of the spec's uploads carries theirs (STORAGE_UPLOADS), so plans do not list it. Only
+past one listing page (here lowered to 2), and read in full whenever a digest or the counts do
+not add up, or with --refresh."""
 
 from __future__ import annotations
 
@@ -10,7 +12,8 @@ import pytest
 
 from batchspec.live import batch as live_batch
 from batchspec.live import state as live_state
-from batchspec.model import TASKS_STAMP, metadata
+from batchspec.live import storage as live_storage
+from batchspec.model import STORAGE_UPLOADS, TASKS_STAMP, metadata, uploads_digest
 from batchspec.plan import Action, diff, stamps
 from batchspec.spec.build import build
 from support.workspace import Workspace
@@ -42,10 +45,12 @@ def listings(monkeypatch) -> list[str | None]:
     return made
 
 
-def _read(ws: Workspace, target, monkeypatch):
+def _read(ws: Workspace, target, monkeypatch, **options):
     monkeypatch.chdir(ws.root)
     desired = build("spec.yaml", {})
-    return desired, live_state.read(target, desired, tasks_digest=lambda: stamps.tasks_digest(desired))
+    return desired, live_state.read(
+        target, desired, tasks_digest=lambda: stamps.tasks_digest(desired), **options
+    )
 
 
 def test_a_converged_job_is_counted_and_a_task_deleted_behind_its_back_is_read_again(
@@ -108,3 +113,53 @@ def test_a_failed_task_is_read_through_the_filter_and_runs_again(
     ]
     shown = json.loads(workspace.run("plan", "spec.yaml", "--json").stdout)
     assert [c["id"] for c in shown["changes"] if c["kind"] == "task"] == ["topn-taskdata1"]
+
+
+def test_a_container_of_the_spec_s_uploads_is_not_listed_until_a_file_changes_or_refresh_asks(
+    workspace: Workspace, blob_service, local_target, monkeypatch
+):
+    monkeypatch.setattr(live_storage, "_PAGE", 2)  # the app's scripts and the 3 inputs: 2 pages
+    app, inputs = f"{workspace.name}-app", f"{workspace.name}-in"
+    listed: list[str] = []  # the upload containers listed (the download's is, to compare)
+    real = live_storage.read_blobs
+
+    def spy(service, container, *args, **kwargs):
+        listed.extend([container] if container in (app, inputs) else [])
+        return real(service, container, *args, **kwargs)
+
+    monkeypatch.setattr(live_storage, "read_blobs", spy)
+    assert workspace.apply().returncode == 0
+    desired, live = _read(workspace, local_target, monkeypatch)
+    for name in (app, inputs):
+        uploads = [b for b in desired.blobs if b.container == name]
+        stamp = blob_service.get_container_client(name).get_container_properties().metadata[STORAGE_UPLOADS]
+        assert stamp == uploads_digest(uploads)
+    assert live.uploads_stamped == (app, inputs) and listed == []
+    p = diff(desired, live)
+    assert p.changes == []
+    note = "uploads to {}: taken as the last apply left them (its stamp); --refresh lists them"
+    assert p.notes == [note.format(app), note.format(inputs)]
+
+    # Behind batchspec's back: unseen until --refresh, which lists both and finds it.
+    blob_service.get_blob_client(inputs, "taskdata0.txt").delete_blob()
+    assert diff(*_read(workspace, local_target, monkeypatch)).changes == []
+    desired, live = _read(workspace, local_target, monkeypatch, refresh=True)
+    assert live.uploads_stamped == () and sorted(listed) == [app, inputs]
+    missing = f"{inputs}/taskdata0.txt"
+    assert [(c.id, c.action) for c in diff(desired, live).of("blob")] == [(missing, Action.CREATE)]
+    shown = json.loads(workspace.run("plan", "spec.yaml", "--json", "--refresh").stdout)
+    assert shown["notes"] == [] and [c["id"] for c in shown["changes"]] == [missing]
+
+    # A file changed here: its container's digest is not the stamp, so it is listed.
+    listed.clear()
+    (workspace.root / "data" / "taskdata1.txt").write_text("new words new words\n")
+    desired, live = _read(workspace, local_target, monkeypatch)
+    assert live.uploads_stamped == (app,) and listed == [inputs]
+    assert {(c.id, c.action) for c in diff(desired, live).of("blob")} == {
+        (missing, Action.CREATE),
+        (f"{inputs}/taskdata1.txt", Action.UPDATE),
+    }
+    assert workspace.apply().returncode == 0
+    desired, live = _read(workspace, local_target, monkeypatch)
+    assert live.uploads_stamped == (app, inputs)
+    assert blob_service.get_blob_client(inputs, "taskdata0.txt").exists()
