@@ -61,7 +61,7 @@ class LocalServices:
 
     def __init__(self, *, start: bool = True):
         self.home = Path(tempfile.mkdtemp(prefix="batchspec-bench-home-"))
-        self._saved = {k: os.environ.get(k) for k in self._vars()}
+        self._saved = {k: os.environ.get(k) for k in self.vars()}
         os.environ["BATCHSPEC_HOME"] = str(self.home)
         os.environ["BATCHSPEC_AZURITE_PORT"] = str(free_port())
         os.environ["BATCHSPEC_EMULATOR_PORT"] = str(free_port())
@@ -70,7 +70,7 @@ class LocalServices:
             self.up()
 
     @staticmethod
-    def _vars() -> tuple[str, ...]:
+    def vars() -> tuple[str, ...]:
         return ("BATCHSPEC_HOME", "BATCHSPEC_AZURITE_PORT", "BATCHSPEC_EMULATOR_PORT", "BATCHSPEC_TARGET")
 
     def up(self):

@@ -14,13 +14,15 @@ on the local target.
 - the emulator at that size, with the N tasks in its store: the job's list pages (first and
   last, one after another) and 2,000 more trivial tasks (no files) through the same pool.
 
-    python benchmarks/tasks_10k.py [--quick] [--check] [--tasks 10000] [--naive-sample 1000]
+    python benchmarks/tasks_10k.py [--quick] [--check] [--tasks 10000] [--naive-sample 1000] [--keep]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -240,6 +242,12 @@ def main() -> int:
     p.add_argument(
         "--naive-sample", type=int, help="tasks the naive loop adds (default: all up to 10000, else 1000)"
     )
+    p.add_argument(
+        "--keep",
+        action="store_true",
+        help="leave the services and the spec's folder as they are at the end (to plan against them "
+        "again); prints the environment that reaches them",
+    )
     p.add_argument("--child", nargs=2, metavar=("MODE", "DIR"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
@@ -251,8 +259,9 @@ def main() -> int:
     trivial = 200 if args.quick else 2000
     c.compile_package()
     root = workdir(n)
+    services = c.LocalServices()
     try:
-        with c.LocalServices():
+        with contextlib.nullcontext() if args.keep else services:
             applied = child("apply", root)
             if applied["exit_code"] != 0 or applied["submitted"] != n:
                 raise SystemExit(f"apply did not run {n} tasks: {applied}")
@@ -268,7 +277,11 @@ def main() -> int:
             emulator = emulator_at_size(trivial)
             naive = naive_submit(n, sample) * n / sample
     finally:
-        shutil.rmtree(root, ignore_errors=True)
+        if args.keep:
+            env = " ".join(f"{k}={os.environ[k]}" for k in services.vars())
+            print(f"kept: cd {root} && {env} batchspec plan tasks.yaml", file=sys.stderr)
+        else:
+            shutil.rmtree(root, ignore_errors=True)
     plan_runs = [pr.seconds for pr in cli_plans]
     plan_rss = max(pr.peak_rss_mb for pr in cli_plans)
     submit = applied["submit_s"]
