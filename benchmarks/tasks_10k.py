@@ -101,7 +101,7 @@ def child_apply(root: Path) -> dict:
     from batchspec.apply import Applier
     from batchspec.apply.lock import Lock
     from batchspec.live import state as live_state
-    from batchspec.plan import diff
+    from batchspec.plan import diff, stamps
     from batchspec.spec.build import build
 
     started = time.perf_counter()
@@ -110,7 +110,7 @@ def child_apply(root: Path) -> dict:
     clock = StepClock()
     try:
         with Lock(client.blob, desired.name, command="apply"):
-            p = diff(desired, live_state.read(client, desired))
+            p = diff(desired, live_state.read(client, desired, tasks_digest=lambda: stamps.tasks_digest(desired)))
             outcome = Applier(client, desired, p, clock, parallelism=16, timeout=4 * 3600).run()
             clock.step("done")  # closes the last step's span
     finally:
@@ -128,9 +128,10 @@ def child_apply(root: Path) -> dict:
 
 
 def child_plan(root: Path) -> dict:
-    """`diff(desired, live.state.read(...))` (what `batchspec plan` calls) with every HTTP request counted."""
+    """`diff(desired, live.state.read(...))` as `batchspec plan` calls them, with every HTTP request
+    counted."""
     from batchspec.live import state as live_state
-    from batchspec.plan import diff
+    from batchspec.plan import diff, stamps
     from batchspec.spec.build import build
 
     with c.timer() as t_build:
@@ -138,7 +139,8 @@ def child_plan(root: Path) -> dict:
     client, counter = c.connect()
     try:
         with c.timer() as t_plan:
-            p = diff(desired, live_state.read(client, desired))
+            live = live_state.read(client, desired, tasks_digest=lambda: stamps.tasks_digest(desired))
+            p = diff(desired, live)
     finally:
         client.close()
     return {
