@@ -110,7 +110,8 @@ def child_apply(root: Path) -> dict:
     clock = StepClock()
     try:
         with Lock(client.blob, desired.name, command="apply"):
-            p = diff(desired, live_state.read(client, desired, tasks_digest=lambda: stamps.tasks_digest(desired)))
+            live = live_state.read(client, desired, tasks_digest=lambda: stamps.tasks_digest(desired))
+            p = diff(desired, live)
             outcome = Applier(client, desired, p, clock, parallelism=16, timeout=4 * 3600).run()
             clock.step("done")  # closes the last step's span
     finally:
