@@ -33,7 +33,7 @@ from batchspec.spec.files import safe_local_path
 class EarlyListings:
     """Listings of the containers a spec uploads to, started while the rest of the spec is built
     (`spec.build`'s `on_uploads`), for `read` to take: Azurite lists 100,000 blobs in ~18 s on
-    one thread of its own and the build takes ~5 s of ours, at once rather than one after the
+    one thread of its own and the build takes 5-8 s of ours, at once rather than one after the
     other. A container that carries an uploads stamp is not listed yet (`_listing`). `connect`
     makes the target when the first listing starts (a spec that fails before starts no local
     service). The threads are daemons: a spec error ends the command at once."""
