@@ -449,13 +449,21 @@ def report_cmd(spec, var_pairs, target, out) -> None:
     metavar="NODE",
     help="The start task's output of a node of the pool instead (kept after the node is gone).",
 )
-def logs_cmd(spec, task, var_pairs, target, stream, follow, node) -> None:
+@click.option(
+    "--attempt",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="The task's attempt N (1 the first): earlier attempts are kept while apply waits.",
+)
+def logs_cmd(spec, task, var_pairs, target, stream, follow, node, attempt) -> None:
     """A task's stdout or stderr, from its node while it runs and from the spec's logs container
     once it completed (after its node and pool are gone). Without TASK: the failures by cause."""
     from batchspec.live import logs, status
 
-    if node is not None and (task is not None or follow):
-        raise UsageError("--start-task NODE goes without TASK and --follow")
+    if node is not None and (task is not None or follow or attempt):
+        raise UsageError("--start-task NODE goes without TASK, --follow and --attempt")
+    if attempt is not None and (task is None or follow):
+        raise UsageError("--attempt N goes with TASK, without --follow")
     desired = build(spec, variables.parse_overrides(var_pairs))
     client = _connect(target)
     try:
@@ -479,6 +487,8 @@ def logs_cmd(spec, task, var_pairs, target, stream, follow, node) -> None:
             for chunk in logs.follow(client, desired, task, name):
                 out.write(chunk)
                 out.flush()
+        elif attempt is not None:
+            out.write(logs.read_attempt(client, desired, task, name, attempt))
         else:
             out.write(logs.read(client, desired, task, name))
     finally:

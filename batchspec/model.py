@@ -489,6 +489,10 @@ class Logs(_Record):
     def path(self, job_id: str, task_id: str) -> str:
         return f"{job_id}/{task_id}"
 
+    def attempt_path(self, job_id: str, task_id: str, attempt: int) -> str:
+        """Where an earlier attempt's logs are kept (apply/attempts.py), 1 the first."""
+        return f"{job_id}/{task_id}/attempt-{attempt}"
+
     def start_task_path(self, pool_id: str, node_id: str) -> str:
         """Where a node's start task logs are kept (batchspec copies them: a start task has no
         output files)."""

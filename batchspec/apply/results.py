@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
 
 from batchspec import waiting
+from batchspec.apply.attempts import Attempts
 from batchspec.apply.common import duration, indent, short
 from batchspec.errors import ApplyError
 from batchspec.live import batch as live_batch
@@ -58,10 +59,12 @@ def wait(run: Applier) -> bool:
     said = False
     outage_since: float | None = None
     done_at_start: int | None = None
+    attempts = Attempts(run)
 
     def look() -> bool:
         nonlocal said, done_at_start
         counts = run.t.batch.get_job_task_counts(job_id).task_counts
+        attempts.look(run)
         finished = counts.active + counts.running == 0 and none_incomplete(run, job_id)
         if finished and not said:
             return True  # all done at the first look: nothing to show

@@ -52,6 +52,53 @@ def read(target: Any, desired: DesiredState, task_id: str, name: str) -> bytes:
     return data
 
 
+def read_attempt(target: Any, desired: DesiredState, task_id: str, name: str, attempt: int) -> bytes:
+    """Attempt `attempt`'s file (1 the first): the last attempt's as `read` gives it, an earlier
+    one's from the copy apply kept while it waited (apply/attempts.py), if it kept one."""
+    if desired.logs is None:
+        raise ApplyError(f"no attempts of task {task_id!r} are kept: the spec keeps no logs (logs: false)")
+    retries = _retries(target, desired, task_id)
+    if retries is not None and attempt == retries + 1:
+        return read(target, desired, task_id, name)
+    if retries is not None and attempt > retries + 1:
+        raise UsageError(f"task {task_id!r} has run {retries + 1} attempt(s), not {attempt}")
+    blob = f"{desired.logs.attempt_path(desired.job.id, task_id, attempt)}/{name}"
+    try:
+        return target.blob.get_blob_client(desired.logs.container, blob).download_blob().readall()
+    except ResourceNotFoundError:
+        pass
+    kept = _kept(target, desired, task_id)
+    raise ApplyError(
+        f"attempt {attempt} of task {task_id!r} was not kept ({name})",
+        hint=f"kept: {', '.join(map(str, kept)) or 'none'} and the last attempt; an attempt that "
+        "began and ended between two looks of apply's wait, or while no apply waited, is not kept, "
+        "and a requeued attempt (its node was lost) uploads nothing",
+    )
+
+
+def _kept(target: Any, desired: DesiredState, task_id: str) -> list[int]:
+    """The earlier attempts whose logs were kept."""
+    assert desired.logs is not None
+    prefix = f"{desired.logs.path(desired.job.id, task_id)}/attempt-"
+    container = target.blob.get_container_client(desired.logs.container)
+    try:
+        listed = [b.name for b in container.list_blobs(name_starts_with=prefix)]
+    except ResourceNotFoundError:
+        return []
+    numbers = {name[len(prefix) :].partition("/")[0] for name in listed}
+    return sorted(int(n) for n in numbers if n.isdigit())
+
+
+def _retries(target: Any, desired: DesiredState, task_id: str) -> int | None:
+    """The task's retryCount; None when it is gone from the job (its stored logs remain)."""
+    try:
+        task = target.batch.get_task(desired.job.id, task_id, select=["id", "executionInfo"])
+    except ResourceNotFoundError:
+        _state(target, desired, task_id)  # a task the spec does not have is a usage error
+        return None
+    return task.execution_info.retry_count if task.execution_info else 0
+
+
 def follow(
     target: Any,
     desired: DesiredState,

@@ -1,5 +1,6 @@
 """`batchspec logs`: a task's stdout and stderr from its node while it runs, and from the spec's
-logs container once it completed, after its pool is gone; without a task, failures by cause."""
+logs container once it completed, after its pool is gone, earlier attempts too; without a task,
+failures by cause."""
 
 from __future__ import annotations
 
@@ -97,3 +98,40 @@ def test_start_task_logs_are_kept_and_outlive_their_node(workspace: Workspace, b
     assert workspace.run("logs", "spec.yaml", "--start-task", live).returncode == 0
     unknown = workspace.run("logs", "spec.yaml", "--start-task", "no-such-node")
     assert unknown.returncode == 1 and "no start task stdout.txt for node 'no-such-node'" in unknown.stderr
+
+
+# Fails its first two attempts, each saying which it is; the counter lives in the task directory,
+# which a retry on the same node keeps (the pool has one node). The other tasks succeed at once.
+FLAKY = (
+    "command=python3 -c 'import os, sys, time\n"
+    'if "taskdata1.txt" not in sys.argv: sys.exit(0)\n'
+    'p = os.path.join(os.environ["AZ_BATCH_TASK_DIR"], "n")\n'
+    "n = int(open(p).read()) + 1 if os.path.exists(p) else 1\n"
+    'open(p, "w").write(str(n)); print("attempt", n, file=sys.stderr); time.sleep(2.5)\n'
+    "sys.exit(0 if n == 3 else 5)'"
+)
+
+
+def test_every_attempt_s_logs_are_kept_while_apply_waits_and_outlive_the_job(
+    workspace: Workspace, batch_client
+):
+    workspace.write_spec(retries=2, nodes=1)
+    assert workspace.apply("--var", FLAKY).returncode == 0, workspace.runs[-1].stderr
+
+    def attempt(n: int):
+        return workspace.run(
+            "logs", "spec.yaml", "topn-taskdata1", "--stderr", "--attempt", str(n), "--var", FLAKY
+        )
+
+    assert [attempt(n).stdout for n in (1, 2, 3)] == ["attempt 1\n", "attempt 2\n", "attempt 3\n"]
+    beyond = attempt(4)
+    assert beyond.returncode == 2 and "has run 3 attempt(s), not 4" in beyond.stderr
+    none = workspace.run("logs", "spec.yaml", "topn-taskdata0", "--attempt", "1", "--var", FLAKY)
+    assert none.returncode == 0 and none.stdout == ""  # one attempt: the first is the last
+
+    # The job goes (a replaced job or a destroy takes it): the kept attempts stay readable.
+    batch_client.begin_delete_job(f"{workspace.name}-job", polling_interval=0.2).result()
+    assert attempt(2).stdout == "attempt 2\n"
+    gone = attempt(3)
+    assert gone.returncode == 1 and "attempt 3 of task 'topn-taskdata1' was not kept" in gone.stderr
+    assert "kept: 1, 2 and the last attempt" in " ".join(gone.stderr.split())

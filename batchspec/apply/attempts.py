@@ -1,0 +1,76 @@
+"""The logs of a task's earlier attempts, kept while apply waits.
+
+The service keeps a task's last attempt only, and each attempt's upload of its stdout.txt and
+stderr.txt (the logs output file, `taskCompletion`) replaces the one before: an output file's
+path takes no per-attempt part (OutputFileBlobContainerDestination.path), and the upload
+happens "after the task process exits" (OutputFileUploadCondition), before the retry. So when
+a task's `retryCount` has grown to k, the logs container holds attempt k's logs until attempt
+k+1 ends: they are copied then to `<job>/<task>/attempt-<k>/` beside the last attempt's.
+
+Best effort, and said so where it shows (`logs --attempt`): an attempt that began and ended
+between two looks, or while no apply waited, is not kept; a requeued attempt (its node was
+preempted or went away) uploads nothing to keep.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from azure.core import MatchConditions
+from azure.core.exceptions import HttpResponseError
+
+from batchspec.live import batch as live_batch
+
+if TYPE_CHECKING:
+    from batchspec.apply.executor import Applier
+
+NAMES = ("stdout.txt", "stderr.txt")
+_EVERY = 1.0  # seconds between looks at least: each lists the job's retried tasks
+
+
+class Attempts:
+    """What the wait calls at each look; nothing for a spec whose tasks do not retry or whose
+    logs are not kept."""
+
+    def __init__(self, run: Applier):
+        self._on = run.desired.logs is not None and any(t.max_task_retry_count for t in run.desired.tasks)
+        self._seen: dict[str, int] = {}  # task id -> the retryCount whose logs were looked at
+        self._last = float("-inf")
+
+    def look(self, run: Applier) -> None:
+        if not self._on or time.monotonic() - self._last < _EVERY:
+            return
+        self._last = time.monotonic()
+        try:
+            fields, where = ["id", "executionInfo"], "executionInfo/retryCount gt 0"
+            retried = live_batch.read_tasks(run.t.batch, run.desired.job.id, fields, where=where)
+        except HttpResponseError:  # the next look tries again
+            return
+        for task in retried:
+            info = task.get("executionInfo") or {}
+            count = info.get("retryCount") or 0
+            if count > self._seen.get(task["id"], 0):
+                self._seen[task["id"]] = count
+                keep(run, task["id"], count, info.get("lastRetryTime"))
+
+
+def keep(run: Applier, task_id: str, attempt: int, retried_at: str | None) -> None:
+    """Copy the task's logs to attempt `attempt`'s folder, if they are still that attempt's:
+    written before the retry began (Last-Modified has whole seconds; attempts are longer)."""
+    logs, job_id = run.desired.logs, run.desired.job.id
+    assert logs is not None
+    retried = datetime.fromisoformat(retried_at.replace("Z", "+00:00")) if retried_at else None
+    for name in NAMES:
+        source = run.t.blob.get_blob_client(logs.container, f"{logs.path(job_id, task_id)}/{name}")
+        try:
+            props = source.get_blob_properties()
+            if retried is not None and props.last_modified > retried:
+                continue  # the next attempt's already: this one's are gone
+            unchanged = {"etag": props.etag, "match_condition": MatchConditions.IfNotModified}
+            data = source.download_blob(**unchanged).readall()
+            kept = f"{logs.attempt_path(job_id, task_id, attempt)}/{name}"
+            run.t.blob.get_blob_client(logs.container, kept).upload_blob(data, overwrite=True)
+        except HttpResponseError:  # not uploaded, replaced meanwhile, or refused: not kept
+            continue
