@@ -17,9 +17,17 @@ if TYPE_CHECKING:
     from batchspec.apply.executor import Applier
 
 
+def metadata(run: Applier, name: str) -> dict[str, str]:
+    """The metadata apply gives a container of the spec: its own, the owner and fingerprint."""
+    container = next(c for c in run.desired.containers if c.name == name)
+    return {
+        **dict(container.metadata),
+        STORAGE_OWNER: run.desired.name,
+        STORAGE_FINGERPRINT: container.fingerprint(),
+    }
+
+
 def containers(run: Applier) -> None:
-    owner = run.desired.name
-    by_name = {c.name: c for c in run.desired.containers}
     for change in run.plan.of("container"):
         if change.action == Action.DELETE:
             run.ui.step(f"deleting container {change.id}")
@@ -28,12 +36,7 @@ def containers(run: Applier) -> None:
             except ResourceNotFoundError:
                 pass
             continue
-        container = by_name[change.id]
-        meta = {
-            **dict(container.metadata),
-            STORAGE_OWNER: owner,
-            STORAGE_FINGERPRINT: container.fingerprint(),
-        }
+        meta = metadata(run, change.id)
         client = run.t.blob.get_container_client(change.id)
         if change.action == Action.CREATE:
             run.ui.step(f"creating container {change.id}")
@@ -86,25 +89,30 @@ def blobs(run: Applier) -> None:
     """Upload and remove the plan's blobs; then stamp each container the spec uploads to with
     the digest of its uploads (`model.uploads_digest`: every upload there is the spec's), which
     lets the next plans take them from it instead of listing them. The stamp comes off a
-    container before its blobs change: an apply stopped halfway leaves none."""
+    container before its blobs change: an apply stopped halfway leaves none. A container's
+    metadata is as the plan read it, or as the containers step just set it."""
     changes = run.plan.of("blob")
+    meta = dict(run.plan.upload_metadata)
     for name in sorted({c.id.partition("/")[0] for c in changes}):
-        stamp_uploads(run, name, None)
+        if STORAGE_UPLOADS in meta.get(name, {}):
+            meta[name] = stamp_uploads(run, name, meta[name], None)
     _change_blobs(run, changes)
     mine: dict[str, list[Blob]] = {}
     for blob in run.desired.blobs:
         mine.setdefault(blob.container, []).append(blob)
     for name, uploads in sorted(mine.items()):
-        stamp_uploads(run, name, uploads_digest(uploads))
+        stamp_uploads(run, name, meta.get(name) or metadata(run, name), uploads_digest(uploads))
 
 
-def stamp_uploads(run: Applier, container: str, digest: str | None) -> None:
-    client = run.t.blob.get_container_client(container)
-    meta = dict(client.get_container_properties().metadata or {})
+def stamp_uploads(run: Applier, container: str, meta: dict[str, str], digest: str | None) -> dict[str, str]:
+    """Set or take off the container's uploads stamp (its metadata is written whole)."""
     if meta.get(STORAGE_UPLOADS) == digest:
-        return
-    meta.pop(STORAGE_UPLOADS, None)
-    client.set_container_metadata({**meta, STORAGE_UPLOADS: digest} if digest else meta)
+        return meta
+    meta = {k: v for k, v in meta.items() if k != STORAGE_UPLOADS} | (
+        {STORAGE_UPLOADS: digest} if digest else {}
+    )
+    run.t.blob.get_container_client(container).set_container_metadata(meta)
+    return meta
 
 
 def _change_blobs(run: Applier, changes: list[Change]) -> None:

@@ -76,6 +76,7 @@ def diff(desired: DesiredState, live: LiveState) -> Plan:
         desired_digest=digest.hexdigest(),
         live_digest=live_digest(live),
         tasks_digest=digest.tasks_hexdigest(),
+        upload_metadata=_upload_metadata(desired, live, changes),
         tasks_stamp=_tasks_stamp(live, job_change),
         checks=preflight.checks(desired, live, pool, job_change),
         notes=[
@@ -84,6 +85,15 @@ def diff(desired: DesiredState, live: LiveState) -> Plan:
         ],
     )
     return plan
+
+
+def _upload_metadata(
+    desired: DesiredState, live: LiveState, changes: list[Change]
+) -> dict[str, dict[str, str]]:
+    """The live metadata of the containers the spec uploads to that the plan does not rewrite."""
+    rewritten = {c.id for c in changes if c.kind == "container"}
+    names = {b.container for b in desired.blobs} - rewritten
+    return {n: dict(live.containers[n].metadata) for n in sorted(names) if n in live.containers}
 
 
 def _containers(desired: DesiredState, live: LiveState, clashes: list[str]) -> list[Change]:

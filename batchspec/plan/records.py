@@ -129,6 +129,9 @@ class Plan:
     tasks_digest: str = ""  # the spec's tasks (stamps.TasksDigest): apply stamps the job with it
     tasks_stamp: str | None = None  # the job's TASKS_STAMP as read (None: none, or a new job)
     refresh: bool = False  # read in full, whatever the stamps said (`--refresh`)
+    # The live metadata of the containers the spec uploads to that this plan leaves as they are
+    # (apply sets their uploads stamp from it, without reading it again).
+    upload_metadata: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def errors(self) -> list[Check]:
         return [c for c in self.checks if c.level == "error"]
