@@ -45,6 +45,11 @@ def listings(monkeypatch) -> list[str | None]:
     return made
 
 
+def _applied(ws: Workspace, code: int = 0) -> None:
+    result = ws.apply()
+    assert result.returncode == code, result.stdout + result.stderr
+
+
 def _read(ws: Workspace, target, monkeypatch, **options):
     monkeypatch.chdir(ws.root)
     desired = build("spec.yaml", {})
@@ -56,7 +61,7 @@ def _read(ws: Workspace, target, monkeypatch, **options):
 def test_a_converged_job_is_counted_and_a_task_deleted_behind_its_back_is_read_again(
     workspace: Workspace, batch_client, local_target, listings, monkeypatch
 ):
-    assert workspace.apply().returncode == 0, workspace.runs[-1].stdout + workspace.runs[-1].stderr
+    _applied(workspace)
     job_id = f"{workspace.name}-job"
     desired, live = _read(workspace, local_target, monkeypatch)
     assert metadata(live.job)[TASKS_STAMP] == stamps.tasks_digest(desired)
@@ -74,7 +79,7 @@ def test_a_converged_job_is_counted_and_a_task_deleted_behind_its_back_is_read_a
     assert [(c.id, c.action) for c in diff(desired, live).changes if c.kind == "task"] == [
         ("topn-taskdata2", Action.CREATE)
     ]
-    assert workspace.apply().returncode == 0
+    _applied(workspace)
     workspace.check_outputs()
     desired, live = _read(workspace, local_target, monkeypatch)
     assert live.tally is not None and live.tally.total == 3
@@ -83,7 +88,7 @@ def test_a_converged_job_is_counted_and_a_task_deleted_behind_its_back_is_read_a
 def test_a_changed_spec_reads_every_task_and_apply_stamps_the_new_digest(
     workspace: Workspace, batch_client, local_target, listings, monkeypatch
 ):
-    assert workspace.apply().returncode == 0
+    _applied(workspace)
     job_id = f"{workspace.name}-job"
     before = metadata(batch_client.get_job(job_id).as_dict())[TASKS_STAMP]
     workspace.spec.write_text(workspace.spec.read_text().replace("numwords: 3", "numwords: 4"))
@@ -92,7 +97,7 @@ def test_a_changed_spec_reads_every_task_and_apply_stamps_the_new_digest(
     # Not the spec's digest: read in full.
     assert live.tally is None and listings and live_state._FAILED not in listings
     assert {c.action for c in diff(desired, live).of("task")} == {Action.REPLACE}
-    assert workspace.apply().returncode == 0
+    _applied(workspace)
     after = metadata(batch_client.get_job(job_id).as_dict())[TASKS_STAMP]
     assert after != before and after == stamps.tasks_digest(desired)
 
@@ -103,7 +108,7 @@ def test_a_failed_task_is_read_through_the_filter_and_runs_again(
     (workspace.root / "node" / "fail_one.py").write_text(FAIL_ONE)
     text = workspace.spec.read_text()
     workspace.spec.write_text(text.replace("/topn_task.py", "/fail_one.py"))
-    assert workspace.apply().returncode == 3  # a task failed
+    _applied(workspace, 3)  # a task failed
     desired, live = _read(workspace, local_target, monkeypatch)
     assert live.tally is not None and (live.tally.total, live.tally.failed) == (3, 1)
     assert [t["id"] for t in live.tasks] == ["topn-taskdata1"] and listings == [live_state._FAILED]
@@ -128,7 +133,7 @@ def test_a_container_of_the_spec_s_uploads_is_not_listed_until_a_file_changes_or
         return real(service, container, *args, **kwargs)
 
     monkeypatch.setattr(live_storage, "read_blobs", spy)
-    assert workspace.apply().returncode == 0
+    _applied(workspace)
     desired, live = _read(workspace, local_target, monkeypatch)
     for name in (app, inputs):
         uploads = [b for b in desired.blobs if b.container == name]
@@ -159,7 +164,7 @@ def test_a_container_of_the_spec_s_uploads_is_not_listed_until_a_file_changes_or
         (missing, Action.CREATE),
         (f"{inputs}/taskdata1.txt", Action.UPDATE),
     }
-    assert workspace.apply().returncode == 0
+    _applied(workspace)
     desired, live = _read(workspace, local_target, monkeypatch)
     assert live.uploads_stamped == (app, inputs)
     assert blob_service.get_blob_client(inputs, "taskdata0.txt").exists()
