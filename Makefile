@@ -51,7 +51,7 @@ lint: setup
 
 # Every benchmarks/*.py except helper modules (_*.py); `make bench BENCH_ARGS=--quick` for a smoke
 # run, `BENCH_ARGS=--check` to fail on a missed target. Figures go to benchmarks/results.json.
-# `BENCH_TASKS="10000 100000"` runs tasks_10k.py at each size (100,000 takes half an hour or more).
+# `BENCH_TASKS="10000 100000"` runs tasks_10k.py at each size (100,000: over an hour).
 BENCH_ARGS ?=
 BENCH_TASKS ?=
 bench: setup browser
