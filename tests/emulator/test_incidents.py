@@ -55,7 +55,11 @@ def test_a_slow_allocation_keeps_the_pool_resizing(client):
 def test_start_tasks_fail_on_the_share_of_nodes_asked_for_the_same_on_every_run(client):
     start = bm.BatchStartTask(command_line="/bin/true", wait_for_success=True)
     incidents = {"seed": 3, "startTaskFailure": 0.5}
-    first = _pool(client, "stfail", incidents, nodes=6, start_task=start)
+    # The draws are seeded with the pool's id too: a fresh id each run failed all 6 (or none)
+    # one run in 32. This id and seed fail some of them on every run.
+    first = "stfail-same-draws"
+    metadata = [bm.BatchMetadataItem(name=KEY, value=json.dumps(incidents))]
+    client.create_pool(pool_options(first, metadata=metadata, nodes=6, start_task=start))
     wait_for(lambda: _booted(client, first, 6), 20)
     failed = [n for n in client.list_nodes(first) if n.state == "starttaskfailed"]
     assert 0 < len(failed) < 6
@@ -64,16 +68,10 @@ def test_start_tasks_fail_on_the_share_of_nodes_asked_for_the_same_on_every_run(
     # A pool of the same id, made again with the same seed, fails on as many nodes.
     client.begin_delete_pool(first, polling_interval=0.05).result()
     wait_for(lambda: first not in {p.id for p in client.list_pools()}, 20)
-    client.create_pool(
-        pool_options(
-            first,
-            nodes=6,
-            start_task=start,
-            metadata=[bm.BatchMetadataItem(name=KEY, value=json.dumps(incidents))],
-        )
-    )
+    client.create_pool(pool_options(first, metadata=metadata, nodes=6, start_task=start))
     wait_for(lambda: _booted(client, first, 6), 20)
     assert _states(client, first).count("starttaskfailed") == len(failed)
+    client.begin_delete_pool(first, polling_interval=0.05).result()
 
 
 def test_a_preempted_spot_node_requeues_its_task_which_runs_again_and_the_node_comes_back(client):
