@@ -37,7 +37,7 @@ class Attempts:
     def __init__(self, run: Applier):
         self._on = run.desired.logs is not None and any(t.max_task_retry_count for t in run.desired.tasks)
         self._seen: dict[str, int] = {}  # task id -> the retryCount whose logs were looked at
-        self._last = float("-inf")
+        self._last = time.monotonic()  # the first look a second in: no attempt has ended before
 
     def look(self, run: Applier) -> None:
         if not self._on or time.monotonic() - self._last < _EVERY:
