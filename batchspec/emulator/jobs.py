@@ -6,7 +6,9 @@ the task directories a deleted task or job leaves on its nodes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
+import uuid
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
@@ -177,5 +179,14 @@ class JobLifecycle:
         if run is not None:
             await run.done.wait()
         pattern = f"*/*/workitems/{job_id}" + (f"/job-1/{task_id}" if task_id is not None else "")
+        # Each is moved aside before it is removed (in a thread, while the loop goes on): a task
+        # added again with the same id at once makes its directory at the same path meanwhile,
+        # and an rmtree of that path took the new one's files ("ResourceDirectoryCreateFailed").
+        doomed = []
         for path in list(self.nodes.root.glob(pattern)):
+            aside = path.with_name(f".deleted-{path.name}-{uuid.uuid4().hex[:8]}")
+            with contextlib.suppress(OSError):
+                path.rename(aside)
+                doomed.append(aside)
+        for path in doomed:
             await asyncio.to_thread(shutil.rmtree, path, True)
