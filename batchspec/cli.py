@@ -16,8 +16,10 @@ from rich.console import Console
 
 from batchspec import __version__
 from batchspec.errors import BatchspecError, PreflightError, SpecErrors, UsageError
+from batchspec.model import canonical_json, sha256_text
 from batchspec.spec import schema, variables
 from batchspec.spec.build import build
+from batchspec.spec.cache import BuildCache
 from batchspec.ui import errors as errors_text
 from batchspec.ui import plan as plan_text
 from batchspec.ui import progress, prompt
@@ -73,11 +75,26 @@ def _connect(name: str, **options):
     return target
 
 
-def _tasks(desired):
+def _build(spec: str, var_pairs: tuple[str, ...] = (), *, refresh: bool = False, **options):
+    """The spec's desired state, and the cache that remembers what building it read for the
+    next run of the same spec (spec/cache.py): `--refresh` hashes every file again."""
+    from batchspec.local import data_dir
+
+    cache = BuildCache(data_dir() / "cache", spec, refresh=refresh)
+    return build(spec, variables.parse_overrides(var_pairs), cache=cache, **options), cache
+
+
+def _tasks(desired, cache=None):
     """The spec's TasksDigest, made only if the job carries one to compare (live.state)."""
     from batchspec.plan import stamps
 
-    return lambda: stamps.tasks_digest(desired)
+    def digest() -> str:
+        if cache is None:
+            return stamps.tasks_digest(desired)
+        pool = sha256_text(canonical_json(desired.pool.to_dict()))
+        return cache.tasks_digest(pool, lambda: stamps.tasks_digest(desired))
+
+    return digest
 
 
 def _console() -> Console:
@@ -87,8 +104,9 @@ def _console() -> Console:
 _refresh_option = click.option(
     "--refresh",
     is_flag=True,
-    help="List every upload and read every task, whatever the stamps the last apply left say "
-    "(a spec of more than one listing page of them is otherwise counted).",
+    help="List every upload, read every task and hash every file, whatever the stamps the last "
+    "apply left and the build cache say (a spec of more than one listing page of them is "
+    "otherwise counted).",
 )
 
 _var_option = click.option(
@@ -139,11 +157,11 @@ def cli() -> None:
 )
 def validate(specs: tuple[str, ...], var_pairs: tuple[str, ...], strict: bool) -> None:
     """Check specs: every error, each with its file:line:column and field."""
-    overrides = variables.parse_overrides(var_pairs)
+    variables.parse_overrides(var_pairs)  # a bad --var is said once, before any spec
     failed: list[BatchspecError] = []
     for spec in specs:
         try:
-            state = build(spec, overrides)
+            state, _ = _build(spec, var_pairs)
         except BatchspecError as exc:
             failed.append(exc)
             click.echo(str(exc), err=True)
@@ -166,7 +184,7 @@ def validate(specs: tuple[str, ...], var_pairs: tuple[str, ...], strict: bool) -
 @click.option("--json", "as_json", is_flag=True, help="Print the desired state as JSON.")
 def render_cmd(spec: str, var_pairs: tuple[str, ...], as_json: bool) -> None:
     """Print the fully expanded desired state of a spec."""
-    state = build(spec, variables.parse_overrides(var_pairs))
+    state, _ = _build(spec, var_pairs)
     if as_json:
         click.echo(state_text.to_json(state.to_dict()))
     else:
@@ -194,9 +212,9 @@ def plan_cmd(spec, var_pairs, target, as_json, out, detailed_exitcode, refresh) 
 
     early = live_state.EarlyListings(lambda: _connect(target), refresh=refresh)
     try:
-        desired = build(spec, variables.parse_overrides(var_pairs), on_uploads=early.start)
+        desired, cache = _build(spec, var_pairs, refresh=refresh, on_uploads=early.start)
         live = live_state.read(
-            early.target(), desired, early=early, tasks_digest=_tasks(desired), refresh=refresh
+            early.target(), desired, early=early, tasks_digest=_tasks(desired, cache), refresh=refresh
         )
         p = dataclasses.replace(diff(desired, live), refresh=refresh)
     finally:
@@ -266,7 +284,7 @@ def apply_cmd(
     from batchspec.timeouts import sas_lifetime
 
     console = _console()
-    saved = None
+    saved = cache = None
     if files.is_plan_file(spec_or_plan):
         if var_pairs:
             raise UsageError("--var cannot change a saved plan; make a new plan instead")
@@ -274,7 +292,7 @@ def apply_cmd(
         desired = files.desired_for(saved)
         refresh = refresh or saved.refresh  # read as the plan was, or its live digest differs
     else:
-        desired = build(spec_or_plan, variables.parse_overrides(var_pairs))
+        desired, cache = _build(spec_or_plan, var_pairs, refresh=refresh)
     # The SDKs behind these take a third of a second to import: not for a spec refused above.
     from batchspec.apply import SETUP_TIMEOUT, Applier
     from batchspec.apply.lock import Lock
@@ -288,7 +306,7 @@ def apply_cmd(
     reporter = progress.ConsoleReporter(console)
     try:
         with Lock(client.blob, desired.name, command="apply", wait=wait) as lock:
-            live = live_state.read(client, desired, tasks_digest=_tasks(desired), refresh=refresh)
+            live = live_state.read(client, desired, tasks_digest=_tasks(desired, cache), refresh=refresh)
             p = dataclasses.replace(diff(desired, live), refresh=refresh)
             if saved is not None:
                 files.check(saved, p)
@@ -341,7 +359,7 @@ def destroy_cmd(spec, var_pairs, target, auto_approve, lock_timeout) -> None:
     """Delete everything the spec owns (never anything without its owner tag)."""
     from batchspec.plan import teardown
 
-    desired = build(spec, variables.parse_overrides(var_pairs))
+    desired, cache = _build(spec, var_pairs)
     from batchspec.apply import destroy  # the SDKs: not for a spec refused above
     from batchspec.apply.lock import Lock
     from batchspec.live import state as live_state
@@ -353,7 +371,7 @@ def destroy_cmd(spec, var_pairs, target, auto_approve, lock_timeout) -> None:
             client.blob, desired.name, command="destroy", wait=_seconds(lock_timeout, "--lock-timeout")
         ) as lock:
             live = live_state.read(
-                client, desired, with_download=False, with_account=False, tasks_digest=_tasks(desired)
+                client, desired, with_download=False, with_account=False, tasks_digest=_tasks(desired, cache)
             )
             p = teardown.destroy(desired, live)
             plan_text.plan(p, console)
@@ -377,7 +395,7 @@ def destroy_cmd(spec, var_pairs, target, auto_approve, lock_timeout) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the live state as JSON.")
 def status_cmd(spec, var_pairs, target, as_json) -> None:
     """Show the live state of a spec's resources and tasks."""
-    desired = build(spec, variables.parse_overrides(var_pairs))
+    desired, _ = _build(spec, var_pairs)
     from batchspec.live import status  # the SDKs: not for a spec refused above
 
     client = _connect(target)
@@ -424,7 +442,7 @@ def report_cmd(spec, var_pairs, target, out) -> None:
     node x time timeline of the tasks, their states and causes, and a sortable table."""
     from batchspec.ui import html
 
-    desired = build(spec, variables.parse_overrides(var_pairs))
+    desired, _ = _build(spec, var_pairs)
     client = _connect(target)
     try:
         path = _write_report(client, desired, out, _console(), quiet=True)
@@ -464,7 +482,7 @@ def logs_cmd(spec, task, var_pairs, target, stream, follow, node, attempt) -> No
         raise UsageError("--start-task NODE goes without TASK, --follow and --attempt")
     if attempt is not None and (task is None or follow):
         raise UsageError("--attempt N goes with TASK, without --follow")
-    desired = build(spec, variables.parse_overrides(var_pairs))
+    desired, _ = _build(spec, var_pairs)
     client = _connect(target)
     try:
         if node is not None:
@@ -502,7 +520,7 @@ def force_unlock_cmd(spec, target) -> None:
     """Break the lock of a spec whose apply or destroy was killed."""
     from batchspec.apply import lock
 
-    desired = build(spec)
+    desired, _ = _build(spec)
     client = _connect(target)
     try:
         held = lock.force_unlock(client.blob, desired.name)

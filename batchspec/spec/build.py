@@ -43,6 +43,7 @@ from batchspec.model import (
     dependencies,
 )
 from batchspec.spec import commands, expand, files, schema, stages, variables
+from batchspec.spec.cache import BuildCache, code_digest
 from batchspec.spec.loader import Document, Path_, load
 from batchspec.spec.schema import field_path
 from batchspec.spec.template import Renderer
@@ -63,23 +64,32 @@ def build(
     overrides: dict[str, Any] | None = None,
     *,
     on_uploads: Callable[[list[str]], None] | None = None,
+    cache: BuildCache | None = None,
 ) -> DesiredState:
     """The desired state of the spec at `path`. Raises SpecErrors (or UsageError for --var).
 
     `on_uploads` is given the containers the spec uploads to as soon as their names are known
-    and valid, before any file is read: `plan` starts listing them then."""
+    and valid, before any file is read: `plan` starts listing them then. `cache` remembers the
+    files' digests and the expanded tasks for the next build of the same spec (spec/cache.py)."""
     doc = load(path)
     if errors := schema.check(doc):
         raise SpecErrors(errors)
     values = variables.resolve(doc.data.get("vars") or {}, overrides or {})
-    return dataclasses.replace(_Builder(doc, values, on_uploads).build(), overrides=dict(overrides or {}))
+    built = _Builder(doc, values, on_uploads, cache).build()
+    return dataclasses.replace(built, overrides=dict(overrides or {}))
 
 
 class _Builder:
     def __init__(
-        self, doc: Document, values: dict[str, Any], on_uploads: Callable[[list[str]], None] | None = None
+        self,
+        doc: Document,
+        values: dict[str, Any],
+        on_uploads: Callable[[list[str]], None] | None = None,
+        cache: BuildCache | None = None,
     ):
         self.on_uploads = on_uploads
+        self.cache = cache
+        self.listed: dict[str, list[files.LocalFile]] = {}  # forEach.files globs, matched once
         self.doc = doc
         self.vars = values
         self.renderer = Renderer(doc)
@@ -116,7 +126,7 @@ class _Builder:
         pool = self._pool(data["pool"], name)
         if pool.start_task:
             self._check_commands([pool.start_task.command_line], ("pool", "startTask", "commandLine"))
-        tasks, uses_dependencies = self._tasks(data["job"])
+        tasks, uses_dependencies = self._remembered_tasks(data["job"])
         self._check_slots(pool, tasks)
         job = self._job(data["job"], name, pool.id, uses_dependencies)
         download = self._download(data.get("download"))
@@ -137,6 +147,42 @@ class _Builder:
             setup_timeout=(data.get("wait") or {}).get("setupTimeout"),
             warnings=tuple(self.warnings),
         )
+
+    def _remembered_tasks(self, job: dict[str, Any]) -> tuple[list[Task], bool]:
+        """`_tasks(job)`, taken from the cache when everything they are made from is as it was."""
+        key = self._tasks_key(job) if self.cache is not None else None
+        if self.cache is None or key is None:
+            return self._tasks(job)
+        found = self.cache.tasks(key)
+        if found is not None:
+            tasks, uses_dependencies, warnings = found
+            self.warnings.extend(warnings)
+            return list(tasks), uses_dependencies
+        before = len(self.warnings)
+        tasks, uses_dependencies = self._tasks(job)
+        if not self.errors:
+            self.cache.put_tasks(key, (tuple(tasks), uses_dependencies, tuple(self.warnings[before:])))
+        return tasks, uses_dependencies
+
+    def _tasks_key(self, job: dict[str, Any]) -> str | None:
+        """A digest of all the tasks are made from (spec/cache.py), or None when the spec's
+        values do not serialise (nothing is remembered then)."""
+        digest = hashlib.sha256(code_digest().encode())
+        try:
+            head = [str(self.doc.path), str(self.doc.base_dir.resolve()), self.doc.digest, self.vars]
+            digest.update(canonical_json(head).encode())
+        except (TypeError, ValueError):
+            return None
+        for blob in (b for blobs in self.blobs.values() for b in blobs):
+            digest.update(b"\n" + canonical_json((blob.ref, blob.source, blob.size, blob.sha256)).encode())
+        templates = job["tasks"] if isinstance(job["tasks"], list) else [job["tasks"]]
+        for template in templates:
+            pattern = (template.get("forEach") or {}).get("files") if isinstance(template, dict) else None
+            if isinstance(pattern, str):
+                found = self.listed.setdefault(pattern, files.match(self.base, pattern))
+                listing = [(f.relative, f.shown, f.size) for f in found]
+                digest.update(b"\n" + canonical_json([pattern, listing]).encode())
+        return digest.hexdigest()
 
     def _check_slots(self, pool: Pool, tasks: list[Task]) -> None:
         """A task needing more slots than a node has is never scheduled ("A Task can only be
@@ -225,7 +271,7 @@ class _Builder:
                         name=prefix + f.relative,
                         source=f.path,
                         size=f.size,
-                        sha256=files.sha256_file(f.path),
+                        sha256=self.cache.sha256(f) if self.cache else files.sha256_file(f.path),
                     )
                     if blob.name in by_name and by_name[blob.name][0].source != blob.source:
                         self.error(
@@ -236,6 +282,8 @@ class _Builder:
                     by_name[blob.name] = (blob, path)
             self.blobs[cname] = sorted((b for b, _ in by_name.values()), key=lambda b: b.name)
             self.blob_by_ref.update({b.ref: b for b in self.blobs[cname]})
+        if self.cache is not None and not self.errors:
+            self.cache.save_hashes()
         return tuple(containers)
 
     def _check_container_metadata(self, container: Container, owner: str) -> None:
@@ -569,7 +617,7 @@ class _Builder:
     ) -> list[Task]:
         """The template's tasks, one per forEach item."""
         for_each = template.pop("forEach", None)
-        found = expand.items(for_each, self.base, self.blobs)
+        found = expand.items(for_each, self.base, self.blobs, self.listed)
         if isinstance(found, str):
             self.error(found, (*base_path, "forEach"))
             return []

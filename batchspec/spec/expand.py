@@ -8,7 +8,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from batchspec.model import Blob
-from batchspec.spec.files import match
+from batchspec.spec.files import LocalFile, match
 
 
 def file_item(name: str, path: str, size: int) -> dict[str, Any]:
@@ -47,14 +47,20 @@ def _shown(source: str, resolved_base: Path) -> str:
 
 
 def items(
-    for_each: dict[str, Any] | None, base_dir: Path, blobs_by_container: dict[str, list[Blob]]
+    for_each: dict[str, Any] | None,
+    base_dir: Path,
+    blobs_by_container: dict[str, list[Blob]],
+    listed: dict[str, list[LocalFile]] | None = None,
 ) -> list[Any] | str:
-    """The items of a forEach, or an error message (the caller knows the location)."""
+    """The items of a forEach, or an error message (the caller knows the location). `listed`
+    holds the globs already matched, by pattern."""
     if for_each is None:
         return [None]
     kind, spec = next(iter(for_each.items()))
     if kind == "files":
-        found = match(base_dir, spec)
+        found = (listed or {}).get(spec)
+        if found is None:
+            found = match(base_dir, spec)
         if not found:
             return f"forEach.files {spec!r} matches no file (relative to {base_dir or '.'})"
         return [file_item(f.relative, f.shown, f.size) for f in found]

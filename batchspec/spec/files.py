@@ -7,18 +7,25 @@ import hashlib
 import os
 import re
 import stat
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import NamedTuple
 
 _CHUNK = 1024 * 1024
 
 
-@dataclass(frozen=True)
-class LocalFile:
+class LocalFile(NamedTuple):
+    # A tuple rather than a frozen dataclass: a glob of 100,000 files makes as many.
     path: str  # absolute, resolved
     relative: str  # relative to the glob's fixed leading folders, POSIX separators
     shown: str  # as the user wrote it: relative to the spec's folder
     size: int = 0  # bytes, when it was matched
+    # (size, mtime_ns, ctime_ns, inode, device) when it was matched: what tells a file that
+    # changed from one that did not without reading it (spec/cache.py)
+    identity: tuple[int, ...] = ()
+
+
+# A path with an empty, `.` or `..` segment, which normpath would rewrite.
+_UNNORMAL = re.compile(r"(?:^|[/\\])\.{1,2}(?:[/\\]|$)|[/\\]{2}|[/\\]$")
 
 
 def match(base_dir: Path, pattern: str) -> list[LocalFile]:
@@ -36,31 +43,40 @@ def match(base_dir: Path, pattern: str) -> list[LocalFile]:
     anchor = os.path.normpath((base_dir / Path(*fixed)) if fixed else base_dir)
     inside = anchor + os.sep if anchor != os.sep else anchor
     base = os.fspath(base_dir)
+    joined = base if base.endswith(os.sep) else base + os.sep  # what os.path.join(base, x) starts with
+    normal_base = os.path.normpath(base)
+    normal_joined = "" if normal_base == os.curdir else os.path.join(normal_base, "")
     found: list[LocalFile] = []
     real_folders: dict[str, str] = {}
-    # String paths (os.path) rather than Path objects, and each folder resolved once: the same
-    # results, several times faster for globs that match thousands of files.
+    # String paths (os.path) rather than Path objects, each folder resolved once, and joins and
+    # normpath by string where a relative hit has nothing for them to rewrite: the same results,
+    # several times faster for globs that match thousands of files.
     for hit in sorted(glob.glob(pattern, root_dir=base_dir, recursive=True)):
-        unresolved = hit if os.path.isabs(hit) else os.path.join(base, hit)
-        real, size = _regular_file(unresolved, real_folders)
-        if real is None:
+        absolute = os.path.isabs(hit)
+        unresolved = hit if absolute else joined + hit
+        real, st = _regular_file(unresolved, real_folders)
+        if real is None or st is None:
             Path(unresolved).resolve()  # raises on a symlink loop, as before
             continue
-        normal = os.path.normpath(unresolved)
+        if absolute or _UNNORMAL.search(hit):
+            normal = os.path.normpath(unresolved)
+        else:
+            normal = normal_joined + hit
         relative = normal[len(inside) :] if normal.startswith(inside) else os.path.relpath(normal, anchor)
         found.append(
             LocalFile(
-                path=real,
-                relative=relative.replace(os.sep, "/"),
-                shown=hit.replace(os.sep, "/"),
-                size=size,
+                real,
+                relative.replace(os.sep, "/"),
+                hit.replace(os.sep, "/"),
+                st.st_size,
+                (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev),
             )
         )
     return found
 
 
-def _regular_file(path: str, real_folders: dict[str, str]) -> tuple[str | None, int]:
-    """(what `os.path.realpath(path)` gives, its size) if that is a regular file, else (None, 0).
+def _regular_file(path: str, real_folders: dict[str, str]) -> tuple[str | None, os.stat_result | None]:
+    """(what `os.path.realpath(path)` gives, its stat) if that is a regular file, else (None, None).
 
     A file that is not a link is its resolved folder joined with its name: one lstat instead of
     resolving every component of its path again (five lstat calls a file in /tmp/x/data/).
@@ -71,13 +87,14 @@ def _regular_file(path: str, real_folders: dict[str, str]) -> tuple[str | None, 
             real = os.path.realpath(path)
             st = os.stat(real)
         else:
-            folder, name = os.path.split(path)
-            if folder not in real_folders:
-                real_folders[folder] = os.path.realpath(folder)
-            real = os.path.join(real_folders[folder], name)
+            folder, _, name = path.rpartition(os.sep)
+            real_folder = real_folders.get(folder)
+            if real_folder is None:
+                real_folder = real_folders[folder] = os.path.realpath(folder or os.sep)
+            real = real_folder + name if real_folder.endswith(os.sep) else real_folder + os.sep + name
     except OSError:
-        return None, 0
-    return (real, st.st_size) if stat.S_ISREG(st.st_mode) else (None, 0)
+        return None, None
+    return (real, st) if stat.S_ISREG(st.st_mode) else (None, None)
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:

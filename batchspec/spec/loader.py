@@ -8,6 +8,7 @@ plain JSON-like tags are accepted, and alias expansion is bounded (billion laugh
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ class Document:
     data: dict[str, Any]
     marks: dict[Path_, tuple[int, int]] = field(default_factory=dict)
     key_marks: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+    digest: str = ""  # sha256 of the bytes it was read from
 
     @property
     def base_dir(self) -> Path:
@@ -69,7 +71,7 @@ def load(path: str | Path) -> Document:
             [SpecError(f"file is larger than {_MAX_BYTES // 1024 // 1024} MiB", location=Location(shown))]
         )
     text = _decode(raw, shown)
-    doc = Document(path=Path(shown), data={})
+    doc = Document(path=Path(shown), data={}, digest=hashlib.sha256(raw).hexdigest())
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:

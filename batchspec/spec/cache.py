@@ -1,0 +1,161 @@
+"""What building a spec remembers between runs: a plan of 100,000 tasks that finds nothing
+changed does not hash 100,000 files and expand 100,000 task templates again (~6 s of its ~10).
+
+A memo of local inputs only, never of live state, which every run reads (docs/architecture.md):
+- each upload's sha256 by the file's stat (size, mtime, ctime, inode, device). A file whose
+  change time is within two seconds of its hashing is not remembered: a write in the same clock
+  tick would leave its stat as it was (git's "racily clean" index entries);
+- the expanded tasks, with the warnings their expansion gave, by a digest of everything they
+  are made from: batchspec's own code, the spec's path and bytes, the resolved vars, every
+  upload's name, source, size and sha256, and what each forEach.files matches;
+- the spec's TasksDigest (plan/stamps), by that digest and the pool's.
+
+Losing it loses nothing but time: a cache miss builds as if there were none. One folder per
+spec file; its entries are pickles written whole (a temporary file renamed over the old) and
+read back by an unpickler that makes nothing but batchspec's records.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import hashlib
+import io
+import os
+import pickle
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from batchspec.spec.files import LocalFile, sha256_file
+
+_RACY_NS = 2_000_000_000
+_FORMAT = 1  # bumped when what an entry holds changes shape
+
+
+class BuildCache:
+    """The memo of one spec file's builds, in `root` (the user's batchspec data folder's cache)."""
+
+    def __init__(self, root: Path, spec_path: str | os.PathLike[str], *, refresh: bool = False):
+        self.refresh = refresh  # trust nothing remembered (but remember anew)
+        where = hashlib.sha256(os.path.realpath(spec_path).encode()).hexdigest()[:32]
+        self.folder = Path(root) / where
+        self._hashes: dict[str, tuple[tuple[int, ...], str]] | None = None
+        self._used: dict[str, tuple[tuple[int, ...], str]] = {}
+        self.tasks_key: str | None = None  # set by the build that used this cache
+
+    # -- files' digests --------------------------------------------------------------------
+
+    def sha256(self, file: LocalFile) -> str:
+        """The file's sha256: remembered if its stat is what it was, else read."""
+        if self._hashes is None:
+            self._hashes = self._load("files", dict) or {}
+        known = self._hashes.get(file.path)
+        if known is not None and file.identity and known[0] == file.identity:
+            self._used[file.path] = known
+            return known[1]
+        digest = sha256_file(file.path)
+        if file.identity and time.time_ns() - max(file.identity[1], file.identity[2]) > _RACY_NS:
+            self._used[file.path] = (file.identity, digest)
+        return digest
+
+    def save_hashes(self) -> None:
+        """Keep the digests this build used (a file no longer uploaded is forgotten)."""
+        if self._hashes is not None and self._used != self._hashes:
+            self._store("files", self._used)
+            self._hashes = dict(self._used)
+
+    # -- tasks --------------------------------------------------------------------------------
+
+    def tasks(self, key: str) -> Any | None:
+        """What `put_tasks` kept under `key`, or None."""
+        self.tasks_key = key
+        found = self._load("tasks", tuple)
+        return found[1] if found is not None and found[0] == key else None
+
+    def put_tasks(self, key: str, value: Any) -> None:
+        self._store("tasks", (key, value))
+
+    def tasks_digest(self, pool_key: str, compute: Callable[[], str]) -> str:
+        """The spec's TasksDigest for the tasks this build made and a pool of `pool_key`."""
+        if self.tasks_key is None:
+            return compute()
+        key = f"{self.tasks_key}:{pool_key}"
+        found = self._load("digest", tuple)
+        if found is not None and found[0] == key:
+            return found[1]
+        digest = compute()
+        self._store("digest", (key, digest))
+        return digest
+
+    # -- entries ------------------------------------------------------------------------------
+
+    def _load(self, name: str, kind: type) -> Any | None:
+        if self.refresh:
+            return None
+        try:
+            raw = (self.folder / name).read_bytes()
+        except OSError:
+            return None
+        # Unpickling 100,000 tasks makes ~500,000 objects: without the collector running
+        # over them as they come it takes half the time.
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            found = _Records(io.BytesIO(raw)).load()
+        except Exception:  # an entry of another version, cut short, or not ours: a miss
+            return None
+        finally:
+            if enabled:
+                gc.enable()
+        if not isinstance(found, tuple) or len(found) != 2 or found[0] != (_FORMAT, code_digest()):
+            return None
+        return found[1] if isinstance(found[1], kind) else None
+
+    def _store(self, name: str, value: Any) -> None:
+        # A cache that cannot be written (a read-only home, a full disk) only costs time.
+        with contextlib.suppress(OSError):
+            self.folder.mkdir(parents=True, exist_ok=True)
+            fd, temporary = tempfile.mkstemp(dir=self.folder, prefix=f".{name}-")
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    pickle.dump(((_FORMAT, code_digest()), value), out, protocol=pickle.HIGHEST_PROTOCOL)
+                os.replace(temporary, self.folder / name)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(temporary)
+                raise
+
+
+class _Records(pickle.Unpickler):
+    """Makes batchspec's records and the builtins pickle itself encodes, and refuses any other
+    class or function an entry might name (a pickle can name any)."""
+
+    _MODULES = ("batchspec.model", "batchspec.errors")
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module in self._MODULES:
+            found = getattr(__import__(module, fromlist=[name]), name, None)
+            if isinstance(found, type) and found.__module__ == module:
+                return found
+        raise pickle.UnpicklingError(f"{module}.{name} is not a batchspec record")
+
+
+_CODE: str | None = None
+
+
+def code_digest() -> str:
+    """A digest of batchspec's own source (the emulator's aside): an entry made by other code
+    is not used."""
+    global _CODE
+    if _CODE is None:
+        package = Path(__file__).resolve().parent.parent
+        digest = hashlib.sha256()
+        for path in sorted(package.rglob("*.py")):
+            relative = path.relative_to(package).as_posix()
+            if not relative.startswith("emulator/"):
+                digest.update(b"\0" + relative.encode() + b"\0" + path.read_bytes())
+        _CODE = digest.hexdigest()
+    return _CODE
