@@ -44,6 +44,12 @@ SAS_EXPIRY = "batchspec-sas-expiry"
 # spec's and no other (plan.stamps.TasksDigest); a plan that finds its own digest there counts
 # the tasks instead of reading each (live/state.py).
 TASKS_STAMP = "batchspec-tasks"
+# On an earlier attempt's kept stdout.txt (apply/attempts.py): what apply saw of that attempt,
+# which the service forgets once the task is retried: its node, and when it started and ended
+# (ISO 8601, UTC), each only when seen.
+ATTEMPT_NODE = "batchspec_node"
+ATTEMPT_START = "batchspec_start"
+ATTEMPT_END = "batchspec_end"
 
 
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)

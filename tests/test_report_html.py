@@ -63,3 +63,32 @@ def test_a_retried_or_requeued_task_is_marked_and_every_value_is_escaped():
     assert "<b>x" not in page and "&lt;b&gt;x" in page
     assert "class='attempt failure moved'" in page
     assert "requeued 2 time(s)" in page and "cause: exit code 1" in page
+
+
+def test_each_earlier_attempt_apply_saw_is_a_bar_of_its_own_on_its_node():
+    seen = {"node": "n1", "startTime": "2026-12-05T10:00:01Z", "endTime": "2026-12-05T10:00:03Z"}
+    tasks = [
+        _task(
+            "r",
+            "n2",
+            "2026-12-05T10:00:06Z",
+            "2026-12-05T10:00:08Z",
+            retries=2,
+            earlier=[
+                {"attempt": 1, **seen},
+                {"attempt": 2, "endTime": "2026-12-05T10:00:05Z"},  # not seen running: not drawn
+            ],
+        ),
+        _task("s", "n1", "2026-12-05T10:00:02Z", "2026-12-05T10:00:04Z"),  # beside attempt 1
+    ]
+    page = render(_report(tasks), now=datetime(2026, 12, 5, 10, 1, tzinfo=timezone.utc))
+    bar = r"<rect class='([^']*)' data-task='(\w)' x='[\d.]+' y='([\d.]+)'.*?<title>([^<]*)"
+    bars = re.findall(bar, page)
+    by_task = {}
+    for classes, task, y, tip in bars:
+        by_task.setdefault(task, []).append((classes, float(y), tip))
+    assert [c for c, _, _ in by_task["r"]] == ["attempt failure earlier", "attempt success moved"]
+    earlier = by_task["r"][0]
+    assert "attempt 1 of 3, failed and retried, 2.0s on n1" in earlier[2]
+    assert earlier[1] != by_task["s"][0][1]  # side by side on n1: lanes of their own
+    assert "retried 2, requeued 0 time(s)" in by_task["r"][1][2]

@@ -11,7 +11,7 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
 from batchspec.errors import ApplyError, UsageError
 from batchspec.live.batch import file_bytes
-from batchspec.model import DesiredState
+from batchspec.model import ATTEMPT_END, ATTEMPT_NODE, ATTEMPT_START, DesiredState
 
 _FOLLOW_POLL = 1.0  # seconds between looks at a running task's file
 
@@ -78,15 +78,38 @@ def read_attempt(target: Any, desired: DesiredState, task_id: str, name: str, at
 
 def _kept(target: Any, desired: DesiredState, task_id: str) -> list[int]:
     """The earlier attempts whose logs were kept."""
-    assert desired.logs is not None
-    prefix = f"{desired.logs.path(desired.job.id, task_id)}/attempt-"
+    return sorted(kept_attempts(target, desired, [task_id]).get(task_id, {}))
+
+
+def kept_attempts(target: Any, desired: DesiredState, task_ids: list[str]) -> dict[str, dict[int, dict]]:
+    """The tasks' earlier attempts whose logs apply kept (apply/attempts.py), by task and
+    attempt, each with what apply saw of it: {"node", "startTime", "endTime"}, those it saw.
+    One listing per task, or one of the whole job's logs for more than `_ONE_BY_ONE` tasks."""
+    if desired.logs is None or not task_ids:
+        return {}
     container = target.blob.get_container_client(desired.logs.container)
+    job = desired.logs.path(desired.job.id, "")
+    prefixes = [f"{job}{t}/attempt-" for t in task_ids] if len(task_ids) <= _ONE_BY_ONE else [job]
+    wanted = set(task_ids)
+    found: dict[str, dict[int, dict]] = {}
     try:
-        listed = [b.name for b in container.list_blobs(name_starts_with=prefix)]
+        for prefix in prefixes:
+            for blob in container.list_blobs(name_starts_with=prefix, include=["metadata"]):
+                task, _, rest = blob.name[len(job) :].partition("/attempt-")
+                number, _, name = rest.partition("/")
+                if task not in wanted or not number.isdigit():
+                    continue
+                seen = found.setdefault(task, {}).setdefault(int(number), {})
+                if name == "stdout.txt":
+                    meta = blob.metadata or {}
+                    seen |= {k: meta[m] for k, m in _SEEN.items() if meta.get(m)}
     except ResourceNotFoundError:
-        return []
-    numbers = {name[len(prefix) :].partition("/")[0] for name in listed}
-    return sorted(int(n) for n in numbers if n.isdigit())
+        return {}
+    return found
+
+
+_ONE_BY_ONE = 50
+_SEEN = {"node": ATTEMPT_NODE, "startTime": ATTEMPT_START, "endTime": ATTEMPT_END}
 
 
 def _retries(target: Any, desired: DesiredState, task_id: str) -> int | None:

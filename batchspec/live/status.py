@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from batchspec.live import batch, storage, triage
+from batchspec.live import batch, logs, storage, triage
 from batchspec.model import OWNER, DesiredState, metadata
 
 TASK_FIELDS = ["id", "state", "executionInfo", "nodeInfo"]
@@ -87,7 +87,7 @@ def read(target: Any, desired: DesiredState, known: dict[str, Any] | None = None
             "owned": metadata(job).get(OWNER) == desired.name,
             "preparation": [_preparation(p) for p in preparations] if has_preparation else None,
         },
-        "tasks": [_task(t) for t in tasks],
+        "tasks": _with_earlier(target, desired, [_task(t) for t in tasks]),
         "causes": [c.as_dict() for c in triage.triage(tasks, nodes, pool, preparations)],
     }
 
@@ -124,6 +124,17 @@ def _task(task: dict[str, Any]) -> dict[str, Any]:
         "requeues": info.get("requeueCount") or 0,
         "cause": triage.task_cause(task),
     }
+
+
+def _with_earlier(target: Any, desired: DesiredState, tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The tasks, each retried one with its earlier attempts whose logs apply kept ("earlier":
+    number, node, startTime, endTime as far as apply saw them; the service keeps only the last)."""
+    retried = [t["id"] for t in tasks if t["retries"]]
+    kept = logs.kept_attempts(target, desired, retried) if retried else {}
+    for task in tasks:
+        if task["id"] in kept:
+            task["earlier"] = [{"attempt": n, **seen} for n, seen in sorted(kept[task["id"]].items())]
+    return tasks
 
 
 def _node(node: dict[str, Any]) -> dict[str, Any]:

@@ -1,13 +1,14 @@
 """The run report: one self-contained HTML file (inline SVG, CSS and a few lines of script; no
 network), from what `status` reads (live/status.py).
 
-- a node x time timeline: each task's last attempt is a bar on its node, coloured by result,
-  with its retries and requeues marked and told in the tooltip; each node's start task too;
+- a node x time timeline: each task attempt is a bar on its node, coloured by result, with its
+  retries and requeues marked and told in the tooltip; each node's start task too;
 - the tasks by state, node-hours used (dedicated and spot), the failures by cause;
 - a table of the tasks, sortable by any column.
 
-The service keeps only a task's last attempt (executionInfo); earlier attempts show as the
-retry and requeue counts on that bar.
+The service keeps only a task's last attempt (executionInfo); an earlier one is drawn from what
+apply saw of it while it waited (its kept logs, apply/attempts.py), else it shows only in the
+retry count on the last attempt's bar.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ h1{font-size:20px;margin:0 0 4px}h2{font-size:16px;margin:24px 0 8px}
 svg text{font:11px monospace;fill:#5b6472}
 rect.success{fill:#2e9e5b}rect.failure{fill:#d64545}rect.running{fill:#3577d4}rect.other{fill:#9aa3af}
 rect.start{fill:#c9ced6}rect.start.failure{fill:#f0a3a3}rect.moved{stroke:#e0a21b;stroke-width:2}
+rect.earlier{fill-opacity:.55}
 table{border-collapse:collapse;margin-top:8px}
 th,td{padding:3px 10px;border-bottom:1px solid #eceff3;text-align:left}
 th{cursor:pointer;user-select:none;background:#f6f7f9}td.num{text-align:right}
@@ -119,29 +121,48 @@ def _bar_class(result: str | None, state: str | None) -> str:
     return "running" if state in ("running", "preparing") else "other"
 
 
-def _lanes(tasks: list[dict], now: datetime) -> dict[str, int]:
-    """A lane of its node's row for each task, so that tasks running side by side on one node
-    (several task slots) do not hide one another: the first lane free when the task starts."""
+def _runs(tasks: list[dict], now: datetime) -> list[dict]:
+    """Every attempt that can be drawn: each task's last (where the service says it ran) and
+    the earlier ones apply saw whole (node, start and end), each {"key", "task", "node", "start",
+    "end", "attempt"}, attempt None for the last."""
+    runs = []
+    for task in tasks:
+        for seen in task.get("earlier") or ():
+            if seen.get("node") and seen.get("startTime") and seen.get("endTime"):
+                begin, end = _time(seen["startTime"]), _time(seen["endTime"])
+                runs.append(
+                    {"key": f"{task['id']}#{seen['attempt']}", "task": task, "node": seen["node"]}
+                    | {"start": begin, "end": max(begin, end), "attempt": seen["attempt"]}
+                )
+        if task.get("startTime") and task.get("node"):
+            begin, end = _time(task["startTime"]), _time(task.get("endTime")) or now
+            runs.append({"key": task["id"], "task": task, "node": task["node"], "start": begin, "end": end})
+            runs[-1]["attempt"] = None
+    return runs
+
+
+def _lanes(runs: list[dict]) -> dict[str, int]:
+    """A lane of its node's row for each attempt, so that tasks running side by side on one
+    node (several task slots) do not hide one another: the first lane free when it starts."""
     lane_of: dict[str, int] = {}
     by_node: dict[str, list[dict]] = {}
-    for task in tasks:
-        if task.get("startTime") and task.get("node"):
-            by_node.setdefault(task["node"], []).append(task)
+    for run in runs:
+        by_node.setdefault(run["node"], []).append(run)
     for placed in by_node.values():
         ends: list[datetime] = []
-        for task in sorted(placed, key=lambda t: _time(t["startTime"])):
-            begin, finish = _time(task["startTime"]), _time(task.get("endTime")) or now
-            lane = next((i for i, busy_until in enumerate(ends) if busy_until <= begin), len(ends))
+        for run in sorted(placed, key=lambda r: r["start"]):
+            lane = next((i for i, busy_until in enumerate(ends) if busy_until <= run["start"]), len(ends))
             if lane < len(ends):
-                ends[lane] = finish
+                ends[lane] = run["end"]
             else:
-                ends.append(finish)
-            lane_of[task["id"]] = lane
+                ends.append(run["end"])
+            lane_of[run["key"]] = lane
     return lane_of
 
 
 def _timeline(tasks: list[dict], nodes: list[dict], now: datetime) -> str:
-    spans = [(_time(t["startTime"]), _time(t["endTime"]) or now) for t in tasks if t.get("startTime")]
+    runs = _runs(tasks, now)
+    spans = [(r["start"], r["end"]) for r in runs]
     spans += [
         (_time(n["startTask"]["startTime"]), _time(n["startTask"].get("endTime")) or now)
         for n in nodes
@@ -152,12 +173,11 @@ def _timeline(tasks: list[dict], nodes: list[dict], now: datetime) -> str:
     begin = min(s for s, _ in spans)
     total = max((e - begin).total_seconds() for _, e in spans) or 1.0
     ids = [n["id"] for n in nodes]
-    ids += sorted({t["node"] for t in tasks if t.get("node") and t["node"] not in ids})
-    lane_of = _lanes(tasks, now)
+    ids += sorted({r["node"] for r in runs if r["node"] not in ids})
+    lane_of = _lanes(runs)
     lanes = {node_id: 1 for node_id in ids}  # the start task's lane, then one per side-by-side task
-    for task in tasks:
-        if task["id"] in lane_of:
-            lanes[task["node"]] = max(lanes[task["node"]], lane_of[task["id"]] + 1)
+    for run in runs:
+        lanes[run["node"]] = max(lanes[run["node"]], lane_of[run["key"]] + 1)
     top: dict[str, int] = {}
     y = 0
     for node_id in ids:
@@ -176,22 +196,24 @@ def _timeline(tasks: list[dict], nodes: list[dict], now: datetime) -> str:
         ended = start.get("result") or "running"
         tip = f"start task on {node['id']}: {ended}, exit code {start.get('exitCode')}"
         out.append(_rect("start-task " + kind, x(s), top[node["id"]] + 3, x(e) - x(s), tip))
-    for task in tasks:
-        if task["id"] not in lane_of:
-            continue
-        s, e = _time(task["startTime"]), _time(task.get("endTime")) or now
-        kind = _bar_class(task.get("result"), task.get("state"))
-        moved = task.get("retries") or task.get("requeues")
-        tip = (
-            f"{task['id']}: {task.get('result') or task.get('state')}, exit code {task.get('exitCode')}, "
-            f"{(e - s).total_seconds():.1f}s on {task['node']}"
-        )
-        if task.get("cause"):
-            tip += f"; cause: {task['cause']}"
-        if moved:
-            tip += f"; retried {task.get('retries', 0)}, requeued {task.get('requeues', 0)} time(s)"
-        classes = f"attempt {kind}" + (" moved" if moved else "")
-        y_bar = top[task["node"]] + lane_of[task["id"]] * _ROW + 3
+    for run in runs:
+        task, s, e = run["task"], run["start"], run["end"]
+        took = f"{(e - s).total_seconds():.1f}s on {run['node']}"
+        if run["attempt"] is not None:  # an earlier attempt: it failed, or it would not be retried
+            tip = f"{task['id']}: attempt {run['attempt']} of {task['retries'] + 1}, failed and retried"
+            tip += f", {took}"
+            classes = "attempt failure earlier"
+        else:
+            kind = _bar_class(task.get("result"), task.get("state"))
+            moved = task.get("retries") or task.get("requeues")
+            tip = f"{task['id']}: {task.get('result') or task.get('state')}, "
+            tip += f"exit code {task.get('exitCode')}, {took}"
+            if task.get("cause"):
+                tip += f"; cause: {task['cause']}"
+            if moved:
+                tip += f"; retried {task.get('retries', 0)}, requeued {task.get('requeues', 0)} time(s)"
+            classes = f"attempt {kind}" + (" moved" if moved else "")
+        y_bar = top[run["node"]] + lane_of[run["key"]] * _ROW + 3
         out.append(_rect(classes, x(s), y_bar, x(e) - x(s), tip, task["id"]))
     height = y + 16
     axis = f"<text x='{_LABEL}' y='{height - 2}'>0s</text>"

@@ -4,6 +4,7 @@ failures by cause."""
 
 from __future__ import annotations
 
+import re
 import time
 
 from support.workspace import Workspace
@@ -128,6 +129,16 @@ def test_every_attempt_s_logs_are_kept_while_apply_waits_and_outlive_the_job(
     assert beyond.returncode == 2 and "has run 3 attempt(s), not 4" in beyond.stderr
     none = workspace.run("logs", "spec.yaml", "topn-taskdata0", "--attempt", "1", "--var", FLAKY)
     assert none.returncode == 0 and none.stdout == ""  # one attempt: the first is the last
+
+    # The run report draws a bar per attempt: the earlier two from what apply saw of them.
+    assert workspace.run("report", "spec.yaml", "--out", "r.html", "--var", FLAKY).returncode == 0
+    page = (workspace.root / "r.html").read_text()
+    bars = re.findall(r"<rect class='([^']*)' data-task='topn-taskdata1'[^>]*><title>([^<]*)", page)
+    assert [c for c, _ in bars] == ["attempt failure earlier"] * 2 + ["attempt success moved"], bars
+    node = next(n.id for n in batch_client.list_nodes(f"{workspace.name}-pool"))
+    earlier = [tip for _, tip in bars[:2]]
+    assert [tip.split(", ")[0].split(": ")[1] for tip in earlier] == ["attempt 1 of 3", "attempt 2 of 3"]
+    assert all(tip.endswith(f"on {node}") for tip in earlier), earlier
 
     # The job goes (a replaced job or a destroy takes it): the kept attempts stay readable.
     batch_client.begin_delete_job(f"{workspace.name}-job", polling_interval=0.2).result()
