@@ -10,6 +10,7 @@ Every test gets its own spec name, so tests never share a resource. batchspec is
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -60,9 +61,11 @@ def clean_ws(tmp_path, clean) -> rs.Workspace:
 @pytest.fixture(scope="session")
 def figures(request):
     """Figures of this run (faults injected, kills, timings): saved in pytest's cache under
-    `reliability/figures` (`.pytest_cache/v/reliability/figures`) for docs/reliability.md."""
+    `reliability/figures` (`.pytest_cache/v/reliability/figures`, or `figures-gw0`, ... one per
+    pytest-xdist worker) for docs/reliability.md."""
     found: dict = {}
     yield found
     cache = getattr(request.config, "cache", None)  # absent with -p no:cacheprovider
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
     if found and cache is not None:
-        cache.set("reliability/figures", found)
+        cache.set(f"reliability/figures-{worker}" if worker else "reliability/figures", found)

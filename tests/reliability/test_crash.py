@@ -57,52 +57,67 @@ def _task_ids(stack: Stack, ws: rs.Workspace) -> list[str]:
     return [t.id for t in stack.batch_client().list_tasks(f"{ws.name}-job")]
 
 
-def test_applies_killed_at_seeded_moments_converge_on_the_next_apply(tmp_path, clean, request, figures):
-    iterations = request.config.getoption("--crash-iterations")
-    rng = random.Random(request.config.getoption("--crash-seed"))
+def pytest_generate_tests(metafunc):
+    # One test per kill, so that the workers share them (each is ~12 s of applies).
+    if "crash_iteration" in metafunc.fixturenames:
+        metafunc.parametrize("crash_iteration", range(metafunc.config.getoption("--crash-iterations")))
+
+
+def _delay(seed: int, iteration: int) -> float:
+    """The kill's moment in its phase: the seeded generator's `iteration`-th draw, as when the
+    iterations ran one after another in one test."""
+    rng = random.Random(seed)
+    for i in range(iteration + 1):
+        delay = round(rng.uniform(0, PHASES[i % len(PHASES)][2]), 3)
+    return delay
+
+
+def test_applies_killed_at_seeded_moments_converge_on_the_next_apply(
+    tmp_path, clean, request, figures, crash_iteration
+):
+    i = crash_iteration
+    seed = request.config.getoption("--crash-seed")
     env = {**clean.env, "PYTHONUNBUFFERED": "1"}
-    runs = []
-    for i in range(iterations):
-        phase, marker, jitter = PHASES[i % len(PHASES)]
-        delay = round(rng.uniform(0, jitter), 3)
-        ws = rs.Workspace.tutorial(tmp_path / f"run{i}", new_name(), env, inputs=6)
-        killed, before = _kill_in_phase(ws.popen_apply("--var", rs.slow(TASK_SECONDS)), marker, delay)
-        assert killed, f"iteration {i}: apply ended before the kill in phase {phase}:\n{before}"
-        parts = len(list((ws.root / "out").glob(".*.part"))) if (ws.root / "out").exists() else 0
+    phase, marker, _ = PHASES[i % len(PHASES)]
+    delay = _delay(seed, i)
+    ws = rs.Workspace.tutorial(tmp_path / f"run{i}", new_name(), env, inputs=6)
+    killed, before = _kill_in_phase(ws.popen_apply("--var", rs.slow(TASK_SECONDS)), marker, delay)
+    assert killed, f"iteration {i}: apply ended before the kill in phase {phase}:\n{before}"
+    parts = len(list((ws.root / "out").glob(".*.part"))) if (ws.root / "out").exists() else 0
 
-        started = time.monotonic()
-        if i == 0:  # the killed holder's lease lapses by itself
-            rerun = ws.apply("--var", rs.slow(TASK_SECONDS), "--lock-timeout", "30s")
-        else:
-            unlock = ws.run("force-unlock", "spec.yaml")
-            assert unlock.returncode == 0 and f"unlocked {ws.name}" in unlock.stdout, unlock.stderr
-            rerun = ws.apply("--var", rs.slow(TASK_SECONDS))
-        assert rerun.returncode == 0, f"iteration {i} ({phase}):\n{before}\n{rerun.stdout}{rerun.stderr}"
-        rerun_seconds = time.monotonic() - started
+    started = time.monotonic()
+    if i == 0:  # the killed holder's lease lapses by itself
+        rerun = ws.apply("--var", rs.slow(TASK_SECONDS), "--lock-timeout", "30s")
+    else:
+        unlock = ws.run("force-unlock", "spec.yaml")
+        assert unlock.returncode == 0 and f"unlocked {ws.name}" in unlock.stdout, unlock.stderr
+        rerun = ws.apply("--var", rs.slow(TASK_SECONDS))
+    assert rerun.returncode == 0, f"iteration {i} ({phase}):\n{before}\n{rerun.stdout}{rerun.stderr}"
+    rerun_seconds = time.monotonic() - started
 
-        ws.check_outputs()  # every output correct, no temporary download file left behind
-        ids = _task_ids(clean, ws)
-        assert sorted(ids) == sorted(f"topn-taskdata{n}" for n in range(6)), ids
-        assert len(ids) == len(set(ids))
-        if phase in ("task wait", "download"):  # tasks submitted before the kill are not redone
-            assert "submitting" not in rerun.stdout and "removing" not in rerun.stdout, rerun.stdout
-        again = ws.apply("--var", rs.slow(TASK_SECONDS))
-        assert again.returncode == 0 and "No changes." in again.stdout, again.stdout + again.stderr
+    ws.check_outputs()  # every output correct, no temporary download file left behind
+    ids = _task_ids(clean, ws)
+    assert sorted(ids) == sorted(f"topn-taskdata{n}" for n in range(6)), ids
+    assert len(ids) == len(set(ids))
+    if phase in ("task wait", "download"):  # tasks submitted before the kill are not redone
+        assert "submitting" not in rerun.stdout and "removing" not in rerun.stdout, rerun.stdout
+    again = ws.apply("--var", rs.slow(TASK_SECONDS))
+    assert again.returncode == 0 and "No changes." in again.stdout, again.stdout + again.stderr
 
-        destroy = ws.run("destroy", "spec.yaml", "--auto-approve")
-        assert destroy.returncode == 0, destroy.stdout + destroy.stderr
-        rs.assert_nothing_owned(ws, clean)
-        runs.append(
-            {
-                "phase": phase,
-                "delay_s": delay,
-                "rerun_s": round(rerun_seconds, 1),
-                "part_files_left_by_the_kill": parts,
-                "rerun_plan": next((ln for ln in rerun.stdout.splitlines() if ln.startswith("Plan:")), ""),
-            }
-        )
-    figures["crashes"] = {"iterations": iterations, "seed": request.config.getoption("--crash-seed")}
-    figures["crash_runs"] = runs
+    destroy = ws.run("destroy", "spec.yaml", "--auto-approve")
+    assert destroy.returncode == 0, destroy.stdout + destroy.stderr
+    rs.assert_nothing_owned(ws, clean)
+    figures.setdefault("crashes", {"seed": seed, "iterations": 0})["iterations"] += 1
+    figures.setdefault("crash_runs", []).append(
+        {
+            "iteration": i,
+            "phase": phase,
+            "delay_s": delay,
+            "rerun_s": round(rerun_seconds, 1),
+            "part_files_left_by_the_kill": parts,
+            "rerun_plan": next((ln for ln in rerun.stdout.splitlines() if ln.startswith("Plan:")), ""),
+        }
+    )
 
 
 def test_a_killed_and_restarted_emulator_loses_no_task(tmp_path, azurite, figures):
