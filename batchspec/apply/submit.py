@@ -11,7 +11,6 @@ workflow does: a collection answered RequestBodyTooLarge is split in half, tasks
 from __future__ import annotations
 
 import threading
-import urllib.parse
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +19,7 @@ from azure.batch import BatchClient
 from azure.core.exceptions import HttpResponseError
 from azure.core.rest import HttpRequest
 
+from batchspec.live import batch as live_batch
 from batchspec.services import sdk
 
 MAX_TASKS = 100  # the service's limit per collection
@@ -95,7 +95,7 @@ def add_tasks(
 def _post(client: BatchClient, job_id: str, chunk: list[dict[str, Any]]) -> list[dict[str, Any]]:
     request = HttpRequest(
         "POST",
-        f"/jobs/{urllib.parse.quote(job_id, safe='')}/addtaskcollection",
+        live_batch.job_path(job_id, "addtaskcollection"),
         params={"api-version": sdk.batch_api_version(client)},
         headers={"Content-Type": "application/json; odata=minimalmetadata", "Accept": "application/json"},
         json={"value": chunk},

@@ -70,18 +70,23 @@ def pages(tasks: int) -> int:
     return -(-tasks // _PAGE)
 
 
+def job_path(job_id: str, operation: str) -> str:
+    """The path of a job's operation (`tasks`, `taskcounts`, ...), the id quoted whole."""
+    return f"/jobs/{urllib.parse.quote(job_id, safe='')}/{operation}"
+
+
 def count_tasks(client: BatchClient, job_id: str) -> dict[str, int] | None:
     """The job's task counts (active, running, completed, succeeded, failed); None if the job
     is gone. The service's counts may lag the tasks by a few seconds ("Get Task Counts"), so
     readers check what must be exact with a filtered listing."""
-    page = _get_json(client, f"/jobs/{urllib.parse.quote(job_id, safe='')}/taskcounts", {})
+    page = _get_json(client, job_path(job_id, "taskcounts"), {})
     return None if page is None else page.get("taskCounts")
 
 
 def any_task(client: BatchClient, job_id: str, where: str) -> bool:
     """Whether any task of the job matches the `$filter` `where` (one page of one id)."""
     params = {"$select": "id", "maxresults": "1", "$filter": where}
-    page = _get_json(client, f"/jobs/{urllib.parse.quote(job_id, safe='')}/tasks", params)
+    page = _get_json(client, job_path(job_id, "tasks"), params)
     return bool(page and page.get("value"))
 
 
@@ -108,7 +113,7 @@ def _read_range(
     keep: Callable[[dict[str, Any]], dict[str, Any]] | None,
 ) -> list[dict[str, Any]]:
     tasks: list[dict[str, Any]] = []
-    url: str | None = f"/jobs/{urllib.parse.quote(job_id, safe='')}/tasks"
+    url: str | None = job_path(job_id, "tasks")
     while url:
         page = _get_json(client, url, params)
         if page is None:
