@@ -38,9 +38,10 @@ def _stored_bytes(target: Any, desired: DesiredState, task_id: str, name: str) -
         return None
 
 
-def read(target: Any, desired: DesiredState, task_id: str, name: str) -> bytes:
-    """The whole file: the stored copy of a completed task, else the node's."""
-    completed = _state(target, desired, task_id) == "completed"
+def read(target: Any, desired: DesiredState, task_id: str, name: str, state: str | None = None) -> bytes:
+    """The whole file: the stored copy of a completed task, else the node's. `state`: the
+    task's, when the caller has just read it."""
+    completed = (state or _state(target, desired, task_id)) == "completed"
     data = _stored_bytes(target, desired, task_id, name) if completed else None
     if data is None:
         data = _node_bytes(target, desired.job.id, task_id, name, 0)
@@ -57,9 +58,9 @@ def read_attempt(target: Any, desired: DesiredState, task_id: str, name: str, at
     one's from the copy apply kept while it waited (apply/attempts.py), if it kept one."""
     if desired.logs is None:
         raise ApplyError(f"no attempts of task {task_id!r} are kept: the spec keeps no logs (logs: false)")
-    retries = _retries(target, desired, task_id)
+    retries, state = _retries(target, desired, task_id)
     if retries is not None and attempt == retries + 1:
-        return read(target, desired, task_id, name)
+        return read(target, desired, task_id, name, state)
     if retries is not None and attempt > retries + 1:
         raise UsageError(f"task {task_id!r} has run {retries + 1} attempt(s), not {attempt}")
     blob = f"{desired.logs.attempt_path(desired.job.id, task_id, attempt)}/{name}"
@@ -112,14 +113,14 @@ _ONE_BY_ONE = 50
 _SEEN = {"node": ATTEMPT_NODE, "startTime": ATTEMPT_START, "endTime": ATTEMPT_END}
 
 
-def _retries(target: Any, desired: DesiredState, task_id: str) -> int | None:
-    """The task's retryCount; None when it is gone from the job (its stored logs remain)."""
+def _retries(target: Any, desired: DesiredState, task_id: str) -> tuple[int | None, str]:
+    """The task's retryCount and state; None and "completed" when it is gone from the job (its
+    stored logs remain)."""
     try:
-        task = target.batch.get_task(desired.job.id, task_id, select=["id", "executionInfo"])
+        task = target.batch.get_task(desired.job.id, task_id, select=["id", "state", "executionInfo"])
     except ResourceNotFoundError:
-        _state(target, desired, task_id)  # a task the spec does not have is a usage error
-        return None
-    return task.execution_info.retry_count if task.execution_info else 0
+        return None, _state(target, desired, task_id)  # a task the spec does not have: a usage error
+    return (task.execution_info.retry_count if task.execution_info else 0), task.state
 
 
 def follow(
@@ -136,7 +137,7 @@ def follow(
         completed = _state(target, desired, task_id) == "completed"
         chunk = _node_bytes(target, desired.job.id, task_id, name, offset)
         if chunk is None and completed and offset == 0:  # its node is gone: the stored copy
-            yield read(target, desired, task_id, name)
+            yield read(target, desired, task_id, name, "completed")
             return
         if chunk:
             offset += len(chunk)
