@@ -173,14 +173,19 @@ class _Builder:
             digest.update(canonical_json(head).encode())
         except (TypeError, ValueError):
             return None
-        for blob in (b for blobs in self.blobs.values() for b in blobs):
-            digest.update(b"\n" + canonical_json((blob.ref, blob.source, blob.size, blob.sha256)).encode())
+        # Four fields an upload, none empty and none holding a NUL (a path cannot): joined by
+        # NULs they read back one way only.
+        uploads = (
+            f"{b.ref}\0{b.source}\0{b.size}\0{b.sha256}" for blobs in self.blobs.values() for b in blobs
+        )
+        digest.update("\0".join(uploads).encode("utf-8", "surrogateescape"))
         templates = job["tasks"] if isinstance(job["tasks"], list) else [job["tasks"]]
         for template in templates:
             pattern = (template.get("forEach") or {}).get("files") if isinstance(template, dict) else None
             if isinstance(pattern, str):
-                found = self.listed.setdefault(pattern, files.match(self.base, pattern))
-                listing = [(f.relative, f.shown, f.size) for f in found]
+                if pattern not in self.listed:
+                    self.listed[pattern] = files.match(self.base, pattern)
+                listing = [(f.relative, f.shown, f.size) for f in self.listed[pattern]]
                 digest.update(b"\n" + canonical_json([pattern, listing]).encode())
         return digest.hexdigest()
 

@@ -51,7 +51,7 @@ class BuildCache:
     def sha256(self, file: LocalFile) -> str:
         """The file's sha256: remembered if its stat is what it was, else read."""
         if self._hashes is None:
-            self._hashes = self._load("files", dict) or {}
+            self._hashes = self._load("files", dict, by_code=False) or {}
         known = self._hashes.get(file.path)
         if known is not None and file.identity and known[0] == file.identity:
             self._used[file.path] = known
@@ -64,7 +64,7 @@ class BuildCache:
     def save_hashes(self) -> None:
         """Keep the digests this build used (a file no longer uploaded is forgotten)."""
         if self._hashes is not None and self._used != self._hashes:
-            self._store("files", self._used)
+            self._store("files", self._used, by_code=False)
             self._hashes = dict(self._used)
 
     # -- tasks --------------------------------------------------------------------------------
@@ -92,7 +92,9 @@ class BuildCache:
 
     # -- entries ------------------------------------------------------------------------------
 
-    def _load(self, name: str, kind: type) -> Any | None:
+    def _load(self, name: str, kind: type, *, by_code: bool = True) -> Any | None:
+        """The entry `name` if it is a `kind` of this format (and, `by_code`, made by this code:
+        a file's digest does not depend on it, the tasks do)."""
         if self.refresh:
             return None
         try:
@@ -110,18 +112,18 @@ class BuildCache:
         finally:
             if enabled:
                 gc.enable()
-        if not isinstance(found, tuple) or len(found) != 2 or found[0] != (_FORMAT, code_digest()):
+        if not isinstance(found, tuple) or len(found) != 2 or found[0] != _version(by_code):
             return None
         return found[1] if isinstance(found[1], kind) else None
 
-    def _store(self, name: str, value: Any) -> None:
+    def _store(self, name: str, value: Any, *, by_code: bool = True) -> None:
         # A cache that cannot be written (a read-only home, a full disk) only costs time.
         with contextlib.suppress(OSError):
             self.folder.mkdir(parents=True, exist_ok=True)
             fd, temporary = tempfile.mkstemp(dir=self.folder, prefix=f".{name}-")
             try:
                 with os.fdopen(fd, "wb") as out:
-                    pickle.dump(((_FORMAT, code_digest()), value), out, protocol=pickle.HIGHEST_PROTOCOL)
+                    pickle.dump((_version(by_code), value), out, protocol=pickle.HIGHEST_PROTOCOL)
                 os.replace(temporary, self.folder / name)
             except BaseException:
                 with contextlib.suppress(OSError):
@@ -141,6 +143,10 @@ class _Records(pickle.Unpickler):
             if isinstance(found, type) and found.__module__ == module:
                 return found
         raise pickle.UnpicklingError(f"{module}.{name} is not a batchspec record")
+
+
+def _version(by_code: bool) -> tuple[int, str]:
+    return (_FORMAT, code_digest() if by_code else "")
 
 
 _CODE: str | None = None
