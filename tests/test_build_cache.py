@@ -172,11 +172,12 @@ def test_refresh_hashes_every_file_again(spec, tmp_path):
     build(spec, cache=cache)
     # A digest the cache holds for a file whose stat did not change is believed ...
     entry = cache.folder / "files"
-    kept = pickle.loads(entry.read_bytes())
+    with entry.open("rb") as f:
+        version, kept = pickle.load(f), pickle.load(f)
     path = str((spec.parent / "data" / "a.txt").resolve())
-    identity, _ = kept[1][path]
-    kept[1][path] = (identity, "0" * 64)
-    entry.write_bytes(pickle.dumps(kept))
+    identity, _ = kept[path]
+    kept[path] = (identity, "0" * 64)
+    entry.write_bytes(pickle.dumps(version) + pickle.dumps(kept))
     assert _build(spec, home).blobs[0].sha256 == "0" * 64
     # ... unless the build is told to trust nothing remembered, which remembers anew.
     assert _build(spec, home, refresh=True).blobs[0].sha256 == _sha("text of a\n")
@@ -195,7 +196,7 @@ def test_an_entry_naming_anything_but_batchspec_records_is_not_unpickled(spec, t
 
     for name in ("tasks", "files"):
         (cache.folder / name).write_bytes(
-            pickle.dumps((cache_module._version(name == "tasks"), Payload()))
+            pickle.dumps(cache_module._version(name == "tasks")) + pickle.dumps(Payload())
         )
     state = _build(spec, home)
     assert not witness.exists()
