@@ -82,6 +82,8 @@ def _prune(d: dict[str, Any]) -> dict[str, Any]:
 
 
 class _Record:
+    __slots__ = ()  # none of its own, so that a _Compact record has no instance dict at all
+
     def to_dict(self) -> dict[str, Any]:
         raise NotImplementedError
 
@@ -89,9 +91,22 @@ class _Record:
         return sha256_text(canonical_json(self.to_dict()))
 
 
+class _Compact(_Record):
+    """A record a spec may hold 100,000 of (its tasks and what they are made of): slots
+    (`slots=True`), not a dict of fields (a Task ~0.4 KB instead of ~1 KB), and pickled (the
+    build cache, spec/cache.py) as its class called with its fields, which is twice as quick to
+    load as dataclasses' own state for slots, which looks the fields up again per record."""
+
+    __slots__ = ()
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return type(self), tuple(getattr(self, name) for name in self.__slots__)
+
+
 class _Extra:
     """Records with pass-through REST properties keep them as canonical JSON (hashable)."""
 
+    __slots__ = ()
     extra_json: str
 
     @property
@@ -108,8 +123,8 @@ class Container(_Record):
         return _prune({"name": self.name, "metadata": dict(self.metadata)})
 
 
-@dataclass(frozen=True)
-class Blob(_Record):
+@dataclass(frozen=True, slots=True)
+class Blob(_Compact):
     """A local file uploaded to a container. Its identity is its name and content, not its source."""
 
     container: str
@@ -135,8 +150,8 @@ class Blob(_Record):
         return self.sha256
 
 
-@dataclass(frozen=True)
-class ResourceFile(_Record):
+@dataclass(frozen=True, slots=True)
+class ResourceFile(_Compact):
     """One of: a blob of the spec, a container of the spec (optionally a prefix), or any URL.
 
     `content` is the sha256 of what the node will download (a blob's content, or the names and
@@ -165,8 +180,8 @@ class ResourceFile(_Record):
         )
 
 
-@dataclass(frozen=True)
-class OutputFile(_Record):
+@dataclass(frozen=True, slots=True)
+class OutputFile(_Compact):
     pattern: str
     container: str
     path: str | None = None
@@ -247,8 +262,8 @@ class PoolContainers(_Record):
         }
 
 
-@dataclass(frozen=True)
-class TaskContainer(_Record):
+@dataclass(frozen=True, slots=True)
+class TaskContainer(_Compact):
     image: str
     options: str | None = None
     working_directory: str | None = None
@@ -305,8 +320,8 @@ class Pool(_Record, _Extra):
         )
 
 
-@dataclass(frozen=True)
-class Task(_Record, _Extra):
+@dataclass(frozen=True, slots=True)
+class Task(_Compact, _Extra):
     id: str
     command_line: str
     display_name: str | None = None

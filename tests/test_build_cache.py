@@ -3,6 +3,7 @@ files' digests from the cache, and anything the tasks are made from that changed
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import pickle
@@ -175,8 +176,7 @@ def test_refresh_hashes_every_file_again(spec, tmp_path):
     with entry.open("rb") as f:
         version, kept = pickle.load(f), pickle.load(f)
     path = str((spec.parent / "data" / "a.txt").resolve())
-    identity, _ = kept[path]
-    kept[path] = (identity, "0" * 64)
+    kept[path] = (*kept[path][:-1], "0" * 64)
     entry.write_bytes(pickle.dumps(version) + pickle.dumps(kept))
     assert _build(spec, home).blobs[0].sha256 == "0" * 64
     # ... unless the build is told to trust nothing remembered, which remembers anew.
@@ -256,3 +256,17 @@ def test_the_cli_keeps_its_cache_in_the_data_folder_and_validates_from_it(cli, s
     assert {p.name for p in (tmp_path / "home" / "cache").glob("*/*")} == {"files", "tasks"}
     strict = cli("validate", "--strict", str(spec), env=env)
     assert strict.returncode == 2
+
+
+def test_the_records_a_spec_has_many_of_pickle_as_their_fields_in_order(spec):
+    """_Compact records are pickled as their class called with `__slots__`' values: that holds
+    only while the slots are the fields, in order, all taken by __init__."""
+    from batchspec import model
+
+    for record in (model.Blob, model.ResourceFile, model.OutputFile, model.TaskContainer, model.Task):
+        fields = dataclasses.fields(record)
+        assert record.__slots__ == tuple(f.name for f in fields) and all(f.init for f in fields), record
+        assert not hasattr(record(*[None] * len(fields)), "__dict__")
+    state = build(spec)
+    assert pickle.loads(pickle.dumps(state.tasks)) == state.tasks
+    assert pickle.loads(pickle.dumps(state.blobs)) == state.blobs

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from batchspec.errors import PlanError
@@ -185,7 +187,7 @@ def test_a_task_without_fingerprint_is_replaced(desired):
 def test_a_changed_command_names_old_and_new(desired):
     live = _converged(desired)
     live.tasks[0]["environmentSettings"][0]["value"] = task_stamp(
-        desired.tasks[0].__class__(**{**desired.tasks[0].__dict__, "command_line": "old"}), desired.pool
+        dataclasses.replace(desired.tasks[0], command_line="old"), desired.pool
     )
     live.tasks[0]["commandLine"] = "old"
     change = diff(desired, live).of("task")[0]

@@ -173,12 +173,12 @@ class _Builder:
             digest.update(canonical_json(head).encode())
         except (TypeError, ValueError):
             return None
-        # Four fields an upload, none empty and none holding a NUL (a path cannot): joined by
-        # NULs they read back one way only.
-        uploads = (
-            f"{b.ref}\0{b.source}\0{b.size}\0{b.sha256}" for blobs in self.blobs.values() for b in blobs
-        )
-        digest.update("\0".join(uploads).encode("utf-8", "surrogateescape"))
+        # Four fields an upload, none holding a NUL (a path cannot), each ended by one: they read
+        # back one way only. A few thousand at a time (all at once: 40 MB for 100,000).
+        uploads = [b for blobs in self.blobs.values() for b in blobs]
+        for i in range(0, len(uploads), 4096):
+            chunk = "".join(f"{b.ref}\0{b.source}\0{b.size}\0{b.sha256}\0" for b in uploads[i : i + 4096])
+            digest.update(chunk.encode("utf-8", "surrogateescape"))
         templates = job["tasks"] if isinstance(job["tasks"], list) else [job["tasks"]]
         for template in templates:
             pattern = (template.get("forEach") or {}).get("files") if isinstance(template, dict) else None

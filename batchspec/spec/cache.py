@@ -31,7 +31,7 @@ from typing import Any
 from batchspec.spec.files import LocalFile, sha256_file
 
 _RACY_NS = 2_000_000_000
-_FORMAT = 1  # bumped when what an entry holds changes shape
+_FORMAT = 2  # bumped when what an entry holds changes shape
 
 
 class BuildCache:
@@ -41,8 +41,9 @@ class BuildCache:
         self.refresh = refresh  # trust nothing remembered (but remember anew)
         where = hashlib.sha256(os.path.realpath(spec_path).encode()).hexdigest()[:32]
         self.folder = Path(root) / where
-        self._hashes: dict[str, tuple[tuple[int, ...], str]] | None = None
-        self._used: dict[str, tuple[tuple[int, ...], str]] = {}
+        # path -> (*its identity (files.LocalFile), its sha256): one flat tuple, the least memory
+        self._hashes: dict[str, tuple[Any, ...]] | None = None
+        self._used: dict[str, tuple[Any, ...]] = {}
         self.tasks_key: str | None = None  # set by the build that used this cache
 
     # -- files' digests --------------------------------------------------------------------
@@ -52,19 +53,20 @@ class BuildCache:
         if self._hashes is None:
             self._hashes = self._load("files", dict, by_code=False) or {}
         known = self._hashes.get(file.path)
-        if known is not None and file.identity and known[0] == file.identity:
+        if known is not None and file.identity and known[:-1] == file.identity:
             self._used[file.path] = known
-            return known[1]
+            return known[-1]
         digest = sha256_file(file.path)
         if file.identity and time.time_ns() - max(file.identity[1], file.identity[2]) > _RACY_NS:
-            self._used[file.path] = (file.identity, digest)
+            self._used[file.path] = (*file.identity, digest)
         return digest
 
     def save_hashes(self) -> None:
-        """Keep the digests this build used (a file no longer uploaded is forgotten)."""
+        """Keep the digests this build used (a file no longer uploaded is forgotten), and let
+        go of the rest: ~50 MB for 100,000 files, which the tasks loaded next need more."""
         if self._hashes is not None and self._used != self._hashes:
             self._store("files", self._used, by_code=False)
-            self._hashes = dict(self._used)
+        self._hashes, self._used = None, {}
 
     # -- tasks --------------------------------------------------------------------------------
 
