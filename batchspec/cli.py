@@ -426,9 +426,9 @@ def _write_report(client, desired, given: str | None, console: Console, *, quiet
 
     path = html.report_path(desired, given)
     try:
-        page = html.render(status.read(client, desired, known))
+        report = status.read(client, desired, known)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(page, encoding="utf-8")
+        html.write(report, path)
     except (OSError, HttpResponseError) as exc:
         if quiet:
             raise

@@ -14,6 +14,7 @@ retry count on the last attempt's bar.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from html import escape
 from pathlib import Path
@@ -82,24 +83,35 @@ def _time(value: str | None) -> datetime | None:
 
 def render(report: dict[str, Any], now: datetime | None = None) -> str:
     """The report page of `report` (status.read's dict) as of `now`."""
+    return "".join(_page(report, now))
+
+
+def write(report: dict[str, Any], path: Path, now: datetime | None = None) -> None:
+    """The report page written to `path` as it is made: for 100,000 tasks the page is ~40 MB,
+    which a whole string, its parts and its encoding would hold three times at once."""
+    with path.open("w", encoding="utf-8") as out:
+        for part in _page(report, now):
+            out.write(part)
+
+
+def _page(report: dict[str, Any], now: datetime | None) -> Iterator[str]:
     now = now or datetime.now(timezone.utc)
     tasks, pool, job = report["tasks"], report["pool"] or {}, report["job"] or {}
     nodes = pool.get("nodeList") or []
-    parts = [
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
-        f"<title>batchspec run: {escape(report['name'])}</title><style>{_STYLE}</style></head><body>",
-        f"<h1>{escape(report['name'])}</h1>",
+    yield "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+    yield f"<title>batchspec run: {escape(report['name'])}</title><style>{_STYLE}</style></head><body>"
+    yield f"<h1>{escape(report['name'])}</h1>"
+    yield (
         f"<p class='meta'>job {escape(job.get('id', '-'))} on pool {escape(pool.get('id', '-'))}, "
-        f"as of {now.strftime('%Y-%m-%d %H:%M:%S')} UTC</p>",
-        _cards(tasks, nodes, now),
-        "<h2>Timeline</h2>",
-        _timeline(tasks, nodes, now),
-        _causes(report.get("causes") or []),
-        "<h2>Tasks</h2>",
-        _table(tasks),
-        f"<script>{_SCRIPT}</script></body></html>",
-    ]
-    return "".join(parts)
+        f"as of {now.strftime('%Y-%m-%d %H:%M:%S')} UTC</p>"
+    )
+    yield _cards(tasks, nodes, now)
+    yield "<h2>Timeline</h2>"
+    yield from _timeline(tasks, nodes, now)
+    yield _causes(report.get("causes") or [])
+    yield "<h2>Tasks</h2>"
+    yield from _table(tasks)
+    yield f"<script>{_SCRIPT}</script></body></html>"
 
 
 def _cards(tasks: list[dict], nodes: list[dict], now: datetime) -> str:
@@ -160,7 +172,7 @@ def _lanes(runs: list[dict]) -> dict[str, int]:
     return lane_of
 
 
-def _timeline(tasks: list[dict], nodes: list[dict], now: datetime) -> str:
+def _timeline(tasks: list[dict], nodes: list[dict], now: datetime) -> Iterator[str]:
     runs = _runs(tasks, now)
     spans = [(r["start"], r["end"]) for r in runs]
     spans += [
@@ -169,7 +181,8 @@ def _timeline(tasks: list[dict], nodes: list[dict], now: datetime) -> str:
         if n.get("startTask") and n["startTask"].get("startTime")
     ]
     if not spans:
-        return "<p class='meta'>No task has started yet.</p>"
+        yield "<p class='meta'>No task has started yet.</p>"
+        return
     begin = min(s for s, _ in spans)
     total = max((e - begin).total_seconds() for _, e in spans) or 1.0
     ids = [n["id"] for n in nodes]
@@ -186,7 +199,9 @@ def _timeline(tasks: list[dict], nodes: list[dict], now: datetime) -> str:
     def x(when: datetime) -> float:
         return _LABEL + (when - begin).total_seconds() / total * _WIDTH
 
-    out = [f"<text x='0' y='{top[node_id] + 14}'>{escape(node_id[-24:])}</text>" for node_id in ids]
+    height = y + 16
+    yield f"<svg id='timeline' width='{_LABEL + _WIDTH + 8}' height='{height}' xmlns='http://www.w3.org/2000/svg'>"
+    yield "".join(f"<text x='0' y='{top[node_id] + 14}'>{escape(node_id[-24:])}</text>" for node_id in ids)
     for node in nodes:
         start = node.get("startTask") or {}
         if not start.get("startTime"):
@@ -195,7 +210,7 @@ def _timeline(tasks: list[dict], nodes: list[dict], now: datetime) -> str:
         kind = "start failure" if start.get("result") == "failure" else "start"
         ended = start.get("result") or "running"
         tip = f"start task on {node['id']}: {ended}, exit code {start.get('exitCode')}"
-        out.append(_rect("start-task " + kind, x(s), top[node["id"]] + 3, x(e) - x(s), tip))
+        yield _rect("start-task " + kind, x(s), top[node["id"]] + 3, x(e) - x(s), tip)
     for run in runs:
         task, s, e = run["task"], run["start"], run["end"]
         took = f"{(e - s).total_seconds():.1f}s on {run['node']}"
@@ -214,14 +229,9 @@ def _timeline(tasks: list[dict], nodes: list[dict], now: datetime) -> str:
                 tip += f"; retried {task.get('retries', 0)}, requeued {task.get('requeues', 0)} time(s)"
             classes = f"attempt {kind}" + (" moved" if moved else "")
         y_bar = top[run["node"]] + lane_of[run["key"]] * _ROW + 3
-        out.append(_rect(classes, x(s), y_bar, x(e) - x(s), tip, task["id"]))
-    height = y + 16
-    axis = f"<text x='{_LABEL}' y='{height - 2}'>0s</text>"
-    axis += f"<text x='{_LABEL + _WIDTH - 40}' y='{height - 2}'>{_seconds(total)}</text>"
-    return (
-        f"<svg id='timeline' width='{_LABEL + _WIDTH + 8}' height='{height}' "
-        f"xmlns='http://www.w3.org/2000/svg'>{''.join(out)}{axis}</svg>"
-    )
+        yield _rect(classes, x(s), y_bar, x(e) - x(s), tip, task["id"])
+    yield f"<text x='{_LABEL}' y='{height - 2}'>0s</text>"
+    yield f"<text x='{_LABEL + _WIDTH - 40}' y='{height - 2}'>{_seconds(total)}</text></svg>"
 
 
 def _seconds(value: float) -> str:
@@ -250,7 +260,7 @@ def _causes(causes: list[dict]) -> str:
     return "<h2>What went wrong</h2><ul id='causes'>" + "".join(items) + "</ul>"
 
 
-def _table(tasks: list[dict]) -> str:
+def _table(tasks: list[dict]) -> Iterator[str]:
     head = [
         ("task", "text"),
         ("state", "text"),
@@ -259,7 +269,8 @@ def _table(tasks: list[dict]) -> str:
         ("duration (s)", "num"),
     ]
     head += [("exit code", "num"), ("retries", "num"), ("requeues", "num"), ("cause", "text")]
-    rows = []
+    ths = "".join(f"<th data-type='{kind}'>{escape(name)}</th>" for name, kind in head)
+    yield f"<table id='tasks' class='sortable'><thead><tr>{ths}</tr></thead><tbody>"
     for t in tasks:
         s, e = _time(t.get("startTime")), _time(t.get("endTime"))
         seconds = f"{(e - s).total_seconds():.1f}" if s and e else ""
@@ -270,7 +281,5 @@ def _table(tasks: list[dict]) -> str:
             f"<td class='num'>{escape(c)}</td>" if head[i][1] == "num" else f"<td>{escape(c)}</td>"
             for i, c in enumerate(cells)
         )
-        rows.append(f"<tr class='{escape(t.get('result') or '')}'>{tds}</tr>")
-    ths = "".join(f"<th data-type='{kind}'>{escape(name)}</th>" for name, kind in head)
-    body = "".join(rows)
-    return f"<table id='tasks' class='sortable'><thead><tr>{ths}</tr></thead><tbody>{body}</tbody></table>"
+        yield f"<tr class='{escape(t.get('result') or '')}'>{tds}</tr>"
+    yield "</tbody></table>"
