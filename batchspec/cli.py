@@ -15,7 +15,6 @@ from rich.console import Console
 
 from batchspec import __version__
 from batchspec.errors import BatchspecError, PreflightError, SpecErrors, UsageError
-from batchspec.model import canonical_json, sha256_text
 from batchspec.spec import schema, variables
 from batchspec.spec.build import build
 from batchspec.spec.cache import BuildCache
@@ -98,8 +97,7 @@ def _tasks(desired, cache=None):
     def digest() -> str:
         if cache is None:
             return stamps.tasks_digest(desired)
-        pool = sha256_text(canonical_json(desired.pool.to_dict()))
-        return cache.tasks_digest(pool, lambda: stamps.tasks_digest(desired))
+        return cache.tasks_digest(desired.pool, lambda: stamps.tasks_digest(desired))
 
     return digest
 

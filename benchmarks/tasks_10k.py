@@ -6,7 +6,8 @@ on the local target.
   task submission is timed from the "submitting" step to the next one (building the bodies with
   their SAS URLs included). Pool: 4 nodes x 2 slots; the apply waits for every task.
 - converged plan: `batchspec plan --detailed-exitcode` (the CLI, exit code 0 = no changes) timed
-  as a subprocess, and `diff(desired, live.state.read(...))` with a counting policy on both
+  as a subprocess, building from the build cache the apply left as the CLI's would (spec/cache.py),
+  and `diff(desired, live.state.read(...))` with a counting policy on both
   clients for the number of HTTP requests. Peak RSS of each batchspec process via os.wait4.
 - naive baseline: one `create_task` per task in a loop, each with its blob's SAS URL (as the
   tutorial client does), into a second job on the same pool. Past 10,000 tasks the loop runs on
@@ -99,21 +100,33 @@ class StepClock:
         return None
 
 
+def built(root: Path):
+    """The spec built as the CLI builds it, with the build cache in the services' data folder
+    (spec/cache.py), and its TasksDigest as the CLI makes it: (desired, digest function)."""
+    from batchspec.local import data_dir
+    from batchspec.plan import stamps
+    from batchspec.spec.build import build
+    from batchspec.spec.cache import BuildCache
+
+    cache = BuildCache(data_dir() / "cache", root / "tasks.yaml")
+    desired = build(str(root / "tasks.yaml"), {}, cache=cache)
+    return desired, lambda: cache.tasks_digest(desired.pool, lambda: stamps.tasks_digest(desired))
+
+
 def child_apply(root: Path) -> dict:
     """What `batchspec apply tasks.yaml --auto-approve` does, with a clock on its steps."""
     from batchspec.apply import Applier
     from batchspec.apply.lock import Lock
     from batchspec.live import state as live_state
-    from batchspec.plan import diff, stamps
-    from batchspec.spec.build import build
+    from batchspec.plan import diff
 
     started = time.perf_counter()
-    desired = build(str(root / "tasks.yaml"), {})
+    desired, tasks_digest = built(root)
     client, counter = c.connect(parallelism=16)
     clock = StepClock()
     try:
         with Lock(client.blob, desired.name, command="apply"):
-            live = live_state.read(client, desired, tasks_digest=lambda: stamps.tasks_digest(desired))
+            live = live_state.read(client, desired, tasks_digest=tasks_digest)
             p = diff(desired, live)
             outcome = Applier(client, desired, p, clock, parallelism=16, timeout=_WAIT_S).run()
             clock.step("done")  # closes the last step's span
@@ -135,15 +148,14 @@ def child_plan(root: Path) -> dict:
     """`diff(desired, live.state.read(...))` as `batchspec plan` calls them, with every HTTP request
     counted."""
     from batchspec.live import state as live_state
-    from batchspec.plan import diff, stamps
-    from batchspec.spec.build import build
+    from batchspec.plan import diff
 
     with c.timer() as t_build:
-        desired = build(str(root / "tasks.yaml"), {})
+        desired, tasks_digest = built(root)
     client, counter = c.connect()
     try:
         with c.timer() as t_plan:
-            live = live_state.read(client, desired, tasks_digest=lambda: stamps.tasks_digest(desired))
+            live = live_state.read(client, desired, tasks_digest=tasks_digest)
             p = diff(desired, live)
     finally:
         client.close()

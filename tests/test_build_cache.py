@@ -223,20 +223,21 @@ def test_an_entry_of_other_code_or_cut_short_is_a_miss(spec, tmp_path, expansion
 def test_the_tasks_digest_is_remembered_per_pool(spec, tmp_path):
     home = tmp_path / "cache"
     cache = BuildCache(home, spec)
-    build(spec, cache=cache)
     made: list[str] = []
 
     def compute(value: str):
         return lambda: made.append(value) or value
 
-    assert cache.tasks_digest("pool-1", compute("d1")) == "d1"
+    state = build(spec, cache=cache)
+    other_pool = dataclasses.replace(state.pool, task_slots_per_node=2)
+    assert cache.tasks_digest(state.pool, compute("d1")) == "d1"
     again = BuildCache(home, spec)
     build(spec, cache=again)
-    assert again.tasks_digest("pool-1", compute("other")) == "d1"
-    assert again.tasks_digest("pool-2", compute("d2")) == "d2"
+    assert again.tasks_digest(state.pool, compute("other")) == "d1"
+    assert again.tasks_digest(other_pool, compute("d2")) == "d2"
     assert made == ["d1", "d2"]
     # a build whose tasks could not be remembered makes its digest every time
-    assert BuildCache(home, spec).tasks_digest("pool-2", compute("d3")) == "d3"
+    assert BuildCache(home, spec).tasks_digest(other_pool, compute("d3")) == "d3"
 
 
 def test_an_unwritable_cache_only_costs_time(spec, tmp_path):

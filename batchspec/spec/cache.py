@@ -28,6 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from batchspec.model import Pool, canonical_json, sha256_text
 from batchspec.spec.files import LocalFile, sha256_file
 
 _RACY_NS = 2_000_000_000
@@ -79,11 +80,12 @@ class BuildCache:
     def put_tasks(self, key: str, value: Any) -> None:
         self._store("tasks", (key, value))
 
-    def tasks_digest(self, pool_key: str, compute: Callable[[], str]) -> str:
-        """The spec's TasksDigest for the tasks this build made and a pool of `pool_key`."""
+    def tasks_digest(self, pool: Pool, compute: Callable[[], str]) -> str:
+        """The spec's TasksDigest (`compute()`) for the tasks this build made and `pool` (a
+        task's stamp holds the pool's application packages)."""
         if self.tasks_key is None:
             return compute()
-        key = f"{self.tasks_key}:{pool_key}"
+        key = f"{self.tasks_key}:{sha256_text(canonical_json(pool.to_dict()))}"
         found = self._load("digest", tuple)
         if found is not None and found[0] == key:
             return found[1]
