@@ -409,7 +409,7 @@ def status_cmd(spec, var_pairs, target, as_json) -> None:
     finally:
         client.close()
     if as_json:
-        click.echo(json.dumps(report, indent=2, default=str))
+        click.echo(json.dumps({**report, "tasks": list(report["tasks"])}, indent=2, default=str))
     else:
         report_text.status(report, _console())
 

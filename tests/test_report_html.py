@@ -92,3 +92,33 @@ def test_each_earlier_attempt_apply_saw_is_a_bar_of_its_own_on_its_node():
     assert "attempt 1 of 3, failed and retried, 2.0s on n1" in earlier[2]
     assert earlier[1] != by_task["s"][0][1]  # side by side on n1: lanes of their own
     assert "retried 2, requeued 0 time(s)" in by_task["r"][1][2]
+
+
+def test_the_report_of_rows_made_as_they_are_read_is_the_page_of_a_list_of_them():
+    from batchspec.live.status import TaskRows
+
+    def view(task_id: str, node: str, start: str, end: str, retries: int = 0) -> dict:
+        info = {"startTime": start, "endTime": end, "exitCode": 0, "result": "success", "retryCount": retries}
+        return {"id": task_id, "state": "completed", "executionInfo": info, "nodeInfo": {"nodeId": node}}
+
+    views = [
+        view("a", "n1", "2026-12-05T10:00:01Z", "2026-12-05T10:00:05Z"),
+        view("b", "n1", "2026-12-05T10:00:06Z", "2026-12-05T10:00:08Z", retries=1),
+    ]
+    earlier = {
+        "b": [
+            {
+                "attempt": 1,
+                "node": "n1",
+                "startTime": "2026-12-05T10:00:02Z",
+                "endTime": "2026-12-05T10:00:04Z",
+            }
+        ]
+    }
+    rows = TaskRows(views, earlier)
+    assert len(rows) == 2 and rows[1]["earlier"] == earlier["b"] and [r["id"] for r in rows[:1]] == ["a"]
+    assert rows[0] == rows[0] and rows[0] is not rows[0]  # made on each look, not kept
+    now = datetime(2026, 12, 5, 10, 1, tzinfo=timezone.utc)
+    page = render(_report(rows), now=now)
+    assert page == render(_report(list(rows)), now=now)
+    assert page.count("class='attempt ") == 3 and "attempt 1 of 2, failed and retried" in page

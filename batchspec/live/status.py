@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, overload
 
 from batchspec.live import batch, logs, storage, triage
 from batchspec.model import OWNER, DesiredState, metadata
@@ -87,7 +87,7 @@ def read(target: Any, desired: DesiredState, known: dict[str, Any] | None = None
             "owned": metadata(job).get(OWNER) == desired.name,
             "preparation": [_preparation(p) for p in preparations] if has_preparation else None,
         },
-        "tasks": _with_earlier(target, desired, [_task(t) for t in tasks]),
+        "tasks": TaskRows(tasks, _earlier(target, desired, tasks)),
         "causes": [c.as_dict() for c in triage.triage(tasks, nodes, pool, preparations)],
     }
 
@@ -126,15 +126,51 @@ def _task(task: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _with_earlier(target: Any, desired: DesiredState, tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The tasks, each retried one with its earlier attempts whose logs apply kept ("earlier":
-    number, node, startTime, endTime as far as apply saw them; the service keeps only the last)."""
-    retried = [t["id"] for t in tasks if t["retries"]]
+Earlier = dict[str, list[dict[str, Any]]]  # task id -> its earlier attempts, as status shows them
+
+
+class TaskRows(Sequence[dict[str, Any]]):
+    """The tasks as status rows (`_task`), each made when it is looked at and not kept: the
+    rows of 100,000 tasks are ~70 MB, which the end of a large apply (its outcome, its report)
+    holds beside the tasks themselves. Each pass makes them again; `list()` keeps them."""
+
+    def __init__(self, tasks: list[dict[str, Any]], earlier: Earlier):
+        self._tasks = tasks
+        self._earlier = earlier
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    @overload
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[dict[str, Any]]: ...
+
+    def __getitem__(self, index: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
+        if isinstance(index, slice):
+            return [self._row(t) for t in self._tasks[index]]
+        return self._row(self._tasks[index])
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return map(self._row, self._tasks)
+
+    def _row(self, task: dict[str, Any]) -> dict[str, Any]:
+        row = _task(task)
+        if row["id"] in self._earlier:
+            row["earlier"] = self._earlier[row["id"]]
+        return row
+
+
+def _earlier(target: Any, desired: DesiredState, tasks: list[dict[str, Any]]) -> Earlier:
+    """The retried tasks' earlier attempts whose logs apply kept: number, node, startTime,
+    endTime as far as apply saw them (the service keeps only the last)."""
+    retried = [t["id"] for t in tasks if (t.get("executionInfo") or {}).get("retryCount")]
     kept = logs.kept_attempts(target, desired, retried) if retried else {}
-    for task in tasks:
-        if task["id"] in kept:
-            task["earlier"] = [{"attempt": n, **seen} for n, seen in sorted(kept[task["id"]].items())]
-    return tasks
+    return {
+        task_id: [{"attempt": n, **seen} for n, seen in sorted(attempts.items())]
+        for task_id, attempts in kept.items()
+    }
 
 
 def _node(node: dict[str, Any]) -> dict[str, Any]:

@@ -14,11 +14,11 @@ retry count on the last attempt's bar.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 from html import escape
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from batchspec.model import DesiredState
 
@@ -133,48 +133,57 @@ def _bar_class(result: str | None, state: str | None) -> str:
     return "running" if state in ("running", "preparing") else "other"
 
 
-def _runs(tasks: list[dict], now: datetime) -> list[dict]:
+class _Run(NamedTuple):
+    """An attempt the timeline draws: its task's position in the report's tasks (the row is
+    made again to draw it: the report's rows are not kept, live/status.TaskRows), attempt None
+    for the last."""
+
+    key: str
+    node: str
+    start: datetime
+    end: datetime
+    index: int
+    attempt: int | None
+
+
+def _runs(tasks: Sequence[dict], now: datetime) -> list[_Run]:
     """Every attempt that can be drawn: each task's last (where the service says it ran) and
-    the earlier ones apply saw whole (node, start and end), each {"key", "task", "node", "start",
-    "end", "attempt"}, attempt None for the last."""
+    the earlier ones apply saw whole (node, start and end)."""
     runs = []
-    for task in tasks:
+    for index, task in enumerate(tasks):
         for seen in task.get("earlier") or ():
             if seen.get("node") and seen.get("startTime") and seen.get("endTime"):
                 begin, end = _time(seen["startTime"]), _time(seen["endTime"])
-                runs.append(
-                    {"key": f"{task['id']}#{seen['attempt']}", "task": task, "node": seen["node"]}
-                    | {"start": begin, "end": max(begin, end), "attempt": seen["attempt"]}
-                )
+                key = f"{task['id']}#{seen['attempt']}"
+                runs.append(_Run(key, seen["node"], begin, max(begin, end), index, seen["attempt"]))
         if task.get("startTime") and task.get("node"):
             begin, end = _time(task["startTime"]), _time(task.get("endTime")) or now
-            runs.append({"key": task["id"], "task": task, "node": task["node"], "start": begin, "end": end})
-            runs[-1]["attempt"] = None
+            runs.append(_Run(task["id"], task["node"], begin, end, index, None))
     return runs
 
 
-def _lanes(runs: list[dict]) -> dict[str, int]:
+def _lanes(runs: list[_Run]) -> dict[str, int]:
     """A lane of its node's row for each attempt, so that tasks running side by side on one
     node (several task slots) do not hide one another: the first lane free when it starts."""
     lane_of: dict[str, int] = {}
-    by_node: dict[str, list[dict]] = {}
+    by_node: dict[str, list[_Run]] = {}
     for run in runs:
-        by_node.setdefault(run["node"], []).append(run)
+        by_node.setdefault(run.node, []).append(run)
     for placed in by_node.values():
         ends: list[datetime] = []
-        for run in sorted(placed, key=lambda r: r["start"]):
-            lane = next((i for i, busy_until in enumerate(ends) if busy_until <= run["start"]), len(ends))
+        for run in sorted(placed, key=lambda r: r.start):
+            lane = next((i for i, busy_until in enumerate(ends) if busy_until <= run.start), len(ends))
             if lane < len(ends):
-                ends[lane] = run["end"]
+                ends[lane] = run.end
             else:
-                ends.append(run["end"])
-            lane_of[run["key"]] = lane
+                ends.append(run.end)
+            lane_of[run.key] = lane
     return lane_of
 
 
-def _timeline(tasks: list[dict], nodes: list[dict], now: datetime) -> Iterator[str]:
+def _timeline(tasks: Sequence[dict], nodes: list[dict], now: datetime) -> Iterator[str]:
     runs = _runs(tasks, now)
-    spans = [(r["start"], r["end"]) for r in runs]
+    spans = [(r.start, r.end) for r in runs]
     spans += [
         (_time(n["startTask"]["startTime"]), _time(n["startTask"].get("endTime")) or now)
         for n in nodes
@@ -186,11 +195,11 @@ def _timeline(tasks: list[dict], nodes: list[dict], now: datetime) -> Iterator[s
     begin = min(s for s, _ in spans)
     total = max((e - begin).total_seconds() for _, e in spans) or 1.0
     ids = [n["id"] for n in nodes]
-    ids += sorted({r["node"] for r in runs if r["node"] not in ids})
+    ids += sorted({r.node for r in runs if r.node not in ids})
     lane_of = _lanes(runs)
     lanes = {node_id: 1 for node_id in ids}  # the start task's lane, then one per side-by-side task
     for run in runs:
-        lanes[run["node"]] = max(lanes[run["node"]], lane_of[run["key"]] + 1)
+        lanes[run.node] = max(lanes[run.node], lane_of[run.key] + 1)
     top: dict[str, int] = {}
     y = 0
     for node_id in ids:
@@ -212,10 +221,10 @@ def _timeline(tasks: list[dict], nodes: list[dict], now: datetime) -> Iterator[s
         tip = f"start task on {node['id']}: {ended}, exit code {start.get('exitCode')}"
         yield _rect("start-task " + kind, x(s), top[node["id"]] + 3, x(e) - x(s), tip)
     for run in runs:
-        task, s, e = run["task"], run["start"], run["end"]
-        took = f"{(e - s).total_seconds():.1f}s on {run['node']}"
-        if run["attempt"] is not None:  # an earlier attempt: it failed, or it would not be retried
-            tip = f"{task['id']}: attempt {run['attempt']} of {task['retries'] + 1}, failed and retried"
+        task, s, e = tasks[run.index], run.start, run.end
+        took = f"{(e - s).total_seconds():.1f}s on {run.node}"
+        if run.attempt is not None:  # an earlier attempt: it failed, or it would not be retried
+            tip = f"{task['id']}: attempt {run.attempt} of {task['retries'] + 1}, failed and retried"
             tip += f", {took}"
             classes = "attempt failure earlier"
         else:
@@ -228,7 +237,7 @@ def _timeline(tasks: list[dict], nodes: list[dict], now: datetime) -> Iterator[s
             if moved:
                 tip += f"; retried {task.get('retries', 0)}, requeued {task.get('requeues', 0)} time(s)"
             classes = f"attempt {kind}" + (" moved" if moved else "")
-        y_bar = top[run["node"]] + lane_of[run["key"]] * _ROW + 3
+        y_bar = top[run.node] + lane_of[run.key] * _ROW + 3
         yield _rect(classes, x(s), y_bar, x(e) - x(s), tip, task["id"])
     yield f"<text x='{_LABEL}' y='{height - 2}'>0s</text>"
     yield f"<text x='{_LABEL + _WIDTH - 40}' y='{height - 2}'>{_seconds(total)}</text></svg>"
