@@ -151,7 +151,7 @@ class _Builder:
     def _remembered_tasks(self, job: dict[str, Any]) -> tuple[list[Task], bool]:
         """`_tasks(job)`, taken from the cache when everything they are made from is as it was."""
         key = self._tasks_key(job) if self.cache is not None else None
-        if self.cache is None or key is None:
+        if key is None:  # no cache, or values that do not serialise
             return self._tasks(job)
         found = self.cache.tasks(key)
         if found is not None:
