@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from batchspec.apply.pool import nodes_ready, restart_split
-from batchspec.apply.results import Outcome, TaskRow, exit_code, row
+from batchspec.apply.results import Outcome, TaskRow, exit_code, row, tally
 from batchspec.errors import ApplyError
 
 
@@ -88,7 +88,32 @@ def test_a_task_row_says_where_and_how_the_task_ended():
 )
 def test_the_exit_code_of_an_apply(timed_out, results, problems, code):
     rows = [TaskRow(f"t{i}", "completed", result=r) for i, r in enumerate(results)]
-    assert exit_code(Outcome(0, rows=rows, timed_out=timed_out, problems=problems)) == code
+    failed = results.count("failure")
+    outcome = Outcome(0, rows=rows, tasks=len(rows), failed=failed, timed_out=timed_out, problems=problems)
+    assert exit_code(outcome) == code
+
+
+def test_the_summary_lists_failed_tasks_first_then_by_id_and_counts_them_all():
+    def live(result: str) -> dict:
+        info = {"result": result, "exitCode": int(result == "failure")}
+        return {"state": "completed", "executionInfo": info}
+
+    tasks = {f"t{i:03d}": live("failure" if i in (7, 70, 99) else "success") for i in range(120)}
+    del tasks["t005"]  # not there: "missing"
+    tasks["t006"] = {"state": "running", "executionInfo": {}}
+    rows, results = tally(sorted([*tasks, "t005"], reverse=True), tasks, shown=6)
+    assert [(r.id, r.state) for r in rows] == [
+        ("t007", "completed"),
+        ("t070", "completed"),
+        ("t099", "completed"),
+        ("t000", "completed"),
+        ("t001", "completed"),
+        ("t002", "completed"),
+    ]
+    assert results == {"success": 115, "failure": 3, None: 2}
+    rows, _ = tally(sorted([*tasks, "t005"]), tasks, shown=10)
+    last = [(r.id, r.state) for r in rows[-3:]]
+    assert last == [("t004", "completed"), ("t005", "missing"), ("t006", "running")]
 
 
 def test_the_wait_line_shows_the_pace_the_time_left_and_troubled_nodes():

@@ -72,7 +72,7 @@ class Applier:
         if results.wait(self):
             self.guard()
             download.download(self)
-        self.outcome.rows, tasks = results.rows(self)
+        tasks = results.summarize(self)
         pool_id = self.desired.pool.id
         live_pool = live_batch.read_pool(self.t.batch, pool_id)
         nodes = live_batch.read_nodes(self.t.batch, pool_id) if live_pool else []

@@ -8,16 +8,16 @@ from rich.console import Console
 from rich.markup import escape
 
 
-def outcome(o, console: Console, *, max_rows: int = 50) -> None:
-    """The summary of an apply: a table of tasks (failed ones first), then their errors."""
+def outcome(o, console: Console) -> None:
+    """The summary of an apply: a table of the tasks it lists (failed ones first), then the
+    errors by cause."""
     from rich.table import Table
 
-    rows = sorted(o.rows, key=lambda r: (r.result != "failure", r.id))
-    if rows:
+    if o.rows:
         table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
         for column in ("task", "state", "node", "duration", "exit code"):
             table.add_column(column, justify="right" if column in ("duration", "exit code") else "left")
-        for r in rows[:max_rows]:
+        for r in o.rows:
             style = "red" if r.result == "failure" else ("green" if r.result == "success" else None)
             table.add_row(
                 escape(r.id),
@@ -28,15 +28,13 @@ def outcome(o, console: Console, *, max_rows: int = 50) -> None:
                 style=style,
             )
         console.print(table)
-        if len(rows) > max_rows:
-            console.print(f"  ... and {len(rows) - max_rows} more task(s)")
+        if o.tasks > len(o.rows):
+            console.print(f"  ... and {o.tasks - len(o.rows)} more task(s)")
     causes([c.as_dict() for c in o.causes], console)
     for problem in o.problems:
         console.print(f"[red]error:[/] {escape(problem)}")
-    succeeded = sum(r.result == "success" for r in o.rows)
-    failed = sum(r.result == "failure" for r in o.rows)
-    other = len(o.rows) - succeeded - failed
-    parts = [f"{succeeded} succeeded", f"{failed} failed"] + ([f"{other} not complete"] if other else [])
+    other = o.tasks - o.succeeded - o.failed
+    parts = [f"{o.succeeded} succeeded", f"{o.failed} failed"] + ([f"{other} not complete"] if other else [])
     transfers = f"{o.uploaded} file(s) uploaded, {o.submitted} task(s) submitted, {o.downloaded} downloaded"
     if o.timed_out:
         console.print(f"[yellow]Timed out[/] waiting for tasks: {', '.join(parts)}. {transfers}.")
