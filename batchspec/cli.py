@@ -84,7 +84,7 @@ def _connect(name: str, **options):
 def _build(spec: str, var_pairs: tuple[str, ...] = (), *, refresh: bool = False, **options):
     """The spec's desired state, and the cache that remembers what building it read for the
     next run of the same spec (spec/cache.py): `--refresh` hashes every file again."""
-    from batchspec.local import data_dir
+    from batchspec.home import data_dir
 
     cache = BuildCache(data_dir() / "cache", spec, refresh=refresh)
     return build(spec, variables.parse_overrides(var_pairs), cache=cache, **options), cache

@@ -30,6 +30,7 @@ from pathlib import Path
 from batchspec import waiting
 from batchspec.emulator import DEV_ACCOUNT_KEY, DEV_ACCOUNT_NAME
 from batchspec.errors import LocalServiceError, UsageError
+from batchspec.home import data_dir
 
 AZURITE_ACCOUNT = "devstoreaccount1"
 # Azurite's well-known development key: public by design, accepted only by Azurite.
@@ -51,15 +52,6 @@ class LocalStatus:
 
     def to_json(self) -> dict:
         return {"running": self.running, "batch": dict(self.batch), "storage": dict(self.storage)}
-
-
-def data_dir() -> Path:
-    """$BATCHSPEC_HOME, else $XDG_DATA_HOME/batchspec, else ~/.local/share/batchspec."""
-    if os.environ.get("BATCHSPEC_HOME"):
-        return Path(os.environ["BATCHSPEC_HOME"]).expanduser()
-    xdg = os.environ.get("XDG_DATA_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".local" / "share"
-    return base / "batchspec"
 
 
 def log_paths() -> dict[str, Path]:
