@@ -74,10 +74,10 @@ def test_the_batch_sdk_still_has_the_shared_key_policy_the_local_management_clie
     assert isinstance(policy, SansIOHTTPPolicy)
 
 
-def test_the_storage_client_imports_without_aiohttp_and_gets_its_transport_back():
-    """sdk.import_storage_without_aiohttp / storage_async_ready: the signing module's probes of
-    AioHttpTransport and yarl are what import aiohttp and yarl; without them it keeps
-    None and no URL, and takes both back."""
+def test_the_storage_client_imports_without_aiohttp_and_its_probes_answer_as_the_real_ones():
+    """sdk.import_storage_without_aiohttp: the signing module's probes of AioHttpTransport and
+    yarl are what import aiohttp and yarl; without them it takes stand-ins that answer as the
+    real ones once aiohttp is loaded (an async client made later signs as it always did)."""
     import subprocess
     import sys
 
@@ -88,12 +88,17 @@ def test_the_storage_client_imports_without_aiohttp_and_gets_its_transport_back(
         "from azure.storage.blob._shared import authentication as a\n"
         "loaded = {'aiohttp', 'yarl'} & set(sys.modules)\n"
         "assert not loaded, f'azure-storage-blob imports {loaded} another way now'\n"
-        "assert hasattr(a, 'AioHttpTransport') and a.AioHttpTransport is None, 'the probe moved'\n"
-        "assert not hasattr(a, 'URL'), 'the yarl probe moved'\n"
-        "sdk.storage_async_ready()\n"
+        "assert a.AioHttpTransport is sdk._AioHttpTransportProbe, 'the probe moved'\n"
+        "from azure.core.pipeline.transport import RequestsTransport\n"
+        "assert not isinstance(RequestsTransport(), a.AioHttpTransport)\n"
+        "assert {'aiohttp', 'yarl'}.isdisjoint(sys.modules), 'the probe imported aiohttp'\n"
         "from azure.core.pipeline.transport import AioHttpTransport\n"
         "from yarl import URL\n"
-        "assert a.AioHttpTransport is AioHttpTransport and a.URL is URL\n"
+        "assert isinstance(AioHttpTransport(), a.AioHttpTransport)\n"
+        "assert a.URL('/c/d ir/\\u00fc') == URL('/c/d ir/\\u00fc')\n"
+        "src = open(a.__file__).read()\n"
+        "assert 'isinstance(request.context.transport, AioHttpTransport)' in src, 'the probe changed'\n"
+        "assert 'uri_path = URL(uri_path)' in src, 'the yarl probe changed'\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert result.returncode == 0, f"azure-storage-blob's aiohttp probe changed: {result.stderr[-800:]}"

@@ -21,7 +21,7 @@ from batchspec.spec.files import safe_local_path
 _LARGE = 8 * 1024 * 1024  # above this a blob is sent in parallel blocks
 _DOWNLOAD_THREADS = 8
 # Up to this many small blobs go through the SDK on threads: starting the event loop and its
-# async client (~40 ms with its imports) is worth it for many small blobs, not for a handful.
+# HTTP session (~40 ms with aiohttp's import) is worth it for many small blobs, not a handful.
 _FEW = 8
 
 
@@ -57,8 +57,11 @@ def upload(
 
     small = [b for b in blobs if b.size <= small_blobs.LIMIT]
     on_loop = small if len(small) > _FEW else []
+    for container in {b.container for b in on_loop}:
+        target.sas.container_write(container)  # minted here: a user-delegation key is a request
     failures = small_blobs.run(
-        target.blob_async,
+        target,
+        target.sas.container_write,
         on_loop,
         small_blobs.uploader(metadata, _content_type),
         in_flight=_in_flight(parallelism),
@@ -106,8 +109,11 @@ def download(
 
     small = [n for n in paths if sizes.get(n, small_blobs.LIMIT + 1) <= small_blobs.LIMIT]
     on_loop = small if len(small) > _FEW else []
+    if on_loop:
+        target.sas.container_read(container, listing=False)  # minted here, as for uploads
     failures = small_blobs.run(
-        target.blob_async,
+        target,
+        lambda name: target.sas.container_read(name, listing=False),
         on_loop,
         small_blobs.downloader(container, lambda name, modified: _part_file(paths[name], modified)),
         in_flight=_in_flight(parallelism),

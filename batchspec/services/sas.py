@@ -76,8 +76,8 @@ class SasIssuer:
         )
         return self._url(container, blob, token)
 
-    def container_read(self, container: str, *, expiry: datetime | None = None) -> str:
-        return self._container(container, ContainerSasPermissions(read=True, list=True), expiry)
+    def container_read(self, container: str, *, expiry: datetime | None = None, listing: bool = True) -> str:
+        return self._container(container, ContainerSasPermissions(read=True, list=listing), expiry)
 
     def container_write(self, container: str, *, expiry: datetime | None = None) -> str:
         return self._container(container, ContainerSasPermissions(create=True, write=True), expiry)

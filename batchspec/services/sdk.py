@@ -22,11 +22,6 @@ def storage_send(container_client: Any, request: Any, **kwargs: Any) -> Any:
     return container_client._client._send_request(request, **kwargs)
 
 
-async def storage_send_async(container_client: Any, request: Any, **kwargs: Any) -> Any:
-    """The asyncio twin of `storage_send`."""
-    return await container_client._client._send_request(request, **kwargs)
-
-
 def storage_policies(policies: list) -> dict[str, Any]:
     """Client options that add per-request policies to a storage client: the storage SDK takes no
     `per_retry_policies`, only this private option (benchmarks count requests with it)."""
@@ -51,31 +46,39 @@ def import_storage_without_aiohttp() -> None:
     """Import azure-storage-blob's sync client without aiohttp and yarl.
 
     Its signing module imports azure-core's AioHttpTransport (with aiohttp) and yarl's URL only
-    to recognise requests sent by an async client when it signs them: ~0.15 s,
-    much of it the two SSL contexts aiohttp makes as it loads. Without them it keeps None and no
-    URL. A command that sends no async request (plan, status, a converged apply, a handful of
-    transfers) never needs them: `storage_async_ready` puts both back before an async client is
-    made. Does nothing once any of them is loaded."""
+    to recognise requests sent by an async client when it signs them: ~0.15 s, much of it the
+    two SSL contexts aiohttp makes as it loads. The sync clients batchspec uses never need them
+    (small transfers go over aiohttp without the SDK: apply/small_blobs.py). The module gets
+    stand-ins instead that answer as the real ones would: no transport is an AioHttpTransport
+    while aiohttp's transport module is not loaded, and once it is, the check is the real one;
+    so an async client that someone makes later in the same process signs as it always did.
+    Does nothing once any of them is loaded."""
     blocked = ("aiohttp", "yarl", "azure.core.pipeline.transport._aiohttp")
     if any(name in sys.modules for name in ("azure.storage.blob", *blocked)):
         return
     for name in blocked:
         sys.modules[name] = None  # type: ignore[assignment]  # makes importing it fail at once
     try:
-        import azure.storage.blob  # noqa: F401
+        from azure.storage.blob._shared import authentication
     finally:
         for name in blocked:
             del sys.modules[name]
+    authentication.AioHttpTransport = _AioHttpTransportProbe
+    authentication.URL = _yarl_url
 
 
-def storage_async_ready() -> None:
-    """Give azure-storage-blob's signing the async transport and the URL class it checks for, if
-    its import went without them (`import_storage_without_aiohttp`): it signs the path as
-    aiohttp will send it."""
-    from azure.core.pipeline.transport import AioHttpTransport
-    from azure.storage.blob._shared import authentication
-    from yarl import URL
+class _ProbeType(type):
+    def __instancecheck__(cls, instance: Any) -> bool:
+        transport = sys.modules.get("azure.core.pipeline.transport._aiohttp")
+        return transport is not None and isinstance(instance, transport.AioHttpTransport)
 
-    if authentication.AioHttpTransport is None:
-        authentication.AioHttpTransport = AioHttpTransport
-        authentication.URL = URL
+
+class _AioHttpTransportProbe(metaclass=_ProbeType):
+    """`isinstance(x, _AioHttpTransportProbe)`: whether x is azure-core's AioHttpTransport,
+    without importing it (nothing can be one before its module is loaded)."""
+
+
+def _yarl_url(path: str) -> Any:
+    from yarl import URL  # loaded already: only an AioHttpTransport's request gets here
+
+    return URL(path)

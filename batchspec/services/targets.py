@@ -6,10 +6,9 @@ well-known development keys or from the environment; they are never printed or w
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -54,8 +53,9 @@ class _BatchRetry(RetryPolicy):
         return super().configure_retries(options)
 
 
-# Linear: storage's exponential policy waits 15 s, then grows past minutes.
-_STORAGE_RETRY = {"backoff": 0.8, "random_jitter_range": 0.4, "retry_total": 10}
+# Linear: storage's exponential policy waits 15 s, then grows past minutes. Small transfers
+# retry on the same schedule (apply/small_blobs.py).
+STORAGE_RETRY = {"backoff": 0.8, "random_jitter_range": 0.4, "retry_total": 10}
 
 _READ_SIZE = 256 * 1024  # azure-storage-blob's DATA_BLOCK_SIZE
 
@@ -115,9 +115,6 @@ class Target:
     batch: BatchClient
     blob: BlobServiceClient
     sas: SasIssuer
-    # An asyncio twin of `blob` (same account, credential, retries and policies), opened inside
-    # a running event loop: `async with target.blob_async() as service: ...`.
-    blob_async: Callable[[], contextlib.AbstractAsyncContextManager]
     batch_endpoint: str
     storage_endpoint: str
     poll: float = 5.0  # seconds between polls of long operations; the local services are quick
@@ -125,6 +122,11 @@ class Target:
     storage_auth: str = "key"
     management: Management | None = None
     no_management: str = ""  # why there is none: what to set to have it
+    # Whether the proxy variables of the environment apply (not to the local services), and the
+    # extra policies every request is shown to: small transfers bypass the SDKs' pipelines
+    # (apply/small_blobs.py) and honour both themselves.
+    trust_env: bool = True
+    policies: list = field(default_factory=list)
 
     def describe(self) -> str:
         return f"{self.name} (batch {self.batch_endpoint}, storage {self.storage_endpoint})"
@@ -286,7 +288,7 @@ def _build(
     # Storage has its own retry policy; its default first backoff (15 s) is far too slow.
     storage_options = {
         "transport": _transport(pool_size, trust_env=trust_env),
-        "retry_policy": LinearRetry(**_STORAGE_RETRY),
+        "retry_policy": LinearRetry(**STORAGE_RETRY),
         # storage clients take no per_retry_policies; these run after their retry policy too
         **sdk.storage_policies(policies),
     }
@@ -295,34 +297,6 @@ def _build(
     else:
         blob = BlobServiceClient(storage_url, credential=storage_credential, **storage_options)
 
-    @contextlib.asynccontextmanager
-    async def blob_async() -> AsyncIterator:
-        from azure.core.pipeline.transport import AioHttpTransport
-        from azure.storage.blob.aio import BlobServiceClient as AsyncBlobServiceClient
-        from azure.storage.blob.aio import LinearRetry as AsyncLinearRetry
-
-        sdk.storage_async_ready()
-        async with contextlib.AsyncExitStack() as stack:
-            options = {
-                "transport": AioHttpTransport(
-                    use_env_settings=trust_env, connection_data_block_size=_READ_SIZE
-                ),
-                "retry_policy": AsyncLinearRetry(**_STORAGE_RETRY),
-                **sdk.storage_policies(policies),
-            }
-            if connection_string:
-                client = AsyncBlobServiceClient.from_connection_string(connection_string, **options)
-            else:
-                credential = storage_credential
-                if isinstance(credential, TokenCredential):
-                    # The same chain (environment, managed identity, az login...), in its
-                    # asyncio form: an async client needs an async credential.
-                    from azure.identity.aio import DefaultAzureCredential as AsyncDefaultAzureCredential
-
-                    credential = await stack.enter_async_context(AsyncDefaultAzureCredential())
-                client = AsyncBlobServiceClient(storage_url, credential=credential, **options)
-            yield await stack.enter_async_context(client)
-
     account_key = sdk.storage_account_key(blob)
     sas = SasIssuer(blob, blob.account_name, account_key, sas_lifetime)
     return Target(
@@ -330,7 +304,8 @@ def _build(
         batch=batch,
         blob=blob,
         sas=sas,
-        blob_async=blob_async,
+        trust_env=trust_env,
+        policies=policies,
         batch_endpoint=batch_endpoint,
         storage_endpoint=blob.url.split("?")[0],
         # Services on loopback are emulators (the local target's, or ones a test points the

@@ -190,3 +190,56 @@ def test_the_fault_proxy_without_faults_passes_requests_and_answers_through_unto
         assert stats["requests"] == stats["forward"] >= 6 and stats["503"] == 0
     finally:
         proxy.stop()
+
+
+def test_small_transfers_ride_out_injected_storage_faults(tmp_path, faulty, figures, monkeypatch):
+    """Many small files go up and come down as plain requests on one event loop
+    (apply/small_blobs.py), not through the SDK's pipeline: behind the fault proxy (503s, and
+    connections dropped before and after Azurite did the request) every one arrives whole, with
+    its metadata, and what fails for good says so without the SAS it was sent with."""
+    import hashlib
+    import os
+
+    from batchspec.apply import transfer
+    from batchspec.live import storage as live_storage
+    from batchspec.model import STORAGE_OWNER, STORAGE_SHA256, Blob
+    from batchspec.services import targets
+
+    for var, value in faulty.env.items():
+        monkeypatch.setenv(var, value)
+    container = new_name()
+    faulty.blob_service().create_container(container)
+    files: dict[str, bytes] = {f"d{i % 3}/f {i}.bin": os.urandom(i * 997) for i in range(60)}
+    blobs = []
+    for name, data in files.items():
+        source = tmp_path / "up" / name
+        source.parent.mkdir(parents=True, exist_ok=True)
+        source.write_bytes(data)
+        blobs.append(Blob(container, name, str(source), len(data), hashlib.sha256(data).hexdigest()))
+    before = rs.proxy_stats(faulty.proxy)
+    target = targets.connect("azure", parallelism=4)
+    try:
+        assert transfer.upload(target, blobs, "owner-f", parallelism=4) == []
+        direct = faulty.blob_service().get_container_client(container)
+        for blob in blobs:
+            got = direct.get_blob_client(blob.name)
+            assert got.download_blob().readall() == files[blob.name], blob.name
+            metadata = got.get_blob_properties().metadata
+            assert metadata == {STORAGE_SHA256: blob.sha256, STORAGE_OWNER: "owner-f"}, blob.name
+
+        sizes = {n: b.size for n, b in live_storage.read_blobs(faulty.blob_service(), container).items()}
+        root = tmp_path / "down"
+        names = [*sizes, "gone.bin"]
+        failures = transfer.download(
+            target, container, names, root, parallelism=4, sizes=sizes | {"gone.bin": 5}
+        )
+    finally:
+        target.close()
+    assert [name for name, _ in failures] == ["gone.bin"]
+    said = str(failures[0][1])
+    assert said.startswith(f"GET {container}/gone.bin: 404") and "sig=" not in said, said
+    assert {name: (root / name).read_bytes() for name in files} == files
+    stats = rs.proxy_stats(faulty.proxy) - before
+    # The seeded faults did happen to these requests, of every kind (the fixture's seeds).
+    assert stats["503"] > 0 and stats["drop-before"] > 0 and stats["drop-after"] > 0, stats
+    figures["small_transfer_faults"] = dict(stats)
