@@ -299,7 +299,7 @@ def apply_cmd(
     else:
         desired, cache = _build(spec_or_plan, var_pairs, refresh=refresh)
     # The SDKs behind these take a third of a second to import: not for a spec refused above.
-    from batchspec.apply import SETUP_TIMEOUT, Applier, transfer
+    from batchspec.apply import SETUP_TIMEOUT, Applier, storage, transfer
     from batchspec.apply.lock import Lock
     from batchspec.live import state as live_state
 
@@ -311,9 +311,9 @@ def apply_cmd(
     reporter = progress.ConsoleReporter(console)
     try:
         with Lock(client.blob, desired.name, command="apply", wait=wait) as lock:
-            transfer.prepare(desired.blobs)  # while the live state is read
             live = live_state.read(client, desired, tasks_digest=_tasks(desired, cache), refresh=refresh)
             p = dataclasses.replace(diff(desired, live), refresh=refresh)
+            transfer.prepare(storage.uploads(desired, p))  # while the plan is shown
             if saved is not None:
                 files.check(saved, p)
             plan_text.warnings(desired.warnings, console)

@@ -1,5 +1,5 @@
-"""`transfer.prepare`: apply begins importing aiohttp in a thread while it reads the live state,
-when the spec has more small files than go through the SDK on threads; never otherwise."""
+"""`transfer.prepare`: apply begins importing aiohttp in a thread once its plan uploads more small
+files than go through the SDK on threads (never otherwise), and the exit waits for it."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ transfer.prepare([Blob('c', f'b{i}', f'/x/b{i}', 10, 'd') for i in range(count)]
 transfer.prepare([Blob('c', 'big', '/x/big', 2 * 1024 * 1024, 'd')] * 50)  # large files: no
 for thread in threading.enumerate():
     if thread.name == 'batchspec-prepare':
+        # an exit while a daemon thread imports C extensions can crash the interpreter
+        assert not thread.daemon
         thread.join()
 print('aiohttp' in sys.modules)
 """

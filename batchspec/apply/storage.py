@@ -10,8 +10,15 @@ from batchspec import waiting
 from batchspec.apply import transfer
 from batchspec.apply.common import short
 from batchspec.errors import ApplyError
-from batchspec.model import STORAGE_FINGERPRINT, STORAGE_OWNER, STORAGE_UPLOADS, Blob, uploads_digest
-from batchspec.plan import Action, Change
+from batchspec.model import (
+    STORAGE_FINGERPRINT,
+    STORAGE_OWNER,
+    STORAGE_UPLOADS,
+    Blob,
+    DesiredState,
+    uploads_digest,
+)
+from batchspec.plan import Action, Change, Plan
 
 if TYPE_CHECKING:
     from batchspec.apply.executor import Applier
@@ -115,9 +122,14 @@ def stamp_uploads(run: Applier, container: str, meta: dict[str, str], digest: st
     return meta
 
 
+def uploads(desired: DesiredState, plan: Plan) -> list[Blob]:
+    """The files the plan uploads (its blobs to create or update)."""
+    puts = {c.id for c in plan.of("blob") if c.action in (Action.CREATE, Action.UPDATE)}
+    return [b for b in desired.blobs if b.ref in puts]
+
+
 def _change_blobs(run: Applier, changes: list[Change]) -> None:
-    puts = {c.id for c in changes if c.action in (Action.CREATE, Action.UPDATE)}
-    blobs = [b for b in run.desired.blobs if b.ref in puts]
+    blobs = uploads(run.desired, run.plan)
     if blobs:
         total = sum(b.size for b in blobs)
         run.ui.step(f"uploading {len(blobs)} file(s), {total} bytes")

@@ -28,10 +28,12 @@ _FEW = 8
 
 
 def prepare(blobs: Iterable[Blob]) -> None:
-    """Begin importing what many small transfers need (aiohttp: ~0.15 s, much of it the SSL
-    contexts it makes as it loads) in a thread of its own, when the spec has more small files
-    than go on threads: apply imports it while it waits on the services for the live state,
-    not after its "uploading" line. Its failure, if any, is the later import's to tell."""
+    """Begin importing what many small transfers need (aiohttp: ~0.15-0.3 s, much of it the
+    SSL contexts it makes as it loads) in a thread of its own, when more small files are to go
+    than go on threads: apply calls it once it has its plan, and imports it while it shows the
+    plan and asks, not after its "uploading" line. Not a daemon: an interpreter that exits
+    while a thread imports C extensions can crash, so the exit waits for it. Its failure, if
+    any, is the later import's to tell."""
     if sum(1 for b in blobs if b.size <= small_blobs.LIMIT) <= _FEW or "aiohttp" in sys.modules:
         return
 
@@ -39,7 +41,7 @@ def prepare(blobs: Iterable[Blob]) -> None:
         with contextlib.suppress(Exception):
             import aiohttp  # noqa: F401
 
-    threading.Thread(target=load, name="batchspec-prepare", daemon=True).start()
+    threading.Thread(target=load, name="batchspec-prepare").start()
 
 
 def upload(
