@@ -37,8 +37,9 @@ browser:
 	      DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1; }; }; } || \
 	  echo "chromium could not be installed: the run report's browser test will be skipped"
 
-# Two pytest workers (at most four on bigger machines): each starts its own local services on
-# free ports, and the tests mostly wait on them. `make test PYTEST_ARGS=-n0` runs in one process.
+# A pytest worker more than the cores, at most four (tests/conftest.py): each starts its own local
+# services on free ports, and the tests mostly wait on them. `make test PYTEST_ARGS=-n0` runs in
+# one process.
 PYTEST_ARGS ?= -n auto --maxprocesses 4
 test: setup browser
 	$(BIN)/ruff check batchspec tests node benchmarks
