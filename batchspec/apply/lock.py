@@ -28,6 +28,7 @@ _LEASE_SECONDS = 15  # the shortest lease the service grants
 _RENEW_EVERY = 5.0
 _RETRY_RENEWAL = 1.0  # after a failed renewal
 _RENEW_TIMEOUT = 3.0  # connect and read timeout of one renewal, which is never retried in-request
+_NAMED_WITHIN = 2.0  # seconds a lease's new holder has to write its name on the lock blob
 # The lease runs from when the service took the renewal, which is after it was sent: a lease last
 # renewed by a request sent at t is held until at least t + 15 s. `check` leaves a margin for a
 # write that starts just before that.
@@ -167,15 +168,24 @@ class Lock:
                 raise
 
     def _holder(self) -> str:
-        try:
-            meta = self._blob.get_blob_properties().metadata or {}
-        except ResourceNotFoundError:
-            return "another process"
-        if not meta.get("pid"):
-            return "another process"
-        return (
-            f"{meta.get('command', 'a command')} on host {meta.get('host')} "
-            f"(pid {meta.get('pid')}) since {meta.get('since')}"
+        """Who holds the lock, as the lock blob's metadata names it. The holder names itself
+        just after it takes the lease, so a lease taken a moment ago may have no name yet: it is
+        read again for a little while before the holder is "another process"."""
+
+        def named() -> str | None:
+            try:
+                meta = self._blob.get_blob_properties().metadata or {}
+            except ResourceNotFoundError:
+                return None
+            if not meta.get("pid"):
+                return None
+            return (
+                f"{meta.get('command', 'a command')} on host {meta.get('host')} "
+                f"(pid {meta.get('pid')}) since {meta.get('since')}"
+            )
+
+        return waiting.poll(named, waiting.Deadline(_NAMED_WITHIN, "the lock holder's name"), 0.5) or (
+            "another process"
         )
 
 

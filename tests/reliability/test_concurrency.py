@@ -76,6 +76,33 @@ def test_a_lease_broken_mid_apply_stops_it_before_its_next_write(tmp_path, clean
     assert "Traceback" not in err
 
 
+def test_a_lock_taken_a_moment_ago_is_named_once_its_holder_wrote_its_name(azurite):
+    """The holder writes its name on the lock blob just after it takes the lease: an apply
+    refused in between names the holder all the same (it read "another process" once, in a
+    run of three pytest workers)."""
+    import threading
+
+    service = BlobServiceClient.from_connection_string(rs.connection_string(azurite.url))
+    name = new_name()
+    first = Lock(service, name)
+    first.acquire()  # makes the lock blob
+    first.release()
+    blob = service.get_blob_client("batchspec-locks", f"{name}.lock")
+    lease = BlobLeaseClient(blob)
+    lease.acquire(lease_duration=15)
+    blob.set_blob_metadata({}, lease=lease)  # a holder that has not named itself yet
+    holder = {"host": "elsewhere", "pid": "4242", "since": "2026-12-07T10:00:00Z", "command": "apply"}
+    later = threading.Timer(0.6, lambda: blob.set_blob_metadata(holder, lease=lease))
+    later.start()
+    try:
+        with pytest.raises(LockError) as refused:
+            Lock(service, name).acquire()
+        assert "the spec is locked by apply on host elsewhere (pid 4242)" in str(refused.value)
+    finally:
+        later.join()
+        lease.release()
+
+
 def _leased(blob) -> bool:
     try:
         return blob.get_blob_properties().lease.state == "leased"
