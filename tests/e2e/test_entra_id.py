@@ -59,7 +59,9 @@ def entra_stack(tmp_path_factory):
 
 def test_the_tutorial_runs_on_entra_id_tokens_alone(entra_stack, tmp_path, monkeypatch):
     env, tokens, batch, cert = entra_stack
-    ws = Workspace.tutorial(tmp_path / "ws", "entra", env)
+    # More inputs and outputs than go through the SDK on threads: the small transfers' own
+    # requests (apply/small_blobs.py) with user-delegation SAS, over HTTPS with the test's CA.
+    ws = Workspace.tutorial(tmp_path / "ws", "entra", env, inputs=12)
     r = ws.apply()
     assert r.returncode == 0, r.stdout + r.stderr
     ws.check_outputs()
@@ -71,7 +73,7 @@ def test_the_tutorial_runs_on_entra_id_tokens_alone(entra_stack, tmp_path, monke
         monkeypatch.setenv(name, value)
     client = BatchClient(batch.url, ManagedIdentityCredential(), connection_verify=str(cert))
     tasks = list(client.list_tasks("entra-job"))
-    assert len(tasks) == 3
+    assert len(tasks) == 12
     for task in tasks:
         (resource,) = task.resource_files
         sas = parse_qs(urlsplit(resource.http_url).query)
