@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import os
 import random
+import ssl
 import uuid
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager, asynccontextmanager
@@ -123,9 +125,10 @@ class Requests:
                     raise _error(f"{what}: {answer}", answer.status, answer.code) from None
                 wait = max(wait, answer.retry_after)
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-                if retry == RETRIES:
+                # A certificate the client does not trust stays so: not worth a retry.
+                if retry == RETRIES or isinstance(exc, aiohttp.ClientConnectorCertificateError):
                     said = (str(exc) or type(exc).__name__).replace(token, "<SAS>")
-                    raise _error(f"{what}: {said} (after {RETRIES} retries)") from None
+                    raise _error(f"{what}: {said}" + (f" (after {retry} retries)" if retry else "")) from None
             await asyncio.sleep(wait)
 
     def _show(self, method: str, url: str) -> None:
@@ -164,6 +167,14 @@ def _error(message: str, status: int | None = None, code: str | None = None) -> 
     return error
 
 
+def _trusted(trust_env: bool) -> ssl.SSLContext | bool:
+    """The certificate authorities to trust: those the SDK's own requests trust when the
+    environment counts (requests reads REQUESTS_CA_BUNDLE, then CURL_CA_BUNDLE: a proxy that
+    inspects TLS, a private CA), else the system's (and OpenSSL's SSL_CERT_FILE)."""
+    bundle = (os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")) if trust_env else None
+    return ssl.create_default_context(cafile=bundle) if bundle else True
+
+
 @asynccontextmanager
 async def _session(in_flight: int, trust_env: bool):
     import aiohttp
@@ -171,7 +182,7 @@ async def _session(in_flight: int, trust_env: bool):
     # The storage SDK's transport timeouts: 20 s to connect, 60 s between reads.
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=20, sock_read=60)
     async with aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=in_flight),
+        connector=aiohttp.TCPConnector(limit=in_flight, ssl=_trusted(trust_env)),
         timeout=timeout,
         trust_env=trust_env,  # proxies from the environment, as the SDK's clients take them
         cookie_jar=aiohttp.DummyCookieJar(),
