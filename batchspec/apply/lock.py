@@ -111,6 +111,9 @@ class Lock:
             self._renewer.join(timeout=5)
         if self._lease:
             try:
+                # The name off first: the next holder writes its own just after its lease, and
+                # one refused meanwhile would name this process otherwise.
+                self._blob.set_blob_metadata({}, lease=self._lease)
                 self._lease.release()
             except HttpResponseError:
                 pass  # expired or broken meanwhile: nothing to release

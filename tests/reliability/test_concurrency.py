@@ -77,9 +77,9 @@ def test_a_lease_broken_mid_apply_stops_it_before_its_next_write(tmp_path, clean
 
 
 def test_a_lock_taken_a_moment_ago_is_named_once_its_holder_wrote_its_name(azurite):
-    """The holder writes its name on the lock blob just after it takes the lease: an apply
-    refused in between names the holder all the same (it read "another process" once, in a
-    run of three pytest workers)."""
+    """The holder writes its name on the lock blob just after it takes the lease (and takes it
+    off before it lets go): an apply refused in between names the holder all the same (it read
+    "another process" once, in a run of three pytest workers), never the one before."""
     import threading
 
     service = BlobServiceClient.from_connection_string(rs.connection_string(azurite.url))
@@ -88,9 +88,9 @@ def test_a_lock_taken_a_moment_ago_is_named_once_its_holder_wrote_its_name(azuri
     first.acquire()  # makes the lock blob
     first.release()
     blob = service.get_blob_client("batchspec-locks", f"{name}.lock")
+    assert blob.get_blob_properties().metadata == {}  # a released lock names nobody
     lease = BlobLeaseClient(blob)
-    lease.acquire(lease_duration=15)
-    blob.set_blob_metadata({}, lease=lease)  # a holder that has not named itself yet
+    lease.acquire(lease_duration=15)  # a holder that has not named itself yet
     holder = {"host": "elsewhere", "pid": "4242", "since": "2026-12-07T10:00:00Z", "command": "apply"}
     later = threading.Timer(0.6, lambda: blob.set_blob_metadata(holder, lease=lease))
     later.start()
