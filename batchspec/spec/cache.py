@@ -28,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from batchspec.model import Pool, canonical_json, sha256_text
+from batchspec.model import Pool
 from batchspec.spec.files import LocalFile, sha256_file
 
 _RACY_NS = 2_000_000_000
@@ -85,7 +85,7 @@ class BuildCache:
         task's stamp holds the pool's application packages)."""
         if self.tasks_key is None:
             return compute()
-        key = f"{self.tasks_key}:{sha256_text(canonical_json(pool.to_dict()))}"
+        key = f"{self.tasks_key}:{pool.fingerprint()}"
         found = self._load("digest", tuple)
         if found is not None and found[0] == key:
             return found[1]
