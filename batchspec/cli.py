@@ -313,7 +313,7 @@ def apply_cmd(
         with Lock(client.blob, desired.name, command="apply", wait=wait) as lock:
             live = live_state.read(client, desired, tasks_digest=_tasks(desired, cache), refresh=refresh)
             p = dataclasses.replace(diff(desired, live), refresh=refresh)
-            transfer.prepare(storage.uploads(desired, p))  # while the plan is shown
+            transfer.prepare(storage.uploads(desired, p.of("blob")))  # while the plan is shown
             if saved is not None:
                 files.check(saved, p)
             plan_text.warnings(desired.warnings, console)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
@@ -18,7 +19,7 @@ from batchspec.model import (
     DesiredState,
     uploads_digest,
 )
-from batchspec.plan import Action, Change, Plan
+from batchspec.plan import Action, Change
 
 if TYPE_CHECKING:
     from batchspec.apply.executor import Applier
@@ -122,14 +123,15 @@ def stamp_uploads(run: Applier, container: str, meta: dict[str, str], digest: st
     return meta
 
 
-def uploads(desired: DesiredState, plan: Plan) -> list[Blob]:
-    """The files the plan uploads (its blobs to create or update)."""
-    puts = {c.id for c in plan.of("blob") if c.action in (Action.CREATE, Action.UPDATE)}
-    return [b for b in desired.blobs if b.ref in puts]
+def uploads(desired: DesiredState, changes: Iterable[Change]) -> list[Blob]:
+    """The files a plan's blob changes upload (those to create or update); none to look for in
+    a converged plan, whatever the spec's size."""
+    puts = {c.id for c in changes if c.action in (Action.CREATE, Action.UPDATE)}
+    return [b for b in desired.blobs if b.ref in puts] if puts else []
 
 
 def _change_blobs(run: Applier, changes: list[Change]) -> None:
-    blobs = uploads(run.desired, run.plan)
+    blobs = uploads(run.desired, changes)
     if blobs:
         total = sum(b.size for b in blobs)
         run.ui.step(f"uploading {len(blobs)} file(s), {total} bytes")
