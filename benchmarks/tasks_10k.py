@@ -101,16 +101,12 @@ class StepClock:
 
 
 def built(root: Path):
-    """The spec built as the CLI builds it, with the build cache in the services' data folder
+    """The spec built by the CLI's own steps, with the build cache in the services' data folder
     (spec/cache.py), and its TasksDigest as the CLI makes it: (desired, digest function)."""
-    from batchspec.local import data_dir
-    from batchspec.plan import stamps
-    from batchspec.spec.build import build
-    from batchspec.spec.cache import BuildCache
+    from batchspec import cli
 
-    cache = BuildCache(data_dir() / "cache", root / "tasks.yaml")
-    desired = build(str(root / "tasks.yaml"), {}, cache=cache)
-    return desired, lambda: cache.tasks_digest(desired.pool, lambda: stamps.tasks_digest(desired))
+    desired, cache = cli._build(str(root / "tasks.yaml"))
+    return desired, cli._tasks(desired, cache)
 
 
 def child_apply(root: Path) -> dict:
